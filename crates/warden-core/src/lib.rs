@@ -1,0 +1,2 @@
+//! Warden's pure decision core.
+pub mod detect;
