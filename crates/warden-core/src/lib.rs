@@ -1,2 +1,28 @@
 //! Warden's pure decision core.
+//!
+//! Everything that decides lives here, and nothing here does I/O, spawns tasks or reads a clock:
+//! time is an argument, files arrive through [`config::Sources`], and session state is plain
+//! data behind [`session::SessionStore`]. The gateway, the HTTP server and the store build on
+//! these types without changing them.
+//!
+//! The flow of one call is [`engine::Engine::decide`] → (log the [`model::Decision`]) →
+//! [`engine::Engine::commit`] → forward the [`engine::Permitted`] call → [`engine::Engine::absorb`]
+//! the output.
+
+pub mod catalog;
+pub mod config;
 pub mod detect;
+pub mod directory;
+pub mod engine;
+pub mod error;
+pub mod mission;
+pub mod model;
+pub mod pattern;
+pub mod policy;
+pub mod policytest;
+pub mod session;
+pub mod trace;
+
+pub use config::{Config, Sources};
+pub use engine::{Breakers, Call, Decided, Engine, Permitted};
+pub use model::{Decision, Effect, Outcome};

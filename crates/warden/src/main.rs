@@ -1,1 +1,44 @@
-fn main() {}
+//! `warden`: the one binary. A thin layer over the libraries: it reads files, owns the clock,
+//! prints, and maps outcomes to exit codes (0 ok, 1 a check failed, 2 bad input).
+
+mod fs;
+mod policy_cmd;
+mod replay_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Warden: a runtime authorization firewall for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decide every call of one or more traces, as the gateway would.
+    Replay(replay_cmd::ReplayArgs),
+    /// Validate and test policies.
+    Policy {
+        #[command(subcommand)]
+        command: policy_cmd::PolicyCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(a) => replay_cmd::run(a),
+        Command::Policy { command } => policy_cmd::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,8 +1,59 @@
 //! Content detectors: secrets, PII, privileged advice and encoded payloads.
 //!
-//! (Stub API; the implementation replaces this file.)
+//! [`Detectors::scan`] looks at one text and returns the labels it carries
+//! ([`LABEL_SECRET`], [`LABEL_PII`], [`LABEL_PRIVILEGED_ADVICE`]) with redacted findings.
+//!
+//! # How a scan works
+//!
+//! * **Secrets**: one regex made only of literal-prefixed token shapes (PEM headers,
+//!   `AKIA…`, `ghp_…`, `xoxb-…`, `sk_live_…`, `AIza…`, JWTs, bearer tokens …), so the
+//!   regex engine skips ordinary text with a SIMD literal prefilter; connection strings
+//!   with a password (`scheme://user:pass@host`); and `KEY=value` / `"key": "value"`
+//!   lines whose key names a secret (`*_TOKEN`, `password`, `apiKey`, …) with a
+//!   non-trivial, non-placeholder value (AWS secret keys are recognised there too).
+//! * **PII**: e-mail addresses, phone numbers (international `+CC …` and US formats),
+//!   US SSNs (invalid ranges excluded), card numbers (issuer prefix, length and Luhn
+//!   checked) and IBANs (country length and mod-97 checked).
+//! * **Privileged advice**: a cheap keyword pass finds verbs such as *grant*, *add*,
+//!   *make*, *share*, *disable*, *chmod*; only there is a phrase-level pattern tried
+//!   (e.g. "grant all-employees read access", "make the bucket public",
+//!   "chmod -R o+rwx", "disable MFA"), and a negation just before it ("don't",
+//!   "never", "avoid") cancels it.
+//! * **Encoded payloads**: runs of ≥ 24 base64 (standard or URL-safe) characters and
+//!   of ≥ 32 hex digits are decoded; when the result is text it is scanned again, up
+//!   to [`ScanLimits::max_decode_depth`] layers, and findings inside carry the
+//!   `encoding`.
+//!
+//! # Bounds
+//!
+//! All regexes are linear-time. A scan reads at most [`ScanLimits::max_bytes`] of its
+//! input, and decoded payloads are charged to the same byte budget, so the total
+//! work is bounded by a small multiple of `max_bytes`. Whatever is not scanned (the
+//! tail past the limit, a payload over the budget or past the decode depth) sets
+//! [`Scan::truncated`], which callers treat as "carries the most sensitive label".
+//! If the detectors could not be built, every scan is `truncated` (fail closed).
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+mod advice;
+mod encoded;
+mod pii;
+mod secrets;
+mod text;
+
+#[cfg(test)]
+mod tests;
+
+/// Label of credentials and keys.
+pub const LABEL_SECRET: &str = "secret";
+/// Label of personal data (e-mail, phone, SSN, card number, IBAN).
+pub const LABEL_PII: &str = "pii";
+/// Label of text that tells its reader to widen access.
+pub const LABEL_PRIVILEGED_ADVICE: &str = "privileged-advice";
+
+/// The labels the detectors can produce, in no particular order.
+pub const ALL_LABELS: [&str; 3] = [LABEL_SECRET, LABEL_PII, LABEL_PRIVILEGED_ADVICE];
 
 /// Bounds on the work one scan may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +96,9 @@ pub struct Scan {
     pub findings: Vec<Finding>,
     /// True when some of the text was not scanned (over `max_bytes` or decode depth).
     pub truncated: bool,
+    /// True when [`Detectors::scan_bytes`] judged the input binary (not UTF-8, or holding
+    /// control bytes); only its printable runs were scanned. Always false for [`Detectors::scan`].
+    pub binary: bool,
 }
 
 /// Compiled detectors, built once and shared.
@@ -53,9 +107,36 @@ pub struct Detectors {
     limits: ScanLimits,
 }
 
+impl Default for Detectors {
+    fn default() -> Self {
+        Self::new(ScanLimits::default())
+    }
+}
+
+/// The compiled regexes, shared by every [`Detectors`] of the process.
+#[derive(Debug)]
+struct Compiled {
+    secrets: secrets::Secrets,
+    pii: pii::Pii,
+    advice: advice::Advice,
+}
+
+impl Compiled {
+    fn build() -> Option<Self> {
+        Some(Self {
+            secrets: secrets::Secrets::build().ok()?,
+            pii: pii::Pii::build().ok()?,
+            advice: advice::Advice::build().ok()?,
+        })
+    }
+}
+
+static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(Compiled::build);
+
 impl Detectors {
     /// Build the detectors with the given limits.
     pub fn new(limits: ScanLimits) -> Self {
+        LazyLock::force(&COMPILED);
         Self { limits }
     }
 
@@ -64,9 +145,140 @@ impl Detectors {
         &self.limits
     }
 
+    /// True when the detectors compiled; when false every scan is `truncated` (fail closed).
+    pub fn is_operational(&self) -> bool {
+        COMPILED.is_some()
+    }
+
     /// Scan one text.
     pub fn scan(&self, text: &str) -> Scan {
-        let _ = text;
-        Scan::default()
+        let bytes = text.as_bytes();
+        let (head, truncated) = self.head(bytes);
+        self.run(head, truncated)
     }
+
+    /// Scan raw bytes that may not be UTF-8 text.
+    ///
+    /// Text (valid UTF-8 without control bytes other than whitespace and ESC) is scanned
+    /// exactly as [`Detectors::scan`] would. Anything else is marked [`Scan::binary`] and
+    /// only its printable ASCII runs of 4 bytes or more are scanned; offsets still
+    /// point into `bytes`.
+    pub fn scan_bytes(&self, bytes: &[u8]) -> Scan {
+        let (head, truncated) = self.head(bytes);
+        if !looks_binary(head) {
+            return self.run(head, truncated);
+        }
+        let cleaned = printable_runs(head);
+        let mut scan = self.run(&cleaned, truncated);
+        scan.binary = true;
+        scan
+    }
+
+    /// The first `max_bytes` of `bytes`, and whether anything was cut.
+    fn head<'b>(&self, bytes: &'b [u8]) -> (&'b [u8], bool) {
+        match bytes.get(..self.limits.max_bytes) {
+            Some(head) if bytes.len() > self.limits.max_bytes => (head, true),
+            _ => (bytes, false),
+        }
+    }
+
+    fn run(&self, head: &[u8], truncated: bool) -> Scan {
+        let Some(compiled) = COMPILED.as_ref() else {
+            return Scan { truncated: true, ..Scan::default() };
+        };
+        let mut ctx = Ctx {
+            limits: &self.limits,
+            re: compiled,
+            out: Scan { truncated, ..Scan::default() },
+            budget: self.limits.max_bytes.saturating_sub(head.len()),
+        };
+        ctx.scan_layer(head, 0, None);
+        ctx.out
+    }
+}
+
+/// The state of one scan: what was found so far and the remaining byte budget.
+struct Ctx<'a> {
+    limits: &'a ScanLimits,
+    re: &'a Compiled,
+    out: Scan,
+    /// Bytes that decoded payloads may still add to the scan.
+    budget: usize,
+}
+
+impl Ctx<'_> {
+    /// Run every detector over one layer (the input, or a decoded payload).
+    fn scan_layer(&mut self, hay: &[u8], depth: u8, encoding: Option<&'static str>) {
+        let re = self.re;
+        re.secrets.scan(hay, encoding, self);
+        re.advice.scan(hay, encoding, self);
+        re.pii.scan(hay, encoding, self);
+        if !self.saturated() {
+            encoded::scan(hay, depth, self);
+        }
+    }
+
+    /// Whether a finding with `label` could still change the result.
+    fn wants(&self, label: &str) -> bool {
+        self.out.findings.len() < self.limits.max_findings || !self.out.labels.contains(label)
+    }
+
+    /// True when no finding can change the result any more.
+    fn saturated(&self) -> bool {
+        ALL_LABELS.iter().all(|l| !self.wants(l))
+    }
+
+    /// Record a finding; the excerpt is only built when the finding is kept.
+    fn report(
+        &mut self,
+        detector: &str,
+        label: &str,
+        offset: usize,
+        encoding: Option<&'static str>,
+        excerpt: impl FnOnce() -> String,
+    ) {
+        if !self.out.labels.contains(label) {
+            self.out.labels.insert(label.to_owned());
+        }
+        if self.out.findings.len() < self.limits.max_findings {
+            self.out.findings.push(Finding {
+                detector: detector.to_owned(),
+                label: label.to_owned(),
+                offset,
+                encoding: encoding.map(str::to_owned),
+                excerpt: excerpt(),
+            });
+        }
+    }
+}
+
+/// Not UTF-8, or holding control bytes other than whitespace and ESC.
+fn looks_binary(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| matches!(b, 0x00..=0x08 | 0x0e..=0x1a | 0x1c..=0x1f | 0x7f))
+        || std::str::from_utf8(bytes).is_err()
+}
+
+/// A copy of `bytes` where everything outside printable ASCII runs of at least 4 bytes
+/// is replaced by `\n`, so matches cannot span binary junk and offsets are kept.
+fn printable_runs(bytes: &[u8]) -> Vec<u8> {
+    const MIN_RUN: usize = 4;
+    let printable = |b: u8| b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let mut out = bytes.to_vec();
+    let mut start = 0;
+    for end in 0..=out.len() {
+        if out.get(end).is_some_and(|&b| printable(b)) {
+            continue;
+        }
+        // `start..end` is a printable run; `end` (if any) is a junk byte.
+        if end - start < MIN_RUN {
+            if let Some(run) = out.get_mut(start..end) {
+                run.fill(b'\n');
+            }
+        }
+        if let Some(b) = out.get_mut(end) {
+            *b = b'\n';
+        }
+        start = end + 1;
+    }
+    out
 }

@@ -1,0 +1,599 @@
+//! The tool catalog: for each upstream tool, what it does and how to read its arguments.
+//!
+//! A call to a tool the catalog does not know is denied. For a known tool the catalog says its
+//! [`Effect`], how to find the resource and the audience in its arguments, which labels the data
+//! it touches carries, whether its output is trusted, and whether it acts under a person's name.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use globset::{Glob, GlobMatcher};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::directory::{Audience, Directory, CHANNEL_LABEL_PREFIX};
+use crate::error::{locate_toml, Issues};
+use crate::model::Effect;
+
+/// The integrity label carried by content that people outside the principal could have written.
+pub const UNTRUSTED: &str = "untrusted";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    #[serde(default)]
+    tools: BTreeMap<String, RawTool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTool {
+    effect: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    required: Vec<String>,
+    resource: RawResource,
+    #[serde(default)]
+    audience: Option<RawAudience>,
+    #[serde(default)]
+    labels: Vec<RawLabelRule>,
+    #[serde(default)]
+    default_labels: Vec<String>,
+    #[serde(default)]
+    output: Option<String>,
+    #[serde(default)]
+    acts_as: Option<String>,
+    #[serde(default)]
+    directs: Vec<String>,
+    #[serde(default)]
+    records: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(default)]
+    arg: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudience {
+    kind: String,
+    #[serde(default)]
+    arg: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabelRule {
+    arg: String,
+    #[serde(default)]
+    equals: Vec<String>,
+    #[serde(default)]
+    glob: Vec<String>,
+    #[serde(default)]
+    contains_any: Vec<String>,
+    #[serde(default)]
+    channel_readers: bool,
+    #[serde(default)]
+    add: Vec<String>,
+}
+
+/// How a tool's output is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Integrity {
+    /// Written only by the organisation's systems.
+    Trusted,
+    /// Anyone outside the principal could have written it.
+    Untrusted,
+}
+
+/// How to count the records a read returns (for record budgets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordCount {
+    /// Do not count.
+    None,
+    /// One record per non-empty line of text output.
+    Lines,
+    /// Length of a JSON array (or of the first array field of a JSON object).
+    JsonArray,
+}
+
+/// Where the audience of a call is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudienceRule {
+    /// The readers of the channel named by an argument.
+    Channel(String),
+    /// The one user named by an argument.
+    User(String),
+    /// Email recipients named by an argument (a string or a list).
+    Email(String),
+    /// A fixed group.
+    FixedGroup(String),
+    /// The group named by an argument.
+    GroupArg(String),
+}
+
+#[derive(Debug, Clone)]
+enum Match {
+    Equals(Vec<String>),
+    Glob(Vec<GlobMatcher>),
+    ContainsAny(Vec<String>),
+    Any,
+}
+
+#[derive(Debug, Clone)]
+struct LabelRule {
+    arg: String,
+    matcher: Match,
+    channel_readers: bool,
+    add: Vec<String>,
+}
+
+/// What the catalog knows about one tool.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    /// `server.tool`.
+    pub name: String,
+    /// The upstream server name.
+    pub server: String,
+    /// The tool name on the upstream server.
+    pub tool: String,
+    /// What the tool does.
+    pub effect: Effect,
+    /// A human description.
+    pub description: Option<String>,
+    /// Arguments that must be present.
+    pub required: Vec<String>,
+    resource_type: String,
+    resource_arg: Option<String>,
+    resource_id: Option<String>,
+    resource_prefix: String,
+    /// Where the audience is found, for calls that reach people.
+    pub audience: Option<AudienceRule>,
+    labels: Vec<LabelRule>,
+    default_labels: Vec<String>,
+    /// Integrity of the tool's output.
+    pub output: Integrity,
+    /// The argument that names the person the call acts as.
+    pub acts_as: Option<String>,
+    /// Arguments that direct the action (recipients, URLs, paths …).
+    pub directs: Vec<String>,
+    /// How to count records in the output.
+    pub records: RecordCount,
+}
+
+/// A call resolved through the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The resource's Cedar entity type.
+    pub resource_type: String,
+    /// The resource's id.
+    pub resource_id: String,
+    /// Labels of the data the call touches.
+    pub labels: BTreeSet<String>,
+    /// Who the call reaches, for calls with an audience.
+    pub audience: Option<Audience>,
+    /// The person the call acts as, if any.
+    pub acts_as: Option<String>,
+    /// `(argument, value)` pairs that direct the action.
+    pub directing: Vec<(String, String)>,
+}
+
+/// Why a call could not be resolved. Every variant denies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The catalog does not know the tool.
+    #[error("unknown tool `{0}`: the catalog does not describe it, so it is denied")]
+    UnknownTool(String),
+    /// Arguments are not a JSON object.
+    #[error("the arguments of `{0}` must be a JSON object")]
+    NotAnObject(String),
+    /// A required argument is missing.
+    #[error("`{tool}` needs the argument `{arg}`")]
+    Missing {
+        /// The tool.
+        tool: String,
+        /// The argument.
+        arg: String,
+    },
+    /// An argument has the wrong type.
+    #[error("argument `{arg}` of `{tool}` must be {want}")]
+    BadType {
+        /// The tool.
+        tool: String,
+        /// The argument.
+        arg: String,
+        /// What it must be.
+        want: &'static str,
+    },
+    /// The audience names something the directory does not know.
+    #[error("`{tool}` would reach `{what}`, which the directory does not know")]
+    UnknownAudience {
+        /// The tool.
+        tool: String,
+        /// The unknown channel, user or group.
+        what: String,
+    },
+}
+
+/// The tool catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tools: BTreeMap<String, ToolSpec>,
+}
+
+/// Resource entity types a catalog may name; they are declared in Warden's Cedar schema.
+pub const RESOURCE_TYPES: &[&str] = &["Channel", "Dataset", "File", "User", "Url", "Mailbox", "Resource"];
+
+impl Catalog {
+    /// Parse a catalog file. Problems go to `issues`; tools with problems are left out.
+    pub fn parse(file: &str, text: &str, known_labels: &BTreeSet<String>, issues: &mut Issues) -> Catalog {
+        let raw: RawCatalog = match toml::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.span().map(|s| crate::error::line_of(text, s.start));
+                issues.push(file, line, e.message().to_string());
+                return Catalog::default();
+            }
+        };
+        let mut tools = BTreeMap::new();
+        for (name, t) in raw.tools {
+            let before = issues.0.len();
+            let mut err = |key: Option<&str>, msg: String| {
+                issues.push(file, locate_toml(text, &["tools", &name], key), format!("tool `{name}`: {msg}"));
+            };
+            let Some((server, tool)) = name.split_once('.') else {
+                err(None, "name must be `server.tool`".into());
+                continue;
+            };
+            let effect = Effect::parse(&t.effect);
+            if effect.is_none() {
+                err(
+                    Some("effect"),
+                    format!(
+                        "unknown effect `{}`; use one of read, write, publish, delete, execute, egress, admin",
+                        t.effect
+                    ),
+                );
+            }
+            if !RESOURCE_TYPES.contains(&t.resource.ty.as_str()) {
+                err(
+                    Some("resource"),
+                    format!("unknown resource type `{}`; use one of {}", t.resource.ty, RESOURCE_TYPES.join(", ")),
+                );
+            }
+            if t.resource.arg.is_none() == t.resource.id.is_none() {
+                err(Some("resource"), "resource needs exactly one of `arg` or `id`".into());
+            }
+            let audience = match &t.audience {
+                None => None,
+                Some(a) => {
+                    let arg = a.arg.clone();
+                    let r = match (a.kind.as_str(), arg, a.group.clone()) {
+                        ("channel", Some(x), None) => Some(AudienceRule::Channel(x)),
+                        ("user", Some(x), None) => Some(AudienceRule::User(x)),
+                        ("email", Some(x), None) => Some(AudienceRule::Email(x)),
+                        ("group", None, Some(g)) => Some(AudienceRule::FixedGroup(g)),
+                        ("group", Some(x), None) => Some(AudienceRule::GroupArg(x)),
+                        _ => None,
+                    };
+                    if r.is_none() {
+                        err(
+                            Some("audience"),
+                            format!(
+                                "audience kind `{}` needs `arg` (channel, user, email, group) or `group` (group)",
+                                a.kind
+                            ),
+                        );
+                    }
+                    r
+                }
+            };
+            let output = match t.output.as_deref() {
+                None | Some("trusted") => Integrity::Trusted,
+                Some("untrusted") => Integrity::Untrusted,
+                Some(o) => {
+                    err(Some("output"), format!("output must be `trusted` or `untrusted`, not `{o}`"));
+                    Integrity::Trusted
+                }
+            };
+            let records = match t.records.as_deref() {
+                None | Some("none") => RecordCount::None,
+                Some("lines") => RecordCount::Lines,
+                Some("json-array") => RecordCount::JsonArray,
+                Some(o) => {
+                    err(Some("records"), format!("records must be `none`, `lines` or `json-array`, not `{o}`"));
+                    RecordCount::None
+                }
+            };
+            let mut labels = Vec::new();
+            for r in &t.labels {
+                for l in &r.add {
+                    if !known_labels.contains(l) {
+                        err(Some("labels"), format!("label rule adds unknown label `{l}`"));
+                    }
+                }
+                let n = [!r.equals.is_empty(), !r.glob.is_empty(), !r.contains_any.is_empty()]
+                    .iter()
+                    .filter(|b| **b)
+                    .count();
+                if n > 1 {
+                    err(Some("labels"), "a label rule takes one of `equals`, `glob`, `contains_any`".into());
+                }
+                let matcher = if !r.equals.is_empty() {
+                    Match::Equals(r.equals.clone())
+                } else if !r.contains_any.is_empty() {
+                    Match::ContainsAny(r.contains_any.clone())
+                } else if !r.glob.is_empty() {
+                    let mut gs = Vec::new();
+                    for g in &r.glob {
+                        match Glob::new(g) {
+                            Ok(g) => gs.push(g.compile_matcher()),
+                            Err(e) => err(Some("labels"), format!("invalid glob `{g}`: {e}")),
+                        }
+                    }
+                    Match::Glob(gs)
+                } else {
+                    Match::Any
+                };
+                labels.push(LabelRule {
+                    arg: r.arg.clone(),
+                    matcher,
+                    channel_readers: r.channel_readers,
+                    add: r.add.clone(),
+                });
+            }
+            for l in &t.default_labels {
+                if !known_labels.contains(l) {
+                    err(Some("default_labels"), format!("unknown label `{l}`"));
+                }
+            }
+            if issues.0.len() > before {
+                continue;
+            }
+            let Some(effect) = effect else { continue };
+            tools.insert(
+                name.clone(),
+                ToolSpec {
+                    name: name.clone(),
+                    server: server.to_string(),
+                    tool: tool.to_string(),
+                    effect,
+                    description: t.description,
+                    required: t.required,
+                    resource_type: t.resource.ty,
+                    resource_arg: t.resource.arg,
+                    resource_id: t.resource.id,
+                    resource_prefix: t.resource.prefix.unwrap_or_default(),
+                    audience,
+                    labels,
+                    default_labels: t.default_labels,
+                    output,
+                    acts_as: t.acts_as,
+                    directs: t.directs,
+                    records,
+                },
+            );
+        }
+        Catalog { tools }
+    }
+
+    /// Look up a tool by `server.tool`.
+    pub fn get(&self, name: &str) -> Option<&ToolSpec> {
+        self.tools.get(name)
+    }
+
+    /// Every tool.
+    pub fn tools(&self) -> impl Iterator<Item = &ToolSpec> {
+        self.tools.values()
+    }
+
+    /// Server names in the catalog.
+    pub fn servers(&self) -> BTreeSet<&str> {
+        self.tools.values().map(|t| t.server.as_str()).collect()
+    }
+}
+
+/// The string values of an argument: a string, the strings of a list, or a scalar's text.
+pub fn arg_values(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => {
+            if s.contains(',') {
+                s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()
+            } else {
+                vec![s.clone()]
+            }
+        }
+        Value::Array(a) => a.iter().flat_map(arg_values).collect(),
+        Value::Number(n) => vec![n.to_string()],
+        Value::Bool(b) => vec![b.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+fn arg_string(spec: &ToolSpec, args: &serde_json::Map<String, Value>, arg: &str) -> Result<String, ResolveError> {
+    match args.get(arg) {
+        None | Some(Value::Null) => Err(ResolveError::Missing {
+            tool: spec.name.clone(),
+            arg: arg.to_string(),
+        }),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v @ Value::Array(_)) => {
+            let vs = arg_values(v);
+            if vs.is_empty() {
+                Err(ResolveError::BadType {
+                    tool: spec.name.clone(),
+                    arg: arg.to_string(),
+                    want: "a string or a list of strings",
+                })
+            } else {
+                Ok(vs.join(","))
+            }
+        }
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(_) => Err(ResolveError::BadType {
+            tool: spec.name.clone(),
+            arg: arg.to_string(),
+            want: "a string",
+        }),
+    }
+}
+
+impl ToolSpec {
+    /// Resolve a call's arguments: resource, labels, audience, act-as, directing arguments.
+    pub fn resolve(&self, args: &Value, dir: &Directory) -> Result<Resolved, ResolveError> {
+        let Value::Object(map) = args else {
+            return Err(ResolveError::NotAnObject(self.name.clone()));
+        };
+        for r in &self.required {
+            if map.get(r).is_none_or(Value::is_null) {
+                return Err(ResolveError::Missing {
+                    tool: self.name.clone(),
+                    arg: r.clone(),
+                });
+            }
+        }
+        let resource_id = match (&self.resource_arg, &self.resource_id) {
+            (Some(a), _) => format!("{}{}", self.resource_prefix, arg_string(self, map, a)?),
+            (None, Some(id)) => id.clone(),
+            (None, None) => String::new(),
+        };
+        let mut labels = BTreeSet::new();
+        let mut matched = false;
+        for rule in &self.labels {
+            let Some(v) = map.get(&rule.arg) else { continue };
+            let values = arg_values(v);
+            let hit = match &rule.matcher {
+                Match::Any => !values.is_empty(),
+                Match::Equals(set) => values.iter().any(|x| set.contains(x)),
+                Match::ContainsAny(set) => values.iter().any(|x| set.contains(x)),
+                Match::Glob(gs) => values.iter().any(|x| gs.iter().any(|g| g.is_match(x.trim_start_matches('/')))),
+            };
+            if hit {
+                matched = true;
+                labels.extend(rule.add.iter().cloned());
+                if rule.channel_readers {
+                    for ch in &values {
+                        labels.insert(format!("{CHANNEL_LABEL_PREFIX}{ch}"));
+                    }
+                }
+            }
+        }
+        if !matched {
+            labels.extend(self.default_labels.iter().cloned());
+        }
+        let audience = match &self.audience {
+            None => None,
+            Some(rule) => Some(self.audience_of(rule, map, dir)?),
+        };
+        let acts_as = match &self.acts_as {
+            Some(a) => match map.get(a) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) if s.is_empty() => None,
+                Some(_) => Some(arg_string(self, map, a)?),
+            },
+            None => None,
+        };
+        let directing = self
+            .directs
+            .iter()
+            .filter_map(|a| map.get(a).map(|v| (a, v)))
+            .flat_map(|(a, v)| arg_values(v).into_iter().map(move |x| (a.clone(), x)))
+            .collect();
+        Ok(Resolved {
+            resource_type: self.resource_type.clone(),
+            resource_id,
+            labels,
+            audience,
+            acts_as,
+            directing,
+        })
+    }
+
+    fn audience_of(
+        &self,
+        rule: &AudienceRule,
+        map: &serde_json::Map<String, Value>,
+        dir: &Directory,
+    ) -> Result<Audience, ResolveError> {
+        let mut a = Audience::default();
+        let unknown = |what: String| ResolveError::UnknownAudience {
+            tool: self.name.clone(),
+            what,
+        };
+        match rule {
+            AudienceRule::Channel(arg) => {
+                let ch = arg_string(self, map, arg)?;
+                if !dir.has_channel(&ch) {
+                    return Err(unknown(format!("channel `{ch}`")));
+                }
+                a.channels.push(ch);
+            }
+            AudienceRule::User(arg) => {
+                let u = arg_string(self, map, arg)?;
+                let id = if dir.user(&u).is_some() {
+                    u
+                } else if let Some(id) = dir.user_by_email(&u) {
+                    id.to_string()
+                } else {
+                    return Err(unknown(format!("user `{u}`")));
+                };
+                a.users.push(id);
+            }
+            AudienceRule::Email(arg) => {
+                let v = map.get(arg).ok_or_else(|| ResolveError::Missing {
+                    tool: self.name.clone(),
+                    arg: arg.clone(),
+                })?;
+                let addrs = arg_values(v);
+                if addrs.is_empty() {
+                    return Err(ResolveError::BadType {
+                        tool: self.name.clone(),
+                        arg: arg.clone(),
+                        want: "an address or a list of addresses",
+                    });
+                }
+                for addr in addrs {
+                    if let Some(id) = dir.user_by_email(&addr) {
+                        a.users.push(id.to_string());
+                    } else if dir.is_internal_address(&addr) {
+                        a.unknown.push(addr);
+                    } else {
+                        a.external.push(addr);
+                    }
+                }
+            }
+            AudienceRule::FixedGroup(g) => a.groups.push(g.clone()),
+            AudienceRule::GroupArg(arg) => {
+                let g = arg_string(self, map, arg)?;
+                if !dir.has_group(&g) {
+                    return Err(unknown(format!("group `{g}`")));
+                }
+                a.groups.push(g);
+            }
+        }
+        Ok(a)
+    }
+}
+
+impl ToolSpec {
+    /// Every label the catalog can attach to this tool's data.
+    pub fn possible_labels(&self) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self.default_labels.iter().cloned().collect();
+        for r in &self.labels {
+            out.extend(r.add.iter().cloned());
+        }
+        out
+    }
+}

@@ -1,0 +1,300 @@
+//! Personal data: e-mail addresses, phone numbers, US SSNs, card numbers and IBANs.
+
+use regex::bytes::Regex;
+
+use super::text::{at, before, is, redact, slice};
+use super::{Ctx, LABEL_PII};
+
+const EMAIL: &str = r"(?-u)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b";
+const PHONE_INTL: &str = r"(?-u)\+[1-9][0-9 ().-]{6,22}[0-9]";
+const PHONE_US: &str =
+    r"(?-u)(?:\b1[-. ]?)?(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[-. ])[2-9][0-9]{2}[-. ][0-9]{4}\b";
+const SSN: &str = r"(?-u)\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b";
+const CARD: &str = r"(?-u)\b[0-9](?:[ -]?[0-9]){12,}\b";
+const IBAN: &str = r"(?-u)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}";
+
+/// The compiled PII detectors.
+#[derive(Debug)]
+pub(super) struct Pii {
+    email: Regex,
+    phone_intl: Regex,
+    phone_us: Regex,
+    ssn: Regex,
+    card: Regex,
+    iban: Regex,
+}
+
+impl Pii {
+    pub(super) fn build() -> Result<Self, regex::Error> {
+        Ok(Self {
+            email: Regex::new(EMAIL)?,
+            phone_intl: Regex::new(PHONE_INTL)?,
+            phone_us: Regex::new(PHONE_US)?,
+            ssn: Regex::new(SSN)?,
+            card: Regex::new(CARD)?,
+            iban: Regex::new(IBAN)?,
+        })
+    }
+
+    pub(super) fn scan(&self, hay: &[u8], enc: Option<&'static str>, ctx: &mut Ctx<'_>) {
+        macro_rules! report {
+            ($det:expr, $start:expr, $bytes:expr) => {{
+                let bytes = $bytes;
+                ctx.report($det, LABEL_PII, $start, enc, || redact(bytes));
+                if !ctx.wants(LABEL_PII) {
+                    return;
+                }
+            }};
+        }
+        if !ctx.wants(LABEL_PII) {
+            return;
+        }
+        for m in self.email.find_iter(hay) {
+            if email_ok(hay, m.start(), m.as_bytes()) {
+                report!("email", m.start(), m.as_bytes());
+            }
+        }
+        let mut phones: Vec<(usize, usize)> = Vec::new();
+        for m in self.phone_intl.find_iter(hay) {
+            if phone_intl_ok(hay, m.start(), m.end()) {
+                phones.push((m.start(), m.end()));
+                report!("phone", m.start(), m.as_bytes());
+            }
+        }
+        for m in self.phone_us.find_iter(hay) {
+            let overlaps = phones.iter().any(|&(a, b)| a < m.end() && m.start() < b);
+            if !overlaps && phone_us_ok(hay, m.start(), m.end()) {
+                report!("phone", m.start(), m.as_bytes());
+            }
+        }
+        for m in self.ssn.find_iter(hay) {
+            if ssn_ok(hay, m.start(), m.end()) {
+                report!("ssn", m.start(), m.as_bytes());
+            }
+        }
+        for m in self.card.find_iter(hay) {
+            for (a, b) in cards(m.as_bytes()) {
+                report!("card-number", m.start() + a, slice(m.as_bytes(), a, b));
+            }
+        }
+        for m in self.iban.find_iter(hay) {
+            if let Some(len) = iban_len(hay, m.start(), m.as_bytes()) {
+                report!("iban", m.start(), slice(m.as_bytes(), 0, len));
+            }
+        }
+    }
+}
+
+/// File-name extensions that look like top-level domains (`icon@2x.png`).
+const FILE_TLDS: &[&[u8]] = &[
+    b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"bmp", b"css", b"js", b"ts", b"map", b"json",
+    b"txt", b"log", b"lock", b"tgz", b"zip", b"gz",
+];
+
+fn email_ok(hay: &[u8], start: usize, m: &[u8]) -> bool {
+    // `scheme://user@host` is URL userinfo, not an address.
+    if slice(hay, start.saturating_sub(3), start) == b"://" {
+        return false;
+    }
+    let Some(at_sign) = m.iter().position(|&b| b == b'@') else { return false };
+    let local = slice(m, 0, at_sign);
+    let tld = m.rsplit(|&b| b == b'.').next().unwrap_or(&[]);
+    let lower_tld: Vec<u8> = tld.to_ascii_lowercase();
+    let local_lower = local.to_ascii_lowercase();
+    !local.iter().all(|&b| b == b'.')
+        && !FILE_TLDS.contains(&lower_tld.as_slice())
+        && !matches!(local_lower.as_slice(), b"git" | b"noreply" | b"no-reply" | b"donotreply" | b"do-not-reply")
+}
+
+fn digits(m: &[u8]) -> usize {
+    m.iter().filter(|b| b.is_ascii_digit()).count()
+}
+
+fn phone_intl_ok(hay: &[u8], start: usize, end: usize) -> bool {
+    let m = slice(hay, start, end);
+    let n = digits(m);
+    let seps = m.len() - n - 1;
+    let opens = m.iter().filter(|&&b| b == b'(').count();
+    let closes = m.iter().filter(|&&b| b == b')').count();
+    !is(before(hay, start), |b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'_' | b'/' | b'='))
+        && !is(at(hay, end), |b| b.is_ascii_alphanumeric() || b == b'_')
+        && (8..=15).contains(&n)
+        && (seps > 0 || n >= 10)
+        && opens == closes
+        && opens <= 1
+        && !m.windows(2).any(|w| matches!(w, [b'-' | b'.', b'-' | b'.'] | [b' ', b' ']))
+}
+
+fn phone_us_ok(hay: &[u8], start: usize, end: usize) -> bool {
+    let m = slice(hay, start, end);
+    let boundary_before = !is(before(hay, start), |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'_' | b'/' | b'=')
+    });
+    let next = at(hay, end);
+    let glued_after = matches!(next, Some(b'-' | b'.')) && is(at(hay, end + 1), |b| b.is_ascii_digit());
+    // Without parentheses, both separators of `NNN?NNN?NNNN` must agree.
+    let seps: Vec<u8> = m.iter().copied().filter(|b| matches!(b, b'-' | b'.' | b' ')).collect();
+    let consistent = m.contains(&b'(') || seps.windows(2).all(|w| matches!(w, [a, b] if a == b));
+    boundary_before && !glued_after && consistent
+}
+
+fn ssn_ok(hay: &[u8], start: usize, end: usize) -> bool {
+    let m = slice(hay, start, end);
+    let num = |a: usize, b: usize| slice(m, a, b).iter().fold(0u32, |acc, &d| acc * 10 + u32::from(d.wrapping_sub(b'0')));
+    let (area, group, serial) = (num(0, 3), num(4, 6), num(7, 11));
+    !is(before(hay, start), |b| matches!(b, b'-' | b'.' | b'/'))
+        && !is(at(hay, end), |b| b == b'-' || (b == b'.' && is(at(hay, end + 1), |c| c.is_ascii_digit())))
+        && area != 0
+        && area != 666
+        && area < 900
+        && group != 0
+        && serial != 0
+}
+
+/// Card numbers inside one run of digits with single spaces or dashes, as ranges of the run.
+fn cards(m: &[u8]) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    // Groups of digits, as (start, end) in `m`.
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut start = 0;
+    for (i, &b) in m.iter().enumerate() {
+        if !b.is_ascii_digit() {
+            groups.push((start, i));
+            start = i + 1;
+        }
+    }
+    groups.push((start, m.len()));
+    let seps: Vec<u8> = m.iter().copied().filter(|b| !b.is_ascii_digit()).collect();
+    if seps.windows(2).any(|w| matches!(w, [a, b] if a != b)) {
+        return found;
+    }
+    let mut i = 0;
+    while let Some(&(a, _)) = groups.get(i) {
+        let mut total = 0;
+        let mut hit = None;
+        for (j, &(ga, gb)) in groups.iter().enumerate().skip(i) {
+            let size = gb - ga;
+            total += size;
+            let single = j == i;
+            if total > 19 || (!single && !(3..=6).contains(&size)) {
+                break;
+            }
+            let first_ok = single || {
+                let first = groups.get(i).map_or(0, |&(x, y)| y - x);
+                (3..=6).contains(&first)
+            };
+            if total >= 13 && first_ok {
+                let digits: Vec<u8> = slice(m, a, gb).iter().copied().filter(u8::is_ascii_digit).collect();
+                if card_ok(&digits) {
+                    hit = Some((j, gb));
+                    break;
+                }
+            }
+            if single && size >= 13 {
+                break;
+            }
+        }
+        match hit {
+            Some((j, end)) => {
+                found.push((a, end));
+                i = j + 1;
+            }
+            None => i += 1,
+        }
+    }
+    found
+}
+
+/// Issuer prefix and length of a known card brand, and the Luhn check.
+fn card_ok(d: &[u8]) -> bool {
+    let n = d.len();
+    let p = |k: usize| slice(d, 0, k).iter().fold(0u32, |acc, &c| acc * 10 + u32::from(c.wrapping_sub(b'0')));
+    let brand = match d.first() {
+        Some(b'4') => matches!(n, 13 | 16 | 19),
+        Some(b'5') => (51..=55).contains(&p(2)) && n == 16,
+        Some(b'2') => (2221..=2720).contains(&p(4)) && n == 16,
+        Some(b'3') => {
+            (matches!(p(2), 34 | 37) && n == 15)
+                || ((3528..=3589).contains(&p(4)) && (16..=19).contains(&n))
+                || (((300..=305).contains(&p(3)) || matches!(p(2), 36 | 38 | 39)) && (14..=19).contains(&n))
+        }
+        Some(b'6') => {
+            (p(4) == 6011 || p(2) == 65 || (644..=649).contains(&p(3)) || p(2) == 62) && (16..=19).contains(&n)
+        }
+        _ => false,
+    };
+    let first = d.first().copied();
+    brand && !d.iter().all(|&c| Some(c) == first) && luhn(d)
+}
+
+/// The Luhn checksum of ASCII digits.
+pub(super) fn luhn(d: &[u8]) -> bool {
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &c)| {
+            let v = u32::from(c.wrapping_sub(b'0'));
+            if i % 2 == 1 {
+                let v = v * 2;
+                if v > 9 {
+                    v - 9
+                } else {
+                    v
+                }
+            } else {
+                v
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// IBAN lengths by country.
+const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
+    (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AT", 20), (b"AZ", 28), (b"BA", 20), (b"BE", 16), (b"BG", 22),
+    (b"BH", 22), (b"BR", 29), (b"BY", 28), (b"CH", 21), (b"CR", 22), (b"CY", 28), (b"CZ", 24), (b"DE", 22),
+    (b"DK", 18), (b"DO", 28), (b"EE", 20), (b"EG", 29), (b"ES", 24), (b"FI", 18), (b"FO", 18), (b"FR", 27),
+    (b"GB", 22), (b"GE", 22), (b"GI", 23), (b"GL", 18), (b"GR", 27), (b"GT", 28), (b"HR", 21), (b"HU", 28),
+    (b"IE", 22), (b"IL", 23), (b"IQ", 23), (b"IS", 26), (b"IT", 27), (b"JO", 30), (b"KW", 30), (b"KZ", 20),
+    (b"LB", 28), (b"LC", 32), (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21), (b"LY", 25), (b"MC", 27),
+    (b"MD", 24), (b"ME", 22), (b"MK", 19), (b"MR", 27), (b"MT", 31), (b"MU", 30), (b"NL", 18), (b"NO", 15),
+    (b"PK", 24), (b"PL", 28), (b"PS", 29), (b"PT", 25), (b"QA", 29), (b"RO", 24), (b"RS", 22), (b"SA", 24),
+    (b"SC", 31), (b"SD", 18), (b"SE", 24), (b"SI", 19), (b"SK", 24), (b"SM", 27), (b"ST", 25), (b"SV", 28),
+    (b"TL", 23), (b"TN", 24), (b"TR", 26), (b"UA", 29), (b"VA", 22), (b"VG", 24), (b"XK", 20),
+];
+
+/// The byte length of a valid IBAN at the start of `m` (country length and mod-97 checked).
+fn iban_len(hay: &[u8], start: usize, m: &[u8]) -> Option<usize> {
+    if is(before(hay, start), |b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let country = m.get(..2)?;
+    let &(_, want) = IBAN_LENGTHS.iter().find(|(c, _)| c.as_slice() == country)?;
+    // The first `want` alphanumerics, and the byte length they span.
+    let mut chars = Vec::with_capacity(want);
+    let mut span = 0;
+    for (i, &b) in m.iter().enumerate() {
+        if chars.len() == want {
+            break;
+        }
+        if b != b' ' {
+            chars.push(b);
+        }
+        span = i + 1;
+    }
+    if chars.len() != want || is(at(hay, start + span), |b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let (head, tail) = (chars.get(..4)?, chars.get(4..)?);
+    let mut rem: u32 = 0;
+    for &c in tail.iter().chain(head) {
+        let v = match c {
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'A'..=b'Z' => u32::from(c - b'A') + 10,
+            _ => return None,
+        };
+        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+    }
+    (rem == 1).then_some(span)
+}

@@ -1,0 +1,512 @@
+//! The directory: users, groups, channels and their attributes, in Cedar's entity JSON format.
+//!
+//! Loaded once and shared. Besides the Cedar [`Entities`] used for policy evaluation, it keeps an
+//! index for information flow: every user's *effective clearances* (declared clearances, plus
+//! `channel:<name>` for every channel the user can read, plus `public`), interned into a few
+//! distinct *profiles*, and for every group and channel the count of members per profile. The
+//! exposure of a publish to a 12,000-member audience is then a sum over a handful of profiles,
+//! not a walk over 12,000 people.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use cedar_policy::{Entities, EntityUid, Schema};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::Issues;
+use crate::model::Exposure;
+
+/// The label everybody is cleared for.
+pub const PUBLIC: &str = "public";
+/// Prefix of the labels that mean "only the readers of this channel".
+pub const CHANNEL_LABEL_PREFIX: &str = "channel:";
+/// How many exposed names a decision reports.
+pub const EXPOSURE_SAMPLE: usize = 5;
+
+/// Rules for generating directory members, so that audiences have real sizes without a huge file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedMembers {
+    /// Id prefix; members are `<prefix>00001`, `<prefix>00002`, …
+    pub prefix: String,
+    /// How many.
+    pub count: u32,
+    /// Groups every generated member belongs to.
+    pub groups: Vec<String>,
+    /// Clearances every generated member has.
+    #[serde(default)]
+    pub clearances: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawUid {
+    #[serde(rename = "type")]
+    ty: String,
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawEntity {
+    uid: RawUid,
+    #[serde(default)]
+    attrs: serde_json::Map<String, Value>,
+    #[serde(default)]
+    parents: Vec<RawUid>,
+}
+
+/// One person in the directory.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Directory id (`alice`).
+    pub id: String,
+    /// Email address, if any.
+    pub email: Option<String>,
+    /// Every group the user is in, transitively.
+    pub groups: BTreeSet<String>,
+    profile: usize,
+}
+
+/// Per-audience counts of members by clearance profile.
+#[derive(Debug, Clone, Default)]
+struct AudienceIndex {
+    total: u64,
+    /// (profile, count, first few member ids)
+    by_profile: Vec<(usize, u64, Vec<String>)>,
+}
+
+/// A resolved audience: who a call would reach.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Audience {
+    /// Channels whose readers are reached.
+    pub channels: Vec<String>,
+    /// Groups whose members are reached.
+    pub groups: Vec<String>,
+    /// Individual users reached.
+    pub users: Vec<String>,
+    /// Addresses outside the organisation (cleared for `public` only).
+    pub external: Vec<String>,
+    /// Recipients named that the directory does not know (treated as external).
+    pub unknown: Vec<String>,
+}
+
+impl Audience {
+    /// True when the audience is exactly the given user (or empty).
+    pub fn only(&self, user: &str) -> bool {
+        self.channels.is_empty()
+            && self.groups.is_empty()
+            && self.external.is_empty()
+            && self.unknown.is_empty()
+            && self.users.iter().all(|u| u == user)
+    }
+}
+
+/// The loaded directory.
+#[derive(Debug)]
+pub struct Directory {
+    entities: Entities,
+    users: HashMap<String, User>,
+    groups: BTreeMap<String, Vec<String>>,
+    group_parents: HashMap<String, BTreeSet<String>>,
+    channels: BTreeMap<String, Vec<String>>,
+    profiles: Vec<BTreeSet<String>>,
+    emails: HashMap<String, String>,
+    internal_domains: Vec<String>,
+    indexes: HashMap<String, AudienceIndex>,
+}
+
+/// Where the directory comes from.
+#[derive(Debug, Clone, Default)]
+pub struct DirectorySource {
+    /// The file name (for error messages).
+    pub file: String,
+    /// Cedar entity JSON (an array of entities).
+    pub json: String,
+    /// Generated members.
+    pub generated: Vec<GeneratedMembers>,
+    /// Email domains that belong to the organisation.
+    pub internal_domains: Vec<String>,
+    /// Agents, added as `Agent` entities.
+    pub agents: Vec<String>,
+}
+
+impl Directory {
+    /// Load and index the directory. `known_labels` are the confidentiality labels in use;
+    /// `schema` validates the entities.
+    pub fn load(
+        src: &DirectorySource,
+        known_labels: &BTreeSet<String>,
+        schema: &Schema,
+        issues: &mut Issues,
+    ) -> Option<Directory> {
+        let raw: Vec<RawEntity> = match serde_json::from_str(&src.json) {
+            Ok(v) => v,
+            Err(e) => {
+                issues.push(&src.file, Some(e.line()), format!("invalid entity JSON: {e}"));
+                return None;
+            }
+        };
+        let mut declared_clearances: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut user_groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut emails = HashMap::new();
+        let mut emails_of = HashMap::new();
+        let mut group_parents: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut channels: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut others: Vec<Value> = Vec::new();
+
+        for (i, e) in raw.iter().enumerate() {
+            let parents: BTreeSet<String> = e
+                .parents
+                .iter()
+                .filter(|p| p.ty == "Group")
+                .map(|p| p.id.clone())
+                .collect();
+            match e.uid.ty.as_str() {
+                "User" => {
+                    let clear: BTreeSet<String> = e
+                        .attrs
+                        .get("clearances")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                        .unwrap_or_default();
+                    for c in &clear {
+                        if !known_labels.contains(c) {
+                            issues.push(
+                                &src.file,
+                                None,
+                                format!("entity #{i} `User::\"{}\"`: unknown clearance `{c}`", e.uid.id),
+                            );
+                        }
+                    }
+                    if let Some(mail) = e.attrs.get("email").and_then(Value::as_str) {
+                        emails.insert(mail.to_ascii_lowercase(), e.uid.id.clone());
+                        emails_of.insert(e.uid.id.clone(), mail.to_string());
+                    }
+                    declared_clearances.insert(e.uid.id.clone(), clear);
+                    user_groups.insert(e.uid.id.clone(), parents);
+                }
+                "Group" => {
+                    group_parents.entry(e.uid.id.clone()).or_default().extend(parents);
+                }
+                "Channel" => {
+                    let readers: Vec<String> = e
+                        .attrs
+                        .get("readers")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|r| {
+                                    r.get("__entity")
+                                        .unwrap_or(r)
+                                        .get("id")
+                                        .and_then(Value::as_str)
+                                        .map(String::from)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if readers.is_empty() {
+                        issues.push(
+                            &src.file,
+                            None,
+                            format!("`Channel::\"{}\"` has no `readers`: say which groups can read it", e.uid.id),
+                        );
+                    }
+                    channels.insert(e.uid.id.clone(), readers);
+                    others.push(raw_entity_json(e));
+                }
+                _ => others.push(raw_entity_json(e)),
+            }
+        }
+        for g in &src.generated {
+            for c in &g.clearances {
+                if !known_labels.contains(c) {
+                    issues.push(&src.file, None, format!("generated `{}`: unknown clearance `{c}`", g.prefix));
+                }
+            }
+            for n in 1..=g.count {
+                let id = format!("{}{:05}", g.prefix, n);
+                declared_clearances.insert(id.clone(), g.clearances.iter().cloned().collect());
+                user_groups.insert(id.clone(), g.groups.iter().cloned().collect());
+            }
+        }
+        // Every group named anywhere exists.
+        for gs in user_groups.values() {
+            for g in gs {
+                group_parents.entry(g.clone()).or_default();
+            }
+        }
+        for readers in channels.values() {
+            for g in readers {
+                if !group_parents.contains_key(g) {
+                    issues.push(&src.file, None, format!("channel readers name unknown group `{g}`"));
+                }
+            }
+        }
+
+        // Transitive groups per user.
+        let closure = |start: &BTreeSet<String>| -> BTreeSet<String> {
+            let mut out = BTreeSet::new();
+            let mut stack: Vec<String> = start.iter().cloned().collect();
+            while let Some(g) = stack.pop() {
+                if out.insert(g.clone()) {
+                    if let Some(ps) = group_parents.get(&g) {
+                        stack.extend(ps.iter().cloned());
+                    }
+                }
+            }
+            out
+        };
+
+        let mut profiles: Vec<BTreeSet<String>> = Vec::new();
+        let mut profile_ids: HashMap<BTreeSet<String>, usize> = HashMap::new();
+        let mut users = HashMap::new();
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for g in group_parents.keys() {
+            groups.entry(g.clone()).or_default();
+        }
+        let mut cedar_users = Vec::with_capacity(user_groups.len());
+        for (id, direct) in &user_groups {
+            let all = closure(direct);
+            let mut eff: BTreeSet<String> = declared_clearances.get(id).cloned().unwrap_or_default();
+            eff.insert(PUBLIC.to_string());
+            for (ch, readers) in &channels {
+                if readers.iter().any(|r| all.contains(r)) {
+                    eff.insert(format!("{CHANNEL_LABEL_PREFIX}{ch}"));
+                }
+            }
+            let next = profiles.len();
+            let pid = *profile_ids.entry(eff.clone()).or_insert(next);
+            if pid == next {
+                profiles.push(eff.clone());
+            }
+            for g in &all {
+                groups.entry(g.clone()).or_default().push(id.clone());
+            }
+            let email = emails_of.get(id).cloned();
+            cedar_users.push(json!({
+                "uid": {"type": "User", "id": id},
+                "attrs": {
+                    "clearances": eff.iter().collect::<Vec<_>>(),
+                    "email": email.clone().unwrap_or_default(),
+                },
+                "parents": direct.iter().map(|g| json!({"type": "Group", "id": g})).collect::<Vec<_>>(),
+            }));
+            users.insert(
+                id.clone(),
+                User {
+                    id: id.clone(),
+                    email,
+                    groups: all,
+                    profile: pid,
+                },
+            );
+        }
+        let mut all_json = cedar_users;
+        for (g, ps) in &group_parents {
+            all_json.push(json!({
+                "uid": {"type": "Group", "id": g},
+                "attrs": {},
+                "parents": ps.iter().map(|p| json!({"type": "Group", "id": p})).collect::<Vec<_>>(),
+            }));
+        }
+        for a in &src.agents {
+            all_json.push(json!({"uid": {"type": "Agent", "id": a}, "attrs": {}, "parents": []}));
+        }
+        all_json.extend(others);
+        let entities = match Entities::from_json_value(Value::Array(all_json), Some(schema)) {
+            Ok(e) => e,
+            Err(e) => {
+                issues.push(&src.file, None, format!("entities do not match the schema: {e}"));
+                return None;
+            }
+        };
+
+        let mut dir = Directory {
+            entities,
+            users,
+            groups,
+            group_parents,
+            channels,
+            profiles,
+            emails,
+            internal_domains: src.internal_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            indexes: HashMap::new(),
+        };
+        dir.build_indexes();
+        Some(dir)
+    }
+
+    fn build_indexes(&mut self) {
+        let mut idx = HashMap::new();
+        for (g, members) in &self.groups {
+            idx.insert(format!("group:{g}"), self.index_of(members.iter()));
+        }
+        for (ch, readers) in &self.channels {
+            let mut set: BTreeSet<&String> = BTreeSet::new();
+            for r in readers {
+                if let Some(ms) = self.groups.get(r) {
+                    set.extend(ms.iter());
+                }
+            }
+            idx.insert(format!("channel:{ch}"), self.index_of(set.into_iter()));
+        }
+        self.indexes = idx;
+    }
+
+    fn index_of<'a>(&self, members: impl Iterator<Item = &'a String>) -> AudienceIndex {
+        let mut by: BTreeMap<usize, (u64, Vec<String>)> = BTreeMap::new();
+        let mut total = 0;
+        for m in members {
+            if let Some(u) = self.users.get(m) {
+                total += 1;
+                let e = by.entry(u.profile).or_default();
+                e.0 += 1;
+                if e.1.len() < EXPOSURE_SAMPLE {
+                    e.1.push(m.clone());
+                }
+            }
+        }
+        for (_, (_, sample)) in by.iter_mut() {
+            sample.sort();
+        }
+        AudienceIndex {
+            total,
+            by_profile: by.into_iter().map(|(p, (c, s))| (p, c, s)).collect(),
+        }
+    }
+
+    /// The Cedar entities (users, groups, agents, channels, datasets …).
+    pub fn entities(&self) -> &Entities {
+        &self.entities
+    }
+
+    /// A user by id.
+    pub fn user(&self, id: &str) -> Option<&User> {
+        self.users.get(id)
+    }
+
+    /// Number of users.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True when the group exists.
+    pub fn has_group(&self, id: &str) -> bool {
+        self.group_parents.contains_key(id)
+    }
+
+    /// True when the channel exists.
+    pub fn has_channel(&self, id: &str) -> bool {
+        self.channels.contains_key(id)
+    }
+
+    /// The user's effective clearances (declared, `public`, and `channel:*` for readable channels).
+    pub fn clearances(&self, user: &str) -> Option<&BTreeSet<String>> {
+        self.users.get(user).and_then(|u| self.profiles.get(u.profile))
+    }
+
+    /// Ancestors of a principal for policy slicing: the user's groups as Cedar uids.
+    pub fn ancestors(&self, user: &str) -> Vec<EntityUid> {
+        self.users
+            .get(user)
+            .map(|u| u.groups.iter().map(|g| crate::policy::uid("Group", g)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Resolve an email address to a user id, if it is an internal address the directory knows.
+    pub fn user_by_email(&self, address: &str) -> Option<&str> {
+        self.emails.get(&address.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// True when the address belongs to one of the organisation's domains.
+    pub fn is_internal_address(&self, address: &str) -> bool {
+        let a = address.to_ascii_lowercase();
+        a.rsplit_once('@')
+            .map(|(_, d)| self.internal_domains.iter().any(|x| x == d))
+            .unwrap_or(false)
+    }
+
+    /// True when `profile ⊇ labels` for the confidentiality labels among `labels`.
+    fn cleared(profile: &BTreeSet<String>, labels: &BTreeSet<String>) -> bool {
+        labels.iter().all(|l| profile.contains(l))
+    }
+
+    /// Who in the audience is not cleared for every one of `labels` (which must be confidentiality
+    /// labels only).
+    pub fn exposure(&self, audience: &Audience, labels: &BTreeSet<String>) -> Exposure {
+        let mut exp = Exposure::default();
+        let mut uncovered: BTreeSet<String> = BTreeSet::new();
+        let mut counted_users: BTreeSet<&str> = BTreeSet::new();
+        let mut sample: BTreeSet<String> = BTreeSet::new();
+        // Group- and channel-wide audiences use the precomputed indexes. Overlaps between several
+        // groups are rare in one call; they are counted once per index, which can overstate but
+        // never understate the blast radius.
+        let keys = audience
+            .channels
+            .iter()
+            .map(|c| format!("channel:{c}"))
+            .chain(audience.groups.iter().map(|g| format!("group:{g}")));
+        for key in keys {
+            if let Some(ix) = self.indexes.get(&key) {
+                exp.audience += ix.total;
+                for (p, n, s) in &ix.by_profile {
+                    if let Some(profile) = self.profiles.get(*p) {
+                        if !Self::cleared(profile, labels) {
+                            exp.count += n;
+                            uncovered.extend(labels.iter().filter(|l| !profile.contains(*l)).cloned());
+                            for name in s {
+                                if sample.len() < EXPOSURE_SAMPLE {
+                                    sample.insert(name.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for u in &audience.users {
+            if !counted_users.insert(u) {
+                continue;
+            }
+            exp.audience += 1;
+            match self.clearances(u) {
+                Some(profile) if Self::cleared(profile, labels) => {}
+                Some(profile) => {
+                    exp.count += 1;
+                    uncovered.extend(labels.iter().filter(|l| !profile.contains(*l)).cloned());
+                    if sample.len() < EXPOSURE_SAMPLE {
+                        sample.insert(u.clone());
+                    }
+                }
+                None => {
+                    exp.count += 1;
+                    uncovered.extend(labels.iter().filter(|l| l.as_str() != PUBLIC).cloned());
+                }
+            }
+        }
+        for x in audience.external.iter().chain(audience.unknown.iter()) {
+            exp.audience += 1;
+            exp.external += 1;
+            let not_public: Vec<&String> = labels.iter().filter(|l| l.as_str() != PUBLIC).collect();
+            if !not_public.is_empty() {
+                exp.count += 1;
+                exp.external_exposed += 1;
+                uncovered.extend(not_public.into_iter().cloned());
+                if sample.len() < EXPOSURE_SAMPLE {
+                    sample.insert(x.clone());
+                }
+            }
+        }
+        exp.sample = sample.into_iter().collect();
+        exp.labels = uncovered;
+        exp
+    }
+}
+
+fn raw_entity_json(e: &RawEntity) -> Value {
+    json!({
+        "uid": {"type": e.uid.ty, "id": e.uid.id},
+        "attrs": Value::Object(e.attrs.clone()),
+        "parents": e.parents.iter().map(|p| json!({"type": p.ty, "id": p.id})).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,824 @@
+//! `decide`: one pure function of (call, mission, session, breakers, clock) → decision.
+//!
+//! The steps follow DESIGN §3: breakers, resolve, ceiling, mission, flow, policy (Cedar twice:
+//! the agent, then the person it acts for), combine (deny overrides ask overrides allow; no
+//! permit denies; any error denies). An allowed call comes back as a [`Permitted`] value, the
+//! only thing the gateway can forward; after it returns, [`Engine::absorb`] labels its output
+//! and feeds the session.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cedar_policy::{Context, EntityUid, RestrictedExpression};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{Integrity, RecordCount, Resolved, ToolSpec, UNTRUSTED};
+use crate::config::Config;
+use crate::detect::Scan;
+use crate::directory::{Audience, PUBLIC};
+use crate::mission::{Mission, MissionUsage};
+use crate::model::{Decision, Effect, Exposure, FlowFacts, LabelSource, Outcome, Reason, Stage};
+use crate::policy::{uid, Evaluation};
+use crate::session::{HistoryEntry, SessionState};
+
+/// The label detectors give to text that tells a reader to widen access.
+pub const PRIVILEGED_ADVICE: &str = "privileged-advice";
+
+/// A tool call as the agent made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    /// Upstream server name.
+    pub server: String,
+    /// Tool name on that server.
+    pub tool: String,
+    /// Arguments (a JSON object).
+    pub args: Value,
+}
+
+impl Call {
+    /// A call.
+    pub fn new(server: impl Into<String>, tool: impl Into<String>, args: Value) -> Self {
+        Call {
+            server: server.into(),
+            tool: tool.into(),
+            args,
+        }
+    }
+
+    /// `server.tool`.
+    pub fn name(&self) -> String {
+        format!("{}.{}", self.server, self.tool)
+    }
+
+    /// SHA-256 (hex) of the canonical call: server, tool and arguments with sorted keys.
+    pub fn digest(&self) -> String {
+        let canonical = serde_json::json!({"server": self.server, "tool": self.tool, "args": self.args});
+        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+}
+
+/// A value that Warden has authorized. Only [`Engine::decide`] makes one, so code that forwards
+/// calls upstream can take a `Permitted<Call>` and cannot forget to check.
+#[derive(Debug, Clone)]
+pub struct Permitted<T> {
+    inner: T,
+    decision_id: String,
+    tool: String,
+    resource_labels: BTreeSet<String>,
+}
+
+impl<T> Permitted<T> {
+    /// The authorized value.
+    pub fn get(&self) -> &T {
+        &self.inner
+    }
+
+    /// The id of the decision that allowed it.
+    pub fn decision_id(&self) -> &str {
+        &self.decision_id
+    }
+
+    /// Take the value out (to send it).
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+/// Circuit breakers in force (state only; detectors that trip them come with the store).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Breakers {
+    /// Everything is stopped (kill switch).
+    pub global: bool,
+    /// Agents whose breaker is tripped.
+    pub agents: BTreeSet<String>,
+    /// Sessions whose breaker is tripped.
+    pub sessions: BTreeSet<String>,
+    /// Missions revoked.
+    pub missions: BTreeSet<String>,
+}
+
+/// A decision and, when allowed, the permitted call.
+#[derive(Debug)]
+pub struct Decided {
+    /// The decision (always present; log it before forwarding).
+    pub decision: Decision,
+    /// The call, when the decision is allow.
+    pub permitted: Option<Permitted<Call>>,
+}
+
+/// The decision engine: a loaded configuration.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+}
+
+struct Ctx<'a> {
+    call: &'a Call,
+    name: String,
+    mission: &'a Mission,
+    session: &'a SessionState,
+    usage: &'a MissionUsage,
+    breakers: &'a Breakers,
+    now_ms: i64,
+    digest: String,
+}
+
+impl Ctx<'_> {
+    fn decision(&self, outcome: Outcome, reasons: Vec<Reason>) -> Decision {
+        let id_src = format!("{}\n{}\n{}\n{}", self.session.id, self.session.calls + 1, self.digest, self.now_ms);
+        let id = hex::encode(Sha256::digest(id_src.as_bytes()));
+        Decision {
+            id: format!("d-{}", id.get(..20).unwrap_or_default()),
+            decision: outcome,
+            reasons,
+            policies: Vec::new(),
+            ask_policies: Vec::new(),
+            exposure: None,
+            flow: FlowFacts::default(),
+            tool: self.name.clone(),
+            effect: None,
+            resource: None,
+            agent: self.mission.agent.clone(),
+            principal: self.mission.principal.clone(),
+            session: self.session.id.clone(),
+            mission: self.mission.id.clone(),
+            call_digest: self.digest.clone(),
+            at_ms: self.now_ms,
+            elapsed_us: None,
+        }
+    }
+
+    fn deny(&self, stage: Stage, text: String) -> Decided {
+        Decided {
+            decision: self.decision(
+                Outcome::Deny,
+                vec![Reason {
+                    stage,
+                    outcome: Outcome::Deny,
+                    policy: None,
+                    text,
+                }],
+            ),
+            permitted: None,
+        }
+    }
+}
+
+fn rs(s: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(s.to_string())
+}
+
+fn rset<'a>(it: impl IntoIterator<Item = &'a String>) -> RestrictedExpression {
+    RestrictedExpression::new_set(it.into_iter().map(|s| rs(s)))
+}
+
+fn rlong(n: u64) -> RestrictedExpression {
+    RestrictedExpression::new_long(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn record(fields: Vec<(&str, RestrictedExpression)>) -> Result<RestrictedExpression, String> {
+    RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v))).map_err(|e| e.to_string())
+}
+
+/// Collect the string leaves of a JSON value, bounded in bytes.
+fn strings_of(v: &Value, out: &mut String, budget: usize) {
+    if out.len() >= budget {
+        return;
+    }
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(a) => a.iter().for_each(|x| strings_of(x, out, budget)),
+        Value::Object(m) => m.values().for_each(|x| strings_of(x, out, budget)),
+        Value::Number(n) => {
+            out.push_str(&n.to_string());
+            out.push('\n');
+        }
+        _ => {}
+    }
+}
+
+impl Engine {
+    /// An engine over a loaded configuration.
+    pub fn new(config: Config) -> Self {
+        Engine { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Grant a mission from a template (checks the template, agent and principal exist).
+    pub fn grant(
+        &self,
+        id: &str,
+        template: &str,
+        agent: &str,
+        principal: &str,
+        purpose: &str,
+        now_ms: i64,
+    ) -> Result<Mission, String> {
+        let t = self
+            .config
+            .templates
+            .get(template)
+            .ok_or_else(|| format!("unknown mission template `{template}`"))?;
+        if !self.config.agents.contains_key(agent) {
+            return Err(format!("unknown agent `{agent}`"));
+        }
+        if !t.agents.is_empty() && !t.agents.iter().any(|a| a == agent) {
+            return Err(format!("mission template `{template}` is not for agent `{agent}`"));
+        }
+        if self.config.directory.user(principal).is_none() {
+            return Err(format!("unknown principal `{principal}`: the directory has no such user"));
+        }
+        Ok(Mission {
+            id: id.to_string(),
+            template: template.to_string(),
+            agent: agent.to_string(),
+            principal: principal.to_string(),
+            purpose: purpose.to_string(),
+            granted_at_ms: now_ms,
+            expires_at_ms: now_ms.saturating_add(t.lifetime_secs.saturating_mul(1000)),
+        })
+    }
+
+    /// The tools a session under `mission` could ever be allowed to use (ceiling ∩ mission ∩
+    /// catalog). What `tools/list` shows.
+    pub fn visible_tools(&self, mission: &Mission) -> Vec<&ToolSpec> {
+        let Some(agent) = self.config.agents.get(&mission.agent) else {
+            return Vec::new();
+        };
+        let Some(t) = self.config.templates.get(&mission.template) else {
+            return Vec::new();
+        };
+        self.config
+            .catalog
+            .tools()
+            .filter(|s| agent.may_use(&s.name) && t.allows_tool(&s.name))
+            .collect()
+    }
+
+    /// Decide one call. Pure: the same inputs give the same decision.
+    pub fn decide(
+        &self,
+        call: Call,
+        mission: &Mission,
+        session: &SessionState,
+        usage: &MissionUsage,
+        breakers: &Breakers,
+        now_ms: i64,
+    ) -> Decided {
+        let name = call.name();
+        let cx = Ctx {
+            call: &call,
+            name: name.clone(),
+            mission,
+            session,
+            usage,
+            breakers,
+            now_ms,
+            digest: call.digest(),
+        };
+        let mut d = self.decide_inner(&cx);
+        d.decision.tool = name;
+        if d.decision.decision == Outcome::Allow {
+            if let Some(p) = d.permitted.as_mut() {
+                p.decision_id = d.decision.id.clone();
+            }
+        } else {
+            d.permitted = None;
+        }
+        let Decided { decision, permitted } = d;
+        Decided {
+            decision,
+            permitted: permitted.map(|p| Permitted {
+                inner: call,
+                decision_id: p.decision_id,
+                tool: p.tool,
+                resource_labels: p.resource_labels,
+            }),
+        }
+    }
+
+    fn decide_inner(&self, cx: &Ctx<'_>) -> Decided {
+        let cfg = &self.config;
+        let call = cx.call;
+        let mission = cx.mission;
+        // 0. Input bounds.
+        let arg_bytes = serde_json::to_vec(&call.args).map(|v| v.len()).unwrap_or(usize::MAX);
+        if arg_bytes > cfg.limits.max_argument_bytes {
+            return cx.deny(
+                Stage::Input,
+                format!(
+                    "the arguments are {arg_bytes} bytes; the limit is {}",
+                    cfg.limits.max_argument_bytes
+                ),
+            );
+        }
+        if cx.name.len() > 256 {
+            return cx.deny(Stage::Input, "the tool name is longer than 256 bytes".into());
+        }
+        // 1. Breakers.
+        let b = cx.breakers;
+        if b.global {
+            return cx.deny(Stage::Breaker, "the global kill switch is on: every call is denied until a person resets it".into());
+        }
+        if b.agents.contains(&mission.agent) {
+            return cx.deny(Stage::Breaker, format!("the breaker of agent `{}` is tripped", mission.agent));
+        }
+        if b.sessions.contains(&cx.session.id) {
+            return cx.deny(Stage::Breaker, format!("the breaker of session `{}` is tripped", cx.session.id));
+        }
+        if b.missions.contains(&mission.id) {
+            return cx.deny(Stage::Breaker, format!("the mission `{}` was revoked", mission.id));
+        }
+        // 2. Resolve.
+        let Some(spec) = cfg.catalog.get(&cx.name) else {
+            return cx.deny(
+                Stage::Resolve,
+                format!("unknown tool `{}`: the catalog does not describe it, so it is denied", cx.name),
+            );
+        };
+        let resolved = match spec.resolve(&call.args, &cfg.directory) {
+            Ok(r) => r,
+            Err(e) => return cx.deny(Stage::Resolve, e.to_string()),
+        };
+        let resource_uid = uid(&resolved.resource_type, &resolved.resource_id);
+        let mut out = self.decide_resolved(cx, spec, &resolved, &resource_uid);
+        out.decision.effect = Some(spec.effect);
+        out.decision.resource = Some(resource_uid.to_string());
+        out
+    }
+
+    fn decide_resolved(&self, cx: &Ctx<'_>, spec: &ToolSpec, resolved: &Resolved, resource_uid: &EntityUid) -> Decided {
+        let cfg = &self.config;
+        let mission = cx.mission;
+        // 3. Ceiling.
+        let Some(agent) = cfg.agents.get(&mission.agent) else {
+            return cx.deny(Stage::Ceiling, format!("unknown agent `{}`", mission.agent));
+        };
+        if !agent.may_use(&spec.name) {
+            return cx.deny(
+                Stage::Ceiling,
+                format!(
+                    "`{}` is outside the ceiling of agent `{}` (it may use {})",
+                    spec.name,
+                    agent.id,
+                    agent.ceiling.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        // 4. Mission.
+        let Some(template) = cfg.templates.get(&mission.template) else {
+            return cx.deny(Stage::Mission, format!("unknown mission template `{}`", mission.template));
+        };
+        if cfg.directory.user(&mission.principal).is_none() {
+            return cx.deny(
+                Stage::Mission,
+                format!("unknown principal `{}`: the directory has no such user", mission.principal),
+            );
+        }
+        if let Err(v) = template.check(
+            mission,
+            cx.usage,
+            spec,
+            &cx.call.args,
+            &resolved.resource_id,
+            &resolved.labels,
+            resolved.audience.as_ref(),
+            cx.now_ms,
+        ) {
+            return cx.deny(Stage::Mission, v.0);
+        }
+        // 5. Flow.
+        let (flow, exposure, advice) = self.flow(cx, spec, resolved);
+        // 6. Policy, twice.
+        let context = match self.context(cx, spec, resolved, &flow, exposure.as_ref(), advice, template) {
+            Ok(c) => c,
+            Err(e) => return cx.deny(Stage::Flow, format!("could not build the policy context: {e}")),
+        };
+        let action = uid("Action", &spec.name);
+        let agent_uid = uid("Agent", &mission.agent);
+        let user_uid = uid("User", &mission.principal);
+        let entities = cfg.directory.entities();
+        let by_agent = cfg
+            .policies
+            .evaluate(&agent_uid, &[], &action, resource_uid, context.clone(), entities);
+        let ancestors = cfg.directory.ancestors(&mission.principal);
+        let by_user = cfg
+            .policies
+            .evaluate(&user_uid, &ancestors, &action, resource_uid, context, entities);
+        // 7. Combine.
+        let mut d = self.combine(cx, spec, resolved, &by_agent, &by_user);
+        d.flow = flow;
+        d.exposure = exposure;
+        let permitted = (d.decision == Outcome::Allow).then(|| Permitted {
+            inner: (),
+            decision_id: d.id.clone(),
+            tool: spec.name.clone(),
+            resource_labels: resolved.labels.clone(),
+        });
+        Decided {
+            decision: d,
+            permitted: permitted.map(|p| Permitted {
+                inner: cx.call.clone(),
+                decision_id: p.decision_id,
+                tool: p.tool,
+                resource_labels: p.resource_labels,
+            }),
+        }
+    }
+
+    fn policy_text(&self, id: &str, fallback: String) -> String {
+        self.config
+            .policies
+            .info(id)
+            .and_then(|i| i.reason.clone())
+            .unwrap_or(fallback)
+    }
+
+    fn combine(
+        &self,
+        cx: &Ctx<'_>,
+        spec: &ToolSpec,
+        resolved: &Resolved,
+        by_agent: &Evaluation,
+        by_user: &Evaluation,
+    ) -> Decision {
+        let m = cx.mission;
+        let mut reasons = Vec::new();
+        let mut policies = BTreeSet::new();
+        let what = format!("{} `{}` on `{}`", spec.effect, spec.name, resolved.resource_id);
+        // Errors deny.
+        for (stage, ev) in [(Stage::AgentPolicy, by_agent), (Stage::PrincipalPolicy, by_user)] {
+            for e in &ev.errors {
+                reasons.push(Reason {
+                    stage,
+                    outcome: Outcome::Deny,
+                    policy: None,
+                    text: format!("policy evaluation failed, so the call is denied: {e}"),
+                });
+            }
+        }
+        // Hard forbids deny.
+        for (stage, ev) in [(Stage::AgentPolicy, by_agent), (Stage::PrincipalPolicy, by_user)] {
+            for id in &ev.forbids {
+                policies.insert(id.clone());
+                reasons.push(Reason {
+                    stage,
+                    outcome: Outcome::Deny,
+                    policy: Some(id.clone()),
+                    text: self.policy_text(id, format!("forbidden by policy `{id}`")),
+                });
+            }
+        }
+        // No permit denies.
+        if by_agent.permits.is_empty() && by_agent.forbids.is_empty() {
+            reasons.push(Reason {
+                stage: Stage::AgentPolicy,
+                outcome: Outcome::Deny,
+                policy: None,
+                text: format!("no policy permits agent `{}` to {what}", m.agent),
+            });
+        }
+        if by_user.permits.is_empty() && by_user.forbids.is_empty() {
+            reasons.push(Reason {
+                stage: Stage::PrincipalPolicy,
+                outcome: Outcome::Deny,
+                policy: None,
+                text: format!(
+                    "`{}` may not {what} themselves, so agent `{}` may not do it on their behalf",
+                    m.principal, m.agent
+                ),
+            });
+        }
+        let denied = reasons.iter().any(|r| r.outcome == Outcome::Deny);
+        let mut asks = BTreeSet::new();
+        if !denied {
+            for (stage, ev) in [(Stage::AgentPolicy, by_agent), (Stage::PrincipalPolicy, by_user)] {
+                for id in &ev.asks {
+                    if asks.insert(id.clone()) {
+                        policies.insert(id.clone());
+                        reasons.push(Reason {
+                            stage,
+                            outcome: Outcome::Ask,
+                            policy: Some(id.clone()),
+                            text: self.policy_text(id, format!("needs approval under policy `{id}`")),
+                        });
+                    }
+                }
+            }
+        }
+        let outcome = if denied {
+            Outcome::Deny
+        } else if !asks.is_empty() {
+            Outcome::Ask
+        } else {
+            for (stage, ev) in [(Stage::AgentPolicy, by_agent), (Stage::PrincipalPolicy, by_user)] {
+                for id in &ev.permits {
+                    policies.insert(id.clone());
+                    reasons.push(Reason {
+                        stage,
+                        outcome: Outcome::Allow,
+                        policy: Some(id.clone()),
+                        text: self.policy_text(id, format!("permitted by policy `{id}`")),
+                    });
+                }
+            }
+            Outcome::Allow
+        };
+        let mut d = cx.decision(outcome, reasons);
+        d.policies = policies.into_iter().collect();
+        d.ask_policies = asks.into_iter().collect();
+        d
+    }
+
+    fn scan_arguments(&self, args: &Value) -> Scan {
+        let budget = self.config.detectors.limits().max_bytes;
+        let mut text = String::new();
+        strings_of(args, &mut text, budget);
+        self.config.detectors.scan(&text)
+    }
+
+    /// The information-flow facts of a call: labels in, exposure, provenance.
+    fn flow(&self, cx: &Ctx<'_>, spec: &ToolSpec, resolved: &Resolved) -> (FlowFacts, Option<Exposure>, bool) {
+        let cfg = &self.config;
+        let s = cx.session;
+        let mut f = FlowFacts {
+            resource_labels: resolved.labels.clone(),
+            untrusted_input: s.untrusted_input,
+            ..Default::default()
+        };
+        let scan = self.scan_arguments(&cx.call.args);
+        let advice = scan.labels.contains(PRIVILEGED_ADVICE);
+        for l in &scan.labels {
+            f.argument_labels.insert(l.clone());
+        }
+        if scan.truncated {
+            // What was not scanned is treated as the most sensitive thing an argument can hold.
+            f.argument_labels.insert("secret".into());
+        }
+        let mut labels: BTreeSet<String> = BTreeSet::new();
+        for (l, src) in &s.taint {
+            if cfg.is_confidentiality(l) {
+                labels.insert(l.clone());
+                f.sources.push(src.clone());
+            }
+        }
+        if s.taint_overflow {
+            labels.extend(cfg.sensitive.iter().cloned());
+        }
+        for l in &f.argument_labels {
+            if cfg.is_confidentiality(l) && labels.insert(l.clone()) {
+                f.sources.push(LabelSource {
+                    label: l.clone(),
+                    source: "arguments".into(),
+                    call: s.calls + 1,
+                    at_ms: cx.now_ms,
+                });
+            }
+        }
+        if spec.effect != Effect::Read {
+            for l in &resolved.labels {
+                if cfg.is_confidentiality(l) && labels.insert(l.clone()) {
+                    f.sources.push(LabelSource {
+                        label: l.clone(),
+                        source: format!("resource {}", resolved.resource_id),
+                        call: s.calls + 1,
+                        at_ms: cx.now_ms,
+                    });
+                }
+            }
+        }
+        f.labels = labels;
+        f.sensitive = f.labels.iter().any(|l| cfg.sensitive.contains(l))
+            || (spec.effect == Effect::Read && resolved.labels.iter().any(|l| cfg.sensitive.contains(l)));
+        // Provenance of directing arguments.
+        let trusted_also = |v: &str| -> bool {
+            let lv = v.to_lowercase();
+            cx.mission.purpose.to_lowercase().contains(&lv)
+                || s.trusted_text.contains(&lv)
+                || lv == cx.mission.principal
+                || cfg
+                    .directory
+                    .user(&cx.mission.principal)
+                    .and_then(|u| u.email.as_deref())
+                    .is_some_and(|e| e.eq_ignore_ascii_case(&lv))
+        };
+        for (arg, v) in &resolved.directing {
+            let v = v.trim();
+            if v.len() < 4 || trusted_also(v) {
+                continue;
+            }
+            let from_untrusted =
+                s.untrusted_text.contains(v) || (s.untrusted_input && s.untrusted_text.overflowed);
+            if from_untrusted {
+                f.untrusted_direction.push(format!("{arg}={v}"));
+            }
+        }
+        // Exposure.
+        let exposure = resolved.audience.as_ref().map(|aud| {
+            let conf: BTreeSet<String> = f.labels.iter().filter(|l| l.as_str() != PUBLIC).cloned().collect();
+            cfg.directory.exposure(aud, &conf)
+        });
+        f.external_action = match spec.effect {
+            Effect::Read => false,
+            Effect::Egress => true,
+            _ => !resolved
+                .audience
+                .as_ref()
+                .is_some_and(|a: &Audience| a.only(&cx.mission.principal)),
+        };
+        (f, exposure, advice)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn context(
+        &self,
+        cx: &Ctx<'_>,
+        spec: &ToolSpec,
+        resolved: &Resolved,
+        f: &FlowFacts,
+        exposure: Option<&Exposure>,
+        advice: bool,
+        template: &crate::mission::MissionTemplate,
+    ) -> Result<Context, String> {
+        let m = cx.mission;
+        let s = cx.session;
+        let acts_as = resolved.acts_as.is_some();
+        let acts_as_other = resolved.acts_as.as_deref().is_some_and(|u| u != m.principal);
+        let e = exposure.cloned().unwrap_or_default();
+        let approval: Vec<String> = template.approval_effects.iter().map(|e| e.as_str().to_string()).collect();
+        let r2_sensitive = f.sensitive || s.sensitive_read;
+        let r2_count = [f.untrusted_input, r2_sensitive, f.external_action].iter().filter(|b| **b).count() as u64;
+        let calls_left = template.budgets.calls.map(|c| c.saturating_sub(cx.usage.calls)).unwrap_or(u64::MAX >> 1);
+        let seconds_left = ((m.expires_at_ms - cx.now_ms) / 1000).max(0) as u64;
+        let pairs = vec![
+            ("tool".to_string(), rs(&spec.name)),
+            ("server".to_string(), rs(&spec.server)),
+            ("effect".to_string(), rs(spec.effect.as_str())),
+            ("agent".to_string(), RestrictedExpression::new_entity_uid(uid("Agent", &m.agent))),
+            ("on_behalf_of".to_string(), RestrictedExpression::new_entity_uid(uid("User", &m.principal))),
+            ("has_audience".to_string(), RestrictedExpression::new_bool(exposure.is_some())),
+            ("acts_as".to_string(), RestrictedExpression::new_bool(acts_as)),
+            ("acts_as_other".to_string(), RestrictedExpression::new_bool(acts_as_other)),
+            (
+                "flow".to_string(),
+                record(vec![
+                    ("labels", rset(&f.labels)),
+                    ("resource_labels", rset(&f.resource_labels)),
+                    ("argument_labels", rset(&f.argument_labels)),
+                    ("sensitive", RestrictedExpression::new_bool(f.sensitive)),
+                    ("untrusted_input", RestrictedExpression::new_bool(f.untrusted_input)),
+                    ("untrusted_direction", RestrictedExpression::new_bool(!f.untrusted_direction.is_empty())),
+                    ("privileged_advice", RestrictedExpression::new_bool(advice)),
+                ])?,
+            ),
+            (
+                "exposure".to_string(),
+                record(vec![
+                    ("audience", rlong(e.audience)),
+                    ("count", rlong(e.count)),
+                    ("external", rlong(e.external)),
+                    ("external_exposed", rlong(e.external_exposed)),
+                    ("labels", rset(&e.labels)),
+                ])?,
+            ),
+            (
+                "mission".to_string(),
+                record(vec![
+                    ("id", rs(&m.id)),
+                    ("template", rs(&m.template)),
+                    ("purpose", rs(&m.purpose)),
+                    ("approval_effects", rset(&approval)),
+                    ("publish_to", rs(template.publish_to.as_str())),
+                    ("seconds_left", rlong(seconds_left)),
+                    ("calls_left", rlong(calls_left)),
+                ])?,
+            ),
+            (
+                "session".to_string(),
+                record(vec![
+                    ("calls", rlong(s.calls)),
+                    ("untrusted_input", RestrictedExpression::new_bool(s.untrusted_input)),
+                    ("sensitive_read", RestrictedExpression::new_bool(s.sensitive_read)),
+                ])?,
+            ),
+            (
+                "rule_of_two".to_string(),
+                record(vec![
+                    ("untrusted_input", RestrictedExpression::new_bool(f.untrusted_input)),
+                    ("sensitive_data", RestrictedExpression::new_bool(r2_sensitive)),
+                    ("external_action", RestrictedExpression::new_bool(f.external_action)),
+                    ("count", rlong(r2_count)),
+                ])?,
+            ),
+            ("hour_utc".to_string(), rlong(((cx.now_ms / 3_600_000) % 24).max(0) as u64)),
+        ];
+        Context::from_pairs(pairs).map_err(|e| e.to_string())
+    }
+
+    /// Count a decided call in the session and, when allowed, in the mission's usage. Call this
+    /// once per decision, after the decision is durably logged.
+    pub fn commit(&self, decision: &Decision, session: &mut SessionState, usage: &mut MissionUsage) {
+        session.calls += 1;
+        if decision.decision == Outcome::Allow {
+            session.allowed += 1;
+            usage.calls += 1;
+        }
+        session.remember(HistoryEntry {
+            call: session.calls,
+            tool: decision.tool.clone(),
+            outcome: decision.decision,
+            at_ms: decision.at_ms,
+        });
+    }
+
+    /// Label an allowed call's output and feed it to the session: taint, provenance text,
+    /// record and byte budgets. Returns the labels the output carries.
+    pub fn absorb(
+        &self,
+        permitted: &Permitted<Call>,
+        output: &str,
+        session: &mut SessionState,
+        usage: &mut MissionUsage,
+        now_ms: i64,
+    ) -> BTreeSet<String> {
+        let cfg = &self.config;
+        let Some(spec) = cfg.catalog.get(&permitted.tool) else {
+            return BTreeSet::new();
+        };
+        let scan = cfg.detectors.scan(output);
+        let mut labels: BTreeMap<String, String> = BTreeMap::new();
+        for l in &permitted.resource_labels {
+            labels.insert(l.clone(), spec.name.clone());
+        }
+        for f in &scan.findings {
+            labels.entry(f.label.clone()).or_insert_with(|| format!("{} (detector {})", spec.name, f.detector));
+        }
+        for l in &scan.labels {
+            labels.entry(l.clone()).or_insert_with(|| format!("{} (detector)", spec.name));
+        }
+        if scan.truncated {
+            for l in spec_max_labels(spec, cfg) {
+                labels.entry(l).or_insert_with(|| format!("{} (not fully scanned)", spec.name));
+            }
+        }
+        let untrusted = spec.output == Integrity::Untrusted;
+        if untrusted {
+            labels.insert(UNTRUSTED.into(), spec.name.clone());
+            session.untrusted_input = true;
+            session.untrusted_text.push(output);
+        } else {
+            session.trusted_text.push(output);
+        }
+        let call_no = session.calls;
+        for (label, source) in &labels {
+            if label == PRIVILEGED_ADVICE {
+                continue;
+            }
+            if cfg.sensitive.contains(label) {
+                session.sensitive_read = true;
+            }
+            session.add_label(LabelSource {
+                label: label.clone(),
+                source: source.clone(),
+                call: call_no,
+                at_ms: now_ms,
+            });
+        }
+        usage.bytes = usage.bytes.saturating_add(output.len() as u64);
+        usage.records = usage.records.saturating_add(count_records(spec.records, output));
+        labels.into_keys().collect()
+    }
+}
+
+/// Every label a tool's output could carry: its catalog labels plus what detectors find.
+fn spec_max_labels(spec: &ToolSpec, cfg: &Config) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = spec.possible_labels();
+    out.insert("secret".into());
+    out.insert("pii".into());
+    out.retain(|l| cfg.is_confidentiality(l));
+    out
+}
+
+fn count_records(kind: RecordCount, output: &str) -> u64 {
+    match kind {
+        RecordCount::None => 0,
+        RecordCount::Lines => output.lines().filter(|l| !l.trim().is_empty()).count() as u64,
+        RecordCount::JsonArray => match serde_json::from_str::<Value>(output) {
+            Ok(Value::Array(a)) => a.len() as u64,
+            Ok(Value::Object(m)) => m
+                .values()
+                .find_map(|v| v.as_array().map(|a| a.len() as u64))
+                .unwrap_or(1),
+            _ => output.lines().filter(|l| !l.trim().is_empty()).count() as u64,
+        },
+    }
+}

@@ -1,0 +1,517 @@
+//! Cedar policies: Warden's schema, loading with precise errors, and sliced evaluation.
+//!
+//! # Model
+//!
+//! Every catalog tool is a Cedar action `Action::"server.tool"`, member of its effect group
+//! (`Action::"publish"`) and of its server group (`Action::"forum"`). The principal is the agent
+//! (`Agent::"forum-helper"`) in one evaluation and the person it acts for (`User::"alice"`) in
+//! the other; both must permit. The resource is what the call touches (`Channel::"eng-help"`,
+//! `Dataset::"logs:auth"`, `File::"docs/public/faq.md"`). Everything Warden knows about the call
+//! (mission, flow, exposure, session counters) is in `context`; see [`SCHEMA_BASE`].
+//!
+//! Agent ceilings from the config become `permit` policies with ids `ceiling:<agent>`.
+//! A `forbid` annotated `@warden("ask")` means "not without approval". An optional
+//! `@reason("…")` annotation gives the plain-language text shown when a policy decides.
+//!
+//! # Slicing
+//!
+//! Bare Cedar evaluates every policy for every request. Warden indexes policies by their
+//! principal scope: a policy scoped to `principal == Agent::"x"` or `principal in Group::"g"` is
+//! only evaluated for requests whose principal is, or descends from, that entity; policies with
+//! an open principal scope (or only `is T`) form a shared slice. Each slice is a pre-built
+//! [`PolicySet`] split into "main" (permits and hard forbids) and "ask" (ask-forbids), so a
+//! request evaluates only the few slices that can apply and the cost does not grow with the
+//! number of policies written for other agents, groups and tenants.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect, Entities, EntityUid, Policy, PolicyId,
+    PolicySet, PrincipalConstraint, Request, Schema, ValidationMode, Validator,
+};
+use miette::Diagnostic;
+
+use crate::catalog::{Catalog, RESOURCE_TYPES};
+use crate::error::{line_of, Issues};
+use crate::model::Effect;
+use crate::pattern::ToolPattern;
+
+/// Entity types and the context shape. Actions are generated from the catalog.
+pub const SCHEMA_BASE: &str = r#"
+// People and groups. `clearances` are the labels a user is cleared for, including `public`
+// and `channel:<name>` for every channel the user can read (computed by Warden).
+entity Group in [Group];
+entity User in [Group] { clearances: Set<String>, email: String };
+// Agents: non-human actors with a ceiling.
+entity Agent;
+// Things calls touch.
+entity Channel { readers: Set<Group> };
+entity Dataset;
+entity File;
+entity Url;
+entity Mailbox;
+entity Resource;
+
+// Information flow into the call.
+type Flow = {
+  // Everything flowing in: session taint ∪ argument labels (∪ resource labels for grants).
+  labels: Set<String>,
+  // Labels of the data the call touches.
+  resource_labels: Set<String>,
+  // Labels detectors found in the arguments.
+  argument_labels: Set<String>,
+  // Sensitive data flows in.
+  sensitive: Bool,
+  // The session has read untrusted content.
+  untrusted_input: Bool,
+  // A directing argument (recipient, URL, path …) was taken from untrusted content only.
+  untrusted_direction: Bool,
+  // The arguments tell a reader to widen access.
+  privileged_advice: Bool,
+};
+
+// Who would see the call's output and is not cleared for it (all zero without an audience).
+type Exposure = {
+  audience: Long,
+  count: Long,
+  external: Long,
+  external_exposed: Long,
+  labels: Set<String>,
+};
+
+type Mission = {
+  id: String,
+  template: String,
+  purpose: String,
+  approval_effects: Set<String>,
+  publish_to: String,
+  seconds_left: Long,
+  calls_left: Long,
+};
+
+type Session = {
+  calls: Long,
+  untrusted_input: Bool,
+  sensitive_read: Bool,
+};
+
+// Meta's rule of two: at most two of these in one session without approval.
+type RuleOfTwo = {
+  untrusted_input: Bool,
+  sensitive_data: Bool,
+  external_action: Bool,
+  count: Long,
+};
+
+type Ctx = {
+  tool: String,
+  server: String,
+  effect: String,
+  agent: Agent,
+  on_behalf_of: User,
+  has_audience: Bool,
+  // The call acts under a person's name.
+  acts_as: Bool,
+  // … under the name of someone other than the principal.
+  acts_as_other: Bool,
+  flow: Flow,
+  exposure: Exposure,
+  mission: Mission,
+  session: Session,
+  rule_of_two: RuleOfTwo,
+  hour_utc: Long,
+};
+"#;
+
+/// Build a Cedar entity uid. Ids are arbitrary strings; this cannot fail for a valid type name.
+pub fn uid(ty: &str, id: &str) -> EntityUid {
+    let tn = cedar_policy::EntityTypeName::from_str(ty).unwrap_or_else(|_| fallback_type());
+    EntityUid::from_type_name_and_id(tn, cedar_policy::EntityId::new(id))
+}
+
+fn fallback_type() -> cedar_policy::EntityTypeName {
+    // `Resource` is always a valid type name.
+    #[allow(clippy::expect_used)]
+    cedar_policy::EntityTypeName::from_str("Resource").expect("`Resource` is a valid type name")
+}
+
+/// Generate the full schema text: [`SCHEMA_BASE`] plus effect, server and tool actions.
+pub fn schema_text(catalog: &Catalog) -> String {
+    let mut s = String::from(SCHEMA_BASE);
+    s.push_str("\n// Effect groups.\n");
+    for e in Effect::ALL {
+        s.push_str(&format!("action \"{}\";\n", e.as_str()));
+    }
+    s.push_str("\n// Server groups.\n");
+    for srv in catalog.servers() {
+        s.push_str(&format!("action \"{srv}\";\n"));
+    }
+    s.push_str("\n// Tools.\n");
+    let resources = RESOURCE_TYPES.join(", ");
+    for t in catalog.tools() {
+        s.push_str(&format!(
+            "action \"{}\" in [\"{}\", \"{}\"] appliesTo {{ principal: [Agent, User], resource: [{resources}], context: Ctx }};\n",
+            t.name,
+            t.effect.as_str(),
+            t.server
+        ));
+    }
+    s
+}
+
+/// One policy, with where it came from.
+#[derive(Debug, Clone)]
+pub struct PolicyInfo {
+    /// The policy id (`@id` annotation, or `file#n`).
+    pub id: String,
+    /// The file it was read from (`<ceiling>` for generated ones).
+    pub file: String,
+    /// 1-based line of its first character.
+    pub line: usize,
+    /// `@warden("ask")`.
+    pub ask: bool,
+    /// `permit` or `forbid`.
+    pub permit: bool,
+    /// `@reason` text, if any.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Slice {
+    main: Option<PolicySet>,
+    ask: Option<PolicySet>,
+}
+
+/// The loaded, validated and indexed policy set.
+#[derive(Debug)]
+pub struct PolicyEngine {
+    schema: Schema,
+    all: PolicySet,
+    info: HashMap<String, PolicyInfo>,
+    slices: HashMap<String, Slice>,
+    authorizer: Authorizer,
+}
+
+/// A source file of policies.
+#[derive(Debug, Clone)]
+pub struct PolicyFile {
+    /// The file name (for errors and policy ids).
+    pub file: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// The result of one evaluation (one principal).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evaluation {
+    /// Satisfied permits.
+    pub permits: BTreeSet<String>,
+    /// Satisfied hard forbids.
+    pub forbids: BTreeSet<String>,
+    /// Satisfied `@warden("ask")` forbids.
+    pub asks: BTreeSet<String>,
+    /// Evaluation errors (each denies).
+    pub errors: Vec<String>,
+}
+
+/// Errors building the schema.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The generated schema did not parse (a catalog name Cedar cannot express).
+    #[error("the schema generated from the catalog is invalid: {0}")]
+    Schema(String),
+}
+
+fn slice_key_principal(c: &PrincipalConstraint) -> String {
+    match c {
+        PrincipalConstraint::Any => "*".into(),
+        PrincipalConstraint::Is(t) => format!("is:{t}"),
+        PrincipalConstraint::Eq(u) | PrincipalConstraint::In(u) | PrincipalConstraint::IsIn(_, u) => u.to_string(),
+    }
+}
+
+fn diag_line(d: &dyn Diagnostic, text: &str) -> Option<usize> {
+    d.labels()
+        .and_then(|mut ls| ls.next())
+        .map(|l| line_of(text, l.offset()))
+}
+
+/// Build the Cedar schema for a catalog.
+pub fn build_schema(catalog: &Catalog) -> Result<Schema, PolicyError> {
+    let text = schema_text(catalog);
+    Schema::from_cedarschema_str(&text)
+        .map(|(s, _warnings)| s)
+        .map_err(|e| PolicyError::Schema(e.to_string()))
+}
+
+impl PolicyEngine {
+    /// Parse, id, validate and index policies. Agent ceilings become `ceiling:<agent>` permits.
+    pub fn load(
+        schema: Schema,
+        files: &[PolicyFile],
+        ceilings: &BTreeMap<String, Vec<ToolPattern>>,
+        issues: &mut Issues,
+    ) -> PolicyEngine {
+        let mut all = PolicySet::new();
+        let mut info: HashMap<String, PolicyInfo> = HashMap::new();
+        let mut texts: HashMap<String, &str> = HashMap::new();
+        for f in files {
+            let set = match PolicySet::from_str(&f.text) {
+                Ok(s) => s,
+                Err(errs) => {
+                    for e in errs.iter() {
+                        issues.push(&f.file, diag_line(e, &f.text), e.to_string());
+                    }
+                    continue;
+                }
+            };
+            let starts = statement_starts(&f.text);
+            for (n, p) in set.policies().enumerate() {
+                let idx = p
+                    .id()
+                    .to_string()
+                    .strip_prefix("policy")
+                    .and_then(|x| x.parse::<usize>().ok())
+                    .unwrap_or(n);
+                let line = starts.get(idx).map(|o| line_of(&f.text, *o)).unwrap_or(1);
+                let id = p.annotation("id").map(String::from).unwrap_or_else(|| format!("{}#{}", f.file, idx));
+                if let Some(prev) = info.get(&id) {
+                    issues.push(
+                        &f.file,
+                        Some(line),
+                        format!("policy id `{id}` is already used at {}:{}", prev.file, prev.line),
+                    );
+                    continue;
+                }
+                let ask = match p.annotation("warden") {
+                    None => false,
+                    Some("ask") if p.effect() == CedarEffect::Forbid => true,
+                    Some("ask") => {
+                        issues.push(&f.file, Some(line), format!("policy `{id}`: @warden(\"ask\") applies to `forbid` policies only"));
+                        false
+                    }
+                    Some(other) => {
+                        issues.push(&f.file, Some(line), format!("policy `{id}`: unknown @warden(\"{other}\"); the only value is \"ask\""));
+                        false
+                    }
+                };
+                let reason = p.annotation("reason").map(String::from);
+                let renamed = p.new_id(PolicyId::new(&id));
+                if let Err(e) = all.add(renamed) {
+                    issues.push(&f.file, Some(line), e.to_string());
+                    continue;
+                }
+                texts.insert(id.clone(), &f.text);
+                info.insert(
+                    id.clone(),
+                    PolicyInfo {
+                        id,
+                        file: f.file.clone(),
+                        line,
+                        ask,
+                        permit: p.effect() == CedarEffect::Permit,
+                        reason,
+                    },
+                );
+            }
+        }
+        for (agent, pats) in ceilings {
+            let id = format!("ceiling:{agent}");
+            let actions: Vec<String> = pats
+                .iter()
+                .map(|p| match p {
+                    ToolPattern::All => String::new(),
+                    ToolPattern::Server(s) => format!("Action::\"{}\"", s.replace('"', "")),
+                    ToolPattern::Tool(t) => format!("Action::\"{}\"", t.replace('"', "")),
+                })
+                .collect();
+            let action_scope = if actions.iter().any(String::is_empty) {
+                "action".to_string()
+            } else {
+                format!("action in [{}]", actions.join(", "))
+            };
+            let src = format!(
+                "permit(principal == Agent::\"{}\", {action_scope}, resource);",
+                agent.replace('"', "")
+            );
+            match Policy::parse(Some(PolicyId::new(&id)), &src) {
+                Ok(p) => {
+                    if let Err(e) = all.add(p) {
+                        issues.push("<agents>", None, format!("ceiling of `{agent}`: {e}"));
+                        continue;
+                    }
+                    info.insert(
+                        id.clone(),
+                        PolicyInfo {
+                            id,
+                            file: "<agents>".into(),
+                            line: 0,
+                            ask: false,
+                            permit: true,
+                            reason: Some(format!("within the ceiling of agent `{agent}`")),
+                        },
+                    );
+                }
+                Err(e) => issues.push("<agents>", None, format!("ceiling of `{agent}`: {e}")),
+            }
+        }
+
+        let v = Validator::new(schema.clone()).validate(&all, ValidationMode::Strict);
+        for e in v.validation_errors() {
+            let id = e.policy_id().to_string();
+            let (file, line) = match info.get(&id) {
+                Some(i) => (
+                    i.file.clone(),
+                    texts.get(&id).and_then(|t| diag_line(e, t)).or(Some(i.line)),
+                ),
+                None => ("<policies>".into(), None),
+            };
+            issues.push(&file, line, format!("policy `{id}`: {e}"));
+        }
+
+        let mut grouped: HashMap<String, (Vec<Policy>, Vec<Policy>)> = HashMap::new();
+        for p in all.policies() {
+            let key = slice_key_principal(&p.principal_constraint());
+            let is_ask = info.get(&p.id().to_string()).is_some_and(|i| i.ask);
+            let e = grouped.entry(key).or_default();
+            if is_ask {
+                e.1.push(p.clone());
+            } else {
+                e.0.push(p.clone());
+            }
+        }
+        let mut slices = HashMap::new();
+        for (k, (main, ask)) in grouped {
+            let mk = |ps: Vec<Policy>| {
+                if ps.is_empty() {
+                    None
+                } else {
+                    PolicySet::from_policies(ps).ok()
+                }
+            };
+            slices.insert(k, Slice { main: mk(main), ask: mk(ask) });
+        }
+        PolicyEngine {
+            schema,
+            all,
+            info,
+            slices,
+            authorizer: Authorizer::new(),
+        }
+    }
+
+    /// The schema in force.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Every policy, unsliced (for comparison and analysis).
+    pub fn policy_set(&self) -> &PolicySet {
+        &self.all
+    }
+
+    /// Where a policy came from.
+    pub fn info(&self, id: &str) -> Option<&PolicyInfo> {
+        self.info.get(id)
+    }
+
+    /// Number of policies (including generated ceilings).
+    pub fn len(&self) -> usize {
+        self.info.len()
+    }
+
+    /// True when no policy is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.info.is_empty()
+    }
+
+    /// Evaluate one request over the slices that can apply to `principal` (given its ancestors).
+    pub fn evaluate(
+        &self,
+        principal: &EntityUid,
+        ancestors: &[EntityUid],
+        action: &EntityUid,
+        resource: &EntityUid,
+        context: Context,
+        entities: &Entities,
+    ) -> Evaluation {
+        let mut out = Evaluation::default();
+        let request = match Request::new(principal.clone(), action.clone(), resource.clone(), context, None) {
+            Ok(r) => r,
+            Err(e) => {
+                out.errors.push(e.to_string());
+                return out;
+            }
+        };
+        let ty = format!("is:{}", principal.type_name());
+        let p = principal.to_string();
+        let keys = ["*", ty.as_str(), p.as_str()];
+        let mut seen_anc = Vec::with_capacity(ancestors.len());
+        for a in ancestors {
+            seen_anc.push(a.to_string());
+        }
+        for key in keys.iter().copied().chain(seen_anc.iter().map(String::as_str)) {
+            let Some(slice) = self.slices.get(key) else { continue };
+            if let Some(set) = &slice.main {
+                let r = self.authorizer.is_authorized(&request, set, entities);
+                for e in r.diagnostics().errors() {
+                    out.errors.push(e.to_string());
+                }
+                let ids = r.diagnostics().reason().map(|id| id.to_string());
+                match r.decision() {
+                    CedarDecision::Allow => out.permits.extend(ids),
+                    CedarDecision::Deny => out.forbids.extend(ids),
+                }
+            }
+            if let Some(set) = &slice.ask {
+                let r = self.authorizer.is_authorized(&request, set, entities);
+                for e in r.diagnostics().errors() {
+                    out.errors.push(e.to_string());
+                }
+                out.asks.extend(r.diagnostics().reason().map(|id| id.to_string()));
+            }
+        }
+        out
+    }
+}
+
+/// Byte offsets where each top-level Cedar statement starts (annotations included), skipping
+/// comments and strings. Used to give every policy a line number.
+fn statement_starts(text: &str) -> Vec<usize> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut in_stmt = false;
+    while i < b.len() {
+        let c = b.get(i).copied().unwrap_or(b' ');
+        if c == b'/' && b.get(i + 1) == Some(&b'/') {
+            while i < b.len() && b.get(i) != Some(&b'\n') {
+                i += 1;
+            }
+            continue;
+        }
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if !in_stmt {
+            out.push(i);
+            in_stmt = true;
+        }
+        if c == b'"' {
+            i += 1;
+            while i < b.len() {
+                match b.get(i) {
+                    Some(b'\\') => i += 2,
+                    Some(b'"') => break,
+                    _ => i += 1,
+                }
+            }
+        } else if c == b';' {
+            in_stmt = false;
+        }
+        i += 1;
+    }
+    out
+}

@@ -1,0 +1,178 @@
+//! Session state: what one agent context has done and read.
+//!
+//! The state is plain data so that any store can keep it (in memory here; SQLite and PostgreSQL
+//! behind the same [`SessionStore`] trait). It is bounded: at most [`MAX_TAINT_LABELS`] labels,
+//! [`MAX_TEXT`] bytes each of untrusted and trusted text kept for provenance checks, and
+//! [`MAX_HISTORY`] history entries — about 2.1 MiB at most per session, typically a few KiB.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::mission::MissionUsage;
+use crate::model::{LabelSource, Outcome};
+
+/// The most distinct labels a session keeps; past it, further labels collapse into `overflow`.
+pub const MAX_TAINT_LABELS: usize = 256;
+/// The most bytes of untrusted (and, separately, trusted) text kept for provenance checks.
+pub const MAX_TEXT: usize = 1 << 20;
+/// The most history entries kept.
+pub const MAX_HISTORY: usize = 128;
+
+/// Text kept for provenance checks, lowercased, bounded; `overflowed` records that older text
+/// was dropped (provenance then fails closed: a value not found in trusted text counts as
+/// untrusted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundedText {
+    /// The kept text (most recent last).
+    pub text: String,
+    /// Whether some text was dropped.
+    pub overflowed: bool,
+}
+
+impl BoundedText {
+    /// Append text, dropping the oldest when over [`MAX_TEXT`].
+    pub fn push(&mut self, s: &str) {
+        let lower = s.to_lowercase();
+        if lower.len() >= MAX_TEXT {
+            let mut cut = lower.len() - MAX_TEXT;
+            while !lower.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.text = lower.get(cut..).unwrap_or_default().to_string();
+            self.overflowed = true;
+            return;
+        }
+        self.text.push('\n');
+        self.text.push_str(&lower);
+        if self.text.len() > MAX_TEXT {
+            let mut cut = self.text.len() - MAX_TEXT;
+            while !self.text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.text.drain(..cut);
+            self.overflowed = true;
+        }
+    }
+
+    /// True when the (lowercased) needle occurs in the kept text.
+    pub fn contains(&self, needle: &str) -> bool {
+        self.text.contains(&needle.to_lowercase())
+    }
+}
+
+/// One decided call, kept for explanation and anomaly detection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// 1-based call number in the session.
+    pub call: u64,
+    /// `server.tool`.
+    pub tool: String,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// The state of one session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// Session id.
+    pub id: String,
+    /// The mission it runs under.
+    pub mission: String,
+    /// Calls decided.
+    pub calls: u64,
+    /// Calls allowed.
+    pub allowed: u64,
+    /// Labels read into the session, each with its first source.
+    pub taint: BTreeMap<String, LabelSource>,
+    /// More labels arrived than [`MAX_TAINT_LABELS`]; the session is treated as holding every
+    /// sensitive label.
+    pub taint_overflow: bool,
+    /// The session has read untrusted content.
+    pub untrusted_input: bool,
+    /// The session has read sensitive data.
+    pub sensitive_read: bool,
+    /// Untrusted text read, for provenance checks.
+    pub untrusted_text: BoundedText,
+    /// Trusted text read (tool outputs from trusted sources), for provenance checks.
+    pub trusted_text: BoundedText,
+    /// Recent decisions.
+    pub history: VecDeque<HistoryEntry>,
+}
+
+impl SessionState {
+    /// A new session under a mission.
+    pub fn new(id: impl Into<String>, mission: impl Into<String>) -> Self {
+        SessionState {
+            id: id.into(),
+            mission: mission.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Add a label with its source (first source wins).
+    pub fn add_label(&mut self, src: LabelSource) {
+        if self.taint.contains_key(&src.label) {
+            return;
+        }
+        if self.taint.len() >= MAX_TAINT_LABELS {
+            self.taint_overflow = true;
+            return;
+        }
+        self.taint.insert(src.label.clone(), src);
+    }
+
+    /// Record a decided call in the history.
+    pub fn remember(&mut self, entry: HistoryEntry) {
+        if self.history.len() >= MAX_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(entry);
+    }
+}
+
+/// Where sessions and mission usage are kept. Implementations: in memory (here), SQLite and
+/// PostgreSQL (the store crate).
+pub trait SessionStore {
+    /// The store's error type.
+    type Error: std::error::Error;
+    /// Load a session.
+    fn session(&self, id: &str) -> Result<Option<SessionState>, Self::Error>;
+    /// Save a session.
+    fn put_session(&mut self, state: &SessionState) -> Result<(), Self::Error>;
+    /// Load a mission's usage.
+    fn usage(&self, mission: &str) -> Result<MissionUsage, Self::Error>;
+    /// Save a mission's usage.
+    fn put_usage(&mut self, mission: &str, usage: &MissionUsage) -> Result<(), Self::Error>;
+}
+
+/// An in-memory [`SessionStore`].
+#[derive(Debug, Default, Clone)]
+pub struct MemorySessions {
+    sessions: HashMap<String, SessionState>,
+    usage: HashMap<String, MissionUsage>,
+}
+
+impl SessionStore for MemorySessions {
+    type Error = std::convert::Infallible;
+
+    fn session(&self, id: &str) -> Result<Option<SessionState>, Self::Error> {
+        Ok(self.sessions.get(id).cloned())
+    }
+
+    fn put_session(&mut self, state: &SessionState) -> Result<(), Self::Error> {
+        self.sessions.insert(state.id.clone(), state.clone());
+        Ok(())
+    }
+
+    fn usage(&self, mission: &str) -> Result<MissionUsage, Self::Error> {
+        Ok(self.usage.get(mission).copied().unwrap_or_default())
+    }
+
+    fn put_usage(&mut self, mission: &str, usage: &MissionUsage) -> Result<(), Self::Error> {
+        self.usage.insert(mission.to_string(), *usage);
+        Ok(())
+    }
+}
