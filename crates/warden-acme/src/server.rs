@@ -72,9 +72,9 @@ impl AcmeServer {
     pub fn subset(&self, server: Option<&str>) -> Result<Self, AcmeError> {
         let only = match server {
             None => None,
-            Some(name) => Some(
-                server_name(name).ok_or_else(|| AcmeError::UnknownServer(name.to_string()))?,
-            ),
+            Some(name) => {
+                Some(server_name(name).ok_or_else(|| AcmeError::UnknownServer(name.to_string()))?)
+            }
         };
         Ok(AcmeServer {
             state: Arc::clone(&self.state),
@@ -166,7 +166,9 @@ impl AcmeServer {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-written in a way that
         // matters for a demo server; keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

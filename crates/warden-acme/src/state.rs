@@ -122,7 +122,6 @@ pub(crate) struct Acl {
 
 /// A canned web page.
 pub(crate) struct Page {
-    pub title: &'static str,
     pub text: String,
 }
 

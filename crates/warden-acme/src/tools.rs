@@ -448,10 +448,7 @@ fn channel<'a>(state: &'a State, args: &JsonObject) -> Result<&'a str, String> {
         .map(|c| c.name)
         .ok_or_else(|| {
             let known: Vec<&str> = state.channels.iter().map(|c| c.name).collect();
-            format!(
-                "unknown channel `{name}` (channels: {})",
-                known.join(", ")
-            )
+            format!("unknown channel `{name}` (channels: {})", known.join(", "))
         })
 }
 
@@ -523,11 +520,12 @@ fn list_threads(state: &mut State, args: &JsonObject) -> Result<Output, String> 
     for t in &threads {
         let last = t.messages.last().map(|m| m.at.as_str()).unwrap_or_default();
         text.push_str(&format!(
-            "\n{}  \"{}\"  by {}  · {} messages · last activity {}",
+            "\n{}  \"{}\"  by {}  · {} message{} · last activity {}",
             t.id,
             t.title,
             t.author,
             t.messages.len(),
+            if t.messages.len() == 1 { "" } else { "s" },
             last
         ));
         items.push(json!({
@@ -665,11 +663,19 @@ fn query_logs(state: &mut State, args: &JsonObject) -> Result<Output, String> {
         None | Some(Value::Null) => DEFAULT_LOG_LIMIT,
         Some(Value::Number(n)) => match n.as_u64() {
             Some(n) if n >= 1 => n,
-            _ => return Err(format!("`limit` must be an integer from 1 to {MAX_LOG_LIMIT}")),
+            _ => {
+                return Err(format!(
+                    "`limit` must be an integer from 1 to {MAX_LOG_LIMIT}"
+                ))
+            }
         },
         Some(Value::String(s)) => match s.trim().parse::<u64>() {
             Ok(n) if n >= 1 => n,
-            _ => return Err(format!("`limit` must be an integer from 1 to {MAX_LOG_LIMIT}")),
+            _ => {
+                return Err(format!(
+                    "`limit` must be an integer from 1 to {MAX_LOG_LIMIT}"
+                ))
+            }
         },
         Some(other) => {
             return Err(format!(
@@ -934,10 +940,7 @@ fn fetch(state: &mut State, args: &JsonObject) -> Result<Output, String> {
         .get(key)
         .or_else(|| state.pages.get(&key.replacen("http://", "https://", 1)))
         .ok_or_else(|| format!("HTTP 404 Not Found: {url}"))?;
-    Ok(Output::text(format!(
-        "URL: {key}\nTitle: {}\n\n{}",
-        page.title, page.text
-    )))
+    Ok(Output::text(format!("URL: {key}\n\n{}", page.text)))
 }
 
 // ----- mail -----
@@ -950,7 +953,9 @@ fn valid_address(address: &str) -> bool {
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !address.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+                && !address
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '<' || c == '>')
         }
         _ => false,
     }

@@ -15,7 +15,9 @@ use tokio::sync::oneshot;
 use warden_acme::{serve_http_with_shutdown, AcmeServer, MCP_PATH};
 
 /// Serves `server` on 127.0.0.1:0; returns its address and a shutdown trigger.
-async fn start(server: AcmeServer) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn start(
+    server: AcmeServer,
+) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -55,7 +57,12 @@ async fn sessions_share_one_state() {
         json!({"path": "docs/public/notes.md", "content": "from session one"}),
     )
     .await;
-    let read = call(second.peer(), "files.read_file", json!({"path": "docs/public/notes.md"})).await;
+    let read = call(
+        second.peer(),
+        "files.read_file",
+        json!({"path": "docs/public/notes.md"}),
+    )
+    .await;
     assert_eq!(text(&read), "from session one");
     first.cancel().await.expect("close");
     second.cancel().await.expect("close");
@@ -84,6 +91,8 @@ async fn a_subset_server_over_http() {
 #[tokio::test]
 async fn serve_http_for_rejects_an_unknown_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = warden_acme::serve_http_for(listener, Some("payroll")).await.unwrap_err();
+    let err = warden_acme::serve_http_for(listener, Some("payroll"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("payroll"));
 }

@@ -17,7 +17,9 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::{StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::transport::{
+    StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
+};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::json;
 use warden_acme::AcmeServer;
@@ -155,7 +157,12 @@ async fn a_stdio_style_handler_sees_no_http_parts() {
         let _ = running.waiting().await;
     });
     let client = ().serve(client_io).await.unwrap();
-    call(client.peer(), "web.fetch", json!({"url": "https://vendor.example/status"})).await;
+    call(
+        client.peer(),
+        "web.fetch",
+        json!({"url": "https://vendor.example/status"}),
+    )
+    .await;
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
     assert!(!seen[0].http);
@@ -200,9 +207,22 @@ async fn a_2026_07_28_client_is_served_statelessly() {
     )
     .await
     .unwrap();
-    assert_eq!(common::tool_names(client.peer()).await, common::dotted_names());
-    call(client.peer(), "logs.query_logs", json!({"source": "deploy", "query": "*"})).await;
-    call(client.peer(), "logs.query_logs", json!({"source": "deploy", "query": "*"})).await;
+    assert_eq!(
+        common::tool_names(client.peer()).await,
+        common::dotted_names()
+    );
+    call(
+        client.peer(),
+        "logs.query_logs",
+        json!({"source": "deploy", "query": "*"}),
+    )
+    .await;
+    call(
+        client.peer(),
+        "logs.query_logs",
+        json!({"source": "deploy", "query": "*"}),
+    )
+    .await;
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);

@@ -218,7 +218,7 @@ pub enum ResolveError {
         want: &'static str,
     },
     /// The audience names something the directory does not know.
-    #[error("`{tool}` would reach `{what}`, which the directory does not know")]
+    #[error("`{tool}` would reach {what}, which the directory does not know")]
     UnknownAudience {
         /// The tool.
         tool: String,
@@ -588,6 +588,19 @@ impl ToolSpec {
 }
 
 impl ToolSpec {
+    /// True for arguments that address the call (audience, act-as, directing arguments) rather
+    /// than carry content.
+    pub fn is_addressing_arg(&self, arg: &str) -> bool {
+        self.directs.iter().any(|d| d == arg)
+            || self.acts_as.as_deref() == Some(arg)
+            || match &self.audience {
+                Some(
+                    AudienceRule::Channel(a) | AudienceRule::User(a) | AudienceRule::Email(a) | AudienceRule::GroupArg(a),
+                ) => a == arg,
+                _ => false,
+            }
+    }
+
     /// Every label the catalog can attach to this tool's data.
     pub fn possible_labels(&self) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = self.default_labels.iter().cloned().collect();

@@ -539,10 +539,23 @@ impl Engine {
         d
     }
 
-    fn scan_arguments(&self, args: &Value) -> Scan {
+    /// Scan the content of a call's arguments. Arguments that say where the call goes
+    /// (recipients, channels, paths, the act-as name) are addresses, not content: they are
+    /// checked by exposure and provenance instead.
+    fn scan_arguments(&self, spec: &ToolSpec, args: &Value) -> Scan {
         let budget = self.config.detectors.limits().max_bytes;
         let mut text = String::new();
-        strings_of(args, &mut text, budget);
+        match args {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if spec.is_addressing_arg(k) {
+                        continue;
+                    }
+                    strings_of(v, &mut text, budget);
+                }
+            }
+            other => strings_of(other, &mut text, budget),
+        }
         self.config.detectors.scan(&text)
     }
 
@@ -555,9 +568,9 @@ impl Engine {
             untrusted_input: s.untrusted_input,
             ..Default::default()
         };
-        let scan = self.scan_arguments(&cx.call.args);
+        let scan = self.scan_arguments(spec, &cx.call.args);
         let advice = scan.labels.contains(PRIVILEGED_ADVICE);
-        for l in &scan.labels {
+        for l in &content_labels(&scan, self.config.detectors.limits().max_findings) {
             f.argument_labels.insert(l.clone());
         }
         if scan.truncated {
@@ -759,10 +772,15 @@ impl Engine {
         for l in &permitted.resource_labels {
             labels.insert(l.clone(), spec.name.clone());
         }
+        let found = content_labels(&scan, cfg.detectors.limits().max_findings);
         for f in &scan.findings {
-            labels.entry(f.label.clone()).or_insert_with(|| format!("{} (detector {})", spec.name, f.detector));
+            if found.contains(&f.label) {
+                labels
+                    .entry(f.label.clone())
+                    .or_insert_with(|| format!("{} (detector {})", spec.name, f.detector));
+            }
         }
-        for l in &scan.labels {
+        for l in &found {
             labels.entry(l.clone()).or_insert_with(|| format!("{} (detector)", spec.name));
         }
         if scan.truncated {
@@ -797,6 +815,35 @@ impl Engine {
         usage.records = usage.records.saturating_add(count_records(spec.records, output));
         labels.into_keys().collect()
     }
+}
+
+/// How many distinct email addresses make content personal data (a contact list, not a
+/// signature or a mention).
+pub const EMAILS_FOR_PII: usize = 3;
+
+/// The labels content carries according to its scan. One or two email addresses are a mention,
+/// not personal data; every other finding counts. When findings were capped, every label the
+/// scan saw counts.
+pub fn content_labels(scan: &Scan, max_findings: usize) -> BTreeSet<String> {
+    if scan.findings.len() >= max_findings {
+        return scan.labels.clone();
+    }
+    let mut out: BTreeSet<String> = scan
+        .findings
+        .iter()
+        .filter(|f| f.detector != "email")
+        .map(|f| f.label.clone())
+        .collect();
+    let emails: BTreeSet<(usize, Option<&str>)> = scan
+        .findings
+        .iter()
+        .filter(|f| f.detector == "email")
+        .map(|f| (f.offset, f.encoding.as_deref()))
+        .collect();
+    if emails.len() >= EMAILS_FOR_PII {
+        out.insert("pii".into());
+    }
+    out
 }
 
 /// Every label a tool's output could carry: its catalog labels plus what detectors find.

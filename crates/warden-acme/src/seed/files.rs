@@ -38,7 +38,7 @@ pub(crate) fn seed() -> BTreeMap<String, String> {
              APP_ENV=production\n\
              PORT=8080\n\
              LOG_LEVEL=info\n\
-             DATABASE_URL=postgres://billing:{db_password}@db.internal:5432/billing\n\
+             DATABASE_URL=postgres://billing:{db_password}@db.internal/billing\n\
              REDIS_URL=redis://:{redis_password}@cache.internal:6379/2\n\
              STRIPE_SECRET_KEY={stripe_key}\n\
              STRIPE_WEBHOOK_SECRET={webhook}\n\

@@ -5,31 +5,175 @@ use crate::state::Employee;
 
 /// `(user, name, title, team, base salary in USD per year)`.
 const PEOPLE: &[(&str, &str, &str, &str, u64)] = &[
-    ("alice", "Alice Chen", "Staff Software Engineer", "Platform", 212_000),
-    ("bob", "Bob Martinez", "Software Engineer", "Payments", 148_000),
-    ("carol", "Carol Okafor", "HR Business Partner", "People", 131_000),
-    ("dave", "Dave Kowalski", "Senior Security Engineer", "Security", 189_000),
-    ("erin", "Erin Walsh", "QA Contractor (Brightpath)", "Contractors", 94_000),
-    ("frank", "Frank Delgado", "Engineering Manager", "Payments", 205_000),
-    ("gwen.park", "Gwen Park", "Software Engineer", "Platform", 152_000),
-    ("hiro.tanaka", "Hiro Tanaka", "Senior Software Engineer", "Billing", 176_000),
-    ("priya.raman", "Priya Raman", "Data Engineer", "Data", 158_000),
-    ("harriet.lane", "Harriet Lane", "Chief Executive Officer", "Executive", 390_000),
-    ("maria.gonzalez", "Maria Gonzalez", "HR Generalist", "People", 96_000),
-    ("omar.haddad", "Omar Haddad", "Security Analyst", "Security", 138_000),
-    ("liam.oconnor", "Liam O'Connor", "Site Reliability Engineer", "Platform", 171_000),
-    ("sofia.rossi", "Sofia Rossi", "Product Manager", "Payments", 167_000),
-    ("kwame.mensah", "Kwame Mensah", "Software Engineer", "Identity", 150_000),
-    ("yuki.sato", "Yuki Sato", "Engineering Manager", "Identity", 201_000),
-    ("noah.fischer", "Noah Fischer", "Senior Software Engineer", "Payments", 181_000),
-    ("ava.thompson", "Ava Thompson", "Financial Analyst", "Finance", 112_000),
-    ("diego.alvarez", "Diego Alvarez", "Mobile Engineer", "Mobile", 155_000),
-    ("fatima.zahra", "Fatima Zahra", "Legal Counsel", "Legal", 184_000),
-    ("ethan.brooks", "Ethan Brooks", "Support Engineer", "Support", 98_000),
-    ("chloe.martin", "Chloe Martin", "Product Designer", "Design", 139_000),
+    (
+        "alice",
+        "Alice Chen",
+        "Staff Software Engineer",
+        "Platform",
+        212_000,
+    ),
+    (
+        "bob",
+        "Bob Martinez",
+        "Software Engineer",
+        "Payments",
+        148_000,
+    ),
+    (
+        "carol",
+        "Carol Okafor",
+        "HR Business Partner",
+        "People",
+        131_000,
+    ),
+    (
+        "dave",
+        "Dave Kowalski",
+        "Senior Security Engineer",
+        "Security",
+        189_000,
+    ),
+    (
+        "erin",
+        "Erin Walsh",
+        "QA Contractor (Brightpath)",
+        "Contractors",
+        94_000,
+    ),
+    (
+        "frank",
+        "Frank Delgado",
+        "Engineering Manager",
+        "Payments",
+        205_000,
+    ),
+    (
+        "gwen.park",
+        "Gwen Park",
+        "Software Engineer",
+        "Platform",
+        152_000,
+    ),
+    (
+        "hiro.tanaka",
+        "Hiro Tanaka",
+        "Senior Software Engineer",
+        "Billing",
+        176_000,
+    ),
+    (
+        "priya.raman",
+        "Priya Raman",
+        "Data Engineer",
+        "Data",
+        158_000,
+    ),
+    (
+        "harriet.lane",
+        "Harriet Lane",
+        "Chief Executive Officer",
+        "Executive",
+        390_000,
+    ),
+    (
+        "maria.gonzalez",
+        "Maria Gonzalez",
+        "HR Generalist",
+        "People",
+        96_000,
+    ),
+    (
+        "omar.haddad",
+        "Omar Haddad",
+        "Security Analyst",
+        "Security",
+        138_000,
+    ),
+    (
+        "liam.oconnor",
+        "Liam O'Connor",
+        "Site Reliability Engineer",
+        "Platform",
+        171_000,
+    ),
+    (
+        "sofia.rossi",
+        "Sofia Rossi",
+        "Product Manager",
+        "Payments",
+        167_000,
+    ),
+    (
+        "kwame.mensah",
+        "Kwame Mensah",
+        "Software Engineer",
+        "Identity",
+        150_000,
+    ),
+    (
+        "yuki.sato",
+        "Yuki Sato",
+        "Engineering Manager",
+        "Identity",
+        201_000,
+    ),
+    (
+        "noah.fischer",
+        "Noah Fischer",
+        "Senior Software Engineer",
+        "Payments",
+        181_000,
+    ),
+    (
+        "ava.thompson",
+        "Ava Thompson",
+        "Financial Analyst",
+        "Finance",
+        112_000,
+    ),
+    (
+        "diego.alvarez",
+        "Diego Alvarez",
+        "Mobile Engineer",
+        "Mobile",
+        155_000,
+    ),
+    (
+        "fatima.zahra",
+        "Fatima Zahra",
+        "Legal Counsel",
+        "Legal",
+        184_000,
+    ),
+    (
+        "ethan.brooks",
+        "Ethan Brooks",
+        "Support Engineer",
+        "Support",
+        98_000,
+    ),
+    (
+        "chloe.martin",
+        "Chloe Martin",
+        "Product Designer",
+        "Design",
+        139_000,
+    ),
     ("ravi.iyer", "Ravi Iyer", "Data Scientist", "Data", 169_000),
-    ("isabel.costa", "Isabel Costa", "Technical Recruiter", "People", 104_000),
-    ("jonas.berg", "Jonas Berg", "Software Engineer", "Billing", 146_000),
+    (
+        "isabel.costa",
+        "Isabel Costa",
+        "Technical Recruiter",
+        "People",
+        104_000,
+    ),
+    (
+        "jonas.berg",
+        "Jonas Berg",
+        "Software Engineer",
+        "Billing",
+        146_000,
+    ),
     ("mei.lin", "Mei Lin", "VP Engineering", "Executive", 318_000),
 ];
 
@@ -75,7 +219,10 @@ pub(crate) fn seed() -> Vec<Employee> {
                 rng.range(1, 9999)
             );
             let street = rng.pick(STREETS).copied().unwrap_or("Alder Street");
-            let (city, zip) = rng.pick(CITIES).copied().unwrap_or(("Oakland, CA", "94612"));
+            let (city, zip) = rng
+                .pick(CITIES)
+                .copied()
+                .unwrap_or(("Oakland, CA", "94612"));
             let home_address = format!("{} {street}, {city} {zip}", rng.range(100, 4999));
             // 555-0100 to 555-0199 are the numbers reserved for fiction.
             let phone = format!("+1-415-555-01{:02}", i % 100);

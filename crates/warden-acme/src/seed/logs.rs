@@ -72,7 +72,11 @@ fn auth() -> Vec<LogRecord> {
         let env = if rng.below(3) == 0 { "staging" } else { "prod" };
         let roll = rng.below(10);
         if roll < 8 {
-            let mfa = if rng.below(2) == 0 { "totp" } else { "webauthn" };
+            let mfa = if rng.below(2) == 0 {
+                "totp"
+            } else {
+                "webauthn"
+            };
             out.push(record(
                 secs,
                 "auth",
@@ -87,7 +91,11 @@ fn auth() -> Vec<LogRecord> {
                 ],
             ));
         } else {
-            let reason = if roll == 8 { "mfa_timeout" } else { "invalid_password" };
+            let reason = if roll == 8 {
+                "mfa_timeout"
+            } else {
+                "invalid_password"
+            };
             out.push(record(
                 secs,
                 "auth",
@@ -234,8 +242,8 @@ fn access() -> Vec<LogRecord> {
         let (user, ip) = user(&mut rng);
         let (method, path) = rng.pick(paths).copied().unwrap_or(("GET", "/metrics"));
         let path = path.replace("{id}", &rng.range(1000, 99_999).to_string());
-        let denied = path.starts_with("/admin") || path.starts_with("/api/hr")
-            || rng.below(12) == 0;
+        let denied =
+            path.starts_with("/admin") || path.starts_with("/api/hr") || rng.below(12) == 0;
         let mut fields = vec![
             ("user", user.to_string()),
             ("ip", ip.to_string()),
@@ -286,14 +294,24 @@ fn deploy() -> Vec<LogRecord> {
         ("notifications-svc", 1, 7),
         ("auth-svc", 3, 1),
     ];
-    let deployers = ["ci-bot", "ci-bot", "ci-bot", "alice", "liam.oconnor", "gwen.park"];
+    let deployers = [
+        "ci-bot",
+        "ci-bot",
+        "ci-bot",
+        "alice",
+        "liam.oconnor",
+        "gwen.park",
+    ];
     let start = nov(13, 8, 0, 0);
     let end = nov(20, 8, 0, 0);
     let mut patch: BTreeMap<&str, u64> = BTreeMap::new();
     let mut times: Vec<u64> = (0..56).map(|_| rng.range(start, end)).collect();
     times.sort_unstable();
     for secs in times {
-        let (service, major, minor) = rng.pick(services).copied().unwrap_or(("billing-svc", 2, 14));
+        let (service, major, minor) = rng
+            .pick(services)
+            .copied()
+            .unwrap_or(("billing-svc", 2, 14));
         let counter = patch.entry(service).or_insert(0);
         *counter += 1;
         let version = format!("{major}.{minor}.{counter}");

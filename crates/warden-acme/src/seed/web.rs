@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::state::Page;
 
-/// URL → page.
+/// URL → page; each entry is `(url, title, text)`, the text opening with the title.
 pub(crate) fn seed() -> BTreeMap<String, Page> {
     let pages = [
         (
@@ -64,11 +64,10 @@ pub(crate) fn seed() -> BTreeMap<String, Page> {
     ];
     pages
         .into_iter()
-        .map(|(url, title, text)| {
+        .map(|(url, _title, text)| {
             (
                 url.to_string(),
                 Page {
-                    title,
                     text: text.to_string(),
                 },
             )

@@ -110,9 +110,16 @@ pub async fn exercise_all(peer: &Peer<RoleClient>) {
     let body = text(&logs);
     let lines: Vec<&str> = body.lines().skip(1).collect();
     assert_eq!(lines.len(), 3);
-    assert!(lines.iter().all(|l| l.contains(" auth ") && l.contains("user=bob")));
+    assert!(lines
+        .iter()
+        .all(|l| l.contains(" auth ") && l.contains("user=bob")));
 
-    let default = call(peer, "logs.query_logs", json!({"source": "deploy", "query": "*"})).await;
+    let default = call(
+        peer,
+        "logs.query_logs",
+        json!({"source": "deploy", "query": "*"}),
+    )
+    .await;
     assert_eq!(default.structured_content.expect("s")["returned"], 20);
 
     // hr: only the requested fields come back.
@@ -160,11 +167,21 @@ pub async fn exercise_all(peer: &Peer<RoleClient>) {
     )
     .await;
     assert!(!is_error(&written));
-    let read = call(peer, "files.read_file", json!({"path": "docs/public/notes.md"})).await;
+    let read = call(
+        peer,
+        "files.read_file",
+        json!({"path": "docs/public/notes.md"}),
+    )
+    .await;
     assert_eq!(text(&read), "# Notes\nhello\n");
     let missing = call(peer, "files.read_file", json!({"path": "docs/nope.md"})).await;
     assert!(is_error(&missing));
-    let env = call(peer, "files.read_file", json!({"path": "services/billing/.env"})).await;
+    let env = call(
+        peer,
+        "files.read_file",
+        json!({"path": "services/billing/.env"}),
+    )
+    .await;
     assert!(text(&env).contains("STRIPE_SECRET_KEY=sk_live_"));
 
     // acl: a grant is visible to a later get.
@@ -187,9 +204,19 @@ pub async fn exercise_all(peer: &Peer<RoleClient>) {
     );
 
     // web: canned pages only.
-    let page = call(peer, "web.fetch", json!({"url": "https://vendor.example/docs/integration"})).await;
+    let page = call(
+        peer,
+        "web.fetch",
+        json!({"url": "https://vendor.example/docs/integration"}),
+    )
+    .await;
     assert!(text(&page).contains("drop@evil.example"));
-    let nope = call(peer, "web.fetch", json!({"url": "https://vendor.example/nope"})).await;
+    let nope = call(
+        peer,
+        "web.fetch",
+        json!({"url": "https://vendor.example/nope"}),
+    )
+    .await;
     assert!(is_error(&nope));
 
     // mail: returns a message id, sends nothing.

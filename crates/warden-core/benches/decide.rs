@@ -1,0 +1,786 @@
+//! Decision cost as the number of policies grows: `Engine::decide` (sliced Cedar, both
+//! evaluations) against bare Cedar over the same, unsliced policy set.
+//!
+//! Configurations are built in memory with N = 10, 100, 1,000 and 10,000 generated policies
+//! (agent ceilings, per-agent forbids and ask-forbids, per-tenant permits and forbids) plus the
+//! Acme default pack (`default.cedar`, `people.cedar`: 14 policies) in every configuration.
+//!
+//! Run with `cargo bench -p warden-core --bench decide -- --warm-up-time 1 --measurement-time 3`.
+//! After criterion, a percentile pass times 20,000 single decisions per N and prints a table.
+//! Under `cargo test --benches` (no `--bench` argument) only N = 10 and 100 are built, each
+//! benchmark runs once, and the percentile pass is skipped.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use cedar_policy::{Authorizer, Context, Decision as CedarDecision, EntityUid, Request};
+use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode};
+use serde_json::{json, Value};
+use warden_core::mission::{Mission, MissionUsage};
+use warden_core::session::SessionState;
+use warden_core::{Breakers, Call, Config, Engine, Outcome, Sources};
+
+const DEFAULT_PACK: &str = include_str!("../../../examples/acme/policies/default.cedar");
+const PEOPLE_PACK: &str = include_str!("../../../examples/acme/policies/people.cedar");
+/// Policies in the two Acme pack files.
+const PACK_POLICIES: usize = 14;
+/// Users in the generated directory.
+const USERS: usize = 300;
+/// 2026-01-15T12:00:00Z.
+const NOW_MS: i64 = 1_768_478_400_000;
+/// Decisions timed one by one per N in the percentile pass.
+const PERCENTILE_RUNS: usize = 20_000;
+
+/// Configuration files held in memory.
+struct MemSources(HashMap<String, String>);
+
+impl Sources for MemSources {
+    fn read(&self, path: &str) -> Result<String, String> {
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| format!("no such file `{path}`"))
+    }
+
+    fn list(&self, dir: &str, ext: &str) -> Result<Vec<String>, String> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let mut v: Vec<String> = self
+            .0
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k.ends_with(ext))
+            .cloned()
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+}
+
+/// The shape of one generated configuration.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// Generated policies (ceilings + agent policies + tenant policies).
+    n: usize,
+    agents: usize,
+    agent_policies: usize,
+    tenants: usize,
+    tenant_policies: usize,
+    servers: usize,
+}
+
+impl Shape {
+    fn new(n: usize) -> Shape {
+        // 10% agents (one ceiling permit each), 3 policies per agent, the rest per tenant
+        // (a read permit and an egress forbid per tenant).
+        let agents = (n / 10).max(1);
+        let agent_policies = 3 * agents;
+        let tenant_policies = n - agents - agent_policies;
+        let tenants = tenant_policies.div_ceil(2);
+        let servers = (agents / 5).clamp(3, 200);
+        Shape {
+            n,
+            agents,
+            agent_policies,
+            tenants,
+            tenant_policies,
+            servers,
+        }
+    }
+
+    /// The agent and principal the benchmarked request uses.
+    fn agent(&self) -> usize {
+        self.agents / 2
+    }
+
+    fn principal(&self) -> usize {
+        7 % USERS
+    }
+
+    fn server_of(&self, agent: usize) -> usize {
+        agent % self.servers
+    }
+}
+
+fn warden_toml(s: &Shape) -> String {
+    let mut t = String::from(
+        r#"name = "bench"
+
+[policy]
+dir = "policies"
+
+[catalog]
+file = "catalog.toml"
+
+[missions]
+file = "missions.toml"
+
+[directory]
+file = "directory.json"
+internal_domains = ["corp.example"]
+
+[labels]
+confidentiality = ["public", "internal", "pii", "hr-compensation", "security-sensitive", "user-data", "secret"]
+sensitive = ["pii", "hr-compensation", "security-sensitive", "user-data", "secret"]
+"#,
+    );
+    for i in 0..s.agents {
+        let own = s.server_of(i);
+        let other = (i * 7 + 3) % s.servers;
+        writeln!(
+            t,
+            "\n[agents.agent-{i}]\ndescription = \"Generated agent {i}.\"\nceiling = [\"srv{own}.*\", \"srv{other}.read_doc\"]"
+        )
+        .unwrap();
+    }
+    t
+}
+
+fn catalog_toml(s: &Shape) -> String {
+    let mut t = String::new();
+    for k in 0..s.servers {
+        let output = if k % 2 == 0 { "trusted" } else { "untrusted" };
+        writeln!(
+            t,
+            r#"[tools."srv{k}.read_doc"]
+effect = "read"
+required = ["doc"]
+resource = {{ type = "Dataset", arg = "doc", prefix = "srv{k}:" }}
+labels = [
+  {{ arg = "doc", glob = ["secrets/**", "**/.env"], add = ["secret"] }},
+  {{ arg = "doc", glob = ["public/**"], add = ["public"] }},
+  {{ arg = "doc", glob = ["hr/**"], add = ["pii", "hr-compensation"] }},
+]
+default_labels = ["internal"]
+output = "{output}"
+records = "lines"
+
+[tools."srv{k}.write_doc"]
+effect = "write"
+required = ["doc", "content"]
+resource = {{ type = "Dataset", arg = "doc", prefix = "srv{k}:" }}
+labels = [{{ arg = "doc", glob = ["public/**"], add = ["public"] }}]
+default_labels = ["internal"]
+audience = {{ kind = "group", group = "all-staff" }}
+directs = ["doc"]
+
+[tools."srv{k}.post_message"]
+effect = "publish"
+required = ["channel", "body"]
+resource = {{ type = "Channel", arg = "channel" }}
+labels = [{{ arg = "channel", channel_readers = true }}]
+audience = {{ kind = "channel", arg = "channel" }}
+
+[tools."srv{k}.export"]
+effect = "egress"
+required = ["to", "body"]
+resource = {{ type = "Mailbox", arg = "to" }}
+audience = {{ kind = "email", arg = "to" }}
+directs = ["to"]
+"#
+        )
+        .unwrap();
+    }
+    t
+}
+
+const MISSIONS: &str = r#"["tenant-work"]
+description = "Work on a tenant's documents."
+tools = ["*"]
+lifetime = "2h"
+calls = 100
+records = 10000
+"#;
+
+fn directory_json(s: &Shape) -> String {
+    let mut v = vec![json!({"uid": {"type": "Group", "id": "all-staff"}, "attrs": {}, "parents": []})];
+    for t in 0..s.tenants {
+        v.push(json!({"uid": {"type": "Group", "id": format!("tenant-{t}")}, "attrs": {}, "parents": []}));
+    }
+    for u in 0..USERS {
+        let tenant = u % s.tenants;
+        v.push(json!({
+            "uid": {"type": "User", "id": format!("user-{u:04}")},
+            "attrs": {"clearances": ["internal"], "email": format!("user-{u:04}@corp.example")},
+            "parents": [{"type": "Group", "id": "all-staff"}, {"type": "Group", "id": format!("tenant-{tenant}")}],
+        }));
+    }
+    v.push(json!({
+        "uid": {"type": "Channel", "id": "general"},
+        "attrs": {"readers": [{"__entity": {"type": "Group", "id": "all-staff"}}]},
+        "parents": [],
+    }));
+    serde_json::to_string_pretty(&Value::Array(v)).unwrap()
+}
+
+fn agent_policies(s: &Shape) -> String {
+    let mut t = String::new();
+    for i in 0..s.agents {
+        let other = (i * 11 + 5) % s.servers;
+        let calls = 5 + i % 20;
+        writeln!(
+            t,
+            r#"@id("agent-{i}-no-secret-out")
+@reason("agent-{i} never moves secrets, nor personal data to people not cleared for it")
+forbid (principal == Agent::"agent-{i}", action in [Action::"publish", Action::"egress"], resource)
+when {{ context.flow.labels.contains("secret") || (context.flow.labels.contains("pii") && context.exposure.count > 0) }};
+
+@id("agent-{i}-sensitive-office-hours")
+@reason("agent-{i} touches sensitive data on srv{other} only in office hours")
+forbid (principal == Agent::"agent-{i}", action in Action::"srv{other}", resource)
+when {{ context.flow.sensitive && (context.hour_utc < 6 || context.hour_utc > 20) }};
+
+@id("agent-{i}-ask-untrusted-changes")
+@warden("ask")
+@reason("agent-{i} changes things after reading untrusted content late in a session")
+forbid (principal == Agent::"agent-{i}", action in [Action::"write", Action::"egress"], resource)
+when {{ context.flow.untrusted_input && context.session.calls > {calls} }};
+"#
+        )
+        .unwrap();
+    }
+    t
+}
+
+fn tenant_policies(s: &Shape) -> String {
+    let mut t = String::new();
+    for k in 0..s.tenant_policies {
+        let g = k / 2;
+        if k % 2 == 0 {
+            writeln!(
+                t,
+                r#"@id("tenant-{g}-read")
+@reason("members of tenant-{g} read what they are cleared for")
+permit (principal is User in Group::"tenant-{g}", action in Action::"read", resource)
+when {{ principal.clearances.containsAll(context.flow.resource_labels) && context.mission.calls_left > 0 }};
+"#
+            )
+            .unwrap();
+        } else {
+            writeln!(
+                t,
+                r#"@id("tenant-{g}-no-sensitive-egress")
+@reason("tenant-{g} keeps sensitive data inside")
+forbid (principal is User in Group::"tenant-{g}", action in Action::"egress", resource)
+when {{ context.flow.sensitive || context.exposure.external_exposed > 0 }};
+"#
+            )
+            .unwrap();
+        }
+    }
+    t
+}
+
+/// One loaded configuration and the request decided against it.
+struct Fixture {
+    shape: Shape,
+    loaded: usize,
+    load_time: Duration,
+    engine: Engine,
+    call: Call,
+    mission: Mission,
+    session: SessionState,
+    usage: MissionUsage,
+    breakers: Breakers,
+    /// The same request for bare Cedar: agent, then principal.
+    bare_agent: Request,
+    bare_user: Request,
+    context_json: String,
+    uids: Uids,
+}
+
+struct Uids {
+    agent: EntityUid,
+    user: EntityUid,
+    action: EntityUid,
+    resource: EntityUid,
+    ancestors: Vec<EntityUid>,
+}
+
+fn euid(ty: &str, id: &str) -> EntityUid {
+    EntityUid::from_str(&format!("{ty}::{}", json!(id))).unwrap()
+}
+
+impl Fixture {
+    fn build(n: usize) -> Fixture {
+        let s = Shape::new(n);
+        let mut files = HashMap::new();
+        let toml = warden_toml(&s);
+        files.insert("catalog.toml".to_string(), catalog_toml(&s));
+        files.insert("missions.toml".to_string(), MISSIONS.to_string());
+        files.insert("directory.json".to_string(), directory_json(&s));
+        files.insert("policies/default.cedar".to_string(), DEFAULT_PACK.to_string());
+        files.insert("policies/people.cedar".to_string(), PEOPLE_PACK.to_string());
+        files.insert("policies/agents.cedar".to_string(), agent_policies(&s));
+        files.insert("policies/tenants.cedar".to_string(), tenant_policies(&s));
+        let sources = MemSources(files);
+        let t0 = Instant::now();
+        let cfg = match Config::load("warden.toml", &toml, &sources) {
+            Ok(c) => c,
+            Err(e) => panic!("N={n}: the generated configuration does not load: {e:?}"),
+        };
+        let engine = Engine::new(cfg);
+        let load_time = t0.elapsed();
+        let loaded = engine.config().policies.len();
+        assert_eq!(loaded, n + PACK_POLICIES, "N={n}: policy count");
+
+        let agent = format!("agent-{}", s.agent());
+        let principal = format!("user-{:04}", s.principal());
+        let server = format!("srv{}", s.server_of(s.agent()));
+        let tool = "read_doc";
+        let doc = "reports/2025-q4/summary.md";
+        let call = Call::new(server.clone(), tool, json!({ "doc": doc }));
+        let mission = engine
+            .grant(
+                "m-bench",
+                "tenant-work",
+                &agent,
+                &principal,
+                "Summarise the Q4 report for the tenant review",
+                NOW_MS - 60_000,
+            )
+            .unwrap();
+        let session = SessionState::new("s-bench", "m-bench");
+        let usage = MissionUsage::default();
+        let breakers = Breakers::default();
+
+        // The context Warden builds for this call, as JSON of the schema's `Ctx` type.
+        let seconds_left = (mission.expires_at_ms - NOW_MS) / 1000;
+        let ctx = json!({
+            "tool": format!("{server}.{tool}"),
+            "server": server,
+            "effect": "read",
+            "agent": {"__entity": {"type": "Agent", "id": agent}},
+            "on_behalf_of": {"__entity": {"type": "User", "id": principal}},
+            "has_audience": false,
+            "acts_as": false,
+            "acts_as_other": false,
+            "flow": {
+                "labels": [],
+                "resource_labels": ["internal"],
+                "argument_labels": [],
+                "sensitive": false,
+                "untrusted_input": false,
+                "untrusted_direction": false,
+                "privileged_advice": false,
+            },
+            "exposure": {"audience": 0, "count": 0, "external": 0, "external_exposed": 0, "labels": []},
+            "mission": {
+                "id": mission.id,
+                "template": mission.template,
+                "purpose": mission.purpose,
+                "approval_effects": [],
+                "publish_to": "any",
+                "seconds_left": seconds_left,
+                "calls_left": 100,
+            },
+            "session": {"calls": 0, "untrusted_input": false, "sensitive_read": false},
+            "rule_of_two": {"untrusted_input": false, "sensitive_data": false, "external_action": false, "count": 0},
+            "hour_utc": (NOW_MS / 3_600_000) % 24,
+        });
+        let context_json = serde_json::to_string(&ctx).unwrap();
+        let schema = engine.config().policies.schema();
+        let uids = Uids {
+            agent: euid("Agent", &agent),
+            user: euid("User", &principal),
+            action: euid("Action", &format!("{server}.{tool}")),
+            resource: euid("Dataset", &format!("{server}:{doc}")),
+            ancestors: engine.config().directory.ancestors(&principal),
+        };
+        let context = Context::from_json_value(ctx, Some((schema, &uids.action))).unwrap();
+        let req = |p: &EntityUid| {
+            Request::new(
+                p.clone(),
+                uids.action.clone(),
+                uids.resource.clone(),
+                context.clone(),
+                Some(schema),
+            )
+            .unwrap()
+        };
+        let bare_agent = req(&uids.agent);
+        let bare_user = req(&uids.user);
+        let f = Fixture {
+            shape: s,
+            loaded,
+            load_time,
+            engine,
+            call,
+            mission,
+            session,
+            usage,
+            breakers,
+            bare_agent,
+            bare_user,
+            context_json,
+            uids,
+        };
+        f.check();
+        f
+    }
+
+    fn decide(&self) -> Outcome {
+        self.engine
+            .decide(
+                self.call.clone(),
+                &self.mission,
+                &self.session,
+                &self.usage,
+                &self.breakers,
+                NOW_MS,
+            )
+            .decision
+            .decision
+    }
+
+    /// Bare Cedar: the same two evaluations Warden makes (agent, then principal), over every
+    /// policy.
+    fn bare(&self, auth: &Authorizer) -> (CedarDecision, CedarDecision) {
+        let cfg = self.engine.config();
+        let set = cfg.policies.policy_set();
+        let entities = cfg.directory.entities();
+        let a = auth.is_authorized(&self.bare_agent, set, entities).decision();
+        let u = auth.is_authorized(&self.bare_user, set, entities).decision();
+        (a, u)
+    }
+
+    /// Bare Cedar, parsing the context from JSON text first.
+    fn bare_json(&self, auth: &Authorizer) -> (CedarDecision, CedarDecision) {
+        let cfg = self.engine.config();
+        let schema = cfg.policies.schema();
+        let context = Context::from_json_str(&self.context_json, Some((schema, &self.uids.action))).unwrap();
+        let set = cfg.policies.policy_set();
+        let entities = cfg.directory.entities();
+        let ra = Request::new(
+            self.uids.agent.clone(),
+            self.uids.action.clone(),
+            self.uids.resource.clone(),
+            context.clone(),
+            None,
+        )
+        .unwrap();
+        let ru = Request::new(
+            self.uids.user.clone(),
+            self.uids.action.clone(),
+            self.uids.resource.clone(),
+            context,
+            None,
+        )
+        .unwrap();
+        let a = auth.is_authorized(&ra, set, entities).decision();
+        let u = auth.is_authorized(&ru, set, entities).decision();
+        (a, u)
+    }
+
+    /// Warden's sliced evaluation alone (both principals), context prebuilt.
+    fn sliced(&self, context: &Context) -> bool {
+        let cfg = self.engine.config();
+        let p = &cfg.policies;
+        let e = cfg.directory.entities();
+        let u = &self.uids;
+        let a = p.evaluate(&u.agent, &[], &u.action, &u.resource, context.clone(), e);
+        let b = p.evaluate(&u.user, &u.ancestors, &u.action, &u.resource, context.clone(), e);
+        a.errors.is_empty() && b.errors.is_empty() && !a.permits.is_empty() && !b.permits.is_empty()
+    }
+
+    fn context(&self) -> Context {
+        let schema = self.engine.config().policies.schema();
+        Context::from_json_str(&self.context_json, Some((schema, &self.uids.action))).unwrap()
+    }
+
+    /// The request must be a real allow on every path measured.
+    fn check(&self) {
+        let n = self.shape.n;
+        let d = self.engine.decide(
+            self.call.clone(),
+            &self.mission,
+            &self.session,
+            &self.usage,
+            &self.breakers,
+            NOW_MS,
+        );
+        if d.decision.decision != Outcome::Allow {
+            panic!(
+                "N={n}: the benchmarked call is not allowed: {:?} {:?}",
+                d.decision.decision, d.decision.reasons
+            );
+        }
+        let tenant = format!("tenant-{}-read", self.shape.principal() % self.shape.tenants);
+        let ceiling = format!("ceiling:agent-{}", self.shape.agent());
+        for want in [ceiling.as_str(), tenant.as_str(), "people-read-what-they-are-cleared-for"] {
+            assert!(
+                d.decision.policies.iter().any(|p| p == want),
+                "N={n}: expected policy `{want}` among {:?}",
+                d.decision.policies
+            );
+        }
+        let auth = Authorizer::new();
+        let cfg = self.engine.config();
+        for (who, req) in [("agent", &self.bare_agent), ("principal", &self.bare_user)] {
+            let r = auth.is_authorized(req, cfg.policies.policy_set(), cfg.directory.entities());
+            let errors: Vec<String> = r.diagnostics().errors().map(|e| e.to_string()).collect();
+            if r.decision() != CedarDecision::Allow || !errors.is_empty() {
+                panic!(
+                    "N={n}: bare Cedar ({who}) does not allow: {:?}, reasons {:?}, errors {errors:?}",
+                    r.decision(),
+                    r.diagnostics().reason().collect::<Vec<_>>()
+                );
+            }
+        }
+        assert_eq!(
+            self.bare_json(&auth),
+            (CedarDecision::Allow, CedarDecision::Allow)
+        );
+        assert!(self.sliced(&self.context()), "N={n}: sliced evaluation");
+    }
+}
+
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn sizes() -> &'static [usize] {
+    if bench_mode() {
+        &[10, 100, 1_000, 10_000]
+    } else {
+        &[10, 100]
+    }
+}
+
+fn fixtures() -> &'static [Fixture] {
+    static F: OnceLock<Vec<Fixture>> = OnceLock::new();
+    F.get_or_init(|| {
+        sizes()
+            .iter()
+            .map(|&n| {
+                let f = Fixture::build(n);
+                eprintln!(
+                    "built N={n}: {} policies loaded ({} agents, {} agent policies, {} tenants, {} tenant policies, {} servers / {} tools, {} users) in {:.2?}",
+                    f.loaded,
+                    f.shape.agents,
+                    f.shape.agent_policies,
+                    f.shape.tenants,
+                    f.shape.tenant_policies,
+                    f.shape.servers,
+                    f.shape.servers * 4,
+                    USERS,
+                    f.load_time
+                );
+                f
+            })
+            .collect()
+    })
+}
+
+fn decide_benches(c: &mut Criterion) {
+    let fx = fixtures();
+    let auth = Authorizer::new();
+    let mut g = c.benchmark_group("decide");
+    for f in fx {
+        let n = f.shape.n;
+        g.sample_size(100).sampling_mode(SamplingMode::Auto);
+        g.bench_with_input(BenchmarkId::new("warden_decide", n), f, |b, f| {
+            b.iter(|| {
+                black_box(f.engine.decide(
+                    black_box(f.call.clone()),
+                    &f.mission,
+                    &f.session,
+                    &f.usage,
+                    &f.breakers,
+                    NOW_MS,
+                ))
+            })
+        });
+        let context = f.context();
+        g.bench_with_input(BenchmarkId::new("warden_sliced_cedar", n), f, |b, f| {
+            b.iter(|| black_box(f.sliced(black_box(&context))))
+        });
+        if n >= 1_000 {
+            // Milliseconds per iteration: a few flat samples are enough.
+            g.sample_size(10).sampling_mode(SamplingMode::Flat);
+        }
+        g.bench_with_input(BenchmarkId::new("bare_cedar", n), f, |b, f| {
+            b.iter(|| black_box(f.bare(&auth)))
+        });
+        if n == 10 {
+            g.bench_with_input(BenchmarkId::new("bare_cedar_context_json", n), f, |b, f| {
+                b.iter(|| black_box(f.bare_json(&auth)))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decide_benches);
+
+/// Percentiles in microseconds of individually timed runs.
+struct Pct {
+    samples: usize,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn pct(mut ns: Vec<u64>) -> Pct {
+    ns.sort_unstable();
+    let at = |q: f64| {
+        let i = ((ns.len() - 1) as f64 * q).round() as usize;
+        ns[i] as f64 / 1000.0
+    };
+    Pct {
+        samples: ns.len(),
+        p50: at(0.50),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
+fn time_each(runs: usize, mut f: impl FnMut()) -> Vec<u64> {
+    let mut out = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f();
+        out.push(t.elapsed().as_nanos() as u64);
+    }
+    out
+}
+
+fn percentile_pass() {
+    let fx = fixtures();
+    let auth = Authorizer::new();
+    struct Row {
+        n: usize,
+        loaded: usize,
+        warden: Pct,
+        sliced: Pct,
+        bare: Pct,
+    }
+    let mut rows = Vec::new();
+    for f in fx {
+        // Warm-up.
+        for _ in 0..2_000 {
+            assert_eq!(f.decide(), Outcome::Allow);
+        }
+        let warden = pct(time_each(PERCENTILE_RUNS, || {
+            black_box(f.engine.decide(
+                black_box(f.call.clone()),
+                &f.mission,
+                &f.session,
+                &f.usage,
+                &f.breakers,
+                NOW_MS,
+            ));
+        }));
+        let context = f.context();
+        for _ in 0..2_000 {
+            black_box(f.sliced(&context));
+        }
+        let sliced = pct(time_each(PERCENTILE_RUNS, || {
+            black_box(f.sliced(black_box(&context)));
+        }));
+        // Bare Cedar at 10,000 policies costs milliseconds: bound the pass to about 10 s.
+        let t = Instant::now();
+        for _ in 0..20 {
+            black_box(f.bare(&auth));
+        }
+        let one = t.elapsed().as_secs_f64() / 20.0;
+        let runs = ((10.0 / one) as usize).clamp(500, PERCENTILE_RUNS);
+        let bare = pct(time_each(runs, || {
+            black_box(f.bare(&auth));
+        }));
+        rows.push(Row {
+            n: f.shape.n,
+            loaded: f.loaded,
+            warden,
+            sliced,
+            bare,
+        });
+    }
+
+    let base = &rows[0].warden;
+    let (b50, b99) = (base.p50, base.p99);
+    let mut out = String::new();
+    writeln!(out).unwrap();
+    writeln!(
+        out,
+        "## decide: Warden (sliced) vs bare Cedar, one core, {PERCENTILE_RUNS} decisions timed one by one per N"
+    )
+    .unwrap();
+    writeln!(out).unwrap();
+    writeln!(out, "N = generated policies (agent ceilings, per-agent forbids/asks, per-tenant permits/forbids); every configuration also loads the 14-policy Acme pack.").unwrap();
+    writeln!(out, "Warden = `Engine::decide` (resolve, mission, flow, context, Cedar for the agent and for the principal, combine). Bare Cedar = `Authorizer::is_authorized` over the whole unsliced set, twice (agent and principal requests, prebuilt).").unwrap();
+    writeln!(out).unwrap();
+    writeln!(
+        out,
+        "| N | policies loaded | Warden p50 µs | Warden p99 µs | Warden(N)/Warden(10) p50 | p99 | bare Cedar p50 µs | bare Cedar p99 µs | bare samples | speedup p50 | speedup p99 |"
+    )
+    .unwrap();
+    writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|").unwrap();
+    for r in &rows {
+        writeln!(
+            out,
+            "| {} | {} | {:.1} | {:.1} | {:.2}× | {:.2}× | {:.1} | {:.1} | {} | {:.1}× | {:.1}× |",
+            r.n,
+            r.loaded,
+            r.warden.p50,
+            r.warden.p99,
+            r.warden.p50 / b50,
+            r.warden.p99 / b99,
+            r.bare.p50,
+            r.bare.p99,
+            r.bare.samples,
+            r.bare.p50 / r.warden.p50,
+            r.bare.p99 / r.warden.p99,
+        )
+        .unwrap();
+    }
+    writeln!(out).unwrap();
+    writeln!(out, "Where the time goes (Warden's two sliced Cedar evaluations alone, context prebuilt and cloned, {PERCENTILE_RUNS} runs):").unwrap();
+    writeln!(out).unwrap();
+    writeln!(out, "| N | sliced Cedar p50 µs | p99 µs | rest of decide p50 µs | Warden max µs |").unwrap();
+    writeln!(out, "|---:|---:|---:|---:|---:|").unwrap();
+    for r in &rows {
+        writeln!(
+            out,
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            r.n,
+            r.sliced.p50,
+            r.sliced.p99,
+            r.warden.p50 - r.sliced.p50,
+            r.warden.max
+        )
+        .unwrap();
+    }
+    writeln!(out).unwrap();
+    let last = rows.last().unwrap();
+    let ok_p50 = rows.iter().all(|r| r.warden.p50 <= 25.0);
+    let ok_p99 = rows.iter().all(|r| r.warden.p99 <= 100.0);
+    let ratio50 = last.warden.p50 / b50;
+    let ratio99 = last.warden.p99 / b99;
+    writeln!(
+        out,
+        "Targets: p50 ≤ 25 µs: {}; p99 ≤ 100 µs: {}; Warden({})/Warden({}) ≤ 2×: p50 {:.2}× {}, p99 {:.2}× {}",
+        if ok_p50 { "met" } else { "MISSED" },
+        if ok_p99 { "met" } else { "MISSED" },
+        last.n,
+        rows[0].n,
+        ratio50,
+        if ratio50 <= 2.0 { "met" } else { "MISSED" },
+        ratio99,
+        if ratio99 <= 2.0 { "met" } else { "MISSED" },
+    )
+    .unwrap();
+    println!("{out}");
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if bench_mode() {
+        percentile_pass();
+    }
+}

@@ -1,0 +1,190 @@
+//! Throughput of the content detectors over ~1 MB of realistic mixed text.
+//!
+//! Run: `cargo bench -p warden-core --bench detect -- --warm-up-time 1 --measurement-time 3`
+
+#![allow(missing_docs)]
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use warden_core::detect::{Detectors, ScanLimits};
+
+/// A tiny deterministic generator, so every run scans the same text.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len())]
+    }
+}
+
+const USERS: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "svc-deploy", "ops-bot"];
+const PATHS: &[&str] = &[
+    "/api/v1/users",
+    "/api/v1/threads/T-1042/replies",
+    "/healthz",
+    "/api/v2/logs/query",
+    "/static/js/app.3f9a1c.js",
+    "/login",
+    "/api/v1/files/docs/public/faq.md",
+];
+const LEVELS: &[&str] = &["INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"];
+const MSGS: &[&str] = &[
+    "request completed",
+    "cache miss, fetching from upstream",
+    "user authenticated via sso",
+    "access denied: missing scope logs:read",
+    "retrying connection to db-primary (attempt 2/5)",
+    "rate limit exceeded for client",
+    "token refreshed",
+    "deploy pipeline finished",
+];
+const WORDS: &[&str] = &[
+    "the", "a", "to", "and", "of", "in", "is", "it", "that", "for", "on", "with", "as", "this", "was", "we", "you",
+    "be", "are", "have", "not", "but", "they", "from", "or", "at", "by", "deploy", "service", "cluster", "error",
+    "logs", "config", "timeout", "database", "migration", "release", "team", "ticket", "thread", "build", "test",
+    "pipeline", "latency", "dashboard", "alert", "incident", "review", "branch", "merge", "docs", "question",
+    "answer", "should", "could", "would", "think", "looks", "like", "after", "before", "again", "yesterday",
+    "add", "make", "set", "change", "open", "share", "give", "allow", "update", "remove", "turn", "switch",
+    "enable", "access", "public", "admin", "group", "read", "write", "everyone", "password", "token", "key",
+];
+const SENTENCE_ENDS: &[&str] = &[". ", ". ", "? ", "! ", ".\n", ", ", "; "];
+
+fn log_line(r: &mut Rng, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "2024-05-{:02}T{:02}:{:02}:{:02}.{:03}Z {} [{}] req={:016x} user={} ip=10.{}.{}.{} {} {} status={} dur_ms={} msg=\"{}\"",
+        1 + r.below(28),
+        r.below(24),
+        r.below(60),
+        r.below(60),
+        r.below(1000),
+        r.pick(LEVELS),
+        r.pick(&["api", "gateway", "worker", "auth"]),
+        r.next(),
+        r.pick(USERS),
+        r.below(256),
+        r.below(256),
+        r.below(256),
+        r.pick(&["GET", "POST", "PUT"]),
+        r.pick(PATHS),
+        r.pick(&["200", "200", "201", "304", "403", "404", "500"]),
+        r.below(2000),
+        r.pick(MSGS),
+    );
+}
+
+fn prose(r: &mut Rng, out: &mut String) {
+    let _ = write!(out, "{} wrote: ", r.pick(USERS));
+    for _ in 0..(3 + r.below(5)) {
+        let n = 6 + r.below(14);
+        for i in 0..n {
+            let w = r.pick(WORDS);
+            if i == 0 {
+                let mut c = w.chars();
+                if let Some(f) = c.next() {
+                    out.push(f.to_ascii_uppercase());
+                    out.push_str(c.as_str());
+                }
+            } else {
+                out.push_str(w);
+            }
+            out.push(' ');
+        }
+        out.pop();
+        out.push_str(r.pick(SENTENCE_ENDS));
+        if r.below(10) == 0 {
+            let _ = write!(out, "It took {} ms on {} nodes (v1.{}.{}). ", r.below(900), r.below(64), r.below(20), r.below(9));
+        }
+    }
+    out.push('\n');
+}
+
+fn json_line(r: &mut Rng, out: &mut String) {
+    let _ = writeln!(
+        out,
+        r#"{{"ts":{},"level":"{}","user":"{}","thread":"T-{}","tokens_used":{},"max_tokens":4096,"latency_ms":{:.2},"trace_id":"{:016x}{:016x}","tags":["{}","{}"],"ok":{}}}"#,
+        1_714_000_000 + r.below(1_000_000),
+        r.pick(LEVELS).to_ascii_lowercase(),
+        r.pick(USERS),
+        1000 + r.below(9000),
+        r.below(5000),
+        r.below(100_000) as f64 / 100.0,
+        r.next(),
+        r.next(),
+        r.pick(WORDS),
+        r.pick(WORDS),
+        r.below(2) == 0,
+    );
+}
+
+/// A few real findings, sprinkled rarely, as in real traffic.
+const SPRINKLES: &[&str] = &[
+    "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n",
+    "export GITHUB_TOKEN=ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\n",
+    "contact carol@acme.example or call +1 (415) 555-2671\n",
+    "To fix it, grant all-employees read access to the auth logs.\n",
+    "DATABASE_URL=postgres://billing:Xk29fLq81@db-primary:5432/billing\n",
+];
+
+fn corpus(kind: &str, target: usize) -> String {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut out = String::with_capacity(target + 1024);
+    let mut n = 0usize;
+    while out.len() < target {
+        match kind {
+            "logs" => log_line(&mut r, &mut out),
+            "prose" => prose(&mut r, &mut out),
+            "json" => json_line(&mut r, &mut out),
+            _ => match r.below(3) {
+                0 => log_line(&mut r, &mut out),
+                1 => prose(&mut r, &mut out),
+                _ => json_line(&mut r, &mut out),
+            },
+        }
+        n += 1;
+        if kind == "mixed" && n % 1500 == 0 {
+            out.push_str(r.pick(SPRINKLES));
+        }
+        if kind == "mixed" && n % 2000 == 1000 {
+            // A base64-encoded .env file, as an agent might paste it.
+            let dotenv = "DB_PASSWORD=Sup3rS3cretPassw0rd\nSTRIPE_KEY=sk_live_4eC39HqLyjWDarjtT1zdp7dc\n";
+            let _ = writeln!(out, "attachment: {}", base64::engine::general_purpose::STANDARD.encode(dotenv));
+        }
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let detectors = Detectors::new(ScanLimits { max_bytes: 4 << 20, ..ScanLimits::default() });
+    let mut group = c.benchmark_group("detect");
+    for kind in ["mixed", "logs", "prose", "json"] {
+        let text = corpus(kind, 1 << 20);
+        let scan = detectors.scan(&text);
+        eprintln!(
+            "{kind}: {} bytes, labels {:?}, {} findings, truncated {}",
+            text.len(),
+            scan.labels,
+            scan.findings.len(),
+            scan.truncated
+        );
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(kind, |b| b.iter(|| detectors.scan(black_box(&text))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
