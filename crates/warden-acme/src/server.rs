@@ -183,9 +183,16 @@ impl ServerHandler for AcmeServer {
                 Implementation::new(name, env!("CARGO_PKG_VERSION"))
                     .with_title("Acme reference MCP server"),
             )
-            .with_instructions(
-                "Acme's internal tools: forum, logs, hr directory, files repository, ACLs, web fetch and mail.",
-            )
+            .with_instructions(match self.only {
+                Some("forum") => "Acme's internal forum: channels, threads, replies and direct messages.",
+                Some("logs") => "Acme's logs: auth, access and deploy records.",
+                Some("hr") => "Acme's HR directory (hr.employees).",
+                Some("files") => "Acme's services repository: read and write files.",
+                Some("acl") => "Acme's access-control lists.",
+                Some("web") => "Fetch public web pages from outside Acme.",
+                Some("mail") => "Send e-mail from Acme.",
+                _ => "Acme's internal tools: forum, logs, HR directory, files repository, ACLs, web fetch and mail.",
+            })
     }
 
     async fn list_tools(

@@ -197,7 +197,8 @@ records = 10000
 "#;
 
 fn directory_json(s: &Shape) -> String {
-    let mut v = vec![json!({"uid": {"type": "Group", "id": "all-staff"}, "attrs": {}, "parents": []})];
+    let mut v =
+        vec![json!({"uid": {"type": "Group", "id": "all-staff"}, "attrs": {}, "parents": []})];
     for t in 0..s.tenants {
         v.push(json!({"uid": {"type": "Group", "id": format!("tenant-{t}")}, "attrs": {}, "parents": []}));
     }
@@ -313,7 +314,10 @@ impl Fixture {
         files.insert("catalog.toml".to_string(), catalog_toml(&s));
         files.insert("missions.toml".to_string(), MISSIONS.to_string());
         files.insert("directory.json".to_string(), directory_json(&s));
-        files.insert("policies/default.cedar".to_string(), DEFAULT_PACK.to_string());
+        files.insert(
+            "policies/default.cedar".to_string(),
+            DEFAULT_PACK.to_string(),
+        );
         files.insert("policies/people.cedar".to_string(), PEOPLE_PACK.to_string());
         files.insert("policies/agents.cedar".to_string(), agent_policies(&s));
         files.insert("policies/tenants.cedar".to_string(), tenant_policies(&s));
@@ -443,8 +447,12 @@ impl Fixture {
         let cfg = self.engine.config();
         let set = cfg.policies.policy_set();
         let entities = cfg.directory.entities();
-        let a = auth.is_authorized(&self.bare_agent, set, entities).decision();
-        let u = auth.is_authorized(&self.bare_user, set, entities).decision();
+        let a = auth
+            .is_authorized(&self.bare_agent, set, entities)
+            .decision();
+        let u = auth
+            .is_authorized(&self.bare_user, set, entities)
+            .decision();
         (a, u)
     }
 
@@ -452,7 +460,8 @@ impl Fixture {
     fn bare_json(&self, auth: &Authorizer) -> (CedarDecision, CedarDecision) {
         let cfg = self.engine.config();
         let schema = cfg.policies.schema();
-        let context = Context::from_json_str(&self.context_json, Some((schema, &self.uids.action))).unwrap();
+        let context =
+            Context::from_json_str(&self.context_json, Some((schema, &self.uids.action))).unwrap();
         let set = cfg.policies.policy_set();
         let entities = cfg.directory.entities();
         let ra = Request::new(
@@ -483,7 +492,14 @@ impl Fixture {
         let e = cfg.directory.entities();
         let u = &self.uids;
         let a = p.evaluate(&u.agent, &[], &u.action, &u.resource, context.clone(), e);
-        let b = p.evaluate(&u.user, &u.ancestors, &u.action, &u.resource, context.clone(), e);
+        let b = p.evaluate(
+            &u.user,
+            &u.ancestors,
+            &u.action,
+            &u.resource,
+            context.clone(),
+            e,
+        );
         a.errors.is_empty() && b.errors.is_empty() && !a.permits.is_empty() && !b.permits.is_empty()
     }
 
@@ -509,9 +525,16 @@ impl Fixture {
                 d.decision.decision, d.decision.reasons
             );
         }
-        let tenant = format!("tenant-{}-read", self.shape.principal() % self.shape.tenants);
+        let tenant = format!(
+            "tenant-{}-read",
+            self.shape.principal() % self.shape.tenants
+        );
         let ceiling = format!("ceiling:agent-{}", self.shape.agent());
-        for want in [ceiling.as_str(), tenant.as_str(), "people-read-what-they-are-cleared-for"] {
+        for want in [
+            ceiling.as_str(),
+            tenant.as_str(),
+            "people-read-what-they-are-cleared-for",
+        ] {
             assert!(
                 d.decision.policies.iter().any(|p| p == want),
                 "N={n}: expected policy `{want}` among {:?}",
@@ -719,7 +742,11 @@ fn percentile_pass() {
         "| N | policies loaded | Warden p50 µs | Warden p99 µs | Warden(N)/Warden(10) p50 | p99 | bare Cedar p50 µs | bare Cedar p99 µs | bare samples | speedup p50 | speedup p99 |"
     )
     .unwrap();
-    writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|").unwrap();
+    writeln!(
+        out,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    .unwrap();
     for r in &rows {
         writeln!(
             out,
@@ -741,7 +768,11 @@ fn percentile_pass() {
     writeln!(out).unwrap();
     writeln!(out, "Where the time goes (Warden's two sliced Cedar evaluations alone, context prebuilt and cloned, {PERCENTILE_RUNS} runs):").unwrap();
     writeln!(out).unwrap();
-    writeln!(out, "| N | sliced Cedar p50 µs | p99 µs | rest of decide p50 µs | Warden max µs |").unwrap();
+    writeln!(
+        out,
+        "| N | sliced Cedar p50 µs | p99 µs | rest of decide p50 µs | Warden max µs |"
+    )
+    .unwrap();
     writeln!(out, "|---:|---:|---:|---:|---:|").unwrap();
     for r in &rows {
         writeln!(

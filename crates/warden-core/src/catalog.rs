@@ -234,11 +234,18 @@ pub struct Catalog {
 }
 
 /// Resource entity types a catalog may name; they are declared in Warden's Cedar schema.
-pub const RESOURCE_TYPES: &[&str] = &["Channel", "Dataset", "File", "User", "Url", "Mailbox", "Resource"];
+pub const RESOURCE_TYPES: &[&str] = &[
+    "Channel", "Dataset", "File", "User", "Url", "Mailbox", "Resource",
+];
 
 impl Catalog {
     /// Parse a catalog file. Problems go to `issues`; tools with problems are left out.
-    pub fn parse(file: &str, text: &str, known_labels: &BTreeSet<String>, issues: &mut Issues) -> Catalog {
+    pub fn parse(
+        file: &str,
+        text: &str,
+        known_labels: &BTreeSet<String>,
+        issues: &mut Issues,
+    ) -> Catalog {
         let raw: RawCatalog = match toml::from_str(text) {
             Ok(r) => r,
             Err(e) => {
@@ -251,7 +258,11 @@ impl Catalog {
         for (name, t) in raw.tools {
             let before = issues.0.len();
             let mut err = |key: Option<&str>, msg: String| {
-                issues.push(file, locate_toml(text, &["tools", &name], key), format!("tool `{name}`: {msg}"));
+                issues.push(
+                    file,
+                    locate_toml(text, &["tools", &name], key),
+                    format!("tool `{name}`: {msg}"),
+                );
             };
             let Some((server, tool)) = name.split_once('.') else {
                 err(None, "name must be `server.tool`".into());
@@ -270,11 +281,18 @@ impl Catalog {
             if !RESOURCE_TYPES.contains(&t.resource.ty.as_str()) {
                 err(
                     Some("resource"),
-                    format!("unknown resource type `{}`; use one of {}", t.resource.ty, RESOURCE_TYPES.join(", ")),
+                    format!(
+                        "unknown resource type `{}`; use one of {}",
+                        t.resource.ty,
+                        RESOURCE_TYPES.join(", ")
+                    ),
                 );
             }
             if t.resource.arg.is_none() == t.resource.id.is_none() {
-                err(Some("resource"), "resource needs exactly one of `arg` or `id`".into());
+                err(
+                    Some("resource"),
+                    "resource needs exactly one of `arg` or `id`".into(),
+                );
             }
             let audience = match &t.audience {
                 None => None,
@@ -304,7 +322,10 @@ impl Catalog {
                 None | Some("trusted") => Integrity::Trusted,
                 Some("untrusted") => Integrity::Untrusted,
                 Some(o) => {
-                    err(Some("output"), format!("output must be `trusted` or `untrusted`, not `{o}`"));
+                    err(
+                        Some("output"),
+                        format!("output must be `trusted` or `untrusted`, not `{o}`"),
+                    );
                     Integrity::Trusted
                 }
             };
@@ -313,7 +334,10 @@ impl Catalog {
                 Some("lines") => RecordCount::Lines,
                 Some("json-array") => RecordCount::JsonArray,
                 Some(o) => {
-                    err(Some("records"), format!("records must be `none`, `lines` or `json-array`, not `{o}`"));
+                    err(
+                        Some("records"),
+                        format!("records must be `none`, `lines` or `json-array`, not `{o}`"),
+                    );
                     RecordCount::None
                 }
             };
@@ -321,15 +345,25 @@ impl Catalog {
             for r in &t.labels {
                 for l in &r.add {
                     if !known_labels.contains(l) {
-                        err(Some("labels"), format!("label rule adds unknown label `{l}`"));
+                        err(
+                            Some("labels"),
+                            format!("label rule adds unknown label `{l}`"),
+                        );
                     }
                 }
-                let n = [!r.equals.is_empty(), !r.glob.is_empty(), !r.contains_any.is_empty()]
-                    .iter()
-                    .filter(|b| **b)
-                    .count();
+                let n = [
+                    !r.equals.is_empty(),
+                    !r.glob.is_empty(),
+                    !r.contains_any.is_empty(),
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count();
                 if n > 1 {
-                    err(Some("labels"), "a label rule takes one of `equals`, `glob`, `contains_any`".into());
+                    err(
+                        Some("labels"),
+                        "a label rule takes one of `equals`, `glob`, `contains_any`".into(),
+                    );
                 }
                 let matcher = if !r.equals.is_empty() {
                     Match::Equals(r.equals.clone())
@@ -410,7 +444,10 @@ pub fn arg_values(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => {
             if s.contains(',') {
-                s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
             } else {
                 vec![s.clone()]
             }
@@ -422,7 +459,11 @@ pub fn arg_values(v: &Value) -> Vec<String> {
     }
 }
 
-fn arg_string(spec: &ToolSpec, args: &serde_json::Map<String, Value>, arg: &str) -> Result<String, ResolveError> {
+fn arg_string(
+    spec: &ToolSpec,
+    args: &serde_json::Map<String, Value>,
+    arg: &str,
+) -> Result<String, ResolveError> {
     match args.get(arg) {
         None | Some(Value::Null) => Err(ResolveError::Missing {
             tool: spec.name.clone(),
@@ -472,13 +513,17 @@ impl ToolSpec {
         let mut labels = BTreeSet::new();
         let mut matched = false;
         for rule in &self.labels {
-            let Some(v) = map.get(&rule.arg) else { continue };
+            let Some(v) = map.get(&rule.arg) else {
+                continue;
+            };
             let values = arg_values(v);
             let hit = match &rule.matcher {
                 Match::Any => !values.is_empty(),
                 Match::Equals(set) => values.iter().any(|x| set.contains(x)),
                 Match::ContainsAny(set) => values.iter().any(|x| set.contains(x)),
-                Match::Glob(gs) => values.iter().any(|x| gs.iter().any(|g| g.is_match(x.trim_start_matches('/')))),
+                Match::Glob(gs) => values
+                    .iter()
+                    .any(|x| gs.iter().any(|g| g.is_match(x.trim_start_matches('/')))),
             };
             if hit {
                 matched = true;
@@ -595,7 +640,10 @@ impl ToolSpec {
             || self.acts_as.as_deref() == Some(arg)
             || match &self.audience {
                 Some(
-                    AudienceRule::Channel(a) | AudienceRule::User(a) | AudienceRule::Email(a) | AudienceRule::GroupArg(a),
+                    AudienceRule::Channel(a)
+                    | AudienceRule::User(a)
+                    | AudienceRule::Email(a)
+                    | AudienceRule::GroupArg(a),
                 ) => a == arg,
                 _ => false,
             }

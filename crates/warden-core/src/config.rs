@@ -236,7 +236,8 @@ impl Config {
         }
 
         // Stage 2: validate.
-        let mut confidentiality: BTreeSet<String> = raw.labels.confidentiality.iter().cloned().collect();
+        let mut confidentiality: BTreeSet<String> =
+            raw.labels.confidentiality.iter().cloned().collect();
         confidentiality.insert(PUBLIC.to_string());
         for l in ["secret", "pii"] {
             if !confidentiality.contains(l) {
@@ -329,8 +330,10 @@ impl Config {
                 return Err(ConfigError(issues.0));
             }
         };
-        let ceilings: BTreeMap<String, Vec<ToolPattern>> =
-            agents.iter().map(|(k, a)| (k.clone(), a.ceiling.clone())).collect();
+        let ceilings: BTreeMap<String, Vec<ToolPattern>> = agents
+            .iter()
+            .map(|(k, a)| (k.clone(), a.ceiling.clone()))
+            .collect();
         let policies = PolicyEngine::load(schema.clone(), &policy_files, &ceilings, &mut issues);
         let directory = dir_text.and_then(|json| {
             let src = DirectorySource {
@@ -343,7 +346,11 @@ impl Config {
             Directory::load(&src, &confidentiality, &schema, &mut issues)
         });
         if raw.limits.max_argument_bytes == 0 || raw.limits.max_scan_bytes == 0 {
-            issues.push(file, locate_toml(text, &["limits"], None), "limits must be greater than zero");
+            issues.push(
+                file,
+                locate_toml(text, &["limits"], None),
+                "limits must be greater than zero",
+            );
         }
         let Some(directory) = directory else {
             return Err(ConfigError(issues.0));
@@ -353,7 +360,11 @@ impl Config {
             max_decode_depth: raw.limits.max_decode_depth,
             ..ScanLimits::default()
         });
-        let policy_tests = raw.policy.tests.clone().unwrap_or_else(|| format!("{}/tests", raw.policy.dir));
+        let policy_tests = raw
+            .policy
+            .tests
+            .clone()
+            .unwrap_or_else(|| format!("{}/tests", raw.policy.dir));
         issues.finish(Config {
             name: raw.name.unwrap_or_else(|| "warden".into()),
             catalog,
@@ -378,6 +389,7 @@ impl Config {
 
     /// True when `label` is a confidentiality label (declared, or `channel:*`).
     pub fn is_confidentiality(&self, label: &str) -> bool {
-        self.confidentiality.contains(label) || label.starts_with(crate::directory::CHANNEL_LABEL_PREFIX)
+        self.confidentiality.contains(label)
+            || label.starts_with(crate::directory::CHANNEL_LABEL_PREFIX)
     }
 }

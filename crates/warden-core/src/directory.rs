@@ -141,7 +141,11 @@ impl Directory {
         let raw: Vec<RawEntity> = match serde_json::from_str(&src.json) {
             Ok(v) => v,
             Err(e) => {
-                issues.push(&src.file, Some(e.line()), format!("invalid entity JSON: {e}"));
+                issues.push(
+                    &src.file,
+                    Some(e.line()),
+                    format!("invalid entity JSON: {e}"),
+                );
                 return None;
             }
         };
@@ -166,14 +170,22 @@ impl Directory {
                         .attrs
                         .get("clearances")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(String::from)
+                                .collect()
+                        })
                         .unwrap_or_default();
                     for c in &clear {
                         if !known_labels.contains(c) {
                             issues.push(
                                 &src.file,
                                 None,
-                                format!("entity #{i} `User::\"{}\"`: unknown clearance `{c}`", e.uid.id),
+                                format!(
+                                    "entity #{i} `User::\"{}\"`: unknown clearance `{c}`",
+                                    e.uid.id
+                                ),
                             );
                         }
                     }
@@ -185,7 +197,10 @@ impl Directory {
                     user_groups.insert(e.uid.id.clone(), parents);
                 }
                 "Group" => {
-                    group_parents.entry(e.uid.id.clone()).or_default().extend(parents);
+                    group_parents
+                        .entry(e.uid.id.clone())
+                        .or_default()
+                        .extend(parents);
                 }
                 "Channel" => {
                     let readers: Vec<String> = e
@@ -208,7 +223,10 @@ impl Directory {
                         issues.push(
                             &src.file,
                             None,
-                            format!("`Channel::\"{}\"` has no `readers`: say which groups can read it", e.uid.id),
+                            format!(
+                                "`Channel::\"{}\"` has no `readers`: say which groups can read it",
+                                e.uid.id
+                            ),
                         );
                     }
                     channels.insert(e.uid.id.clone(), readers);
@@ -220,7 +238,11 @@ impl Directory {
         for g in &src.generated {
             for c in &g.clearances {
                 if !known_labels.contains(c) {
-                    issues.push(&src.file, None, format!("generated `{}`: unknown clearance `{c}`", g.prefix));
+                    issues.push(
+                        &src.file,
+                        None,
+                        format!("generated `{}`: unknown clearance `{c}`", g.prefix),
+                    );
                 }
             }
             for n in 1..=g.count {
@@ -238,7 +260,11 @@ impl Directory {
         for readers in channels.values() {
             for g in readers {
                 if !group_parents.contains_key(g) {
-                    issues.push(&src.file, None, format!("channel readers name unknown group `{g}`"));
+                    issues.push(
+                        &src.file,
+                        None,
+                        format!("channel readers name unknown group `{g}`"),
+                    );
                 }
             }
         }
@@ -267,7 +293,8 @@ impl Directory {
         let mut cedar_users = Vec::with_capacity(user_groups.len());
         for (id, direct) in &user_groups {
             let all = closure(direct);
-            let mut eff: BTreeSet<String> = declared_clearances.get(id).cloned().unwrap_or_default();
+            let mut eff: BTreeSet<String> =
+                declared_clearances.get(id).cloned().unwrap_or_default();
             eff.insert(PUBLIC.to_string());
             for (ch, readers) in &channels {
                 if readers.iter().any(|r| all.contains(r)) {
@@ -316,7 +343,11 @@ impl Directory {
         let entities = match Entities::from_json_value(Value::Array(all_json), Some(schema)) {
             Ok(e) => e,
             Err(e) => {
-                issues.push(&src.file, None, format!("entities do not match the schema: {e}"));
+                issues.push(
+                    &src.file,
+                    None,
+                    format!("entities do not match the schema: {e}"),
+                );
                 return None;
             }
         };
@@ -329,7 +360,11 @@ impl Directory {
             channels,
             profiles,
             emails,
-            internal_domains: src.internal_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            internal_domains: src
+                .internal_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
             indexes: HashMap::new(),
         };
         dir.build_indexes();
@@ -402,20 +437,29 @@ impl Directory {
 
     /// The user's effective clearances (declared, `public`, and `channel:*` for readable channels).
     pub fn clearances(&self, user: &str) -> Option<&BTreeSet<String>> {
-        self.users.get(user).and_then(|u| self.profiles.get(u.profile))
+        self.users
+            .get(user)
+            .and_then(|u| self.profiles.get(u.profile))
     }
 
     /// Ancestors of a principal for policy slicing: the user's groups as Cedar uids.
     pub fn ancestors(&self, user: &str) -> Vec<EntityUid> {
         self.users
             .get(user)
-            .map(|u| u.groups.iter().map(|g| crate::policy::uid("Group", g)).collect())
+            .map(|u| {
+                u.groups
+                    .iter()
+                    .map(|g| crate::policy::uid("Group", g))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Resolve an email address to a user id, if it is an internal address the directory knows.
     pub fn user_by_email(&self, address: &str) -> Option<&str> {
-        self.emails.get(&address.to_ascii_lowercase()).map(String::as_str)
+        self.emails
+            .get(&address.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// True when the address belongs to one of the organisation's domains.
@@ -453,7 +497,8 @@ impl Directory {
                     if let Some(profile) = self.profiles.get(*p) {
                         if !Self::cleared(profile, labels) {
                             exp.count += n;
-                            uncovered.extend(labels.iter().filter(|l| !profile.contains(*l)).cloned());
+                            uncovered
+                                .extend(labels.iter().filter(|l| !profile.contains(*l)).cloned());
                             for name in s {
                                 if sample.len() < EXPOSURE_SAMPLE {
                                     sample.insert(name.clone());

@@ -53,7 +53,8 @@ impl Call {
 
     /// SHA-256 (hex) of the canonical call: server, tool and arguments with sorted keys.
     pub fn digest(&self) -> String {
-        let canonical = serde_json::json!({"server": self.server, "tool": self.tool, "args": self.args});
+        let canonical =
+            serde_json::json!({"server": self.server, "tool": self.tool, "args": self.args});
         let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
         hex::encode(Sha256::digest(&bytes))
     }
@@ -127,7 +128,13 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn decision(&self, outcome: Outcome, reasons: Vec<Reason>) -> Decision {
-        let id_src = format!("{}\n{}\n{}\n{}", self.session.id, self.session.calls + 1, self.digest, self.now_ms);
+        let id_src = format!(
+            "{}\n{}\n{}\n{}",
+            self.session.id,
+            self.session.calls + 1,
+            self.digest,
+            self.now_ms
+        );
         let id = hex::encode(Sha256::digest(id_src.as_bytes()));
         Decision {
             id: format!("d-{}", id.get(..20).unwrap_or_default()),
@@ -179,7 +186,8 @@ fn rlong(n: u64) -> RestrictedExpression {
 }
 
 fn record(fields: Vec<(&str, RestrictedExpression)>) -> Result<RestrictedExpression, String> {
-    RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v))).map_err(|e| e.to_string())
+    RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v)))
+        .map_err(|e| e.to_string())
 }
 
 /// Collect the string leaves of a JSON value, bounded in bytes.
@@ -232,10 +240,14 @@ impl Engine {
             return Err(format!("unknown agent `{agent}`"));
         }
         if !t.agents.is_empty() && !t.agents.iter().any(|a| a == agent) {
-            return Err(format!("mission template `{template}` is not for agent `{agent}`"));
+            return Err(format!(
+                "mission template `{template}` is not for agent `{agent}`"
+            ));
         }
         if self.config.directory.user(principal).is_none() {
-            return Err(format!("unknown principal `{principal}`: the directory has no such user"));
+            return Err(format!(
+                "unknown principal `{principal}`: the directory has no such user"
+            ));
         }
         Ok(Mission {
             id: id.to_string(),
@@ -294,7 +306,10 @@ impl Engine {
         } else {
             d.permitted = None;
         }
-        let Decided { decision, permitted } = d;
+        let Decided {
+            decision,
+            permitted,
+        } = d;
         Decided {
             decision,
             permitted: permitted.map(|p| Permitted {
@@ -311,7 +326,9 @@ impl Engine {
         let call = cx.call;
         let mission = cx.mission;
         // 0. Input bounds.
-        let arg_bytes = serde_json::to_vec(&call.args).map(|v| v.len()).unwrap_or(usize::MAX);
+        let arg_bytes = serde_json::to_vec(&call.args)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if arg_bytes > cfg.limits.max_argument_bytes {
             return cx.deny(
                 Stage::Input,
@@ -322,27 +339,46 @@ impl Engine {
             );
         }
         if cx.name.len() > 256 {
-            return cx.deny(Stage::Input, "the tool name is longer than 256 bytes".into());
+            return cx.deny(
+                Stage::Input,
+                "the tool name is longer than 256 bytes".into(),
+            );
         }
         // 1. Breakers.
         let b = cx.breakers;
         if b.global {
-            return cx.deny(Stage::Breaker, "the global kill switch is on: every call is denied until a person resets it".into());
+            return cx.deny(
+                Stage::Breaker,
+                "the global kill switch is on: every call is denied until a person resets it"
+                    .into(),
+            );
         }
         if b.agents.contains(&mission.agent) {
-            return cx.deny(Stage::Breaker, format!("the breaker of agent `{}` is tripped", mission.agent));
+            return cx.deny(
+                Stage::Breaker,
+                format!("the breaker of agent `{}` is tripped", mission.agent),
+            );
         }
         if b.sessions.contains(&cx.session.id) {
-            return cx.deny(Stage::Breaker, format!("the breaker of session `{}` is tripped", cx.session.id));
+            return cx.deny(
+                Stage::Breaker,
+                format!("the breaker of session `{}` is tripped", cx.session.id),
+            );
         }
         if b.missions.contains(&mission.id) {
-            return cx.deny(Stage::Breaker, format!("the mission `{}` was revoked", mission.id));
+            return cx.deny(
+                Stage::Breaker,
+                format!("the mission `{}` was revoked", mission.id),
+            );
         }
         // 2. Resolve.
         let Some(spec) = cfg.catalog.get(&cx.name) else {
             return cx.deny(
                 Stage::Resolve,
-                format!("unknown tool `{}`: the catalog does not describe it, so it is denied", cx.name),
+                format!(
+                    "unknown tool `{}`: the catalog does not describe it, so it is denied",
+                    cx.name
+                ),
             );
         };
         let resolved = match spec.resolve(&call.args, &cfg.directory) {
@@ -356,7 +392,13 @@ impl Engine {
         out
     }
 
-    fn decide_resolved(&self, cx: &Ctx<'_>, spec: &ToolSpec, resolved: &Resolved, resource_uid: &EntityUid) -> Decided {
+    fn decide_resolved(
+        &self,
+        cx: &Ctx<'_>,
+        spec: &ToolSpec,
+        resolved: &Resolved,
+        resource_uid: &EntityUid,
+    ) -> Decided {
         let cfg = &self.config;
         let mission = cx.mission;
         // 3. Ceiling.
@@ -370,18 +412,29 @@ impl Engine {
                     "`{}` is outside the ceiling of agent `{}` (it may use {})",
                     spec.name,
                     agent.id,
-                    agent.ceiling.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                    agent
+                        .ceiling
+                        .iter()
+                        .map(|p| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }
         // 4. Mission.
         let Some(template) = cfg.templates.get(&mission.template) else {
-            return cx.deny(Stage::Mission, format!("unknown mission template `{}`", mission.template));
+            return cx.deny(
+                Stage::Mission,
+                format!("unknown mission template `{}`", mission.template),
+            );
         };
         if cfg.directory.user(&mission.principal).is_none() {
             return cx.deny(
                 Stage::Mission,
-                format!("unknown principal `{}`: the directory has no such user", mission.principal),
+                format!(
+                    "unknown principal `{}`: the directory has no such user",
+                    mission.principal
+                ),
             );
         }
         if let Err(v) = template.check(
@@ -399,21 +452,44 @@ impl Engine {
         // 5. Flow.
         let (flow, exposure, advice) = self.flow(cx, spec, resolved);
         // 6. Policy, twice.
-        let context = match self.context(cx, spec, resolved, &flow, exposure.as_ref(), advice, template) {
+        let context = match self.context(
+            cx,
+            spec,
+            resolved,
+            &flow,
+            exposure.as_ref(),
+            advice,
+            template,
+        ) {
             Ok(c) => c,
-            Err(e) => return cx.deny(Stage::Flow, format!("could not build the policy context: {e}")),
+            Err(e) => {
+                return cx.deny(
+                    Stage::Flow,
+                    format!("could not build the policy context: {e}"),
+                )
+            }
         };
         let action = uid("Action", &spec.name);
         let agent_uid = uid("Agent", &mission.agent);
         let user_uid = uid("User", &mission.principal);
         let entities = cfg.directory.entities();
-        let by_agent = cfg
-            .policies
-            .evaluate(&agent_uid, &[], &action, resource_uid, context.clone(), entities);
+        let by_agent = cfg.policies.evaluate(
+            &agent_uid,
+            &[],
+            &action,
+            resource_uid,
+            context.clone(),
+            entities,
+        );
         let ancestors = cfg.directory.ancestors(&mission.principal);
-        let by_user = cfg
-            .policies
-            .evaluate(&user_uid, &ancestors, &action, resource_uid, context, entities);
+        let by_user = cfg.policies.evaluate(
+            &user_uid,
+            &ancestors,
+            &action,
+            resource_uid,
+            context,
+            entities,
+        );
         // 7. Combine.
         let mut d = self.combine(cx, spec, resolved, &by_agent, &by_user);
         d.flow = flow;
@@ -454,9 +530,15 @@ impl Engine {
         let m = cx.mission;
         let mut reasons = Vec::new();
         let mut policies = BTreeSet::new();
-        let what = format!("{} `{}` on `{}`", spec.effect, spec.name, resolved.resource_id);
+        let what = format!(
+            "{} `{}` on `{}`",
+            spec.effect, spec.name, resolved.resource_id
+        );
         // Errors deny.
-        for (stage, ev) in [(Stage::AgentPolicy, by_agent), (Stage::PrincipalPolicy, by_user)] {
+        for (stage, ev) in [
+            (Stage::AgentPolicy, by_agent),
+            (Stage::PrincipalPolicy, by_user),
+        ] {
             for e in &ev.errors {
                 reasons.push(Reason {
                     stage,
@@ -467,7 +549,10 @@ impl Engine {
             }
         }
         // Hard forbids deny.
-        for (stage, ev) in [(Stage::AgentPolicy, by_agent), (Stage::PrincipalPolicy, by_user)] {
+        for (stage, ev) in [
+            (Stage::AgentPolicy, by_agent),
+            (Stage::PrincipalPolicy, by_user),
+        ] {
             for id in &ev.forbids {
                 policies.insert(id.clone());
                 reasons.push(Reason {
@@ -501,7 +586,10 @@ impl Engine {
         let denied = reasons.iter().any(|r| r.outcome == Outcome::Deny);
         let mut asks = BTreeSet::new();
         if !denied {
-            for (stage, ev) in [(Stage::AgentPolicy, by_agent), (Stage::PrincipalPolicy, by_user)] {
+            for (stage, ev) in [
+                (Stage::AgentPolicy, by_agent),
+                (Stage::PrincipalPolicy, by_user),
+            ] {
                 for id in &ev.asks {
                     if asks.insert(id.clone()) {
                         policies.insert(id.clone());
@@ -509,7 +597,8 @@ impl Engine {
                             stage,
                             outcome: Outcome::Ask,
                             policy: Some(id.clone()),
-                            text: self.policy_text(id, format!("needs approval under policy `{id}`")),
+                            text: self
+                                .policy_text(id, format!("needs approval under policy `{id}`")),
                         });
                     }
                 }
@@ -520,7 +609,10 @@ impl Engine {
         } else if !asks.is_empty() {
             Outcome::Ask
         } else {
-            for (stage, ev) in [(Stage::AgentPolicy, by_agent), (Stage::PrincipalPolicy, by_user)] {
+            for (stage, ev) in [
+                (Stage::AgentPolicy, by_agent),
+                (Stage::PrincipalPolicy, by_user),
+            ] {
                 for id in &ev.permits {
                     policies.insert(id.clone());
                     reasons.push(Reason {
@@ -560,7 +652,12 @@ impl Engine {
     }
 
     /// The information-flow facts of a call: labels in, exposure, provenance.
-    fn flow(&self, cx: &Ctx<'_>, spec: &ToolSpec, resolved: &Resolved) -> (FlowFacts, Option<Exposure>, bool) {
+    fn flow(
+        &self,
+        cx: &Ctx<'_>,
+        spec: &ToolSpec,
+        resolved: &Resolved,
+    ) -> (FlowFacts, Option<Exposure>, bool) {
         let cfg = &self.config;
         let s = cx.session;
         let mut f = FlowFacts {
@@ -611,7 +708,8 @@ impl Engine {
         }
         f.labels = labels;
         f.sensitive = f.labels.iter().any(|l| cfg.sensitive.contains(l))
-            || (spec.effect == Effect::Read && resolved.labels.iter().any(|l| cfg.sensitive.contains(l)));
+            || (spec.effect == Effect::Read
+                && resolved.labels.iter().any(|l| cfg.sensitive.contains(l)));
         // Provenance of directing arguments.
         let trusted_also = |v: &str| -> bool {
             let lv = v.to_lowercase();
@@ -637,7 +735,12 @@ impl Engine {
         }
         // Exposure.
         let exposure = resolved.audience.as_ref().map(|aud| {
-            let conf: BTreeSet<String> = f.labels.iter().filter(|l| l.as_str() != PUBLIC).cloned().collect();
+            let conf: BTreeSet<String> = f
+                .labels
+                .iter()
+                .filter(|l| l.as_str() != PUBLIC)
+                .cloned()
+                .collect();
             cfg.directory.exposure(aud, &conf)
         });
         f.external_action = match spec.effect {
@@ -665,22 +768,51 @@ impl Engine {
         let m = cx.mission;
         let s = cx.session;
         let acts_as = resolved.acts_as.is_some();
-        let acts_as_other = resolved.acts_as.as_deref().is_some_and(|u| u != m.principal);
+        let acts_as_other = resolved
+            .acts_as
+            .as_deref()
+            .is_some_and(|u| u != m.principal);
         let e = exposure.cloned().unwrap_or_default();
-        let approval: Vec<String> = template.approval_effects.iter().map(|e| e.as_str().to_string()).collect();
+        let approval: Vec<String> = template
+            .approval_effects
+            .iter()
+            .map(|e| e.as_str().to_string())
+            .collect();
         let r2_sensitive = f.sensitive || s.sensitive_read;
-        let r2_count = [f.untrusted_input, r2_sensitive, f.external_action].iter().filter(|b| **b).count() as u64;
-        let calls_left = template.budgets.calls.map(|c| c.saturating_sub(cx.usage.calls)).unwrap_or(u64::MAX >> 1);
+        let r2_count = [f.untrusted_input, r2_sensitive, f.external_action]
+            .iter()
+            .filter(|b| **b)
+            .count() as u64;
+        let calls_left = template
+            .budgets
+            .calls
+            .map(|c| c.saturating_sub(cx.usage.calls))
+            .unwrap_or(u64::MAX >> 1);
         let seconds_left = ((m.expires_at_ms - cx.now_ms) / 1000).max(0) as u64;
         let pairs = vec![
             ("tool".to_string(), rs(&spec.name)),
             ("server".to_string(), rs(&spec.server)),
             ("effect".to_string(), rs(spec.effect.as_str())),
-            ("agent".to_string(), RestrictedExpression::new_entity_uid(uid("Agent", &m.agent))),
-            ("on_behalf_of".to_string(), RestrictedExpression::new_entity_uid(uid("User", &m.principal))),
-            ("has_audience".to_string(), RestrictedExpression::new_bool(exposure.is_some())),
-            ("acts_as".to_string(), RestrictedExpression::new_bool(acts_as)),
-            ("acts_as_other".to_string(), RestrictedExpression::new_bool(acts_as_other)),
+            (
+                "agent".to_string(),
+                RestrictedExpression::new_entity_uid(uid("Agent", &m.agent)),
+            ),
+            (
+                "on_behalf_of".to_string(),
+                RestrictedExpression::new_entity_uid(uid("User", &m.principal)),
+            ),
+            (
+                "has_audience".to_string(),
+                RestrictedExpression::new_bool(exposure.is_some()),
+            ),
+            (
+                "acts_as".to_string(),
+                RestrictedExpression::new_bool(acts_as),
+            ),
+            (
+                "acts_as_other".to_string(),
+                RestrictedExpression::new_bool(acts_as_other),
+            ),
             (
                 "flow".to_string(),
                 record(vec![
@@ -688,8 +820,14 @@ impl Engine {
                     ("resource_labels", rset(&f.resource_labels)),
                     ("argument_labels", rset(&f.argument_labels)),
                     ("sensitive", RestrictedExpression::new_bool(f.sensitive)),
-                    ("untrusted_input", RestrictedExpression::new_bool(f.untrusted_input)),
-                    ("untrusted_direction", RestrictedExpression::new_bool(!f.untrusted_direction.is_empty())),
+                    (
+                        "untrusted_input",
+                        RestrictedExpression::new_bool(f.untrusted_input),
+                    ),
+                    (
+                        "untrusted_direction",
+                        RestrictedExpression::new_bool(!f.untrusted_direction.is_empty()),
+                    ),
                     ("privileged_advice", RestrictedExpression::new_bool(advice)),
                 ])?,
             ),
@@ -719,27 +857,50 @@ impl Engine {
                 "session".to_string(),
                 record(vec![
                     ("calls", rlong(s.calls)),
-                    ("untrusted_input", RestrictedExpression::new_bool(s.untrusted_input)),
-                    ("sensitive_read", RestrictedExpression::new_bool(s.sensitive_read)),
+                    (
+                        "untrusted_input",
+                        RestrictedExpression::new_bool(s.untrusted_input),
+                    ),
+                    (
+                        "sensitive_read",
+                        RestrictedExpression::new_bool(s.sensitive_read),
+                    ),
                 ])?,
             ),
             (
                 "rule_of_two".to_string(),
                 record(vec![
-                    ("untrusted_input", RestrictedExpression::new_bool(f.untrusted_input)),
-                    ("sensitive_data", RestrictedExpression::new_bool(r2_sensitive)),
-                    ("external_action", RestrictedExpression::new_bool(f.external_action)),
+                    (
+                        "untrusted_input",
+                        RestrictedExpression::new_bool(f.untrusted_input),
+                    ),
+                    (
+                        "sensitive_data",
+                        RestrictedExpression::new_bool(r2_sensitive),
+                    ),
+                    (
+                        "external_action",
+                        RestrictedExpression::new_bool(f.external_action),
+                    ),
                     ("count", rlong(r2_count)),
                 ])?,
             ),
-            ("hour_utc".to_string(), rlong(((cx.now_ms / 3_600_000) % 24).max(0) as u64)),
+            (
+                "hour_utc".to_string(),
+                rlong(((cx.now_ms / 3_600_000) % 24).max(0) as u64),
+            ),
         ];
         Context::from_pairs(pairs).map_err(|e| e.to_string())
     }
 
     /// Count a decided call in the session and, when allowed, in the mission's usage. Call this
     /// once per decision, after the decision is durably logged.
-    pub fn commit(&self, decision: &Decision, session: &mut SessionState, usage: &mut MissionUsage) {
+    pub fn commit(
+        &self,
+        decision: &Decision,
+        session: &mut SessionState,
+        usage: &mut MissionUsage,
+    ) {
         session.calls += 1;
         if decision.decision == Outcome::Allow {
             session.allowed += 1;
@@ -781,11 +942,15 @@ impl Engine {
             }
         }
         for l in &found {
-            labels.entry(l.clone()).or_insert_with(|| format!("{} (detector)", spec.name));
+            labels
+                .entry(l.clone())
+                .or_insert_with(|| format!("{} (detector)", spec.name));
         }
         if scan.truncated {
             for l in spec_max_labels(spec, cfg) {
-                labels.entry(l).or_insert_with(|| format!("{} (not fully scanned)", spec.name));
+                labels
+                    .entry(l)
+                    .or_insert_with(|| format!("{} (not fully scanned)", spec.name));
             }
         }
         let untrusted = spec.output == Integrity::Untrusted;
@@ -812,7 +977,9 @@ impl Engine {
             });
         }
         usage.bytes = usage.bytes.saturating_add(output.len() as u64);
-        usage.records = usage.records.saturating_add(count_records(spec.records, output));
+        usage.records = usage
+            .records
+            .saturating_add(count_records(spec.records, output));
         labels.into_keys().collect()
     }
 }

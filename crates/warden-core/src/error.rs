@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn locates_quoted_headers_and_keys() {
         let text = "a = 1\n[tools.\"forum.read\"]\neffect = \"x\"\n[tools.\"b\"]\neffect = 2\n";
-        assert_eq!(locate_toml(text, &["tools", "forum.read"], Some("effect")), Some(3));
+        assert_eq!(
+            locate_toml(text, &["tools", "forum.read"], Some("effect")),
+            Some(3)
+        );
         assert_eq!(locate_toml(text, &["tools", "b"], Some("effect")), Some(5));
         assert_eq!(locate_toml(text, &["tools", "zzz"], None), None);
         assert_eq!(line_of("a\nb\nc", 2), 2);

@@ -177,17 +177,30 @@ pub fn parse_templates(
     for (name, t) in raw {
         let before = issues.0.len();
         let mut err = |key: &str, msg: String| {
-            issues.push(file, locate_toml(text, &[&name], Some(key)), format!("mission template `{name}`: {msg}"));
+            issues.push(
+                file,
+                locate_toml(text, &[&name], Some(key)),
+                format!("mission template `{name}`: {msg}"),
+            );
         };
         let lifetime = parse_duration_secs(&t.lifetime);
         if lifetime.is_none() {
-            err("lifetime", format!("lifetime `{}` is not a duration like `30m` or `2h`", t.lifetime));
+            err(
+                "lifetime",
+                format!(
+                    "lifetime `{}` is not a duration like `30m` or `2h`",
+                    t.lifetime
+                ),
+            );
         }
         let mut tools = Vec::new();
         for p in &t.tools {
             match ToolPattern::parse(p) {
                 Some(tp) => tools.push(tp),
-                None => err("tools", format!("`{p}` is not a tool pattern (`server.tool`, `server.*` or `*`)")),
+                None => err(
+                    "tools",
+                    format!("`{p}` is not a tool pattern (`server.tool`, `server.*` or `*`)"),
+                ),
             }
         }
         let mut resources = Vec::new();
@@ -210,7 +223,10 @@ pub fn parse_templates(
             Some("internal") => PublishScope::Internal,
             Some("none") => PublishScope::None,
             Some(o) => {
-                err("publish_to", format!("publish_to must be any, principal, internal or none, not `{o}`"));
+                err(
+                    "publish_to",
+                    format!("publish_to must be any, principal, internal or none, not `{o}`"),
+                );
                 PublishScope::Any
             }
         };
@@ -283,7 +299,11 @@ impl MissionTemplate {
                 spec.name,
                 mission.id,
                 self.name,
-                self.tools.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                self.tools
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if !self.resources.is_empty() && !self.resources.iter().any(|g| g.is_match(resource)) {
@@ -296,7 +316,10 @@ impl MissionTemplate {
         if let Some(allowed) = self.arg_values.get(&spec.name) {
             for (arg, values) in allowed {
                 if let Some(val) = args.get(arg) {
-                    let bad: Vec<String> = arg_values(val).into_iter().filter(|x| !values.contains(x)).collect();
+                    let bad: Vec<String> = arg_values(val)
+                        .into_iter()
+                        .filter(|x| !values.contains(x))
+                        .collect();
                     if !bad.is_empty() {
                         return v(format!(
                             "`{arg}` = {} is outside the mission `{}`: it allows only {}",
@@ -312,13 +335,19 @@ impl MissionTemplate {
             if let Some(ceiling) = &self.read_labels {
                 let over: Vec<&String> = resource_labels
                     .iter()
-                    .filter(|l| !ceiling.contains(*l) && !l.starts_with(crate::directory::CHANNEL_LABEL_PREFIX))
+                    .filter(|l| {
+                        !ceiling.contains(*l)
+                            && !l.starts_with(crate::directory::CHANNEL_LABEL_PREFIX)
+                    })
                     .collect();
                 if !over.is_empty() {
                     return v(format!(
                         "the mission `{}` may not read data labelled {}",
                         mission.id,
-                        over.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ")
+                        over.iter()
+                            .map(|l| format!("`{l}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 }
             }
@@ -333,7 +362,8 @@ impl MissionTemplate {
                         "the mission `{}` may publish only to {}",
                         mission.id,
                         match scope {
-                            PublishScope::Principal => format!("its principal `{}`", mission.principal),
+                            PublishScope::Principal =>
+                                format!("its principal `{}`", mission.principal),
                             PublishScope::Internal => "people inside the organisation".into(),
                             _ => "no one".into(),
                         }
@@ -343,17 +373,26 @@ impl MissionTemplate {
         }
         if let Some(max) = self.budgets.calls {
             if usage.calls >= max {
-                return v(format!("the mission `{}` has used its budget of {max} calls", mission.id));
+                return v(format!(
+                    "the mission `{}` has used its budget of {max} calls",
+                    mission.id
+                ));
             }
         }
         if let Some(max) = self.budgets.records {
             if usage.records >= max {
-                return v(format!("the mission `{}` has used its budget of {max} records", mission.id));
+                return v(format!(
+                    "the mission `{}` has used its budget of {max} records",
+                    mission.id
+                ));
             }
         }
         if let Some(max) = self.budgets.bytes {
             if usage.bytes >= max {
-                return v(format!("the mission `{}` has used its budget of {max} bytes", mission.id));
+                return v(format!(
+                    "the mission `{}` has used its budget of {max} bytes",
+                    mission.id
+                ));
             }
         }
         Ok(())

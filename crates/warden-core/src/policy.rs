@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect, Entities, EntityUid, Policy, PolicyId,
-    PolicySet, PrincipalConstraint, Request, Schema, ValidationMode, Validator,
+    Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect, Entities, EntityUid,
+    Policy, PolicyId, PolicySet, PrincipalConstraint, Request, Schema, ValidationMode, Validator,
 };
 use miette::Diagnostic;
 
@@ -227,7 +227,9 @@ fn slice_key_principal(c: &PrincipalConstraint) -> String {
     match c {
         PrincipalConstraint::Any => "*".into(),
         PrincipalConstraint::Is(t) => format!("is:{t}"),
-        PrincipalConstraint::Eq(u) | PrincipalConstraint::In(u) | PrincipalConstraint::IsIn(_, u) => u.to_string(),
+        PrincipalConstraint::Eq(u)
+        | PrincipalConstraint::In(u)
+        | PrincipalConstraint::IsIn(_, u) => u.to_string(),
     }
 }
 
@@ -275,12 +277,18 @@ impl PolicyEngine {
                     .and_then(|x| x.parse::<usize>().ok())
                     .unwrap_or(n);
                 let line = starts.get(idx).map(|o| line_of(&f.text, *o)).unwrap_or(1);
-                let id = p.annotation("id").map(String::from).unwrap_or_else(|| format!("{}#{}", f.file, idx));
+                let id = p
+                    .annotation("id")
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("{}#{}", f.file, idx));
                 if let Some(prev) = info.get(&id) {
                     issues.push(
                         &f.file,
                         Some(line),
-                        format!("policy id `{id}` is already used at {}:{}", prev.file, prev.line),
+                        format!(
+                            "policy id `{id}` is already used at {}:{}",
+                            prev.file, prev.line
+                        ),
                     );
                     continue;
                 }
@@ -288,7 +296,13 @@ impl PolicyEngine {
                     None => false,
                     Some("ask") if p.effect() == CedarEffect::Forbid => true,
                     Some("ask") => {
-                        issues.push(&f.file, Some(line), format!("policy `{id}`: @warden(\"ask\") applies to `forbid` policies only"));
+                        issues.push(
+                            &f.file,
+                            Some(line),
+                            format!(
+                                "policy `{id}`: @warden(\"ask\") applies to `forbid` policies only"
+                            ),
+                        );
                         false
                     }
                     Some(other) => {
@@ -363,7 +377,10 @@ impl PolicyEngine {
             let (file, line) = match info.get(&id) {
                 Some(i) => (
                     i.file.clone(),
-                    texts.get(&id).and_then(|t| diag_line(e, t)).or(Some(i.line)),
+                    texts
+                        .get(&id)
+                        .and_then(|t| diag_line(e, t))
+                        .or(Some(i.line)),
                 ),
                 None => ("<policies>".into(), None),
             };
@@ -390,7 +407,13 @@ impl PolicyEngine {
                     PolicySet::from_policies(ps).ok()
                 }
             };
-            slices.insert(k, Slice { main: mk(main), ask: mk(ask) });
+            slices.insert(
+                k,
+                Slice {
+                    main: mk(main),
+                    ask: mk(ask),
+                },
+            );
         }
         PolicyEngine {
             schema,
@@ -437,7 +460,13 @@ impl PolicyEngine {
         entities: &Entities,
     ) -> Evaluation {
         let mut out = Evaluation::default();
-        let request = match Request::new(principal.clone(), action.clone(), resource.clone(), context, None) {
+        let request = match Request::new(
+            principal.clone(),
+            action.clone(),
+            resource.clone(),
+            context,
+            None,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 out.errors.push(e.to_string());
@@ -451,8 +480,14 @@ impl PolicyEngine {
         for a in ancestors {
             seen_anc.push(a.to_string());
         }
-        for key in keys.iter().copied().chain(seen_anc.iter().map(String::as_str)) {
-            let Some(slice) = self.slices.get(key) else { continue };
+        for key in keys
+            .iter()
+            .copied()
+            .chain(seen_anc.iter().map(String::as_str))
+        {
+            let Some(slice) = self.slices.get(key) else {
+                continue;
+            };
             if let Some(set) = &slice.main {
                 let r = self.authorizer.is_authorized(&request, set, entities);
                 for e in r.diagnostics().errors() {
@@ -469,7 +504,8 @@ impl PolicyEngine {
                 for e in r.diagnostics().errors() {
                     out.errors.push(e.to_string());
                 }
-                out.asks.extend(r.diagnostics().reason().map(|id| id.to_string()));
+                out.asks
+                    .extend(r.diagnostics().reason().map(|id| id.to_string()));
             }
         }
         out

@@ -83,7 +83,8 @@ pub struct CaseResult {
 impl CaseResult {
     /// True when the case passed.
     pub fn passed(&self) -> bool {
-        matches!(&self.decision, Ok(d) if d.decision == self.expect) && self.missing_policies.is_empty()
+        matches!(&self.decision, Ok(d) if d.decision == self.expect)
+            && self.missing_policies.is_empty()
     }
 }
 
@@ -128,7 +129,10 @@ pub fn run_file(engine: &Engine, file: &str, text: &str, now_ms: i64) -> Vec<Cas
             let line = case_lines.get(i).copied().unwrap_or(1);
             let expect = Outcome::parse(&c.expect);
             let decision = match expect {
-                None => Err(format!("expect must be allow, deny or ask, not `{}`", c.expect)),
+                None => Err(format!(
+                    "expect must be allow, deny or ask, not `{}`",
+                    c.expect
+                )),
                 Some(_) => run_case(engine, &c, now_ms),
             };
             let missing_policies = match &decision {
@@ -153,7 +157,14 @@ pub fn run_file(engine: &Engine, file: &str, text: &str, now_ms: i64) -> Vec<Cas
 }
 
 fn run_case(engine: &Engine, c: &RawCase, now_ms: i64) -> Result<Decision, String> {
-    let mission = engine.grant("test", &c.template, &c.agent, &c.principal, &c.purpose, now_ms)?;
+    let mission = engine.grant(
+        "test",
+        &c.template,
+        &c.agent,
+        &c.principal,
+        &c.purpose,
+        now_ms,
+    )?;
     let mut session = SessionState::new("test", "test");
     let mut usage = MissionUsage::default();
     let breakers = Breakers::default();
@@ -161,7 +172,14 @@ fn run_case(engine: &Engine, c: &RawCase, now_ms: i64) -> Result<Decision, Strin
     for b in &c.before {
         now += 1000;
         let (server, tool) = split(&b.tool);
-        let d = engine.decide(Call::new(server, tool, to_json(b.args.clone())), &mission, &session, &usage, &breakers, now);
+        let d = engine.decide(
+            Call::new(server, tool, to_json(b.args.clone())),
+            &mission,
+            &session,
+            &usage,
+            &breakers,
+            now,
+        );
         engine.commit(&d.decision, &mut session, &mut usage);
         match (&d.permitted, &b.output) {
             (Some(p), Some(o)) => {

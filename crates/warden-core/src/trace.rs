@@ -89,7 +89,12 @@ pub fn output_text(v: &Value) -> String {
 
 /// Replay one trace file. `start_ms` is the clock at the first line; each line advances it by
 /// one second unless the line gives `at_ms`.
-pub fn replay(engine: &Engine, file: &str, text: &str, start_ms: i64) -> Result<Vec<Replayed>, TraceError> {
+pub fn replay(
+    engine: &Engine,
+    file: &str,
+    text: &str,
+    start_ms: i64,
+) -> Result<Vec<Replayed>, TraceError> {
     let mut missions: HashMap<String, Mission> = HashMap::new();
     let mut usage: HashMap<String, MissionUsage> = HashMap::new();
     let mut sessions: HashMap<String, SessionState> = HashMap::new();
@@ -107,9 +112,13 @@ pub fn replay(engine: &Engine, file: &str, text: &str, start_ms: i64) -> Result<
             continue;
         }
         if raw.len() > MAX_LINE_BYTES {
-            return Err(err(format!("line is {} bytes; the limit is {MAX_LINE_BYTES}", raw.len())));
+            return Err(err(format!(
+                "line is {} bytes; the limit is {MAX_LINE_BYTES}",
+                raw.len()
+            )));
         }
-        let line: Line = serde_json::from_str(raw).map_err(|e| err(format!("not a trace line: {e}")))?;
+        let line: Line =
+            serde_json::from_str(raw).map_err(|e| err(format!("not a trace line: {e}")))?;
         now += 1000;
         match line {
             Line::Mission {
@@ -144,15 +153,16 @@ pub fn replay(engine: &Engine, file: &str, text: &str, start_ms: i64) -> Result<
                 if let Some(t) = at_ms {
                     now = t;
                 }
-                let m = missions
-                    .get(&mission)
-                    .ok_or_else(|| err(format!("call names mission `{mission}`, which no earlier line grants")))?;
+                let m = missions.get(&mission).ok_or_else(|| {
+                    err(format!(
+                        "call names mission `{mission}`, which no earlier line grants"
+                    ))
+                })?;
                 let expect = match expect.as_deref() {
                     None => None,
-                    Some(e) => Some(
-                        Outcome::parse(e)
-                            .ok_or_else(|| err(format!("expect must be allow, deny or ask, not `{e}`")))?,
-                    ),
+                    Some(e) => Some(Outcome::parse(e).ok_or_else(|| {
+                        err(format!("expect must be allow, deny or ask, not `{e}`"))
+                    })?),
                 };
                 let state = sessions
                     .entry(session.clone())
@@ -164,7 +174,8 @@ pub fn replay(engine: &Engine, file: &str, text: &str, start_ms: i64) -> Result<
                     )));
                 }
                 let u = usage.entry(mission.clone()).or_default();
-                let decided = engine.decide(Call::new(server, tool, args), m, state, u, &breakers, now);
+                let decided =
+                    engine.decide(Call::new(server, tool, args), m, state, u, &breakers, now);
                 engine.commit(&decided.decision, state, u);
                 if let (Some(p), Some(o)) = (decided.permitted.as_ref(), output.as_ref()) {
                     engine.absorb(p, &output_text(o), state, u, now);

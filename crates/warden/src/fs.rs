@@ -44,7 +44,8 @@ impl Sources for FsSources {
 
 /// Load a configuration and build the engine. Errors list every problem found.
 pub fn load_engine(config: &Path) -> anyhow::Result<(Engine, FsSources)> {
-    let text = std::fs::read_to_string(config).with_context(|| format!("cannot read `{}`", config.display()))?;
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read `{}`", config.display()))?;
     let base = config.parent().map(Path::to_path_buf).unwrap_or_default();
     let sources = FsSources { base };
     let name = config.display().to_string();

@@ -50,7 +50,10 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         }
         PolicyCommand::Schema { config } => {
             let (engine, _) = load_engine(&config)?;
-            print!("{}", warden_core::policy::schema_text(&engine.config().catalog));
+            print!(
+                "{}",
+                warden_core::policy::schema_text(&engine.config().catalog)
+            );
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Test { config } => {
@@ -64,7 +67,9 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             }
             let (mut passed, mut failed) = (0, 0);
             for f in files {
-                let text = sources.read(&f).map_err(|e| anyhow::anyhow!("cannot read `{f}`: {e}"))?;
+                let text = sources
+                    .read(&f)
+                    .map_err(|e| anyhow::anyhow!("cannot read `{f}`: {e}"))?;
                 for r in run_file(&engine, &f, &text, now_ms()) {
                     if r.passed() {
                         passed += 1;
@@ -92,7 +97,11 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             println!("{passed} passed, {failed} failed");
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

@@ -77,7 +77,8 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut mismatches = Vec::new();
     let mut total = 0usize;
     for t in &a.traces {
-        let text = std::fs::read_to_string(t).with_context(|| format!("cannot read trace `{}`", t.display()))?;
+        let text = std::fs::read_to_string(t)
+            .with_context(|| format!("cannot read trace `{}`", t.display()))?;
         let name = t.display().to_string();
         let started = Instant::now();
         let results = replay(&engine, &name, &text, start).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -26,7 +26,8 @@ const NOUN: &str = r"(?:access|permissions?|rights|privileges?|role|perms)\b";
 /// Groups whose members hold privilege.
 const PRIV_GROUP: &str = r"(?:admins|administrators|owners|superusers|sudoers|wheel|org[ -]?admins|domain\s+admins|(?:admin|administrator|owner|owners|sudo|superuser|root|privileged)\s+(?:group|role|team|list|file|users))\b";
 /// Roles that hold privilege.
-const PRIV_ROLE: &str = r"(?:admin|administrator|owner|co-owner|superuser|root|sudoer|maintainer|org\s+owner)s?\b";
+const PRIV_ROLE: &str =
+    r"(?:admin|administrator|owner|co-owner|superuser|root|sudoer|maintainer|org\s+owner)s?\b";
 /// Controls that protect access.
 const AUTHN_ALL: &str = r"(?:authentication|authn|auth|authorization|authz|2fa|mfa|two[- ]?factor|2[- ]?step(?:\s+verification)?|multi[- ]?factor|sso|single\s+sign[- ]on|password\s+(?:requirements?|protection|checks?|policy)|access\s+controls?|permission\s+checks?|acls?|rbac|tls\s+verification|ssl\s+verification|certificate\s+(?:verification|validation|checks?)|firewall|ip\s+allow-?list(?:ing)?|branch\s+protection|audit\s+logging|security\s+checks?)\b";
 /// The controls whose removal is unambiguous.
@@ -58,19 +59,20 @@ impl Family {
         let w = word.to_ascii_lowercase();
         let f = match w.as_slice() {
             b"chmod" => Self::Chmod,
-            b"grant" | b"granting" | b"give" | b"giving" | b"provide" | b"providing" | b"assign" | b"assigning"
-            | b"extend" => Self::Grant,
+            b"grant" | b"granting" | b"give" | b"giving" | b"provide" | b"providing"
+            | b"assign" | b"assigning" | b"extend" => Self::Grant,
             b"add" | b"adding" => Self::Add,
             b"make" | b"making" => Self::Make,
             b"share" | b"sharing" => Self::Share,
-            b"disable" | b"disabling" | b"deactivate" | b"deactivating" | b"bypass" | b"bypassing" | b"circumvent" => {
-                Self::Disable
-            }
+            b"disable" | b"disabling" | b"deactivate" | b"deactivating" | b"bypass"
+            | b"bypassing" | b"circumvent" => Self::Disable,
             b"remove" | b"removing" | b"skip" | b"skipping" => Self::Remove,
             b"turn" | b"turning" | b"switch" | b"switching" => Self::Turn,
-            b"set" | b"setting" | b"change" | b"changing" | b"update" | b"updating" | b"configure" | b"configuring"
-            | b"convert" | b"flip" => Self::Set,
-            b"enable" | b"enabling" | b"allow" | b"allowing" | b"permit" | b"permitting" => Self::Enable,
+            b"set" | b"setting" | b"change" | b"changing" | b"update" | b"updating"
+            | b"configure" | b"configuring" | b"convert" | b"flip" => Self::Set,
+            b"enable" | b"enabling" | b"allow" | b"allowing" | b"permit" | b"permitting" => {
+                Self::Enable
+            }
             b"open" | b"opening" | b"expose" | b"exposing" => Self::Open,
             b"acl" | b"acls" => Self::Acl,
             b"allusers" | b"allauthenticatedusers" => Self::AllUsers,
@@ -172,7 +174,10 @@ impl Advice {
             .iter()
             .map(|f| Regex::new(&format!("(?i-u)(?:{})", f.patterns().join("|"))))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { trigger: Regex::new(TRIGGER)?, phrases })
+        Ok(Self {
+            trigger: Regex::new(TRIGGER)?,
+            phrases,
+        })
     }
 
     pub(super) fn scan(&self, hay: &[u8], enc: Option<&'static str>, ctx: &mut Ctx<'_>) {
@@ -185,9 +190,15 @@ impl Advice {
             if t.start() < covered {
                 continue;
             }
-            let Some(family) = Family::of(t.as_bytes()) else { continue };
-            let Some(idx) = FAMILIES.iter().position(|&f| f == family) else { continue };
-            let Some(re) = self.phrases.get(idx) else { continue };
+            let Some(family) = Family::of(t.as_bytes()) else {
+                continue;
+            };
+            let Some(idx) = FAMILIES.iter().position(|&f| f == family) else {
+                continue;
+            };
+            let Some(re) = self.phrases.get(idx) else {
+                continue;
+            };
             let window = slice(hay, t.start(), hay.len().min(t.start() + WINDOW));
             let Some(m) = re.find(window) else { continue };
             if family == Family::Make && !public_is_complement(m.as_bytes()) {
@@ -197,7 +208,13 @@ impl Advice {
                 continue;
             }
             covered = t.start() + m.end();
-            ctx.report("privileged-advice", LABEL_PRIVILEGED_ADVICE, t.start(), enc, || phrase(m.as_bytes(), 64));
+            ctx.report(
+                "privileged-advice",
+                LABEL_PRIVILEGED_ADVICE,
+                t.start(),
+                enc,
+                || phrase(m.as_bytes(), 64),
+            );
             if !ctx.wants(LABEL_PRIVILEGED_ADVICE) {
                 return;
             }
@@ -209,11 +226,33 @@ impl Advice {
 /// "don't chmod 777", "never disable MFA", "avoid making the bucket public".
 fn negated(hay: &[u8], pos: usize) -> bool {
     const NEGATIONS: &[&[u8]] = &[
-        b"not", b"dont", b"never", b"shouldnt", b"mustnt", b"cant", b"cannot", b"wont", b"avoid", b"no", b"stop",
-        b"refuse", b"without", b"nobody", b"doesnt", b"didnt", b"isnt", b"arent", b"wouldnt", b"neither", b"nor",
+        b"not",
+        b"dont",
+        b"never",
+        b"shouldnt",
+        b"mustnt",
+        b"cant",
+        b"cannot",
+        b"wont",
+        b"avoid",
+        b"no",
+        b"stop",
+        b"refuse",
+        b"without",
+        b"nobody",
+        b"doesnt",
+        b"didnt",
+        b"isnt",
+        b"arent",
+        b"wouldnt",
+        b"neither",
+        b"nor",
     ];
     let back = slice(hay, pos.saturating_sub(48), pos);
-    let clause_start = back.iter().rposition(|&b| matches!(b, b'.' | b'!' | b'?' | b';' | b',' | b':' | b'\n')).map_or(0, |i| i + 1);
+    let clause_start = back
+        .iter()
+        .rposition(|&b| matches!(b, b'.' | b'!' | b'?' | b';' | b',' | b':' | b'\n'))
+        .map_or(0, |i| i + 1);
     let clause = slice(back, clause_start, back.len());
     clause
         .split(|b| b.is_ascii_whitespace())
@@ -221,7 +260,11 @@ fn negated(hay: &[u8], pos: usize) -> bool {
         .rev()
         .take(3)
         .any(|w| {
-            let letters: Vec<u8> = w.iter().filter(|b| b.is_ascii_alphabetic()).map(u8::to_ascii_lowercase).collect();
+            let letters: Vec<u8> = w
+                .iter()
+                .filter(|b| b.is_ascii_alphabetic())
+                .map(u8::to_ascii_lowercase)
+                .collect();
             NEGATIONS.contains(&letters.as_slice())
         })
 }
@@ -230,15 +273,19 @@ fn negated(hay: &[u8], pos: usize) -> bool {
 /// "make a public announcement" or "make sure our public API is fast".
 fn public_is_complement(m: &[u8]) -> bool {
     const DETERMINERS: &[&[u8]] = &[
-        b"a", b"an", b"the", b"this", b"that", b"these", b"those", b"some", b"any", b"more", b"most", b"our",
-        b"your", b"their", b"its", b"his", b"her", b"my", b"sure", b"certain", b"no", b"every", b"each", b"new",
+        b"a", b"an", b"the", b"this", b"that", b"these", b"those", b"some", b"any", b"more",
+        b"most", b"our", b"your", b"their", b"its", b"his", b"her", b"my", b"sure", b"certain",
+        b"no", b"every", b"each", b"new",
     ];
     let words: Vec<Vec<u8>> = m
         .split(|b| b.is_ascii_whitespace())
         .filter(|w| !w.is_empty())
         .map(<[u8]>::to_ascii_lowercase)
         .collect();
-    let Some(i) = words.iter().rposition(|w| w.starts_with(b"public") || w.starts_with(b"world")) else {
+    let Some(i) = words
+        .iter()
+        .rposition(|w| w.starts_with(b"public") || w.starts_with(b"world"))
+    else {
         return true;
     };
     let before = i.checked_sub(1).and_then(|j| words.get(j));

@@ -69,8 +69,16 @@ impl Kind {
             Self::Hex => hex::decode(run.get(..run.len() & !1)?).ok(),
             Self::Base64Std | Self::Base64Url => {
                 // A lone trailing character cannot be decoded; drop it.
-                let run = if run.len() % 4 == 1 { run.get(..run.len() - 1)? } else { run };
-                let engine = if self == Self::Base64Std { &STANDARD } else { &URL_SAFE };
+                let run = if run.len() % 4 == 1 {
+                    run.get(..run.len() - 1)?
+                } else {
+                    run
+                };
+                let engine = if self == Self::Base64Std {
+                    &STANDARD
+                } else {
+                    &URL_SAFE
+                };
                 engine.decode(run).ok()
             }
         }
@@ -134,13 +142,25 @@ fn consider_run(run: &[u8], flags: u8, all_hex: bool, depth: u8, ctx: &mut Ctx<'
     }
     // `/api/v1/<payload>`, `a_b/<payload>`: try the path segments on their own.
     if run.contains(&b'/') {
-        for seg in run.split(|&b| b == b'/').filter(|s| s.len() >= MIN_BASE64 && s.len() < run.len()) {
+        for seg in run
+            .split(|&b| b == b'/')
+            .filter(|s| s.len() >= MIN_BASE64 && s.len() < run.len())
+        {
             let url = seg.iter().any(|&b| b == b'-' || b == b'_');
             let plus = seg.contains(&b'+');
             if url && plus {
                 continue;
             }
-            try_payload(seg, if url { Kind::Base64Url } else { Kind::Base64Std }, depth, ctx);
+            try_payload(
+                seg,
+                if url {
+                    Kind::Base64Url
+                } else {
+                    Kind::Base64Std
+                },
+                depth,
+                ctx,
+            );
         }
     }
 }
@@ -149,7 +169,9 @@ fn consider_run(run: &[u8], flags: u8, all_hex: bool, depth: u8, ctx: &mut Ctx<'
 /// depth or the budget is exhausted). Returns true when the run held text.
 fn try_payload(run: &[u8], kind: Kind, depth: u8, ctx: &mut Ctx<'_>) -> bool {
     // Cheap probe first: most runs (hashes, ids, binary blobs) are rejected here.
-    let Some(probe) = kind.decode(kind.probe(run)) else { return false };
+    let Some(probe) = kind.decode(kind.probe(run)) else {
+        return false;
+    };
     if !textual(&probe, run.len() > PROBE) {
         return false;
     }
@@ -165,7 +187,9 @@ fn try_payload(run: &[u8], kind: Kind, depth: u8, ctx: &mut Ctx<'_>) -> bool {
         ctx.out.truncated = true;
         return true;
     }
-    let Some(decoded) = kind.decode(run) else { return false };
+    let Some(decoded) = kind.decode(run) else {
+        return false;
+    };
     if !textual(&decoded, false) {
         return false;
     }
@@ -186,7 +210,10 @@ pub(super) fn textual(b: &[u8], partial: bool) -> bool {
             std::str::from_utf8(b.get(..e.valid_up_to()).unwrap_or(&[])).unwrap_or("")
         }
         Err(_) => {
-            let printable = b.iter().filter(|&&c| c.is_ascii_graphic() || matches!(c, b' ' | b'\t' | b'\n' | b'\r')).count();
+            let printable = b
+                .iter()
+                .filter(|&&c| c.is_ascii_graphic() || matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+                .count();
             return printable * 10 >= b.len() * 9;
         }
     };

@@ -68,7 +68,11 @@ pub struct ScanLimits {
 
 impl Default for ScanLimits {
     fn default() -> Self {
-        Self { max_bytes: 1 << 20, max_decode_depth: 2, max_findings: 32 }
+        Self {
+            max_bytes: 1 << 20,
+            max_decode_depth: 2,
+            max_findings: 32,
+        }
     }
 }
 
@@ -184,12 +188,18 @@ impl Detectors {
 
     fn run(&self, head: &[u8], truncated: bool) -> Scan {
         let Some(compiled) = COMPILED.as_ref() else {
-            return Scan { truncated: true, ..Scan::default() };
+            return Scan {
+                truncated: true,
+                ..Scan::default()
+            };
         };
         let mut ctx = Ctx {
             limits: &self.limits,
             re: compiled,
-            out: Scan { truncated, ..Scan::default() },
+            out: Scan {
+                truncated,
+                ..Scan::default()
+            },
             budget: self.limits.max_bytes.saturating_sub(head.len()),
         };
         ctx.scan_layer(head, 0, None);
@@ -254,7 +264,9 @@ impl Ctx<'_> {
 
 /// Not UTF-8, or holding control bytes other than whitespace and ESC.
 fn looks_binary(bytes: &[u8]) -> bool {
-    bytes.iter().any(|&b| matches!(b, 0x00..=0x08 | 0x0e..=0x1a | 0x1c..=0x1f | 0x7f))
+    bytes
+        .iter()
+        .any(|&b| matches!(b, 0x00..=0x08 | 0x0e..=0x1a | 0x1c..=0x1f | 0x7f))
         || std::str::from_utf8(bytes).is_err()
 }
 

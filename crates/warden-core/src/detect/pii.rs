@@ -87,8 +87,8 @@ impl Pii {
 
 /// File-name extensions that look like top-level domains (`icon@2x.png`).
 const FILE_TLDS: &[&[u8]] = &[
-    b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"bmp", b"css", b"js", b"ts", b"map", b"json",
-    b"txt", b"log", b"lock", b"tgz", b"zip", b"gz",
+    b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"bmp", b"css", b"js", b"ts", b"map",
+    b"json", b"txt", b"log", b"lock", b"tgz", b"zip", b"gz",
 ];
 
 fn email_ok(hay: &[u8], start: usize, m: &[u8]) -> bool {
@@ -96,14 +96,19 @@ fn email_ok(hay: &[u8], start: usize, m: &[u8]) -> bool {
     if slice(hay, start.saturating_sub(3), start) == b"://" {
         return false;
     }
-    let Some(at_sign) = m.iter().position(|&b| b == b'@') else { return false };
+    let Some(at_sign) = m.iter().position(|&b| b == b'@') else {
+        return false;
+    };
     let local = slice(m, 0, at_sign);
     let tld = m.rsplit(|&b| b == b'.').next().unwrap_or(&[]);
     let lower_tld: Vec<u8> = tld.to_ascii_lowercase();
     let local_lower = local.to_ascii_lowercase();
     !local.iter().all(|&b| b == b'.')
         && !FILE_TLDS.contains(&lower_tld.as_slice())
-        && !matches!(local_lower.as_slice(), b"git" | b"noreply" | b"no-reply" | b"donotreply" | b"do-not-reply")
+        && !matches!(
+            local_lower.as_slice(),
+            b"git" | b"noreply" | b"no-reply" | b"donotreply" | b"do-not-reply"
+        )
 }
 
 fn digits(m: &[u8]) -> usize {
@@ -116,13 +121,16 @@ fn phone_intl_ok(hay: &[u8], start: usize, end: usize) -> bool {
     let seps = m.len() - n - 1;
     let opens = m.iter().filter(|&&b| b == b'(').count();
     let closes = m.iter().filter(|&&b| b == b')').count();
-    !is(before(hay, start), |b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'_' | b'/' | b'='))
-        && !is(at(hay, end), |b| b.is_ascii_alphanumeric() || b == b'_')
+    !is(before(hay, start), |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'_' | b'/' | b'=')
+    }) && !is(at(hay, end), |b| b.is_ascii_alphanumeric() || b == b'_')
         && (8..=15).contains(&n)
         && (seps > 0 || n >= 10)
         && opens == closes
         && opens <= 1
-        && !m.windows(2).any(|w| matches!(w, [b'-' | b'.', b'-' | b'.'] | [b' ', b' ']))
+        && !m
+            .windows(2)
+            .any(|w| matches!(w, [b'-' | b'.', b'-' | b'.'] | [b' ', b' ']))
 }
 
 fn phone_us_ok(hay: &[u8], start: usize, end: usize) -> bool {
@@ -131,19 +139,30 @@ fn phone_us_ok(hay: &[u8], start: usize, end: usize) -> bool {
         b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'_' | b'/' | b'=')
     });
     let next = at(hay, end);
-    let glued_after = matches!(next, Some(b'-' | b'.')) && is(at(hay, end + 1), |b| b.is_ascii_digit());
+    let glued_after =
+        matches!(next, Some(b'-' | b'.')) && is(at(hay, end + 1), |b| b.is_ascii_digit());
     // Without parentheses, both separators of `NNN?NNN?NNNN` must agree.
-    let seps: Vec<u8> = m.iter().copied().filter(|b| matches!(b, b'-' | b'.' | b' ')).collect();
+    let seps: Vec<u8> = m
+        .iter()
+        .copied()
+        .filter(|b| matches!(b, b'-' | b'.' | b' '))
+        .collect();
     let consistent = m.contains(&b'(') || seps.windows(2).all(|w| matches!(w, [a, b] if a == b));
     boundary_before && !glued_after && consistent
 }
 
 fn ssn_ok(hay: &[u8], start: usize, end: usize) -> bool {
     let m = slice(hay, start, end);
-    let num = |a: usize, b: usize| slice(m, a, b).iter().fold(0u32, |acc, &d| acc * 10 + u32::from(d.wrapping_sub(b'0')));
+    let num = |a: usize, b: usize| {
+        slice(m, a, b)
+            .iter()
+            .fold(0u32, |acc, &d| acc * 10 + u32::from(d.wrapping_sub(b'0')))
+    };
     let (area, group, serial) = (num(0, 3), num(4, 6), num(7, 11));
     !is(before(hay, start), |b| matches!(b, b'-' | b'.' | b'/'))
-        && !is(at(hay, end), |b| b == b'-' || (b == b'.' && is(at(hay, end + 1), |c| c.is_ascii_digit())))
+        && !is(at(hay, end), |b| {
+            b == b'-' || (b == b'.' && is(at(hay, end + 1), |c| c.is_ascii_digit()))
+        })
         && area != 0
         && area != 666
         && area < 900
@@ -184,7 +203,11 @@ fn cards(m: &[u8]) -> Vec<(usize, usize)> {
                 (3..=6).contains(&first)
             };
             if total >= 13 && first_ok {
-                let digits: Vec<u8> = slice(m, a, gb).iter().copied().filter(u8::is_ascii_digit).collect();
+                let digits: Vec<u8> = slice(m, a, gb)
+                    .iter()
+                    .copied()
+                    .filter(u8::is_ascii_digit)
+                    .collect();
                 if card_ok(&digits) {
                     hit = Some((j, gb));
                     break;
@@ -208,7 +231,11 @@ fn cards(m: &[u8]) -> Vec<(usize, usize)> {
 /// Issuer prefix and length of a known card brand, and the Luhn check.
 fn card_ok(d: &[u8]) -> bool {
     let n = d.len();
-    let p = |k: usize| slice(d, 0, k).iter().fold(0u32, |acc, &c| acc * 10 + u32::from(c.wrapping_sub(b'0')));
+    let p = |k: usize| {
+        slice(d, 0, k)
+            .iter()
+            .fold(0u32, |acc, &c| acc * 10 + u32::from(c.wrapping_sub(b'0')))
+    };
     let brand = match d.first() {
         Some(b'4') => matches!(n, 13 | 16 | 19),
         Some(b'5') => (51..=55).contains(&p(2)) && n == 16,
@@ -216,10 +243,12 @@ fn card_ok(d: &[u8]) -> bool {
         Some(b'3') => {
             (matches!(p(2), 34 | 37) && n == 15)
                 || ((3528..=3589).contains(&p(4)) && (16..=19).contains(&n))
-                || (((300..=305).contains(&p(3)) || matches!(p(2), 36 | 38 | 39)) && (14..=19).contains(&n))
+                || (((300..=305).contains(&p(3)) || matches!(p(2), 36 | 38 | 39))
+                    && (14..=19).contains(&n))
         }
         Some(b'6') => {
-            (p(4) == 6011 || p(2) == 65 || (644..=649).contains(&p(3)) || p(2) == 62) && (16..=19).contains(&n)
+            (p(4) == 6011 || p(2) == 65 || (644..=649).contains(&p(3)) || p(2) == 62)
+                && (16..=19).contains(&n)
         }
         _ => false,
     };
@@ -252,16 +281,85 @@ pub(super) fn luhn(d: &[u8]) -> bool {
 
 /// IBAN lengths by country.
 const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
-    (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AT", 20), (b"AZ", 28), (b"BA", 20), (b"BE", 16), (b"BG", 22),
-    (b"BH", 22), (b"BR", 29), (b"BY", 28), (b"CH", 21), (b"CR", 22), (b"CY", 28), (b"CZ", 24), (b"DE", 22),
-    (b"DK", 18), (b"DO", 28), (b"EE", 20), (b"EG", 29), (b"ES", 24), (b"FI", 18), (b"FO", 18), (b"FR", 27),
-    (b"GB", 22), (b"GE", 22), (b"GI", 23), (b"GL", 18), (b"GR", 27), (b"GT", 28), (b"HR", 21), (b"HU", 28),
-    (b"IE", 22), (b"IL", 23), (b"IQ", 23), (b"IS", 26), (b"IT", 27), (b"JO", 30), (b"KW", 30), (b"KZ", 20),
-    (b"LB", 28), (b"LC", 32), (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21), (b"LY", 25), (b"MC", 27),
-    (b"MD", 24), (b"ME", 22), (b"MK", 19), (b"MR", 27), (b"MT", 31), (b"MU", 30), (b"NL", 18), (b"NO", 15),
-    (b"PK", 24), (b"PL", 28), (b"PS", 29), (b"PT", 25), (b"QA", 29), (b"RO", 24), (b"RS", 22), (b"SA", 24),
-    (b"SC", 31), (b"SD", 18), (b"SE", 24), (b"SI", 19), (b"SK", 24), (b"SM", 27), (b"ST", 25), (b"SV", 28),
-    (b"TL", 23), (b"TN", 24), (b"TR", 26), (b"UA", 29), (b"VA", 22), (b"VG", 24), (b"XK", 20),
+    (b"AD", 24),
+    (b"AE", 23),
+    (b"AL", 28),
+    (b"AT", 20),
+    (b"AZ", 28),
+    (b"BA", 20),
+    (b"BE", 16),
+    (b"BG", 22),
+    (b"BH", 22),
+    (b"BR", 29),
+    (b"BY", 28),
+    (b"CH", 21),
+    (b"CR", 22),
+    (b"CY", 28),
+    (b"CZ", 24),
+    (b"DE", 22),
+    (b"DK", 18),
+    (b"DO", 28),
+    (b"EE", 20),
+    (b"EG", 29),
+    (b"ES", 24),
+    (b"FI", 18),
+    (b"FO", 18),
+    (b"FR", 27),
+    (b"GB", 22),
+    (b"GE", 22),
+    (b"GI", 23),
+    (b"GL", 18),
+    (b"GR", 27),
+    (b"GT", 28),
+    (b"HR", 21),
+    (b"HU", 28),
+    (b"IE", 22),
+    (b"IL", 23),
+    (b"IQ", 23),
+    (b"IS", 26),
+    (b"IT", 27),
+    (b"JO", 30),
+    (b"KW", 30),
+    (b"KZ", 20),
+    (b"LB", 28),
+    (b"LC", 32),
+    (b"LI", 21),
+    (b"LT", 20),
+    (b"LU", 20),
+    (b"LV", 21),
+    (b"LY", 25),
+    (b"MC", 27),
+    (b"MD", 24),
+    (b"ME", 22),
+    (b"MK", 19),
+    (b"MR", 27),
+    (b"MT", 31),
+    (b"MU", 30),
+    (b"NL", 18),
+    (b"NO", 15),
+    (b"PK", 24),
+    (b"PL", 28),
+    (b"PS", 29),
+    (b"PT", 25),
+    (b"QA", 29),
+    (b"RO", 24),
+    (b"RS", 22),
+    (b"SA", 24),
+    (b"SC", 31),
+    (b"SD", 18),
+    (b"SE", 24),
+    (b"SI", 19),
+    (b"SK", 24),
+    (b"SM", 27),
+    (b"ST", 25),
+    (b"SV", 28),
+    (b"TL", 23),
+    (b"TN", 24),
+    (b"TR", 26),
+    (b"UA", 29),
+    (b"VA", 22),
+    (b"VG", 24),
+    (b"XK", 20),
 ];
 
 /// The byte length of a valid IBAN at the start of `m` (country length and mod-97 checked).
@@ -294,7 +392,11 @@ fn iban_len(hay: &[u8], start: usize, m: &[u8]) -> Option<usize> {
             b'A'..=b'Z' => u32::from(c - b'A') + 10,
             _ => return None,
         };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     (rem == 1).then_some(span)
 }

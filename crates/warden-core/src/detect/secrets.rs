@@ -24,8 +24,7 @@ const TOKEN_PATTERNS: &[&str] = &[
 ];
 
 /// `scheme://user:password@host`; the password may not hold `/`, `@` or whitespace.
-const CONNECTION: &str =
-    r"(?i-u)\b[a-z][a-z0-9+.-]{1,30}://[^\s:/@'\x22<>`]{0,128}:[^\s/@'\x22<>`]{1,256}@[a-z0-9\[\]_-]";
+const CONNECTION: &str = r"(?i-u)\b[a-z][a-z0-9+.-]{1,30}://[^\s:/@'\x22<>`]{0,128}:[^\s/@'\x22<>`]{1,256}@[a-z0-9\[\]_-]";
 
 /// A key naming a secret, a separator, then the value (parsed in code).
 const ENV_KEY: &str = r#"(?i-u)[a-z0-9_.-]*(?:secret|token|pass|pwd|api[_.-]?key|private[_.-]?key|access[_.-]?key|credential|creds|auth[_.-]?key|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key)[a-z0-9_.-]*["']?[ \t]*(?::=|=>|=|:)[ \t]*"#;
@@ -54,26 +53,41 @@ impl Secrets {
         // Spans already reported, so a `KEY=value` line does not report the same value twice.
         let mut spans: Vec<(usize, usize)> = Vec::new();
         for m in self.tokens.find_iter(hay) {
-            let Some(detector) = classify_token(m.as_bytes()) else { continue };
+            let Some(detector) = classify_token(m.as_bytes()) else {
+                continue;
+            };
             spans.push((m.start(), m.end()));
-            ctx.report(detector, LABEL_SECRET, m.start(), enc, || redact(m.as_bytes()));
+            ctx.report(detector, LABEL_SECRET, m.start(), enc, || {
+                redact(m.as_bytes())
+            });
             if !ctx.wants(LABEL_SECRET) {
                 return;
             }
         }
         for m in self.connection.find_iter(hay) {
-            let Some((scheme, password)) = connection_parts(m.as_bytes()) else { continue };
+            let Some((scheme, password)) = connection_parts(m.as_bytes()) else {
+                continue;
+            };
             spans.push((m.start(), m.end()));
             ctx.report("connection-string", LABEL_SECRET, m.start(), enc, || {
-                format!("{}://…:{}@…", String::from_utf8_lossy(scheme), redact(password))
+                format!(
+                    "{}://…:{}@…",
+                    String::from_utf8_lossy(scheme),
+                    redact(password)
+                )
             });
             if !ctx.wants(LABEL_SECRET) {
                 return;
             }
         }
         for m in self.env.find_iter(hay) {
-            let Some(hit) = env_secret(hay, m.start(), m.end()) else { continue };
-            if spans.iter().any(|&(a, b)| a < hit.value_end && hit.value_start < b) {
+            let Some(hit) = env_secret(hay, m.start(), m.end()) else {
+                continue;
+            };
+            if spans
+                .iter()
+                .any(|&(a, b)| a < hit.value_end && hit.value_start < b)
+            {
                 continue;
             }
             let key = slice(hay, m.start(), hit.key_end);
@@ -117,7 +131,8 @@ fn classify_token(m: &[u8]) -> Option<&'static str> {
         "npm-token"
     } else if m.starts_with(b"sk-") {
         // Real keys mix digits and both cases; `sk-learn-…`-style words do not.
-        if !(has(u8::is_ascii_digit) && has(u8::is_ascii_uppercase) && has(u8::is_ascii_lowercase)) {
+        if !(has(u8::is_ascii_digit) && has(u8::is_ascii_uppercase) && has(u8::is_ascii_lowercase))
+        {
             return None;
         }
         "llm-api-key"
@@ -145,7 +160,9 @@ fn connection_parts(m: &[u8]) -> Option<(&[u8], &[u8])> {
     let password = rest.get(colon + 1..at_sign)?;
     let first = *password.first()?;
     if matches!(first, b'$' | b'<' | b'{' | b'%' | b'*' | b'[')
-        || password.iter().all(|&b| matches!(b, b'x' | b'X' | b'*' | b'.'))
+        || password
+            .iter()
+            .all(|&b| matches!(b, b'x' | b'X' | b'*' | b'.'))
     {
         return None;
     }
@@ -162,52 +179,170 @@ struct EnvHit {
 
 /// Key segments naming a secret on their own.
 const SECRET_SEGMENTS: &[&[u8]] = &[
-    b"secret", b"secrets", b"token", b"tokens", b"password", b"passwords", b"passwd", b"pwd", b"pass",
-    b"passphrase", b"credential", b"credentials", b"creds", b"apikey", b"apikeys", b"privatekey",
-    b"accesskey", b"secretkey", b"authkey",
+    b"secret",
+    b"secrets",
+    b"token",
+    b"tokens",
+    b"password",
+    b"passwords",
+    b"passwd",
+    b"pwd",
+    b"pass",
+    b"passphrase",
+    b"credential",
+    b"credentials",
+    b"creds",
+    b"apikey",
+    b"apikeys",
+    b"privatekey",
+    b"accesskey",
+    b"secretkey",
+    b"authkey",
 ];
 /// Endings of glued segments (`githubtoken`, `dbpassword`) that name a secret.
-const SECRET_SUFFIXES: &[&[u8]] =
-    &[b"token", b"secret", b"password", b"passwd", b"apikey", b"privatekey", b"accesskey", b"credentials"];
+const SECRET_SUFFIXES: &[&[u8]] = &[
+    b"token",
+    b"secret",
+    b"password",
+    b"passwd",
+    b"apikey",
+    b"privatekey",
+    b"accesskey",
+    b"credentials",
+];
 /// First halves of `X_KEY` names that are secrets (`api_key`, `private-key`, …).
-const KEY_PREFIXES: &[&[u8]] =
-    &[b"api", b"private", b"access", b"auth", b"signing", b"encryption", b"master", b"secret", b"session"];
+const KEY_PREFIXES: &[&[u8]] = &[
+    b"api",
+    b"private",
+    b"access",
+    b"auth",
+    b"signing",
+    b"encryption",
+    b"master",
+    b"secret",
+    b"session",
+];
 /// Segments that, anywhere in the key, make it a quantity rather than a secret (`max_tokens`).
 const QUANTITY_SEGMENTS: &[&[u8]] = &[
-    b"max", b"min", b"num", b"number", b"total", b"count", b"limit", b"limits", b"ttl", b"size", b"length",
-    b"len", b"budget", b"usage", b"used", b"cost", b"rate", b"remaining",
+    b"max",
+    b"min",
+    b"num",
+    b"number",
+    b"total",
+    b"count",
+    b"limit",
+    b"limits",
+    b"ttl",
+    b"size",
+    b"length",
+    b"len",
+    b"budget",
+    b"usage",
+    b"used",
+    b"cost",
+    b"rate",
+    b"remaining",
 ];
 /// Segments that, after the secret word, make the key an attribute of it (`TOKEN_URL`).
 const ATTRIBUTE_SEGMENTS: &[&[u8]] = &[
-    b"file", b"path", b"url", b"uri", b"endpoint", b"type", b"name", b"header", b"policy", b"rotation",
-    b"version", b"format", b"enabled", b"enable", b"required", b"reset", b"prompt", b"hint", b"field",
-    b"page", b"cursor", b"index", b"kind", b"mode", b"label", b"description", b"env", b"var", b"ref",
-    b"arn", b"expiry", b"expires", b"expiration", b"expire", b"expired", b"timeout", b"lifetime", b"dir",
-    b"location", b"provider", b"source", b"store", b"manager", b"method", b"algorithm", b"alg", b"scheme",
-    b"strategy", b"validation", b"validator", b"hash", b"salt", b"placeholder", b"regex", b"pattern",
-    b"encoding", b"id",
+    b"file",
+    b"path",
+    b"url",
+    b"uri",
+    b"endpoint",
+    b"type",
+    b"name",
+    b"header",
+    b"policy",
+    b"rotation",
+    b"version",
+    b"format",
+    b"enabled",
+    b"enable",
+    b"required",
+    b"reset",
+    b"prompt",
+    b"hint",
+    b"field",
+    b"page",
+    b"cursor",
+    b"index",
+    b"kind",
+    b"mode",
+    b"label",
+    b"description",
+    b"env",
+    b"var",
+    b"ref",
+    b"arn",
+    b"expiry",
+    b"expires",
+    b"expiration",
+    b"expire",
+    b"expired",
+    b"timeout",
+    b"lifetime",
+    b"dir",
+    b"location",
+    b"provider",
+    b"source",
+    b"store",
+    b"manager",
+    b"method",
+    b"algorithm",
+    b"alg",
+    b"scheme",
+    b"strategy",
+    b"validation",
+    b"validator",
+    b"hash",
+    b"salt",
+    b"placeholder",
+    b"regex",
+    b"pattern",
+    b"encoding",
+    b"id",
 ];
 
 /// Parse and judge the `KEY=value` whose key and separator are `hay[start..end]`.
 fn env_secret(hay: &[u8], start: usize, end: usize) -> Option<EnvHit> {
     // A key glued to a path (`/etc/passwd:`) or a longer word is not a key.
-    if is(before(hay, start), |b| matches!(b, b'/' | b'\\' | b'.' | b'-' | b'$') || is_word(b)) {
+    if is(before(hay, start), |b| {
+        matches!(b, b'/' | b'\\' | b'.' | b'-' | b'$') || is_word(b)
+    }) {
         return None;
     }
     let m = slice(hay, start, end);
-    let key_len = m.iter().position(|&b| matches!(b, b'"' | b'\'' | b' ' | b'\t' | b':' | b'=')).unwrap_or(m.len());
+    let key_len = m
+        .iter()
+        .position(|&b| matches!(b, b'"' | b'\'' | b' ' | b'\t' | b':' | b'='))
+        .unwrap_or(m.len());
     let key = m.get(..key_len)?;
-    let sep: Vec<u8> = m.get(key_len..)?.iter().copied().filter(|&b| matches!(b, b':' | b'=' | b'>')).collect();
+    let sep: Vec<u8> = m
+        .get(key_len..)?
+        .iter()
+        .copied()
+        .filter(|&b| matches!(b, b':' | b'=' | b'>'))
+        .collect();
     let sep_is_colon = sep.as_slice() == b":";
     let segments = segments(key);
     let secret_at = segments.iter().enumerate().rev().find_map(|(i, s)| {
-        let glued = SECRET_SUFFIXES.iter().any(|x| s.len() > x.len() && s.ends_with(x));
+        let glued = SECRET_SUFFIXES
+            .iter()
+            .any(|x| s.len() > x.len() && s.ends_with(x));
         let pair = s.as_slice() == b"key"
-            && i.checked_sub(1).and_then(|j| segments.get(j)).is_some_and(|p| KEY_PREFIXES.contains(&p.as_slice()));
+            && i.checked_sub(1)
+                .and_then(|j| segments.get(j))
+                .is_some_and(|p| KEY_PREFIXES.contains(&p.as_slice()));
         (SECRET_SEGMENTS.contains(&s.as_slice()) || glued || pair).then_some(i)
     })?;
-    if segments.iter().any(|s| QUANTITY_SEGMENTS.contains(&s.as_slice()))
-        || segments.iter().skip(secret_at + 1).any(|s| ATTRIBUTE_SEGMENTS.contains(&s.as_slice()))
+    if segments
+        .iter()
+        .any(|s| QUANTITY_SEGMENTS.contains(&s.as_slice()))
+        || segments
+            .iter()
+            .skip(secret_at + 1)
+            .any(|s| ATTRIBUTE_SEGMENTS.contains(&s.as_slice()))
     {
         return None;
     }
@@ -215,24 +350,42 @@ fn env_secret(hay: &[u8], start: usize, end: usize) -> Option<EnvHit> {
     let (value_start, value_end, quoted) = value_span(hay, end)?;
     let value = slice(hay, value_start, value_end);
     let aws = segments.iter().any(|s| s.as_slice() == b"secret")
-        && (segments.iter().any(|s| s.as_slice() == b"access" || s.as_slice() == b"aws")
+        && (segments
+            .iter()
+            .any(|s| s.as_slice() == b"access" || s.as_slice() == b"aws")
             || contains_ci(slice(hay, start.saturating_sub(24), start), b"aws"))
         && value.len() == 40
-        && value.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+');
+        && value
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+');
     if aws {
-        return Some(EnvHit { detector: "aws-secret-key", key_end: start + key_len, value_start, value_end });
+        return Some(EnvHit {
+            detector: "aws-secret-key",
+            key_end: start + key_len,
+            value_start,
+            value_end,
+        });
     }
     if value.len() < 8 || placeholder_like(value) || code_like(value, quoted) {
         return None;
     }
-    if value.iter().all(u8::is_ascii_digit) && !segments.iter().any(|s| s.starts_with(b"pass") || s.as_slice() == b"pwd") {
+    if value.iter().all(u8::is_ascii_digit)
+        && !segments
+            .iter()
+            .any(|s| s.starts_with(b"pass") || s.as_slice() == b"pwd")
+    {
         return None;
     }
     // `Token: unauthorized` is prose, not a credential.
     if sep_is_colon && !quoted && value.iter().all(u8::is_ascii_lowercase) {
         return None;
     }
-    Some(EnvHit { detector: "env-secret", key_end: start + key_len, value_start, value_end })
+    Some(EnvHit {
+        detector: "env-secret",
+        key_end: start + key_len,
+        value_start,
+        value_end,
+    })
 }
 
 /// Split a key into lowercase segments at `_ . -`, other punctuation and camelCase humps.
@@ -249,7 +402,10 @@ fn segments(key: &[u8]) -> Vec<Vec<u8>> {
         if b.is_ascii_uppercase() && !cur.is_empty() {
             let prev = before(key, i).unwrap_or(b'_');
             let next = at(key, i + 1).unwrap_or(b'_');
-            if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next.is_ascii_lowercase()) {
+            if prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next.is_ascii_lowercase())
+            {
                 out.push(std::mem::take(&mut cur));
             }
         }
@@ -268,14 +424,23 @@ fn value_span(hay: &[u8], from: usize) -> Option<(usize, usize, bool)> {
     if matches!(first, b'"' | b'\'' | b'`') {
         let body = from + 1;
         let rest = slice(hay, body, hay.len().min(body + MAX));
-        let len = rest.iter().position(|&b| b == first || b == b'\n' || b == b'\r').unwrap_or(rest.len());
+        let len = rest
+            .iter()
+            .position(|&b| b == first || b == b'\n' || b == b'\r')
+            .unwrap_or(rest.len());
         // A JSON string value ends at its quote, but an escaped quote does not end it.
         return Some((body, body + len, true));
     }
     let rest = slice(hay, from, hay.len().min(from + MAX));
     let len = rest
         .iter()
-        .position(|&b| b.is_ascii_whitespace() || matches!(b, b',' | b';' | b'&' | b'"' | b'\'' | b'`' | b')' | b']' | b'}'))
+        .position(|&b| {
+            b.is_ascii_whitespace()
+                || matches!(
+                    b,
+                    b',' | b';' | b'&' | b'"' | b'\'' | b'`' | b')' | b']' | b'}'
+                )
+        })
         .unwrap_or(rest.len());
     Some((from, from + len, false))
 }
@@ -283,19 +448,69 @@ fn value_span(hay: &[u8], from: usize) -> Option<(usize, usize, bool)> {
 /// Placeholders and templates that are not real secrets.
 fn placeholder_like(v: &[u8]) -> bool {
     const WHOLE: &[&[u8]] = &[
-        b"password", b"secret", b"none", b"null", b"nil", b"undefined", b"true", b"false", b"required",
-        b"optional", b"string", b"redacted", b"hidden", b"masked", b"todo", b"tbd", b"empty", b"default",
-        b"unknown", b"invalid", b"expired", b"missing", b"disabled", b"enabled",
+        b"password",
+        b"secret",
+        b"none",
+        b"null",
+        b"nil",
+        b"undefined",
+        b"true",
+        b"false",
+        b"required",
+        b"optional",
+        b"string",
+        b"redacted",
+        b"hidden",
+        b"masked",
+        b"todo",
+        b"tbd",
+        b"empty",
+        b"default",
+        b"unknown",
+        b"invalid",
+        b"expired",
+        b"missing",
+        b"disabled",
+        b"enabled",
     ];
     const PARTS: &[&[u8]] = &[
-        b"changeme", b"change_me", b"change-me", b"changeit", b"changethis", b"placeholder", b"redacted",
-        b"your_", b"your-", b"yourpass", b"yoursecret", b"yourtoken", b"yourkey", b"example", b"dummy",
-        b"<", b">", b"${", b"{{", b"%(", b"xxxx", b"****", b"....", b"replace_", b"replace-", b"insert_",
-        b"_here", b"-here", b"notasecret", b"not-a-secret", b"fixme",
+        b"changeme",
+        b"change_me",
+        b"change-me",
+        b"changeit",
+        b"changethis",
+        b"placeholder",
+        b"redacted",
+        b"your_",
+        b"your-",
+        b"yourpass",
+        b"yoursecret",
+        b"yourtoken",
+        b"yourkey",
+        b"example",
+        b"dummy",
+        b"<",
+        b">",
+        b"${",
+        b"{{",
+        b"%(",
+        b"xxxx",
+        b"****",
+        b"....",
+        b"replace_",
+        b"replace-",
+        b"insert_",
+        b"_here",
+        b"-here",
+        b"notasecret",
+        b"not-a-secret",
+        b"fixme",
     ];
     let Some(&first) = v.first() else { return true };
-    matches!(first, b'$' | b'%' | b'<' | b'{' | b'[' | b'(' | b'*' | b'@' | b'&')
-        || WHOLE.iter().any(|w| v.eq_ignore_ascii_case(w))
+    matches!(
+        first,
+        b'$' | b'%' | b'<' | b'{' | b'[' | b'(' | b'*' | b'@' | b'&'
+    ) || WHOLE.iter().any(|w| v.eq_ignore_ascii_case(w))
         || PARTS.iter().any(|p| contains_ci(v, p))
         || v.iter().all(|&b| b == first)
 }
@@ -303,8 +518,24 @@ fn placeholder_like(v: &[u8]) -> bool {
 /// Unquoted values that are code or references (`os.getenv(…)`, `self.token`, `/run/secrets/x`).
 fn code_like(v: &[u8], quoted: bool) -> bool {
     const REFS: &[&[u8]] = &[
-        b"process.env", b"os.environ", b"os.getenv", b"env.", b"self.", b"this.", b"config.", b"settings.",
-        b"secrets.", b"vault:", b"ssm:", b"arn:", b"file:", b"http://", b"https://", b"./", b"../", b"~/",
+        b"process.env",
+        b"os.environ",
+        b"os.getenv",
+        b"env.",
+        b"self.",
+        b"this.",
+        b"config.",
+        b"settings.",
+        b"secrets.",
+        b"vault:",
+        b"ssm:",
+        b"arn:",
+        b"file:",
+        b"http://",
+        b"https://",
+        b"./",
+        b"../",
+        b"~/",
     ];
     if v.contains(&b'(') || REFS.iter().any(|r| starts_with_ci(v, r)) {
         return true;
@@ -316,8 +547,12 @@ fn code_like(v: &[u8], quoted: bool) -> bool {
         return true;
     }
     // `password_hash`, `request.token`: identifiers that name a secret rather than hold one.
-    let ident = v.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    let ident = v
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
     let dotted_or_snake = v.iter().any(|&b| b == b'_' || b == b'.');
-    let names_secret = [&b"token"[..], b"secret", b"pass", b"key", b"cred"].iter().any(|w| contains_ci(v, w));
+    let names_secret = [&b"token"[..], b"secret", b"pass", b"key", b"cred"]
+        .iter()
+        .any(|w| contains_ci(v, w));
     ident && dotted_or_snake && names_secret && !v.iter().any(u8::is_ascii_digit)
 }

@@ -18,7 +18,9 @@ fn detectors(s: &Scan) -> Vec<&str> {
 fn assert_finds(text: &str, detector: &str, label: &str) {
     let s = scan(text);
     assert!(
-        s.findings.iter().any(|f| f.detector == detector && f.label == label),
+        s.findings
+            .iter()
+            .any(|f| f.detector == detector && f.label == label),
         "expected {detector} in {text:?}, got {:?}",
         s.findings
     );
@@ -28,13 +30,20 @@ fn assert_finds(text: &str, detector: &str, label: &str) {
 #[track_caller]
 fn assert_no_label(text: &str, label: &str) {
     let s = scan(text);
-    assert!(!s.labels.contains(label), "unexpected {label} in {text:?}: {:?}", s.findings);
+    assert!(
+        !s.labels.contains(label),
+        "unexpected {label} in {text:?}: {:?}",
+        s.findings
+    );
 }
 
 #[track_caller]
 fn assert_clean(text: &str) {
     let s = scan(text);
-    assert!(s.labels.is_empty() && s.findings.is_empty() && !s.truncated, "expected nothing in {text:?}: {s:?}");
+    assert!(
+        s.labels.is_empty() && s.findings.is_empty() && !s.truncated,
+        "expected nothing in {text:?}: {s:?}"
+    );
 }
 
 fn b64(s: &str) -> String {
@@ -79,15 +88,32 @@ fn benign_text_is_clean() {
 
 #[test]
 fn pem_private_keys() {
-    for header in ["RSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"] {
-        assert_finds(&format!("key:\n-----BEGIN {header}-----\nMIIEow\n-----END {header}-----"), "pem-private-key", "secret");
+    for header in [
+        "RSA PRIVATE KEY",
+        "OPENSSH PRIVATE KEY",
+        "PRIVATE KEY",
+        "EC PRIVATE KEY",
+        "ENCRYPTED PRIVATE KEY",
+    ] {
+        assert_finds(
+            &format!("key:\n-----BEGIN {header}-----\nMIIEow\n-----END {header}-----"),
+            "pem-private-key",
+            "secret",
+        );
     }
-    assert_no_label("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", "secret");
+    assert_no_label(
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+        "secret",
+    );
 }
 
 #[test]
 fn aws_access_keys() {
-    assert_finds(&format!("id={AWS_KEY} region=us-east-1"), "aws-access-key", "secret");
+    assert_finds(
+        &format!("id={AWS_KEY} region=us-east-1"),
+        "aws-access-key",
+        "secret",
+    );
     assert_finds("ASIAY34FZKBOKMUTVV7A", "aws-access-key", "secret");
     assert_no_label("AKIA1234 is too short", "secret");
     assert_no_label(&format!("X{AWS_KEY}"), "secret");
@@ -114,21 +140,54 @@ fn vendor_tokens() {
     let alnum36 = "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789";
     assert_finds(&format!("token ghp_{alnum36}"), "github-token", "secret");
     assert_finds(&format!("gho_{alnum36}"), "github-token", "secret");
-    assert_finds("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV", "github-token", "secret");
-    assert_finds("xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "slack-token", "secret");
-    assert_finds("https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX", "slack-webhook", "secret");
-    assert_finds("stripe: sk_live_4eC39HqLyjWDarjtT1zdp7dc", "stripe-key", "secret");
+    assert_finds(
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV",
+        "github-token",
+        "secret",
+    );
+    assert_finds(
+        "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+        "slack-token",
+        "secret",
+    );
+    assert_finds(
+        "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+        "slack-webhook",
+        "secret",
+    );
+    assert_finds(
+        "stripe: sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "stripe-key",
+        "secret",
+    );
     assert_finds("rk_live_51H8abcdEFGHijklMNOP", "stripe-key", "secret");
-    assert_finds("key=AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe", "google-api-key", "secret");
+    assert_finds(
+        "key=AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
+        "google-api-key",
+        "secret",
+    );
     assert_finds(&format!("auth {JWT} end"), "jwt", "secret");
-    assert_finds("Authorization: Bearer 4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c", "bearer-token", "secret");
+    assert_finds(
+        "Authorization: Bearer 4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c",
+        "bearer-token",
+        "secret",
+    );
 
     assert_no_label("ghp_short and gho_ and github_pat_x", "secret");
     assert_no_label("xoxo-hugs-and-kisses-for-everyone", "secret");
-    assert_no_label("sk_test_4eC39HqLyjWDarjtT1zdp7dc is a test key; sk_live_ alone is not", "secret");
+    assert_no_label(
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc is a test key; sk_live_ alone is not",
+        "secret",
+    );
     assert_no_label("the header eyJhbGciOiJIUzI1NiJ9 alone", "secret");
-    assert_no_label("Authorization: Bearer <token> or Bearer YOUR_ACCESS_TOKEN_HERE_PLEASE", "secret");
-    assert_no_label("we use scikit: sk-learn-compatible-estimators-and-transformers-here", "secret");
+    assert_no_label(
+        "Authorization: Bearer <token> or Bearer YOUR_ACCESS_TOKEN_HERE_PLEASE",
+        "secret",
+    );
+    assert_no_label(
+        "we use scikit: sk-learn-compatible-estimators-and-transformers-here",
+        "secret",
+    );
 }
 
 #[test]
@@ -212,7 +271,15 @@ fn excerpts_never_hold_the_secret() {
     let s = scan(&text);
     assert!(s.findings.len() >= 7, "{:?}", s.findings);
     for f in &s.findings {
-        for secret in [AWS_KEY, alnum36, JWT, "Sup3rS3cretPassw0rd", "hunter2hunter2", "alice@acme.example", "4111 1111"] {
+        for secret in [
+            AWS_KEY,
+            alnum36,
+            JWT,
+            "Sup3rS3cretPassw0rd",
+            "hunter2hunter2",
+            "alice@acme.example",
+            "4111 1111",
+        ] {
             assert!(!f.excerpt.contains(secret), "{f:?}");
         }
         assert!(f.excerpt.chars().count() <= 80, "{f:?}");
@@ -225,7 +292,13 @@ fn excerpts_never_hold_the_secret() {
 fn emails() {
     assert_finds("contact alice@acme.example for access", "email", "pii");
     assert_finds("<bob.smith+tag@mail.example.co.uk>", "email", "pii");
-    for text in ["logo@2x.png", "git@github.com:org/repo.git", "ping @alice", "user@localhost", "npm i lodash@4.17.21"] {
+    for text in [
+        "logo@2x.png",
+        "git@github.com:org/repo.git",
+        "ping @alice",
+        "user@localhost",
+        "npm i lodash@4.17.21",
+    ] {
         assert_no_label(text, "pii");
     }
 }
@@ -262,7 +335,14 @@ fn phone_numbers() {
 fn ssns() {
     assert_finds("ssn: 078-05-1120", "ssn", "pii");
     assert_finds("SSN 123-45-6789.", "ssn", "pii");
-    for text in ["000-12-3456", "666-12-3456", "912-34-5678", "123-00-4567", "123-45-0000", "ref 2024-123-45-6789"] {
+    for text in [
+        "000-12-3456",
+        "666-12-3456",
+        "912-34-5678",
+        "123-00-4567",
+        "123-45-0000",
+        "ref 2024-123-45-6789",
+    ] {
         assert_no_label(text, "pii");
     }
 }
@@ -300,7 +380,11 @@ fn ibans_need_mod_97() {
     assert_finds("IBAN DE89 3704 0044 0532 0130 00", "iban", "pii");
     assert_finds("GB82WEST12345698765432", "iban", "pii");
     assert_finds("pay to FR1420041010050500013M02606.", "iban", "pii");
-    for text in ["DE89 3704 0044 0532 0130 01", "XX12 3456 7890 1234 5678 90", "GB82WEST1234569876543"] {
+    for text in [
+        "DE89 3704 0044 0532 0130 01",
+        "XX12 3456 7890 1234 5678 90",
+        "GB82WEST1234569876543",
+    ] {
         assert_no_label(text, "pii");
     }
 }
@@ -397,9 +481,15 @@ fn base64_of_a_dotenv_file() {
     let dotenv = format!("DB_PASSWORD=Sup3rS3cretPassw0rd\nAWS_ACCESS_KEY_ID={AWS_KEY}\n");
     let s = scan(&format!("attachment: {} end", b64(&dotenv)));
     assert!(s.labels.contains("secret"));
-    let inner: Vec<_> = s.findings.iter().filter(|f| f.encoding.as_deref() == Some("base64")).collect();
+    let inner: Vec<_> = s
+        .findings
+        .iter()
+        .filter(|f| f.encoding.as_deref() == Some("base64"))
+        .collect();
     assert!(inner.iter().any(|f| f.detector == "env-secret"), "{s:?}");
-    assert!(inner.iter().any(|f| f.detector == "aws-access-key" && f.offset == dotenv.find(AWS_KEY).unwrap_or(0)));
+    assert!(inner
+        .iter()
+        .any(|f| f.detector == "aws-access-key" && f.offset == dotenv.find(AWS_KEY).unwrap_or(0)));
     assert!(!s.truncated);
 }
 
@@ -409,14 +499,27 @@ fn url_safe_base64_and_padding() {
     let url = base64::engine::general_purpose::URL_SAFE.encode(payload);
     assert!(url.contains('-') || url.contains('_'));
     let s = scan(&format!("q={url}"));
-    assert!(s.findings.iter().any(|f| f.detector == "email" && f.encoding.as_deref() == Some("base64")), "{s:?}");
+    assert!(
+        s.findings
+            .iter()
+            .any(|f| f.detector == "email" && f.encoding.as_deref() == Some("base64")),
+        "{s:?}"
+    );
 }
 
 #[test]
 fn hex_of_an_aws_key() {
     let s = scan(&format!("blob {} blob", hex::encode(AWS_KEY)));
-    assert!(s.findings.iter().any(|f| f.detector == "aws-access-key" && f.encoding.as_deref() == Some("hex")), "{s:?}");
-    let s = scan(&format!("blob 0x{} blob", hex::encode_upper(format!("key {AWS_KEY}"))));
+    assert!(
+        s.findings
+            .iter()
+            .any(|f| f.detector == "aws-access-key" && f.encoding.as_deref() == Some("hex")),
+        "{s:?}"
+    );
+    let s = scan(&format!(
+        "blob 0x{} blob",
+        hex::encode_upper(format!("key {AWS_KEY}"))
+    ));
     assert!(s.labels.contains("secret"), "{s:?}");
 }
 
@@ -424,34 +527,60 @@ fn hex_of_an_aws_key() {
 fn base64_of_base64() {
     let text = format!("x {} y", b64(&b64("GITHUB_TOKEN=Zx9Yw8Vu7Ts6Rq5Po4Nm")));
     let s = scan(&text);
-    assert!(s.findings.iter().any(|f| f.detector == "env-secret" && f.encoding.as_deref() == Some("base64")), "{s:?}");
+    assert!(
+        s.findings
+            .iter()
+            .any(|f| f.detector == "env-secret" && f.encoding.as_deref() == Some("base64")),
+        "{s:?}"
+    );
     assert!(!s.truncated);
 
     // One layer allowed: the inner payload is seen but not decoded, so the scan is truncated.
-    let shallow = Detectors::new(ScanLimits { max_decode_depth: 1, ..ScanLimits::default() }).scan(&text);
+    let shallow = Detectors::new(ScanLimits {
+        max_decode_depth: 1,
+        ..ScanLimits::default()
+    })
+    .scan(&text);
     assert!(shallow.labels.is_empty());
     assert!(shallow.truncated);
 
-    let none = Detectors::new(ScanLimits { max_decode_depth: 0, ..ScanLimits::default() }).scan(&text);
+    let none = Detectors::new(ScanLimits {
+        max_decode_depth: 0,
+        ..ScanLimits::default()
+    })
+    .scan(&text);
     assert!(none.findings.is_empty() && none.truncated);
 }
 
 #[test]
 fn binary_and_hash_runs_are_not_decoded() {
     let random = base64::engine::general_purpose::STANDARD.encode((0u8..=255).collect::<Vec<u8>>());
-    let text = format!("img {random} sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    let text = format!(
+        "img {random} sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
     assert_clean(&text);
 }
 
 #[test]
 fn decoding_is_charged_to_the_byte_budget() {
-    let payload = b64(&format!("DB_PASSWORD=Sup3rS3cretPassw0rd {}", "filler ".repeat(20)));
+    let payload = b64(&format!(
+        "DB_PASSWORD=Sup3rS3cretPassw0rd {}",
+        "filler ".repeat(20)
+    ));
     let text = format!("data {payload}");
     // Enough for the text itself but not for the decoded payload.
-    let tight = Detectors::new(ScanLimits { max_bytes: text.len() + 8, ..ScanLimits::default() }).scan(&text);
+    let tight = Detectors::new(ScanLimits {
+        max_bytes: text.len() + 8,
+        ..ScanLimits::default()
+    })
+    .scan(&text);
     assert!(tight.truncated);
     assert!(tight.labels.is_empty());
-    let roomy = Detectors::new(ScanLimits { max_bytes: text.len() * 2, ..ScanLimits::default() }).scan(&text);
+    let roomy = Detectors::new(ScanLimits {
+        max_bytes: text.len() * 2,
+        ..ScanLimits::default()
+    })
+    .scan(&text);
     assert!(!roomy.truncated);
     assert!(roomy.labels.contains("secret"));
 }
@@ -461,22 +590,39 @@ fn decoding_is_charged_to_the_byte_budget() {
 #[test]
 fn text_past_max_bytes_is_not_scanned_and_marks_truncation() {
     let text = format!("{}{AWS_KEY}", "a ".repeat(100));
-    let d = Detectors::new(ScanLimits { max_bytes: 64, ..ScanLimits::default() });
+    let d = Detectors::new(ScanLimits {
+        max_bytes: 64,
+        ..ScanLimits::default()
+    });
     let s = d.scan(&text);
     assert!(s.truncated);
     assert!(s.labels.is_empty());
-    let s = Detectors::new(ScanLimits { max_bytes: text.len(), ..ScanLimits::default() }).scan(&text);
+    let s = Detectors::new(ScanLimits {
+        max_bytes: text.len(),
+        ..ScanLimits::default()
+    })
+    .scan(&text);
     assert!(!s.truncated);
     assert!(s.labels.contains("secret"));
 }
 
 #[test]
 fn max_findings_bounds_findings_not_labels() {
-    let text = format!("a@acme.example b@acme.example c@acme.example d@acme.example {AWS_KEY} chmod 777 x");
-    let s = Detectors::new(ScanLimits { max_findings: 2, ..ScanLimits::default() }).scan(&text);
+    let text = format!(
+        "a@acme.example b@acme.example c@acme.example d@acme.example {AWS_KEY} chmod 777 x"
+    );
+    let s = Detectors::new(ScanLimits {
+        max_findings: 2,
+        ..ScanLimits::default()
+    })
+    .scan(&text);
     assert_eq!(s.findings.len(), 2);
     assert_eq!(s.labels.len(), 3, "{s:?}");
-    let s = Detectors::new(ScanLimits { max_findings: 0, ..ScanLimits::default() }).scan(&text);
+    let s = Detectors::new(ScanLimits {
+        max_findings: 0,
+        ..ScanLimits::default()
+    })
+    .scan(&text);
     assert!(s.findings.is_empty());
     assert_eq!(s.labels.len(), 3);
     let s = scan(&text);
@@ -508,7 +654,10 @@ fn scan_bytes_on_binary_scans_printable_runs() {
 
 #[test]
 fn printable_runs_keep_offsets() {
-    assert_eq!(printable_runs(b"ab\0cdefg\x01xyz!\xff"), b"\n\n\ncdefg\nxyz!\n".to_vec());
+    assert_eq!(
+        printable_runs(b"ab\0cdefg\x01xyz!\xff"),
+        b"\n\n\ncdefg\nxyz!\n".to_vec()
+    );
 }
 
 // ---------------------------------------------------------------- properties

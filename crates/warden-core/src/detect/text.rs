@@ -32,7 +32,11 @@ pub(super) fn redact(m: &[u8]) -> String {
     let show = (m.len() / 4).min(4);
     let mut s = String::with_capacity(show + 12);
     for &b in m.iter().take(show) {
-        s.push(if b.is_ascii_graphic() { char::from(b) } else { '?' });
+        s.push(if b.is_ascii_graphic() {
+            char::from(b)
+        } else {
+            '?'
+        });
     }
     s.push('…');
     s.push('(');
@@ -64,12 +68,15 @@ pub(super) fn phrase(m: &[u8], cap: usize) -> String {
 
 /// True when `h` contains `needle`, ignoring ASCII case (`needle` must be lowercase).
 pub(super) fn contains_ci(h: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || h.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    needle.is_empty()
+        || h.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// True when `h` starts with `prefix`, ignoring ASCII case.
 pub(super) fn starts_with_ci(h: &[u8], prefix: &[u8]) -> bool {
-    h.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    h.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 #[cfg(test)]

@@ -1,0 +1,472 @@
+//! The cost of information-flow analysis in `Engine::decide`, on the Acme reference configuration.
+//!
+//! The call is `forum.post_reply` to `eng-help` by `forum-helper` for `alice` under
+//! `answer-forum-question`, decided
+//!
+//! * `fresh_tiny`: in a fresh session, with tiny arguments;
+//! * `fresh_4k_args`: in a fresh session, with 4 KB of realistic arguments;
+//! * `heavy_tiny`: in a session holding 100 confidentiality labels and 64 KiB each of untrusted
+//!   and trusted text, with tiny arguments;
+//! * `heavy_4k_args`: that session with the 4 KB arguments (the worst case asked about).
+//!
+//! plus the parts flow analysis is made of: the detector scan of the arguments and the exposure
+//! of the channel's audience. After criterion, a percentile pass times 20,000 single decisions
+//! per case and prints a table.
+//!
+//! Run with `cargo bench -p warden-core --bench flow -- --warm-up-time 1 --measurement-time 3`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use criterion::{criterion_group, BenchmarkId, Criterion};
+use serde_json::{json, Value};
+use warden_core::directory::Audience;
+use warden_core::mission::{Mission, MissionUsage};
+use warden_core::model::LabelSource;
+use warden_core::session::SessionState;
+use warden_core::{Breakers, Call, Config, Decision, Engine, Outcome, Sources};
+
+/// 2026-01-15T12:00:00Z.
+const NOW_MS: i64 = 1_768_478_400_000;
+/// Decisions timed one by one per case in the percentile pass.
+const PERCENTILE_RUNS: usize = 20_000;
+
+/// Reads files relative to the configuration's folder.
+struct FsSources(PathBuf);
+
+impl Sources for FsSources {
+    fn read(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(self.0.join(path)).map_err(|e| e.to_string())
+    }
+
+    fn list(&self, dir: &str, ext: &str) -> Result<Vec<String>, String> {
+        let rd = std::fs::read_dir(self.0.join(dir)).map_err(|e| e.to_string())?;
+        let mut v = Vec::new();
+        for e in rd {
+            let e = e.map_err(|e| e.to_string())?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(ext) && e.path().is_file() {
+                v.push(format!("{}/{name}", dir.trim_end_matches('/')));
+            }
+        }
+        v.sort();
+        Ok(v)
+    }
+}
+
+fn acme_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/acme")
+}
+
+fn load_acme() -> Engine {
+    let dir = acme_dir();
+    let text = std::fs::read_to_string(dir.join("warden.toml")).unwrap();
+    match Config::load("warden.toml", &text, &FsSources(dir)) {
+        Ok(c) => Engine::new(c),
+        Err(e) => panic!("the Acme configuration does not load: {e:?}"),
+    }
+}
+
+/// About 4 KB of reply body: prose, log lines, an e-mail address and a URL.
+fn body_4k() -> String {
+    let mut s = String::from(
+        "Hi Bob, thanks for the detailed report. I looked at the ingest worker logs for the window you \
+         mentioned, and the timeouts line up with the nightly compaction on shard 7. The worker retries \
+         three times with exponential back-off, then gives up and parks the batch, which is why the \
+         dashboard showed the gap between 02:10 and 02:40 UTC. Nothing was lost: parked batches are \
+         replayed by the morning job, and I confirmed the counts match the upstream totals.\n\n\
+         Here are the relevant lines from the query (trimmed):\n\n",
+    );
+    let lines = [
+        "2026-01-15T02:09:58Z INFO  ingest-worker[4182]: batch 88121 accepted (records=5000, shard=7)",
+        "2026-01-15T02:10:03Z WARN  ingest-worker[4182]: upstream timeout after 30s (shard=7, retry=1) trace=4bf92f3577b34da6a3ce929d0e0e4736",
+        "2026-01-15T02:10:41Z WARN  ingest-worker[4182]: upstream timeout after 30s (shard=7, retry=2)",
+        "2026-01-15T02:11:52Z ERROR ingest-worker[4182]: giving up on batch 88122 after 3 retries; parked for replay",
+        "2026-01-15T02:12:00Z INFO  compactor[77]: compaction of shard 7 in progress (segments=412, 61% done)",
+        "2026-01-15T02:39:12Z INFO  compactor[77]: compaction of shard 7 finished in 29m14s",
+        "2026-01-15T02:40:05Z INFO  ingest-worker[4182]: shard 7 healthy again, resuming (lag=1834 batches)",
+    ];
+    let mut i = 0;
+    while s.len() < 3_300 {
+        s.push_str(lines[i % lines.len()]);
+        s.push('\n');
+        i += 1;
+    }
+    s.push_str(
+        "\nIf you want the full picture, the runbook is at https://wiki.acme.example/runbooks/ingest-compaction \
+         and the incident timeline is on the status page. If the gap shows up again outside the compaction \
+         window, please ping me directly at alice@acme.example and include the batch ids from the worker \
+         log so I can trace them end to end. Cheers, Alice",
+    );
+    while s.len() < 4_096 {
+        s.push(' ');
+    }
+    s
+}
+
+fn args_tiny() -> Value {
+    json!({"channel": "eng-help", "thread_id": "T-1042", "body": "Restarting the ingest worker fixes it; see the runbook."})
+}
+
+fn args_4k() -> Value {
+    json!({"channel": "eng-help", "thread_id": "T-1042", "body": body_4k()})
+}
+
+/// About `bytes` of text made of `parts`, cycled with a counter so it is not one repeated line.
+fn text_of(parts: &[&str], bytes: usize) -> String {
+    let mut s = String::with_capacity(bytes + 256);
+    let mut i = 0usize;
+    while s.len() < bytes {
+        writeln!(s, "[{i:05}] {}", parts[i % parts.len()]).unwrap();
+        i += 1;
+    }
+    s
+}
+
+/// A session that has read a lot: 100 confidentiality labels, 64 KiB of untrusted text (forum
+/// threads) and 64 KiB of trusted text (logs, files).
+fn heavy_session() -> SessionState {
+    let mut s = SessionState::new("s-heavy", "m-flow");
+    let mut labels: Vec<String> = [
+        "public",
+        "internal",
+        "security-sensitive",
+        "user-data",
+        "channel:eng-help",
+        "channel:all-hands",
+        "channel:platform-private",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut i = 0;
+    while labels.len() < 100 {
+        labels.push(format!("channel:x{i}"));
+        i += 1;
+    }
+    for (n, l) in labels.into_iter().enumerate() {
+        s.add_label(LabelSource {
+            source: if l.starts_with("channel:") {
+                "forum.read_thread".into()
+            } else {
+                "logs.query_logs".into()
+            },
+            label: l,
+            call: n as u64 / 5 + 1,
+            at_ms: NOW_MS - 600_000 + n as i64 * 1000,
+        });
+    }
+    assert_eq!(s.taint.len(), 100);
+    s.untrusted_text.push(&text_of(
+        &[
+            "bob: the ingest dashboard has a gap every night around 02:10, is anyone else seeing this?",
+            "erin: same here, our exports were late this morning; I thought it was the VPN again",
+            "frank: could be compaction, it runs on shard 7 at 02:00. Ticket ENG-4411 has details.",
+            "bob: thanks! do we know if data is lost or just delayed? the report for finance is due friday",
+        ],
+        64 * 1024,
+    ));
+    s.trusted_text.push(&text_of(
+        &[
+            "2026-01-15T02:10:03Z WARN ingest-worker[4182]: upstream timeout after 30s (shard=7, retry=1)",
+            "2026-01-15T02:12:00Z INFO compactor[77]: compaction of shard 7 in progress (segments=412)",
+            "docs/runbooks/ingest.md: the worker parks batches after three retries; the morning job replays them",
+        ],
+        64 * 1024,
+    ));
+    s.untrusted_input = true;
+    s.sensitive_read = true;
+    s.calls = 20;
+    s.allowed = 20;
+    s
+}
+
+struct Case {
+    name: &'static str,
+    what: &'static str,
+    call: Call,
+    session: SessionState,
+}
+
+struct Fixture {
+    engine: Engine,
+    mission: Mission,
+    usage: MissionUsage,
+    breakers: Breakers,
+    cases: Vec<Case>,
+}
+
+impl Fixture {
+    fn build() -> Fixture {
+        let t = Instant::now();
+        let engine = load_acme();
+        eprintln!(
+            "loaded examples/acme ({} policies, {} users) in {:.2?}",
+            engine.config().policies.len(),
+            engine.config().directory.user_count(),
+            t.elapsed()
+        );
+        let mission = engine
+            .grant(
+                "m-flow",
+                "answer-forum-question",
+                "forum-helper",
+                "alice",
+                "Help me answer Bob's question in T-1042 on eng-help",
+                NOW_MS - 600_000,
+            )
+            .unwrap();
+        let fresh = SessionState::new("s-fresh", "m-flow");
+        let heavy = heavy_session();
+        let call = |args: Value| Call::new("forum", "post_reply", args);
+        let cases = vec![
+            Case {
+                name: "fresh_tiny",
+                what: "fresh session, tiny arguments",
+                call: call(args_tiny()),
+                session: fresh.clone(),
+            },
+            Case {
+                name: "fresh_4k_args",
+                what: "fresh session, 4 KB arguments",
+                call: call(args_4k()),
+                session: fresh,
+            },
+            Case {
+                name: "heavy_tiny",
+                what: "100 labels + 2×64 KiB text, tiny arguments",
+                call: call(args_tiny()),
+                session: heavy.clone(),
+            },
+            Case {
+                name: "heavy_4k_args",
+                what: "100 labels + 2×64 KiB text, 4 KB arguments",
+                call: call(args_4k()),
+                session: heavy,
+            },
+        ];
+        let f = Fixture {
+            engine,
+            mission,
+            usage: MissionUsage::default(),
+            breakers: Breakers::default(),
+            cases,
+        };
+        let first = f.decide(&f.cases[0]);
+        if first.decision != Outcome::Allow {
+            panic!(
+                "the fresh, tiny post_reply must be allowed: {:?} {:?}",
+                first.decision, first.reasons
+            );
+        }
+        for c in &f.cases {
+            let d = f.decide(c);
+            eprintln!(
+                "{:<14} args {:>5} B, taint {:>3} labels, flow.labels {:>3}: {} {:?}",
+                c.name,
+                serde_json::to_string(&c.call.args).unwrap().len(),
+                c.session.taint.len(),
+                d.flow.labels.len(),
+                d.decision,
+                d.policies
+            );
+            if d.decision == Outcome::Deny {
+                panic!("{}: unexpectedly denied: {:?}", c.name, d.reasons);
+            }
+        }
+        f
+    }
+
+    fn decide(&self, c: &Case) -> Decision {
+        self.engine
+            .decide(
+                c.call.clone(),
+                &self.mission,
+                &c.session,
+                &self.usage,
+                &self.breakers,
+                NOW_MS,
+            )
+            .decision
+    }
+}
+
+fn fixture() -> &'static Fixture {
+    static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+    F.get_or_init(Fixture::build)
+}
+
+fn eng_help() -> Audience {
+    Audience {
+        channels: vec!["eng-help".into()],
+        ..Audience::default()
+    }
+}
+
+fn flow_benches(c: &mut Criterion) {
+    let f = fixture();
+    let mut g = c.benchmark_group("flow");
+    for case in &f.cases {
+        g.bench_with_input(BenchmarkId::new("decide", case.name), case, |b, case| {
+            b.iter(|| {
+                black_box(f.engine.decide(
+                    black_box(case.call.clone()),
+                    &f.mission,
+                    &case.session,
+                    &f.usage,
+                    &f.breakers,
+                    NOW_MS,
+                ))
+            })
+        });
+    }
+    // The parts: the detector scan of the 4 KB body, and the exposure of eng-help's audience.
+    let body = body_4k();
+    let detectors = &f.engine.config().detectors;
+    g.bench_function("part/scan_4k_body", |b| {
+        b.iter(|| black_box(detectors.scan(black_box(&body))))
+    });
+    let dir = &f.engine.config().directory;
+    let aud = eng_help();
+    let one: BTreeSet<String> = ["channel:eng-help".to_string()].into();
+    let heavy = &f.cases[3].session;
+    let hundred: BTreeSet<String> = heavy
+        .taint
+        .keys()
+        .filter(|l| l.as_str() != "public")
+        .cloned()
+        .collect();
+    g.bench_function("part/exposure_1_label", |b| {
+        b.iter(|| black_box(dir.exposure(&aud, black_box(&one))))
+    });
+    g.bench_function("part/exposure_99_labels", |b| {
+        b.iter(|| black_box(dir.exposure(&aud, black_box(&hundred))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, flow_benches);
+
+struct Pct {
+    p50: f64,
+    p99: f64,
+    mean: f64,
+}
+
+fn time_each(runs: usize, mut f: impl FnMut()) -> Pct {
+    let mut ns = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f();
+        ns.push(t.elapsed().as_nanos() as u64);
+    }
+    let mean = ns.iter().sum::<u64>() as f64 / ns.len() as f64 / 1000.0;
+    ns.sort_unstable();
+    let at = |q: f64| ns[((ns.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+    Pct {
+        p50: at(0.5),
+        p99: at(0.99),
+        mean,
+    }
+}
+
+fn percentile_pass() {
+    let f = fixture();
+    let mut rows = Vec::new();
+    for c in &f.cases {
+        for _ in 0..2_000 {
+            black_box(f.decide(c));
+        }
+        let p = time_each(PERCENTILE_RUNS, || {
+            black_box(f.engine.decide(
+                black_box(c.call.clone()),
+                &f.mission,
+                &c.session,
+                &f.usage,
+                &f.breakers,
+                NOW_MS,
+            ));
+        });
+        rows.push((c, f.decide(c).decision, p));
+    }
+    let body = body_4k();
+    let detectors = &f.engine.config().detectors;
+    let scan = time_each(PERCENTILE_RUNS, || {
+        black_box(detectors.scan(black_box(&body)));
+    });
+    let dir = &f.engine.config().directory;
+    let aud = eng_help();
+    let hundred: BTreeSet<String> = f.cases[3]
+        .session
+        .taint
+        .keys()
+        .filter(|l| l.as_str() != "public")
+        .cloned()
+        .collect();
+    let expo = time_each(PERCENTILE_RUNS, || {
+        black_box(dir.exposure(&aud, black_box(&hundred)));
+    });
+
+    let mut out = String::new();
+    writeln!(out).unwrap();
+    writeln!(out, "## flow: `forum.post_reply` to eng-help (forum-helper for alice, answer-forum-question), Acme config, one core, {PERCENTILE_RUNS} decisions timed one by one per case").unwrap();
+    writeln!(out).unwrap();
+    writeln!(
+        out,
+        "| case | session / arguments | outcome | p50 µs | p99 µs | mean µs |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---|---|---:|---:|---:|").unwrap();
+    for (c, outcome, p) in &rows {
+        writeln!(
+            out,
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+            c.name, c.what, outcome, p.p50, p.p99, p.mean
+        )
+        .unwrap();
+    }
+    writeln!(out).unwrap();
+    let base = &rows[0].2;
+    writeln!(out, "| added over fresh_tiny | p50 µs | p99 µs |").unwrap();
+    writeln!(out, "|---|---:|---:|").unwrap();
+    for (c, _, p) in rows.iter().skip(1) {
+        writeln!(
+            out,
+            "| {} | {:+.1} | {:+.1} |",
+            c.name,
+            p.p50 - base.p50,
+            p.p99 - base.p99
+        )
+        .unwrap();
+    }
+    writeln!(out).unwrap();
+    writeln!(
+        out,
+        "Parts: detector scan of the 4 KB body p50 {:.1} µs / p99 {:.1} µs; exposure of eng-help (3,000 readers) for 99 labels p50 {:.1} µs / p99 {:.1} µs.",
+        scan.p50, scan.p99, expo.p50, expo.p99
+    )
+    .unwrap();
+    let worst = &rows[3].2;
+    let added = worst.p99 - base.p99;
+    writeln!(
+        out,
+        "Target: flow adds ≤ 20 µs at p99 (heavy_4k_args − fresh_tiny): {:+.1} µs, {}",
+        added,
+        if added <= 20.0 { "met" } else { "MISSED" }
+    )
+    .unwrap();
+    println!("{out}");
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if std::env::args().any(|a| a == "--bench") {
+        percentile_pass();
+    }
+}

@@ -1,0 +1,17 @@
+//! warden-core integration tests. Index:
+//!
+//! - `corpus`: the golden corpus — every Acme scenario and every trace in `corpus/` replayed,
+//!   its decisions (outcome, reasons, policies, exposure, flow) snapshot-tested with insta, and
+//!   every `expect` checked.
+//! - `config_errors`: invalid configurations, catalogs, policies and directories are reported
+//!   with file and line, all at once.
+//! - `properties`: no input makes `decide` or replay panic, and nothing outside an agent's
+//!   ceiling is ever allowed.
+//! - `slicing`: sliced evaluation agrees with bare Cedar over the whole policy set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+mod config_errors;
+mod corpus;
+mod properties;
+mod slicing;

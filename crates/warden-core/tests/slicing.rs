@@ -1,0 +1,95 @@
+use cedar_policy::{Authorizer, Context, Decision, EntityUid};
+use serde_json::json;
+use warden_core::policy::uid;
+
+use crate::common::acme;
+
+/// Sliced evaluation must agree with bare Cedar over the whole set, for every principal, tool
+/// and a spread of contexts.
+#[test]
+fn sliced_evaluation_agrees_with_bare_cedar() {
+    let engine = acme();
+    let cfg = engine.config();
+    let schema = cfg.policies.schema();
+    let entities = cfg.directory.entities();
+    let authorizer = Authorizer::new();
+    let mut principals: Vec<(EntityUid, Vec<EntityUid>)> = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "eng00001", "ctr00001",
+    ]
+    .iter()
+    .map(|u| (uid("User", u), cfg.directory.ancestors(u)))
+    .collect();
+    for a in cfg.agents.keys() {
+        principals.push((uid("Agent", a), vec![]));
+    }
+    let mut compared = 0;
+    for tool in cfg.catalog.tools() {
+        let action = uid("Action", &tool.name);
+        for (count, acts_as, labels, effects) in [
+            (0, false, vec![], vec![]),
+            (3, false, vec!["secret"], vec![]),
+            (0, true, vec!["internal"], vec!["admin", "publish"]),
+            (0, false, vec!["security-sensitive", "user-data"], vec![]),
+        ] {
+            let ctx = json!({
+                "tool": tool.name, "server": tool.server, "effect": tool.effect.as_str(),
+                "agent": {"__entity": {"type": "Agent", "id": "forum-helper"}},
+                "on_behalf_of": {"__entity": {"type": "User", "id": "alice"}},
+                "has_audience": count > 0, "acts_as": acts_as, "acts_as_other": false,
+                "flow": {"labels": labels, "resource_labels": labels, "argument_labels": [], "sensitive": false,
+                         "untrusted_input": false, "untrusted_direction": false, "privileged_advice": false},
+                "exposure": {"audience": 10, "count": count, "external": 0, "external_exposed": 0, "labels": []},
+                "mission": {"id": "m", "template": "t", "purpose": "", "approval_effects": effects, "publish_to": "any",
+                            "seconds_left": 60, "calls_left": 5},
+                "session": {"calls": 0, "untrusted_input": false, "sensitive_read": false},
+                "rule_of_two": {"untrusted_input": false, "sensitive_data": false, "external_action": false, "count": 0},
+                "hour_utc": 9,
+            });
+            let context = Context::from_json_value(ctx, Some((schema, &action))).unwrap();
+            for resource in [
+                uid("Channel", "eng-help"),
+                uid("Dataset", "logs:auth"),
+                uid("File", "x"),
+            ] {
+                for (p, anc) in &principals {
+                    let req = cedar_policy::Request::new(
+                        p.clone(),
+                        action.clone(),
+                        resource.clone(),
+                        context.clone(),
+                        Some(schema),
+                    )
+                    .unwrap();
+                    let bare = authorizer.is_authorized(&req, cfg.policies.policy_set(), entities);
+                    let sliced = cfg.policies.evaluate(
+                        p,
+                        anc,
+                        &action,
+                        &resource,
+                        context.clone(),
+                        entities,
+                    );
+                    assert!(sliced.errors.is_empty(), "{:?}", sliced.errors);
+                    let sliced_allow = !sliced.permits.is_empty()
+                        && sliced.forbids.is_empty()
+                        && sliced.asks.is_empty();
+                    assert_eq!(
+                        bare.decision() == Decision::Allow,
+                        sliced_allow,
+                        "{p} {action} {resource}"
+                    );
+                    let reasons: std::collections::BTreeSet<String> =
+                        bare.diagnostics().reason().map(|r| r.to_string()).collect();
+                    let expected: std::collections::BTreeSet<String> = if sliced_allow {
+                        sliced.permits.clone()
+                    } else {
+                        sliced.forbids.union(&sliced.asks).cloned().collect()
+                    };
+                    assert_eq!(reasons, expected, "{p} {action} {resource}");
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared > 1000, "{compared}");
+}
