@@ -95,9 +95,8 @@ pub fn locate_toml(text: &str, table: &[&str], key: Option<&str>) -> Option<usiz
                     break;
                 }
                 let bare = t.trim_start_matches('"');
-                if bare.starts_with(k) {
-                    let rest = bare[k.len()..].trim_start_matches('"').trim_start();
-                    if rest.starts_with('=') {
+                if let Some(rest) = bare.strip_prefix(k) {
+                    if rest.trim_start_matches('"').trim_start().starts_with('=') {
                         return Some(i + 1);
                     }
                 }
