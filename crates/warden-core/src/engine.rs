@@ -492,6 +492,16 @@ impl Engine {
         );
         // 7. Combine.
         let mut d = self.combine(cx, spec, resolved, &by_agent, &by_user);
+        if d.decision != Outcome::Allow {
+            if let Some(text) = explain_flow(&flow, exposure.as_ref(), resolved) {
+                d.reasons.push(Reason {
+                    stage: Stage::Flow,
+                    outcome: d.decision,
+                    policy: None,
+                    text,
+                });
+            }
+        }
         d.flow = flow;
         d.exposure = exposure;
         let permitted = (d.decision == Outcome::Allow).then(|| Permitted {
@@ -982,6 +992,80 @@ impl Engine {
             .saturating_add(count_records(spec.records, output));
         labels.into_keys().collect()
     }
+}
+
+/// `HH:MM:SS` (UTC) of a time in ms since the Unix epoch.
+pub fn clock_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
+}
+
+/// Group digits in thousands: `12000` → `12,000`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Plain-language account of what flows where, for decisions that are not allowed:
+/// "2,999 of 3,000 in the audience (channel eng-help) are not cleared for security-sensitive,
+/// user-data — security-sensitive from logs.query_logs (call 2, 09:00:02 UTC) …".
+fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(x) = exposure.filter(|x| x.count > 0) {
+        let place = resolved
+            .audience
+            .as_ref()
+            .map(|a| {
+                let mut names: Vec<String> = a.channels.iter().map(|c| format!("channel {c}")).collect();
+                names.extend(a.groups.iter().map(|g| format!("group {g}")));
+                names.extend(a.users.iter().cloned());
+                names.extend(a.external.iter().chain(a.unknown.iter()).cloned());
+                names.join(", ")
+            })
+            .unwrap_or_default();
+        let labels: Vec<&str> = x.labels.iter().map(String::as_str).collect();
+        let mut text = format!(
+            "{} of {} in the audience ({place}) are not cleared for {}",
+            thousands(x.count),
+            thousands(x.audience),
+            labels.join(", ")
+        );
+        let mut by_source: Vec<(String, u64, i64, Vec<&str>)> = Vec::new();
+        for src in f.sources.iter().filter(|s| x.labels.contains(&s.label)) {
+            match by_source
+                .iter_mut()
+                .find(|(s, c, _, _)| *s == src.source && *c == src.call)
+            {
+                Some(entry) => entry.3.push(&src.label),
+                None => by_source.push((src.source.clone(), src.call, src.at_ms, vec![&src.label])),
+            }
+        }
+        let sources: Vec<String> = by_source
+            .into_iter()
+            .map(|(source, call, at, labels)| {
+                format!("{} from {source} (call {call}, {} UTC)", labels.join(", "), clock_time(at))
+            })
+            .collect();
+        if !sources.is_empty() {
+            text.push_str(": ");
+            text.push_str(&sources.join("; "));
+        }
+        parts.push(text);
+    }
+    if !f.untrusted_direction.is_empty() {
+        parts.push(format!(
+            "taken from untrusted content only: {}",
+            f.untrusted_direction.join(", ")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(". "))
 }
 
 /// How many distinct email addresses make content personal data (a contact list, not a

@@ -89,11 +89,18 @@ pub fn output_text(v: &Value) -> String {
 
 /// Replay one trace file. `start_ms` is the clock at the first line; each line advances it by
 /// one second unless the line gives `at_ms`.
-pub fn replay(
+pub fn replay(engine: &Engine, file: &str, text: &str, start_ms: i64) -> Result<Vec<Replayed>, TraceError> {
+    replay_timed(engine, file, text, start_ms, &|| 0)
+}
+
+/// [`replay`], filling each decision's `elapsed_us` from `micros`, a monotonic microsecond
+/// counter the caller owns (the core has no clock).
+pub fn replay_timed(
     engine: &Engine,
     file: &str,
     text: &str,
     start_ms: i64,
+    micros: &dyn Fn() -> u64,
 ) -> Result<Vec<Replayed>, TraceError> {
     let mut missions: HashMap<String, Mission> = HashMap::new();
     let mut usage: HashMap<String, MissionUsage> = HashMap::new();
@@ -174,8 +181,12 @@ pub fn replay(
                     )));
                 }
                 let u = usage.entry(mission.clone()).or_default();
-                let decided =
-                    engine.decide(Call::new(server, tool, args), m, state, u, &breakers, now);
+                let t0 = micros();
+                let mut decided = engine.decide(Call::new(server, tool, args), m, state, u, &breakers, now);
+                let t1 = micros();
+                if t1 > t0 {
+                    decided.decision.elapsed_us = Some(t1 - t0);
+                }
                 engine.commit(&decided.decision, state, u);
                 if let (Some(p), Some(o)) = (decided.permitted.as_ref(), output.as_ref()) {
                     engine.absorb(p, &output_text(o), state, u, now);

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use warden_core::trace::{replay, Replayed};
+use warden_core::trace::{replay_timed, Replayed};
 
 use crate::fs::{load_engine, now_ms};
 
@@ -54,17 +54,6 @@ fn print_text(r: &Replayed) {
         exp,
         d.summary()
     );
-    if let Some(x) = &d.exposure {
-        if x.count > 0 {
-            println!(
-                "      exposure: {} of {} not cleared for {} (e.g. {})",
-                x.count,
-                x.audience,
-                x.labels.iter().cloned().collect::<Vec<_>>().join(", "),
-                x.sample.join(", ")
-            );
-        }
-    }
     for reason in d.reasons.iter().filter(|x| x.outcome == d.decision).skip(1) {
         println!("      also: {}", reason.text);
     }
@@ -80,12 +69,11 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         let text = std::fs::read_to_string(t)
             .with_context(|| format!("cannot read trace `{}`", t.display()))?;
         let name = t.display().to_string();
-        let started = Instant::now();
-        let results = replay(&engine, &name, &text, start).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let per = started.elapsed().as_micros() as u64 / results.len().max(1) as u64;
-        for mut r in results {
+        let epoch = Instant::now();
+        let micros = || u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let results = replay_timed(&engine, &name, &text, start, &micros).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for r in results {
             total += 1;
-            r.decision.elapsed_us = Some(per);
             match a.format {
                 Format::Json => {
                     let mut v = serde_json::to_value(&r.decision)?;

@@ -163,7 +163,7 @@ const FAMILIES: [Family; 14] = [
 /// The compiled privileged-advice detector.
 #[derive(Debug)]
 pub(super) struct Advice {
-    trigger: Regex,
+    pub(super) trigger: Regex,
     /// One anchored alternation per family, in the order of `FAMILIES`.
     phrases: Vec<Regex>,
 }

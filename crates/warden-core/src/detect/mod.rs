@@ -44,6 +44,8 @@ mod text;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod profile_tmp;
 
 /// Label of credentials and keys.
 pub const LABEL_SECRET: &str = "secret";

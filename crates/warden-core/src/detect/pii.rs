@@ -16,12 +16,12 @@ const IBAN: &str = r"(?-u)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}";
 /// The compiled PII detectors.
 #[derive(Debug)]
 pub(super) struct Pii {
-    email: Regex,
-    phone_intl: Regex,
-    phone_us: Regex,
-    ssn: Regex,
-    card: Regex,
-    iban: Regex,
+    pub(super) email: Regex,
+    pub(super) phone_intl: Regex,
+    pub(super) phone_us: Regex,
+    pub(super) ssn: Regex,
+    pub(super) card: Regex,
+    pub(super) iban: Regex,
 }
 
 impl Pii {

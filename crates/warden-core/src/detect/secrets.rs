@@ -32,9 +32,9 @@ const ENV_KEY: &str = r#"(?i-u)[a-z0-9_.-]*(?:secret|token|pass|pwd|api[_.-]?key
 /// The compiled secret detectors.
 #[derive(Debug)]
 pub(super) struct Secrets {
-    tokens: Regex,
-    connection: Regex,
-    env: Regex,
+    pub(super) tokens: Regex,
+    pub(super) connection: Regex,
+    pub(super) env: Regex,
 }
 
 impl Secrets {
