@@ -120,6 +120,9 @@ pub enum AudienceRule {
     Email(String),
     /// A fixed group.
     FixedGroup(String),
+    /// The host of the URL named by an argument: outside the organisation unless it is in one
+    /// of its domains. Data in the URL leaves with the request.
+    Url(String),
     /// The group named by an argument.
     GroupArg(String),
 }
@@ -304,13 +307,14 @@ impl Catalog {
                         ("email", Some(x), None) => Some(AudienceRule::Email(x)),
                         ("group", None, Some(g)) => Some(AudienceRule::FixedGroup(g)),
                         ("group", Some(x), None) => Some(AudienceRule::GroupArg(x)),
+                        ("url", Some(x), None) => Some(AudienceRule::Url(x)),
                         _ => None,
                     };
                     if r.is_none() {
                         err(
                             Some("audience"),
                             format!(
-                                "audience kind `{}` needs `arg` (channel, user, email, group) or `group` (group)",
+                                "audience kind `{}` needs `arg` (channel, user, email, group, url) or `group` (group)",
                                 a.kind
                             ),
                         );
@@ -620,6 +624,20 @@ impl ToolSpec {
                 }
             }
             AudienceRule::FixedGroup(g) => a.groups.push(g.clone()),
+            AudienceRule::Url(arg) => {
+                let url = arg_string(self, map, arg)?;
+                let host = url_host(&url);
+                if host.is_empty() {
+                    return Err(ResolveError::BadType {
+                        tool: self.name.clone(),
+                        arg: arg.clone(),
+                        want: "an absolute URL",
+                    });
+                }
+                if !dir.is_internal_host(&host) {
+                    a.external.push(host);
+                }
+            }
             AudienceRule::GroupArg(arg) => {
                 let g = arg_string(self, map, arg)?;
                 if !dir.has_group(&g) {
@@ -633,11 +651,11 @@ impl ToolSpec {
 }
 
 impl ToolSpec {
-    /// True for arguments that address the call (audience, act-as, directing arguments) rather
-    /// than carry content.
+    /// True for arguments that name people rather than carry content (the audience and the
+    /// act-as name). URLs, paths and other directing arguments are scanned like content: data
+    /// can leave inside them.
     pub fn is_addressing_arg(&self, arg: &str) -> bool {
-        self.directs.iter().any(|d| d == arg)
-            || self.acts_as.as_deref() == Some(arg)
+        self.acts_as.as_deref() == Some(arg)
             || match &self.audience {
                 Some(
                     AudienceRule::Channel(a)
@@ -657,4 +675,65 @@ impl ToolSpec {
         }
         out
     }
+}
+
+/// The lowercased host of an absolute URL (`https://user@Host.example:8443/x` → `host.example`),
+/// or an empty string when there is none.
+pub fn url_host(url: &str) -> String {
+    let Some((_, rest)) = url.split_once("://") else {
+        return String::new();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let host = if host_port.starts_with('[') {
+        host_port.split(']').next().unwrap_or_default().trim_start_matches('[')
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    host.to_ascii_lowercase()
+}
+
+/// The parts of a URL after its host that could carry data: path segments, query keys and
+/// values, the fragment — percent-decoded where that yields text.
+pub fn url_payload_tokens(url: &str) -> Vec<String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let after_host = rest.find(['/', '?', '#']).map(|i| &rest[i..]).unwrap_or_default();
+    after_host
+        .split(['/', '?', '&', '=', '#', ';', ','])
+        .map(percent_decode)
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b.get(i) {
+            Some(b'%') => {
+                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            Some(b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            Some(c) => {
+                out.push(*c);
+                i += 1;
+            }
+            None => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

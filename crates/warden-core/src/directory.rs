@@ -470,6 +470,14 @@ impl Directory {
             .unwrap_or(false)
     }
 
+    /// True when a host name is one of the organisation's domains or below one.
+    pub fn is_internal_host(&self, host: &str) -> bool {
+        let h = host.to_ascii_lowercase();
+        self.internal_domains
+            .iter()
+            .any(|d| h == *d || h.ends_with(&format!(".{d}")))
+    }
+
     /// True when `profile ⊇ labels` for the confidentiality labels among `labels`.
     fn cleared(profile: &BTreeSet<String>, labels: &BTreeSet<String>) -> bool {
         labels.iter().all(|l| profile.contains(l))

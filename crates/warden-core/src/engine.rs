@@ -564,7 +564,9 @@ impl Engine {
             (Stage::PrincipalPolicy, by_user),
         ] {
             for id in &ev.forbids {
-                policies.insert(id.clone());
+                if !policies.insert(id.clone()) {
+                    continue;
+                }
                 reasons.push(Reason {
                     stage,
                     outcome: Outcome::Deny,
@@ -624,7 +626,9 @@ impl Engine {
                 (Stage::PrincipalPolicy, by_user),
             ] {
                 for id in &ev.permits {
-                    policies.insert(id.clone());
+                    if !policies.insert(id.clone()) {
+                        continue;
+                    }
                     reasons.push(Reason {
                         stage,
                         outcome: Outcome::Allow,
@@ -661,6 +665,21 @@ impl Engine {
         self.config.detectors.scan(&text)
     }
 
+    /// True when a URL argument of the call holds text the session read from a trusted source
+    /// (a path segment or query value of at least [`URL_TOKEN_MIN`] characters).
+    fn url_carries_session_data(&self, spec: &ToolSpec, cx: &Ctx<'_>) -> bool {
+        let Some(crate::catalog::AudienceRule::Url(arg)) = &spec.audience else {
+            return false;
+        };
+        let Some(url) = cx.call.args.get(arg).and_then(Value::as_str) else {
+            return false;
+        };
+        crate::catalog::url_payload_tokens(url)
+            .iter()
+            .filter(|t| t.chars().count() >= URL_TOKEN_MIN)
+            .any(|t| cx.session.trusted_text.contains(t))
+    }
+
     /// The information-flow facts of a call: labels in, exposure, provenance.
     fn flow(
         &self,
@@ -684,14 +703,18 @@ impl Engine {
             // What was not scanned is treated as the most sensitive thing an argument can hold.
             f.argument_labels.insert("secret".into());
         }
+        // What the session holds flows into every call that reaches people. A read that reaches
+        // a host (a URL) carries the session's data only when the URL holds some of it.
+        let taint_flows = spec.effect != Effect::Read
+            || (resolved.audience.is_some() && self.url_carries_session_data(spec, cx));
         let mut labels: BTreeSet<String> = BTreeSet::new();
-        for (l, src) in &s.taint {
+        for (l, src) in s.taint.iter().filter(|_| taint_flows) {
             if cfg.is_confidentiality(l) {
                 labels.insert(l.clone());
                 f.sources.push(src.clone());
             }
         }
-        if s.taint_overflow {
+        if s.taint_overflow && taint_flows {
             labels.extend(cfg.sensitive.iter().cloned());
         }
         for l in &f.argument_labels {
@@ -1067,6 +1090,9 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
     }
     (!parts.is_empty()).then(|| parts.join(". "))
 }
+
+/// The shortest URL component that counts as carrying session data.
+pub const URL_TOKEN_MIN: usize = 8;
 
 /// How many distinct email addresses make content personal data (a contact list, not a
 /// signature or a mention).
