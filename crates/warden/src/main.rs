@@ -1,7 +1,9 @@
 //! `warden`: the one binary. A thin layer over the libraries: it reads files, owns the clock,
 //! prints, and maps outcomes to exit codes (0 ok, 1 a check failed, 2 bad input).
 
+mod demo;
 mod fs;
+mod mcp_cmd;
 mod policy_cmd;
 mod replay_cmd;
 
@@ -26,6 +28,12 @@ enum Command {
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
     },
+    /// Guard one agent session over stdin/stdout (an MCP server in front of `[servers]`).
+    Proxy(mcp_cmd::ProxyArgs),
+    /// Guard many agents over streamable HTTP at /mcp (bearer tokens from `token_env`).
+    Serve(mcp_cmd::ServeArgs),
+    /// Run the Acme sev1 incident through Warden over real MCP and show each decision.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +41,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(a) => replay_cmd::run(a),
         Command::Policy { command } => policy_cmd::run(command),
+        Command::Proxy(a) => mcp_cmd::proxy(a),
+        Command::Serve(a) => mcp_cmd::serve(a),
+        Command::Demo(a) => demo::run(a),
     };
     match result {
         Ok(code) => code,

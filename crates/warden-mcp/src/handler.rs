@@ -1,0 +1,238 @@
+//! [`WardenHandler`]: the MCP server the agent talks to.
+//!
+//! Over stdio the handler is made for one session ([`WardenHandler::for_session`]). Over HTTP the
+//! streamable HTTP service makes one handler per MCP session (or per request for stateless
+//! clients); the session is opened on its first request from the authenticated agent
+//! ([`crate::http::Authenticated`], put there by the bearer-token layer) and the identity headers
+//! `X-Warden-Principal`, `X-Warden-Mission` and `X-Warden-Purpose`.
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+    Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tokio::sync::OnceCell;
+
+use crate::gateway::{Gateway, Identity, Session};
+use crate::http::{identity_from_headers, Authenticated};
+
+/// Header naming the person the agent acts for.
+pub const PRINCIPAL_HEADER: &str = "x-warden-principal";
+/// Header naming the mission template.
+pub const MISSION_HEADER: &str = "x-warden-mission";
+/// Header with the principal's purpose (trusted text).
+pub const PURPOSE_HEADER: &str = "x-warden-purpose";
+
+#[derive(Clone)]
+enum Mode {
+    /// One fixed session (stdio, in-process).
+    Fixed(Arc<Session>),
+    /// HTTP: the session is opened by the first request that carries an `Mcp-Session-Id`.
+    Http(Arc<OnceCell<Arc<Session>>>),
+}
+
+/// The downstream MCP server.
+#[derive(Clone)]
+pub struct WardenHandler {
+    gateway: Arc<Gateway>,
+    mode: Mode,
+}
+
+impl std::fmt::Debug for WardenHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WardenHandler").finish_non_exhaustive()
+    }
+}
+
+impl WardenHandler {
+    /// A handler serving one already-open session.
+    pub fn for_session(gateway: Arc<Gateway>, session: Arc<Session>) -> Self {
+        WardenHandler {
+            gateway,
+            mode: Mode::Fixed(session),
+        }
+    }
+
+    /// A handler for one HTTP MCP session (made by the HTTP service's factory).
+    pub fn for_http(gateway: Arc<Gateway>) -> Self {
+        WardenHandler {
+            gateway,
+            mode: Mode::Http(Arc::new(OnceCell::new())),
+        }
+    }
+
+    async fn session(&self, ctx: &RequestContext<RoleServer>) -> Result<Arc<Session>, ErrorData> {
+        let cell = match &self.mode {
+            Mode::Fixed(s) => return Ok(s.clone()),
+            Mode::Http(cell) => cell,
+        };
+        let parts = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .ok_or_else(|| ErrorData::invalid_request("this endpoint serves HTTP only", None))?;
+        let auth = parts
+            .extensions
+            .get::<Authenticated>()
+            .ok_or_else(|| ErrorData::invalid_request("not authenticated", None))?;
+        let sid = parts
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok());
+        let session = match sid {
+            Some(sid) => cell
+                .get_or_try_init(|| async {
+                    let who = identity_from_headers(&auth.agent, &parts.headers)
+                        .map_err(|e| ErrorData::invalid_request(e, None))?;
+                    self.gateway
+                        .open_session(sid, &who, Some(auth.token))
+                        .map_err(|e| ErrorData::invalid_request(e.to_string(), None))
+                })
+                .await?
+                .clone(),
+            None => {
+                let who = identity_from_headers(&auth.agent, &parts.headers)
+                    .map_err(|e| ErrorData::invalid_request(e, None))?;
+                self.gateway
+                    .stateless_session(&who, auth.token)
+                    .map_err(|e| ErrorData::invalid_request(e.to_string(), None))?
+            }
+        };
+        if session.token() != Some(&auth.token) {
+            return Err(ErrorData::invalid_request(
+                "this MCP session belongs to another agent token",
+                None,
+            ));
+        }
+        Ok(session)
+    }
+
+    fn check_identity(&self, ctx: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let Mode::Http(_) = &self.mode else {
+            return Ok(());
+        };
+        let Some(parts) = ctx.extensions.get::<http::request::Parts>() else {
+            return Ok(());
+        };
+        let Some(auth) = parts.extensions.get::<Authenticated>() else {
+            return Err(ErrorData::invalid_request("not authenticated", None));
+        };
+        let who: Identity = identity_from_headers(&auth.agent, &parts.headers)
+            .map_err(|e| ErrorData::invalid_request(e, None))?;
+        self.gateway
+            .engine()
+            .grant(
+                "check",
+                &who.template,
+                &who.agent,
+                &who.principal,
+                &who.purpose,
+                0,
+            )
+            .map(|_| ())
+            .map_err(|e| ErrorData::invalid_request(format!("cannot open a session: {e}"), None))
+    }
+}
+
+impl ServerHandler for WardenHandler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("warden", env!("CARGO_PKG_VERSION"))
+                .with_title("Warden authorization gateway"),
+        )
+        .with_instructions(
+            "Every call goes through Warden, which allows, denies or holds it for approval and \
+             says why. Tools are named `server.tool`; only the tools your mission may use are \
+             listed.",
+        )
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        self.check_identity(&context)?;
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let s = self.session(&context).await?;
+        Ok(ListToolsResult::with_all_items(self.gateway.list_tools(&s)))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let s = self.session(&context).await?;
+        let out = self
+            .gateway
+            .call_tool(&s, &request.name, request.arguments, &context.ct)
+            .await;
+        Ok(out.result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let s = self.session(&context).await?;
+        Ok(ListResourcesResult::with_all_items(
+            self.gateway.list_resources(&s),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let s = self.session(&context).await?;
+        self.gateway
+            .read_resource(&s, &request.uri, &context.ct)
+            .await
+            .map(ReadResourceResponse::Complete)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let s = self.session(&context).await?;
+        Ok(ListPromptsResult::with_all_items(
+            self.gateway.list_prompts(&s),
+        ))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let s = self.session(&context).await?;
+        self.gateway
+            .get_prompt(&s, &request.name, request.arguments, &context.ct)
+            .await
+            .map(GetPromptResponse::Complete)
+    }
+}

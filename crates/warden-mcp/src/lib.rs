@@ -1,0 +1,63 @@
+//! Warden's MCP gateway: an MCP server to the agent, an MCP client to each upstream server, and
+//! the decision engine in between.
+//!
+//! ```text
+//! agent ──MCP──▶ WardenHandler ──▶ Gateway::call_tool ──▶ Engine::decide
+//!                                      │ log the decision (durably) ── failure denies
+//!                                      │ Engine::commit
+//!                                      │ deny / ask ─▶ tool result with isError and the reason
+//!                                      └ allow ─▶ Upstream::call(Permitted<Call>) ─▶ Engine::absorb ─▶ agent
+//! ```
+//!
+//! # Parts
+//!
+//! - [`settings`]: the `[servers]` and `[serve]` tables of `warden.toml`, validated with every
+//!   problem reported at once.
+//! - [`log`]: the [`DecisionLog`] trait; [`JsonlLog`] appends JSON Lines and fsyncs before it
+//!   returns (concurrent appends share one fsync); [`MemoryLog`] for tests.
+//! - [`upstream`]: one supervised connection per upstream server (a child process over stdio,
+//!   streamable HTTP, or an in-process duplex). A crashed upstream is restarted with backoff;
+//!   its tool list is cached and refreshed on `notifications/tools/list_changed` and on every
+//!   reconnect. Requests from an upstream to the client (sampling, roots, elicitation) are
+//!   refused, and those capabilities are never advertised upstream.
+//! - [`gateway`]: the enforcement pipeline and the per-session state (one granted mission and
+//!   one [`warden_core::session::SessionState`] per downstream MCP session, behind a mutex held
+//!   for the whole call so that a read's output is absorbed before the next call is decided).
+//! - [`handler`]: the rmcp `ServerHandler` the agent talks to.
+//! - [`stdio`] and [`http`]: the downstream transports (`warden proxy`, `warden serve`).
+//!
+//! # Invariants
+//!
+//! - Only a [`warden_core::Permitted`] call can be forwarded: [`upstream::Upstream::call`] takes
+//!   one, and only the engine makes them.
+//! - A decision is in the decision log before its call leaves Warden; if the log cannot be
+//!   written the call is denied.
+//! - The client's `Authorization` header and Warden's own agent tokens never reach an upstream:
+//!   the HTTP front strips the header after authenticating, upstream HTTP clients send no
+//!   credentials, and child processes are started without the agents' token variables.
+//! - A tool the mission may never use is absent from `tools/list`; a call to it is still decided
+//!   (and logged, as an `unexposed` entry) and answered with the reason.
+
+pub mod error;
+pub mod gateway;
+pub mod handler;
+pub mod http;
+pub mod log;
+pub mod settings;
+pub mod stdio;
+pub mod upstream;
+
+pub use error::GatewayError;
+pub use gateway::{Gateway, Identity, Session};
+pub use handler::WardenHandler;
+pub use log::{DecisionLog, EntryKind, JsonlLog, LogEntry, LogError, MemoryLog};
+pub use settings::{GatewaySettings, ServeSettings, Transport, UpstreamSettings};
+pub use upstream::{Connector, Upstream, UpstreamStatus};
+
+/// Milliseconds since the Unix epoch (the gateway owns the clock; the core is handed the time).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

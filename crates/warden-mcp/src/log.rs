@@ -1,0 +1,273 @@
+//! The decision log: every decision, written durably before the call it allows leaves Warden.
+//!
+//! [`JsonlLog`] appends one JSON object per line and returns only after the line is flushed and
+//! `fsync`ed. Appends that arrive while a write is in progress are written together and share
+//! the next `fsync` (group commit), so concurrency does not multiply the cost of durability. A
+//! failed write poisons the log: every later append fails, so every later call is denied until
+//! Warden is restarted with a writable log (fail closed; a partial line may have been written).
+//!
+//! The tamper-evident audit chain (DESIGN §1) belongs to the store; this log is the gateway's
+//! own durable record and the first consumer of [`LogEntry`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use warden_core::Decision;
+
+/// What kind of event a log line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    /// A call to a tool the session was offered, decided by the engine.
+    Decision,
+    /// A call to a tool the session was never offered (absent from its `tools/list`: unknown to
+    /// the catalog, outside the ceiling or mission, or not served by the upstream). Always a
+    /// deny; kept distinct so that probing is visible.
+    Unexposed,
+}
+
+/// One line of the decision log: the kind and the decision, flattened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// What happened.
+    pub kind: EntryKind,
+    /// The decision, with its reasons.
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
+/// Why the decision log could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    /// Opening, writing or syncing the file failed.
+    #[error("cannot write the decision log `{path}`: {message}")]
+    Io {
+        /// The log file.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+    /// An earlier write failed; the log refuses further appends until restarted.
+    #[error(
+        "the decision log `{path}` failed earlier ({message}); restart Warden with a writable log"
+    )]
+    Poisoned {
+        /// The log file.
+        path: String,
+        /// The first failure.
+        message: String,
+    },
+    /// The entry could not be serialized.
+    #[error("cannot serialize a decision: {0}")]
+    Serialize(String),
+    /// The log is unavailable (used by test logs).
+    #[error("the decision log is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where decisions are recorded. `append` returns only when the entry is durable; an error means
+/// the call must not be forwarded.
+pub trait DecisionLog: Send + Sync + 'static {
+    /// Append one entry durably. May block on I/O: the gateway calls it off the async workers
+    /// when [`DecisionLog::blocking`] is true.
+    fn append(&self, entry: &LogEntry) -> Result<(), LogError>;
+
+    /// Whether `append` blocks on I/O.
+    fn blocking(&self) -> bool {
+        true
+    }
+}
+
+struct Batch {
+    pending: Vec<u8>,
+    /// Tickets handed out (one per append).
+    issued: u64,
+    /// Every ticket up to this one is durable.
+    durable: u64,
+    writing: bool,
+    poisoned: Option<String>,
+}
+
+/// An append-only JSON Lines file, fsynced before every append returns (with group commit).
+pub struct JsonlLog {
+    path: PathBuf,
+    file: Mutex<File>,
+    batch: Mutex<Batch>,
+    done: Condvar,
+}
+
+impl std::fmt::Debug for JsonlLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonlLog")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl JsonlLog {
+    /// Open (or create) the log for appending. A last line cut short by a crash is closed with
+    /// a newline so that the next entry starts on its own line.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or written.
+    pub fn open(path: impl AsRef<Path>) -> Result<JsonlLog, LogError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |e: std::io::Error| LogError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1)).map_err(io)?;
+            file.read_exact(&mut last).map_err(io)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n").map_err(io)?;
+                file.sync_data().map_err(io)?;
+            }
+        }
+        Ok(JsonlLog {
+            path,
+            file: Mutex::new(file),
+            batch: Mutex::new(Batch {
+                pending: Vec::new(),
+                issued: 0,
+                durable: 0,
+                writing: false,
+                poisoned: None,
+            }),
+            done: Condvar::new(),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_batch(&self, bytes: &[u8]) -> Result<(), String> {
+        let mut f = lock(&self.file);
+        f.write_all(bytes).map_err(|e| e.to_string())?;
+        f.flush().map_err(|e| e.to_string())?;
+        f.sync_data().map_err(|e| e.to_string())
+    }
+}
+
+impl DecisionLog for JsonlLog {
+    fn append(&self, entry: &LogEntry) -> Result<(), LogError> {
+        let mut line = serde_json::to_vec(entry).map_err(|e| LogError::Serialize(e.to_string()))?;
+        line.push(b'\n');
+        let path = || self.path.display().to_string();
+        let mut b = lock(&self.batch);
+        if let Some(m) = &b.poisoned {
+            return Err(LogError::Poisoned {
+                path: path(),
+                message: m.clone(),
+            });
+        }
+        b.pending.extend_from_slice(&line);
+        b.issued += 1;
+        let ticket = b.issued;
+        loop {
+            if let Some(m) = &b.poisoned {
+                return Err(LogError::Poisoned {
+                    path: path(),
+                    message: m.clone(),
+                });
+            }
+            if b.durable >= ticket {
+                return Ok(());
+            }
+            if b.writing {
+                b = self.done.wait(b).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Lead: write everything pending (ours included) with one fsync.
+            b.writing = true;
+            let bytes = std::mem::take(&mut b.pending);
+            let upto = b.issued;
+            drop(b);
+            let result = self.write_batch(&bytes);
+            b = lock(&self.batch);
+            b.writing = false;
+            match &result {
+                Ok(()) => b.durable = upto,
+                Err(m) => b.poisoned = Some(m.clone()),
+            }
+            self.done.notify_all();
+            if let Err(message) = result {
+                return Err(LogError::Io {
+                    path: path(),
+                    message,
+                });
+            }
+        }
+    }
+}
+
+/// A log in memory, for tests: entries can be read back, and the log can be made to fail.
+#[derive(Debug, Default)]
+pub struct MemoryLog {
+    entries: Mutex<Vec<LogEntry>>,
+    failing: AtomicBool,
+}
+
+impl MemoryLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every entry appended so far.
+    pub fn entries(&self) -> Vec<LogEntry> {
+        lock(&self.entries).clone()
+    }
+
+    /// How many entries were appended.
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    /// True when nothing was appended.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Make every later append fail (or succeed again).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+impl DecisionLog for MemoryLog {
+    fn append(&self, entry: &LogEntry) -> Result<(), LogError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(LogError::Unavailable(
+                "the test log was told to fail".into(),
+            ));
+        }
+        lock(&self.entries).push(entry.clone());
+        Ok(())
+    }
+
+    fn blocking(&self) -> bool {
+        false
+    }
+}

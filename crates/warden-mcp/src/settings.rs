@@ -1,0 +1,453 @@
+//! The gateway's tables of `warden.toml`: `[servers.NAME]` (upstreams) and `[serve]`.
+//!
+//! ```toml
+//! [servers.forum]
+//! command = "@acme-mcp"              # `@name`: the `name` binary beside the running warden
+//! args = ["--server", "forum"]
+//! env = { RUST_LOG = "warn" }        # added to the child's environment
+//! timeout_ms = 10000                 # per call (default 10000)
+//!
+//! [servers.remote]
+//! url = "http://127.0.0.1:8931/mcp"  # streamable HTTP
+//!
+//! [serve]
+//! listen = "127.0.0.1:8080"          # `warden serve` (default 127.0.0.1:8080)
+//! max_message_bytes = 4194304        # largest JSON-RPC message accepted from a client
+//! decision_log = "decisions.jsonl"   # relative to warden.toml
+//! allowed_hosts = ["warden.internal"] # Host headers accepted (default: loopback only)
+//! ```
+//!
+//! Like the rest of the configuration, every problem is reported at once, with its line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Value;
+use warden_core::error::{locate_toml, ConfigError, Issues};
+use warden_core::Config;
+
+use crate::upstream::Connector;
+
+/// Default per-call timeout of an upstream.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// Default largest message accepted from a client.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// Default listen address of `warden serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// How to reach an upstream server.
+#[derive(Clone)]
+pub enum Transport {
+    /// A child process speaking MCP over stdin/stdout; restarted when it exits.
+    Command {
+        /// The program; `@name` means the `name` binary in the folder of the running executable.
+        program: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Variables added to its environment.
+        env: BTreeMap<String, String>,
+    },
+    /// A streamable HTTP MCP endpoint.
+    Http {
+        /// The endpoint URL.
+        url: String,
+    },
+    /// An in-process server: the connector returns a fresh transport per connection.
+    InProcess(Connector),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Command { program, args, env } => f
+                .debug_struct("Command")
+                .field("program", program)
+                .field("args", args)
+                .field("env", &env.keys().collect::<Vec<_>>())
+                .finish(),
+            Transport::Http { url } => f.debug_struct("Http").field("url", url).finish(),
+            Transport::InProcess(_) => f.write_str("InProcess"),
+        }
+    }
+}
+
+/// One upstream server.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// The server name: its tools are `NAME.tool`.
+    pub name: String,
+    /// How to reach it.
+    pub transport: Transport,
+    /// Per-call timeout.
+    pub timeout: Duration,
+}
+
+impl UpstreamSettings {
+    /// An in-process upstream with the default timeout.
+    pub fn in_process(name: impl Into<String>, connector: Connector) -> Self {
+        UpstreamSettings {
+            name: name.into(),
+            transport: Transport::InProcess(connector),
+            timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+        }
+    }
+
+    /// The same upstream with another per-call timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// The `[serve]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeSettings {
+    /// Listen address of `warden serve`.
+    pub listen: String,
+    /// Largest JSON-RPC message accepted from a client (stdio line or HTTP body).
+    pub max_message_bytes: usize,
+    /// The decision log, resolved against the configuration's folder.
+    pub decision_log: Option<PathBuf>,
+    /// `Host` headers accepted by `warden serve`; empty means rmcp's loopback default.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            listen: DEFAULT_LISTEN.to_string(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            decision_log: None,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// Everything the gateway reads from `warden.toml` beyond the engine's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct GatewaySettings {
+    /// Upstream servers, in name order.
+    pub upstreams: Vec<UpstreamSettings>,
+    /// The `[serve]` table.
+    pub serve: ServeSettings,
+    /// Things worth telling the operator that do not stop Warden (a catalog server with no
+    /// upstream, …).
+    pub warnings: Vec<String>,
+}
+
+const SERVER_KEYS: &[&str] = &["command", "args", "env", "url", "timeout_ms"];
+const SERVE_KEYS: &[&str] = &[
+    "listen",
+    "max_message_bytes",
+    "decision_log",
+    "allowed_hosts",
+];
+
+/// True for names usable as a server name (`[A-Za-z0-9_-]+`): a dot would make `server.tool`
+/// ambiguous.
+pub fn valid_server_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: Option<&'a str>,
+    issues: Issues,
+}
+
+impl Ctx<'_> {
+    fn push(&mut self, table: &[&str], key: Option<&str>, msg: String) {
+        let line = self.text.and_then(|t| locate_toml(t, table, key));
+        self.issues.push(self.file, line, msg);
+    }
+}
+
+impl GatewaySettings {
+    /// Read `[servers]` and `[serve]` from a loaded configuration. `file` and `text` are the
+    /// configuration's name and text (for line numbers); `base` is its folder (for relative
+    /// paths).
+    ///
+    /// # Errors
+    /// Every problem found, with its line.
+    pub fn from_config(
+        cfg: &Config,
+        file: &str,
+        text: Option<&str>,
+        base: &Path,
+    ) -> Result<GatewaySettings, ConfigError> {
+        let mut cx = Ctx {
+            file,
+            text,
+            issues: Issues::default(),
+        };
+        let mut upstreams = Vec::new();
+        match &cfg.servers {
+            None => {}
+            Some(Value::Table(t)) => {
+                for (name, v) in t {
+                    if let Some(u) = parse_server(&mut cx, name, v) {
+                        upstreams.push(u);
+                    }
+                }
+            }
+            Some(_) => cx.push(
+                &[],
+                None,
+                "`servers` must be a table of `[servers.NAME]` tables".into(),
+            ),
+        }
+        let serve = match &cfg.serve {
+            None => ServeSettings::default(),
+            Some(Value::Table(t)) => parse_serve(&mut cx, t, base),
+            Some(_) => {
+                cx.push(&[], None, "`serve` must be a table".into());
+                ServeSettings::default()
+            }
+        };
+        let mut warnings = Vec::new();
+        for s in cfg.catalog.servers() {
+            if !upstreams.iter().any(|u| u.name == s) {
+                warnings.push(format!(
+                    "the catalog describes tools of server `{s}`, but `[servers.{s}]` is not configured: its tools are not offered"
+                ));
+            }
+        }
+        for u in &upstreams {
+            if !cfg.catalog.servers().contains(u.name.as_str()) {
+                warnings.push(format!(
+                    "server `{}` has no tools in the catalog: every call to it is denied",
+                    u.name
+                ));
+            }
+        }
+        cx.issues.finish(GatewaySettings {
+            upstreams,
+            serve,
+            warnings,
+        })
+    }
+}
+
+fn parse_server(cx: &mut Ctx<'_>, name: &str, v: &Value) -> Option<UpstreamSettings> {
+    let path = ["servers", name];
+    let Value::Table(t) = v else {
+        cx.push(
+            &["servers"],
+            None,
+            format!("`servers.{name}` must be a table with `command` or `url`"),
+        );
+        return None;
+    };
+    let before = cx.issues.0.len();
+    if !valid_server_name(name) {
+        cx.push(
+            &path,
+            None,
+            format!("server name `{name}` may use only letters, digits, `-` and `_` (its tools are named `{name}.tool`)"),
+        );
+    }
+    for k in t.keys() {
+        if !SERVER_KEYS.contains(&k.as_str()) {
+            cx.push(
+                &path,
+                Some(k),
+                format!(
+                    "servers.{name}: unknown key `{k}` (expected one of {})",
+                    SERVER_KEYS.join(", ")
+                ),
+            );
+        }
+    }
+    let string = |cx: &mut Ctx<'_>, key: &str| -> Option<String> {
+        match t.get(key) {
+            None => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(_) => {
+                cx.push(
+                    &path,
+                    Some(key),
+                    format!("servers.{name}.{key} must be a non-empty string"),
+                );
+                None
+            }
+        }
+    };
+    let command = string(cx, "command");
+    let url = string(cx, "url");
+    let mut args = Vec::new();
+    match t.get("args") {
+        None => {}
+        Some(Value::Array(a)) => {
+            for x in a {
+                match x {
+                    Value::String(s) => args.push(s.clone()),
+                    _ => cx.push(
+                        &path,
+                        Some("args"),
+                        format!("servers.{name}.args must be an array of strings"),
+                    ),
+                }
+            }
+        }
+        Some(_) => cx.push(
+            &path,
+            Some("args"),
+            format!("servers.{name}.args must be an array of strings"),
+        ),
+    }
+    let mut env = BTreeMap::new();
+    match t.get("env") {
+        None => {}
+        Some(Value::Table(e)) => {
+            for (k, x) in e {
+                match x {
+                    Value::String(s) => {
+                        env.insert(k.clone(), s.clone());
+                    }
+                    _ => cx.push(
+                        &path,
+                        Some("env"),
+                        format!("servers.{name}.env.{k} must be a string"),
+                    ),
+                }
+            }
+        }
+        Some(_) => cx.push(
+            &path,
+            Some("env"),
+            format!("servers.{name}.env must be a table of strings"),
+        ),
+    }
+    let timeout_ms = match t.get("timeout_ms") {
+        None => DEFAULT_TIMEOUT_MS,
+        Some(Value::Integer(n)) if *n > 0 && *n <= 3_600_000 => *n as u64,
+        Some(_) => {
+            cx.push(
+                &path,
+                Some("timeout_ms"),
+                format!("servers.{name}.timeout_ms must be a whole number of milliseconds between 1 and 3600000"),
+            );
+            DEFAULT_TIMEOUT_MS
+        }
+    };
+    let transport = match (command, url) {
+        (Some(_), Some(_)) => {
+            cx.push(
+                &path,
+                None,
+                format!("servers.{name}: give either `command` (a child process) or `url` (streamable HTTP), not both"),
+            );
+            None
+        }
+        (None, None) => {
+            cx.push(
+                &path,
+                None,
+                format!(
+                    "servers.{name}: give `command` (a child process) or `url` (streamable HTTP)"
+                ),
+            );
+            None
+        }
+        (Some(program), None) => Some(Transport::Command { program, args, env }),
+        (None, Some(url)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                cx.push(
+                    &path,
+                    Some("url"),
+                    format!("servers.{name}.url `{url}` must start with http:// or https://"),
+                );
+            }
+            if t.contains_key("args") || t.contains_key("env") {
+                cx.push(
+                    &path,
+                    None,
+                    format!("servers.{name}: `args` and `env` apply to `command` only"),
+                );
+            }
+            Some(Transport::Http { url })
+        }
+    };
+    if cx.issues.0.len() != before {
+        return None;
+    }
+    transport.map(|transport| UpstreamSettings {
+        name: name.to_string(),
+        transport,
+        timeout: Duration::from_millis(timeout_ms),
+    })
+}
+
+fn parse_serve(cx: &mut Ctx<'_>, t: &toml::map::Map<String, Value>, base: &Path) -> ServeSettings {
+    let path = ["serve"];
+    let mut s = ServeSettings::default();
+    for k in t.keys() {
+        if !SERVE_KEYS.contains(&k.as_str()) {
+            cx.push(
+                &path,
+                Some(k),
+                format!(
+                    "serve: unknown key `{k}` (expected one of {})",
+                    SERVE_KEYS.join(", ")
+                ),
+            );
+        }
+    }
+    match t.get("listen") {
+        None => {}
+        Some(Value::String(a)) if a.parse::<std::net::SocketAddr>().is_ok() => s.listen = a.clone(),
+        Some(_) => cx.push(
+            &path,
+            Some("listen"),
+            "serve.listen must be an address like `127.0.0.1:8080`".into(),
+        ),
+    }
+    match t.get("max_message_bytes") {
+        None => {}
+        Some(Value::Integer(n)) if *n >= 1024 && *n <= (1 << 30) => {
+            s.max_message_bytes = *n as usize
+        }
+        Some(_) => cx.push(
+            &path,
+            Some("max_message_bytes"),
+            "serve.max_message_bytes must be a whole number of bytes between 1024 and 1073741824"
+                .into(),
+        ),
+    }
+    match t.get("decision_log") {
+        None => {}
+        Some(Value::String(p)) if !p.trim().is_empty() => {
+            let p = Path::new(p);
+            s.decision_log = Some(if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            });
+        }
+        Some(_) => cx.push(
+            &path,
+            Some("decision_log"),
+            "serve.decision_log must be a file path".into(),
+        ),
+    }
+    match t.get("allowed_hosts") {
+        None => {}
+        Some(Value::Array(a)) if a.iter().all(|x| x.is_str()) => {
+            s.allowed_hosts = a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect();
+        }
+        Some(_) => cx.push(
+            &path,
+            Some("allowed_hosts"),
+            "serve.allowed_hosts must be an array of host names".into(),
+        ),
+    }
+    s
+}

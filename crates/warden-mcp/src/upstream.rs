@@ -1,0 +1,640 @@
+//! Upstream MCP servers: one supervised client connection each.
+//!
+//! A supervisor task connects (spawning the child process, opening the HTTP session or calling
+//! the in-process connector), lists the server's tools, resources and prompts into a cache, and
+//! waits for the connection to end; then it marks the upstream down and reconnects with
+//! exponential backoff (100 ms doubling to 5 s, reset after a connection that lived 10 s).
+//! Calls made while an upstream is down fail at once with a clear error; calls in flight when it
+//! dies fail when the transport closes, and at the latest at the upstream's `timeout_ms`.
+//!
+//! Upstreams may not talk to the agent: Warden advertises no client capabilities upstream and
+//! answers sampling, roots and elicitation requests with an error.
+
+// Sampling and roots are deprecated by SEP-2577; Warden still refuses them explicitly.
+#![allow(deprecated)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
+    CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, JsonObject,
+    ListRootsResult, Prompt, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Resource, Tool,
+};
+use rmcp::service::{NotificationContext, RequestContext, RunningService, ServiceError};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, ErrorData, Peer, RoleClient, ServiceExt};
+use tokio_util::sync::CancellationToken;
+use warden_core::{Call, Permitted};
+
+use crate::settings::{Transport, UpstreamSettings};
+
+/// Makes a fresh in-process connection: returns Warden's end of a duplex stream whose other end
+/// is served by an MCP server (the function spawns it). Called once per (re)connection.
+pub type Connector = Arc<dyn Fn() -> std::io::Result<tokio::io::DuplexStream> + Send + Sync>;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// Why a forwarded request did not produce a result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream is not connected.
+    #[error("upstream `{name}` is down ({reason}); Warden is restarting it, try again shortly")]
+    Down {
+        /// The upstream.
+        name: String,
+        /// Why it is down.
+        reason: String,
+    },
+    /// No answer within the timeout; the request was cancelled upstream.
+    #[error("upstream `{name}` did not answer within {ms} ms; the request was cancelled")]
+    Timeout {
+        /// The upstream.
+        name: String,
+        /// The timeout.
+        ms: u128,
+    },
+    /// The connection closed while the request was in flight.
+    #[error("upstream `{name}` closed the connection during the call (it crashed or exited); Warden is restarting it")]
+    Closed {
+        /// The upstream.
+        name: String,
+    },
+    /// The upstream answered with a JSON-RPC error.
+    #[error("upstream `{name}` returned an error: {message}")]
+    Protocol {
+        /// The upstream.
+        name: String,
+        /// Its message.
+        message: String,
+        /// Its JSON-RPC error.
+        error: Box<ErrorData>,
+    },
+    /// The upstream asked for something Warden does not relay (client input, tasks).
+    #[error("upstream `{name}` {what}, which Warden does not relay")]
+    Unsupported {
+        /// The upstream.
+        name: String,
+        /// What it asked.
+        what: String,
+    },
+    /// The client went away; the request was cancelled upstream.
+    #[error("the request was cancelled by the client")]
+    Cancelled,
+}
+
+/// A snapshot of an upstream's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamStatus {
+    /// The server name.
+    pub name: String,
+    /// Connected now.
+    pub up: bool,
+    /// Successful connections so far (1 + restarts).
+    pub connects: u64,
+    /// The child process id, for command upstreams that are up.
+    pub pid: Option<u32>,
+    /// Why it was last down.
+    pub last_error: Option<String>,
+    /// How many tools it serves.
+    pub tools: usize,
+}
+
+#[derive(Clone, Default)]
+struct Live {
+    peer: Option<Peer<RoleClient>>,
+    pid: Option<u32>,
+    tools: Arc<HashMap<String, Tool>>,
+    resources: Arc<Vec<Resource>>,
+    prompts: Arc<Vec<Prompt>>,
+    connects: u64,
+    last_error: Option<String>,
+}
+
+struct Shared {
+    name: String,
+    live: RwLock<Live>,
+    changed: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Live> {
+        self.live.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn down(&self, reason: String) {
+        {
+            let mut l = self.write();
+            l.peer = None;
+            l.pid = None;
+            l.last_error = Some(reason);
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+/// One upstream server: its cached lists and, while connected, its peer.
+pub struct Upstream {
+    name: String,
+    timeout: Duration,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Warden's client side towards an upstream: refuses everything an upstream might ask of the
+/// agent and keeps the cached tool list fresh.
+#[derive(Clone)]
+struct UpstreamClient {
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+fn refused(what: &str) -> ErrorData {
+    ErrorData::new(
+        ErrorCode::METHOD_NOT_FOUND,
+        format!("Warden does not relay {what} requests from upstream servers to the agent"),
+        None,
+    )
+}
+
+impl ClientHandler for UpstreamClient {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("warden", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn create_message(
+        &self,
+        _params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        Err(refused("sampling"))
+    }
+
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        Err(refused("roots"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        _request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        Err(refused("elicitation"))
+    }
+
+    async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        let shared = self.shared.clone();
+        let peer = context.peer.clone();
+        let timeout = self.timeout;
+        tokio::spawn(async move {
+            if let Ok(Ok(tools)) = tokio::time::timeout(timeout, peer.list_all_tools()).await {
+                shared.write().tools = Arc::new(index(tools));
+                shared.changed.notify_waiters();
+            }
+        });
+    }
+}
+
+fn index(tools: Vec<Tool>) -> HashMap<String, Tool> {
+    tools.into_iter().map(|t| (t.name.to_string(), t)).collect()
+}
+
+type Running = RunningService<RoleClient, UpstreamClient>;
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Resolve `@name` to the `name` binary beside the running executable.
+pub fn resolve_program(program: &str) -> std::io::Result<std::path::PathBuf> {
+    match program.strip_prefix('@') {
+        None => Ok(program.into()),
+        Some(name) => {
+            let exe = std::env::current_exe()?;
+            let dir = exe.parent().ok_or_else(|| {
+                std::io::Error::other("the running executable has no parent folder")
+            })?;
+            let mut path = dir.join(name);
+            if cfg!(windows) {
+                path.set_extension("exe");
+            }
+            if !path.exists() {
+                // `cargo test` runs binaries from target/debug/deps; look one level up too.
+                if let Some(up) = dir.parent().map(|d| d.join(name)).filter(|p| p.exists()) {
+                    return Ok(up);
+                }
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "`{name}` was not found beside warden in `{}` (build it with `cargo build --workspace`)",
+                        dir.display()
+                    ),
+                ));
+            }
+            Ok(path)
+        }
+    }
+}
+
+fn connect<'a>(
+    transport: &'a Transport,
+    client: UpstreamClient,
+    scrub_env: &'a [String],
+) -> BoxFut<'a, Result<(Running, Option<u32>), String>> {
+    Box::pin(async move {
+        match transport {
+            Transport::Command { program, args, env } => {
+                let path = resolve_program(program)
+                    .map_err(|e| format!("cannot start `{program}`: {e}"))?;
+                let mut cmd = tokio::process::Command::new(&path);
+                cmd.args(args);
+                for v in scrub_env {
+                    cmd.env_remove(v);
+                }
+                cmd.envs(env);
+                let proc = TokioChildProcess::new(cmd)
+                    .map_err(|e| format!("cannot start `{}`: {e}", path.display()))?;
+                let pid = proc.id();
+                let running = client
+                    .serve(proc)
+                    .await
+                    .map_err(|e| format!("the MCP handshake with `{program}` failed: {e}"))?;
+                Ok((running, pid))
+            }
+            Transport::Http { url } => {
+                let t = StreamableHttpClientTransport::from_config(
+                    StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                        .reinit_on_expired_session(true),
+                );
+                let running = client
+                    .serve(t)
+                    .await
+                    .map_err(|e| format!("the MCP handshake with `{url}` failed: {e}"))?;
+                Ok((running, None))
+            }
+            Transport::InProcess(connector) => {
+                let io = connector().map_err(|e| format!("cannot connect in process: {e}"))?;
+                let running = client
+                    .serve(io)
+                    .await
+                    .map_err(|e| format!("the MCP handshake failed: {e}"))?;
+                Ok((running, None))
+            }
+        }
+    })
+}
+
+async fn fetch_lists(
+    peer: &Peer<RoleClient>,
+) -> Result<(Vec<Tool>, Vec<Resource>, Vec<Prompt>), String> {
+    let caps = peer.peer_info().map(|i| i.capabilities.clone());
+    let tools = match caps.as_ref().map(|c| c.tools.is_some()) {
+        Some(false) => Vec::new(),
+        _ => peer
+            .list_all_tools()
+            .await
+            .map_err(|e| format!("tools/list failed: {e}"))?,
+    };
+    let resources = match caps.as_ref().map(|c| c.resources.is_some()) {
+        Some(true) => peer.list_all_resources().await.unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let prompts = match caps.as_ref().map(|c| c.prompts.is_some()) {
+        Some(true) => peer.list_all_prompts().await.unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    Ok((tools, resources, prompts))
+}
+
+async fn supervise(
+    shared: Arc<Shared>,
+    transport: Transport,
+    timeout: Duration,
+    scrub_env: Vec<String>,
+    stop: CancellationToken,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let started = Instant::now();
+        let client = UpstreamClient {
+            shared: shared.clone(),
+            timeout,
+        };
+        let attempt = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = tokio::time::timeout(timeout, connect(&transport, client, &scrub_env)) => r,
+        };
+        match attempt {
+            Err(_) => shared.down(format!(
+                "no MCP handshake within {} ms",
+                timeout.as_millis()
+            )),
+            Ok(Err(e)) => shared.down(e),
+            Ok(Ok((running, pid))) => {
+                let lists = tokio::time::timeout(timeout, fetch_lists(running.peer())).await;
+                match lists {
+                    Err(_) => shared.down(format!(
+                        "tools/list took longer than {} ms",
+                        timeout.as_millis()
+                    )),
+                    Ok(Err(e)) => shared.down(e),
+                    Ok(Ok((tools, resources, prompts))) => {
+                        {
+                            let mut l = shared.write();
+                            l.peer = Some(running.peer().clone());
+                            l.pid = pid;
+                            l.tools = Arc::new(index(tools));
+                            l.resources = Arc::new(resources);
+                            l.prompts = Arc::new(prompts);
+                            l.connects += 1;
+                        }
+                        shared.changed.notify_waiters();
+                        let ct = running.cancellation_token();
+                        let wait = running.waiting();
+                        tokio::pin!(wait);
+                        let stopping = tokio::select! {
+                            _ = &mut wait => false,
+                            _ = stop.cancelled() => true,
+                        };
+                        if stopping {
+                            ct.cancel();
+                            let _ = wait.await;
+                            shared.down("Warden is shutting down".into());
+                            return;
+                        }
+                        shared.down("the connection closed (the server crashed or exited)".into());
+                    }
+                }
+            }
+        }
+        if started.elapsed() >= STABLE_AFTER {
+            backoff = MIN_BACKOFF;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+fn map_err(name: &str, timeout: Duration, e: ServiceError) -> UpstreamError {
+    match e {
+        ServiceError::McpError(error) => UpstreamError::Protocol {
+            name: name.to_string(),
+            message: error.message.to_string(),
+            error: Box::new(error),
+        },
+        ServiceError::Timeout { .. } => UpstreamError::Timeout {
+            name: name.to_string(),
+            ms: timeout.as_millis(),
+        },
+        ServiceError::Cancelled { .. } => UpstreamError::Cancelled,
+        _ => UpstreamError::Closed {
+            name: name.to_string(),
+        },
+    }
+}
+
+impl Upstream {
+    /// Start supervising an upstream. The first connection is attempted at once in the
+    /// background; [`Upstream::wait_ready`] waits for it. `scrub_env` names environment
+    /// variables a child process must not inherit (the agents' token variables).
+    pub fn start(
+        settings: &UpstreamSettings,
+        scrub_env: Vec<String>,
+        stop: CancellationToken,
+    ) -> Upstream {
+        let shared = Arc::new(Shared {
+            name: settings.name.clone(),
+            live: RwLock::new(Live::default()),
+            changed: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(supervise(
+            shared.clone(),
+            settings.transport.clone(),
+            settings.timeout,
+            scrub_env,
+            stop,
+        ));
+        Upstream {
+            name: settings.name.clone(),
+            timeout: settings.timeout,
+            shared,
+        }
+    }
+
+    /// The server name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The per-call timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Wait until the upstream has connected at least `connects` times, or `limit` passes.
+    /// Returns whether it is up.
+    pub async fn wait_connects(&self, connects: u64, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.shared.changed.notified();
+            {
+                let l = self.shared.read();
+                if l.connects >= connects && l.peer.is_some() {
+                    return true;
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Wait until the upstream is connected, or `limit` passes. Returns whether it is up.
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        self.wait_connects(1, limit).await
+    }
+
+    /// Its health.
+    pub fn status(&self) -> UpstreamStatus {
+        let l = self.shared.read();
+        UpstreamStatus {
+            name: self.name.clone(),
+            up: l.peer.is_some(),
+            connects: l.connects,
+            pid: l.pid,
+            last_error: l.last_error.clone(),
+            tools: l.tools.len(),
+        }
+    }
+
+    /// The cached tool definition of `tool` (as the upstream names it).
+    pub fn tool(&self, tool: &str) -> Option<Tool> {
+        self.shared.read().tools.get(tool).cloned()
+    }
+
+    /// True when the upstream's cached list has `tool`.
+    pub fn has_tool(&self, tool: &str) -> bool {
+        self.shared.read().tools.contains_key(tool)
+    }
+
+    /// The cached resources.
+    pub fn resources(&self) -> Arc<Vec<Resource>> {
+        self.shared.read().resources.clone()
+    }
+
+    /// The cached prompts.
+    pub fn prompts(&self) -> Arc<Vec<Prompt>> {
+        self.shared.read().prompts.clone()
+    }
+
+    fn peer(&self) -> Result<Peer<RoleClient>, UpstreamError> {
+        let l = self.shared.read();
+        match &l.peer {
+            Some(p) if !p.is_transport_closed() => Ok(p.clone()),
+            _ => Err(UpstreamError::Down {
+                name: self.name.clone(),
+                reason: l
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "not connected yet".into()),
+            }),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        fut: impl Future<Output = Result<T, ServiceError>>,
+        cancel: &CancellationToken,
+    ) -> Result<T, UpstreamError> {
+        // Dropping `fut` (timeout or cancellation) sends `notifications/cancelled` upstream.
+        tokio::select! {
+            r = tokio::time::timeout(self.timeout, fut) => match r {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(map_err(&self.name, self.timeout, e)),
+                Err(_) => Err(UpstreamError::Timeout { name: self.name.clone(), ms: self.timeout.as_millis() }),
+            },
+            _ = cancel.cancelled() => Err(UpstreamError::Cancelled),
+        }
+    }
+
+    /// Forward an authorized tool call. The upstream's result is returned unchanged.
+    ///
+    /// # Errors
+    /// When the upstream is down, times out, closes, answers with a JSON-RPC error or asks for
+    /// client input; or when `cancel` fires (the request is then cancelled upstream).
+    pub async fn call(
+        &self,
+        permitted: &Permitted<Call>,
+        cancel: &CancellationToken,
+    ) -> Result<CallToolResult, UpstreamError> {
+        let call = permitted.get();
+        let peer = self.peer()?;
+        let mut params = CallToolRequestParams::new(call.tool.clone());
+        if let serde_json::Value::Object(m) = &call.args {
+            params = params.with_arguments(JsonObject::clone(m));
+        }
+        match self.bounded(peer.call_tool_once(params), cancel).await? {
+            CallToolResponse::Complete(r) => Ok(r),
+            CallToolResponse::InputRequired(_) => Err(UpstreamError::Unsupported {
+                name: self.name.clone(),
+                what: "asked for input from the client".into(),
+            }),
+            _ => Err(UpstreamError::Unsupported {
+                name: self.name.clone(),
+                what: "answered with a task".into(),
+            }),
+        }
+    }
+
+    /// Forward an authorized `resources/read` (the call's `uri` argument).
+    ///
+    /// # Errors
+    /// As [`Upstream::call`].
+    pub async fn read_resource(
+        &self,
+        permitted: &Permitted<Call>,
+        cancel: &CancellationToken,
+    ) -> Result<ReadResourceResult, UpstreamError> {
+        let uri = permitted
+            .get()
+            .args
+            .get("uri")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let peer = self.peer()?;
+        match self
+            .bounded(
+                peer.read_resource_once(ReadResourceRequestParams::new(uri)),
+                cancel,
+            )
+            .await?
+        {
+            ReadResourceResponse::Complete(r) => Ok(r),
+            _ => Err(UpstreamError::Unsupported {
+                name: self.name.clone(),
+                what: "asked for input from the client".into(),
+            }),
+        }
+    }
+
+    /// Forward an authorized `prompts/get` (the call's `name` and `arguments` arguments).
+    ///
+    /// # Errors
+    /// As [`Upstream::call`].
+    pub async fn get_prompt(
+        &self,
+        permitted: &Permitted<Call>,
+        cancel: &CancellationToken,
+    ) -> Result<GetPromptResult, UpstreamError> {
+        let args = &permitted.get().args;
+        let name = args
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let mut params = GetPromptRequestParams::new(name);
+        if let Some(serde_json::Value::Object(m)) = args.get("arguments") {
+            params = params.with_arguments(m.clone());
+        }
+        let peer = self.peer()?;
+        match self.bounded(peer.get_prompt_once(params), cancel).await? {
+            GetPromptResponse::Complete(r) => Ok(r),
+            _ => Err(UpstreamError::Unsupported {
+                name: self.name.clone(),
+                what: "asked for input from the client".into(),
+            }),
+        }
+    }
+
+    /// The name the supervisor uses in messages.
+    pub fn label(&self) -> &str {
+        &self.shared.name
+    }
+}

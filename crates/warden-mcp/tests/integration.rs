@@ -1,0 +1,45 @@
+//! Integration tests of the MCP gateway: Warden between real rmcp clients and the Acme servers.
+//!
+//! Index:
+//! - `common`    — helpers: the Acme engine, in-process and child-process upstreams, agents.
+//! - `listing`   — `tools/list` is filtered per agent and mission.
+//! - `enforce`   — allow returns the upstream's result; deny/ask are tool errors with reasons;
+//!   unexposed tools are audited; upstream requests to the client are refused.
+//! - `logging`   — decisions are logged before the upstream sees the call; a failing log denies;
+//!   the JSON Lines file holds every decision.
+//! - `scenarios` — the Acme traces replayed over MCP decide as `warden_core::trace::replay`.
+//! - `http`      — 401 without a bearer token; session isolation; no credentials upstream;
+//!   HTTP upstreams.
+//! - `robust`    — upstream crash and restart (in process and `kill -9` of a child), timeouts,
+//!   a client leaving mid-call, garbage and oversized input on stdio (library and `warden proxy`).
+//! - `children`  — Acme as child processes (`acme-mcp`), and their scrubbed environment.
+//! - `config`    — the `[servers]` and `[serve]` tables: accepted forms and error messages.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+#[path = "integration/common.rs"]
+mod common;
+
+#[path = "integration/listing.rs"]
+mod listing;
+
+#[path = "integration/enforce.rs"]
+mod enforce;
+
+#[path = "integration/logging.rs"]
+mod logging;
+
+#[path = "integration/scenarios.rs"]
+mod scenarios;
+
+#[path = "integration/http.rs"]
+mod http;
+
+#[path = "integration/robust.rs"]
+mod robust;
+
+#[path = "integration/children.rs"]
+mod children;
+
+#[path = "integration/config.rs"]
+mod config;

@@ -1,0 +1,529 @@
+//! `warden demo`: the sev1 incident of DESIGN §1, stopped by Warden, in one command.
+//!
+//! The Acme servers run in process (one shared seeded state, each server over its own MCP duplex
+//! connection), Warden sits in front of them with the Acme configuration and a JSON Lines
+//! decision log in a temporary folder, and a scripted agent — an rmcp client speaking real MCP
+//! to Warden — replays the incident (read T-1042, query the auth logs, reply publicly as alice
+//! quoting log lines: held for approval) and the safe path (the same, but a DM to alice: allowed,
+//! and the DM lands in Acme's forum).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{json, Value};
+use warden_core::{Config, Decision, Engine, Outcome, Sources};
+use warden_mcp::gateway::{refusal_text, thousands};
+use warden_mcp::{
+    DecisionLog, Gateway, GatewaySettings, Identity, JsonlLog, MemoryLog, UpstreamSettings,
+    WardenHandler,
+};
+
+/// Arguments of `warden demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The configuration (default: examples/acme/warden.toml if it exists here, else the copy
+    /// built into warden).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Where to write the decision log (default: a new temporary folder).
+    #[arg(long)]
+    pub decision_log: Option<PathBuf>,
+}
+
+mod embedded {
+    pub const FILES: &[(&str, &str)] = &[
+        (
+            "catalog.toml",
+            include_str!("../../../examples/acme/catalog.toml"),
+        ),
+        (
+            "missions.toml",
+            include_str!("../../../examples/acme/missions.toml"),
+        ),
+        (
+            "directory.json",
+            include_str!("../../../examples/acme/directory.json"),
+        ),
+        (
+            "policies/default.cedar",
+            include_str!("../../../examples/acme/policies/default.cedar"),
+        ),
+        (
+            "policies/people.cedar",
+            include_str!("../../../examples/acme/policies/people.cedar"),
+        ),
+    ];
+    pub const CONFIG: &str = include_str!("../../../examples/acme/warden.toml");
+}
+
+/// The Acme configuration built into the binary.
+struct Embedded;
+
+impl Sources for Embedded {
+    fn read(&self, path: &str) -> Result<String, String> {
+        embedded::FILES
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, t)| t.to_string())
+            .ok_or_else(|| format!("`{path}` is not part of the built-in Acme configuration"))
+    }
+
+    fn list(&self, dir: &str, ext: &str) -> Result<Vec<String>, String> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let mut out: Vec<String> = embedded::FILES
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .filter(|p| {
+                p.starts_with(&prefix) && p.ends_with(ext) && !p[prefix.len()..].contains('/')
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<(Engine, String)> {
+    let default = Path::new("examples/acme/warden.toml");
+    let chosen = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None if default.is_file() => Some(default.to_path_buf()),
+        None => None,
+    };
+    match chosen {
+        Some(p) => {
+            let (engine, _) = crate::fs::load_engine(&p)?;
+            Ok((engine, p.display().to_string()))
+        }
+        None => {
+            let name = "warden.toml (built-in Acme copy)";
+            let cfg = Config::load(name, embedded::CONFIG, &Embedded)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((Engine::new(cfg), name.to_string()))
+        }
+    }
+}
+
+/// The Acme servers in process: one shared state, one MCP connection per server.
+fn acme_upstreams(acme: &warden_acme::AcmeServer) -> Vec<UpstreamSettings> {
+    warden_acme::SERVERS
+        .iter()
+        .map(|name| {
+            let acme = acme.clone();
+            let server = name.to_string();
+            let connector: warden_mcp::Connector = Arc::new(move || {
+                let view = acme
+                    .subset(Some(&server))
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let (ours, theirs) = tokio::io::duplex(256 * 1024);
+                tokio::spawn(async move {
+                    let _ = warden_acme::serve_transport(view, theirs).await;
+                });
+                Ok(ours)
+            });
+            UpstreamSettings::in_process(*name, connector)
+        })
+        .collect()
+}
+
+/// One scripted step.
+struct Step {
+    label: &'static str,
+    tool: &'static str,
+    args: Value,
+    expect: Outcome,
+}
+
+/// What one step gave.
+struct Row {
+    scenario: &'static str,
+    n: usize,
+    label: &'static str,
+    tool: &'static str,
+    expect: Outcome,
+    decision: Option<Decision>,
+    result: Option<CallToolResult>,
+    error: Option<String>,
+}
+
+fn text_of(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+type Agent = RunningService<RoleClient, ()>;
+
+async fn connect_agent(gw: &Arc<Gateway>, id: &str, who: &Identity) -> anyhow::Result<Agent> {
+    let session = gw.open_session(id, who, None)?;
+    let handler = WardenHandler::for_session(gw.clone(), session);
+    let (server_io, client_io) = tokio::io::duplex(256 * 1024);
+    tokio::spawn(async move {
+        if let Ok(running) = handler.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    ().serve(client_io)
+        .await
+        .context("the scripted agent could not connect to Warden")
+}
+
+/// The decision behind a tool result: Warden's structured content for refusals, else the log.
+fn decision_for(log: &MemoryLog, before: usize) -> Option<Decision> {
+    log.entries().get(before).map(|e| e.decision.clone())
+}
+
+/// Logs to the file and keeps a copy in memory for the table.
+struct Tee {
+    file: JsonlLog,
+    memory: MemoryLog,
+}
+
+impl DecisionLog for Tee {
+    fn append(&self, entry: &warden_mcp::LogEntry) -> Result<(), warden_mcp::LogError> {
+        self.file.append(entry)?;
+        self.memory.append(entry)
+    }
+}
+
+async fn run_steps(
+    gw: &Arc<Gateway>,
+    tee: &Tee,
+    scenario: &'static str,
+    session: &str,
+    steps: Vec<Step>,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let who = Identity {
+        agent: "forum-helper".into(),
+        principal: "alice".into(),
+        template: "answer-forum-question".into(),
+        purpose: "Help me answer Bob's question in T-1042".into(),
+    };
+    let agent = connect_agent(gw, session, &who).await?;
+    let mut log_lines: Vec<String> = Vec::new();
+    for (i, mut step) in steps.into_iter().enumerate() {
+        // Quote what the logs really said.
+        if let Some(body) = step.args.get_mut("body") {
+            if let Some(b) = body.as_str() {
+                let quoted = log_lines
+                    .iter()
+                    .filter(|l| l.contains("user=bob"))
+                    .take(2)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                *body = Value::String(b.replace("{log}", &quoted));
+            }
+        }
+        let before = tee.memory.len();
+        let args = step.args.as_object().cloned().unwrap_or_default();
+        let r = agent
+            .peer()
+            .call_tool(CallToolRequestParams::new(step.tool).with_arguments(args))
+            .await;
+        let mut row = Row {
+            scenario,
+            n: i + 1,
+            label: step.label,
+            tool: step.tool,
+            expect: step.expect,
+            decision: decision_for(&tee.memory, before),
+            result: None,
+            error: None,
+        };
+        match r {
+            Ok(res) => {
+                if step.tool == "logs.query_logs" && res.is_error != Some(true) {
+                    log_lines = text_of(&res).lines().map(str::to_string).collect();
+                }
+                row.result = Some(res);
+            }
+            Err(e) => row.error = Some(e.to_string()),
+        }
+        rows.push(row);
+    }
+    let _ = agent.cancel().await;
+    Ok(())
+}
+
+fn why(d: &Decision) -> Vec<String> {
+    let mut out = Vec::new();
+    match d.decision {
+        Outcome::Allow => out.push(
+            d.reasons
+                .iter()
+                .filter(|r| r.outcome == Outcome::Allow)
+                .map(|r| r.text.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        _ => {
+            let reasons: Vec<&str> = d
+                .reasons
+                .iter()
+                .filter(|r| r.outcome == d.decision)
+                .map(|r| r.text.as_str())
+                .collect();
+            for r in reasons.iter().take(3) {
+                out.push(r.to_string());
+            }
+        }
+    }
+    if let Some(x) = d.exposure.as_ref().filter(|x| x.count == 0) {
+        out.push(format!(
+            "exposure: none ({} in the audience, all cleared)",
+            thousands(x.audience)
+        ));
+    }
+    if let Some(x) = d.exposure.as_ref().filter(|x| x.count > 0) {
+        let labels = x.labels.iter().cloned().collect::<Vec<_>>().join(", ");
+        let whom = match d
+            .resource
+            .as_deref()
+            .and_then(|r| r.strip_prefix("Channel::"))
+        {
+            Some(c) => format!("readers of {}", c.trim_matches('"')),
+            None => "people in the audience".to_string(),
+        };
+        out.push(format!(
+            "exposure: {} of {} {whom} not cleared for {labels}",
+            thousands(x.count),
+            thousands(x.audience)
+        ));
+    }
+    out
+}
+
+fn wrap(s: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in s.split_whitespace() {
+        if !cur.is_empty() && cur.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+fn print_table(rows: &[Row]) -> bool {
+    let mut ok = true;
+    let mut scenario = "";
+    for r in rows {
+        if r.scenario != scenario {
+            scenario = r.scenario;
+            println!();
+            println!("{scenario}");
+            println!(
+                "  {:<2} {:<34} {:<18} {:<8} why",
+                "#", "step", "tool", "decision"
+            );
+        }
+        let got = r.decision.as_ref().map(|d| d.decision);
+        let pass = got == Some(r.expect) && r.error.is_none();
+        ok &= pass;
+        let outcome = match got {
+            Some(o) => o.as_str().to_uppercase(),
+            None => "ERROR".into(),
+        };
+        let mark = if pass {
+            String::new()
+        } else {
+            format!(" (expected {})", r.expect.as_str().to_uppercase())
+        };
+        let mut why_lines: Vec<String> = Vec::new();
+        if let Some(d) = &r.decision {
+            for w in why(d) {
+                why_lines.extend(wrap(&w, 70));
+            }
+        }
+        if let Some(e) = &r.error {
+            why_lines.push(format!("MCP error: {e}"));
+        }
+        if let (Some(res), Some(Outcome::Allow)) = (&r.result, got) {
+            if res.is_error == Some(true) {
+                why_lines.push(format!("but the call failed: {}", text_of(res)));
+                ok = false;
+            }
+        }
+        let first = why_lines.first().cloned().unwrap_or_default();
+        println!(
+            "  {:<2} {:<34} {:<18} {:<8} {first}{mark}",
+            r.n, r.label, r.tool, outcome
+        );
+        for w in why_lines.iter().skip(1) {
+            println!("  {:<2} {:<34} {:<18} {:<8} {w}", "", "", "", "");
+        }
+    }
+    ok
+}
+
+/// Run `warden demo`.
+pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
+    let (engine, config_name) = load_config(a.config.as_deref())?;
+    let log_path = match &a.decision_log {
+        Some(p) => p.clone(),
+        None => std::env::temp_dir()
+            .join(format!(
+                "warden-demo-{}-{}",
+                std::process::id(),
+                crate::fs::now_ms()
+            ))
+            .join("decisions.jsonl"),
+    };
+    let tee = Arc::new(Tee {
+        file: JsonlLog::open(&log_path)?,
+        memory: MemoryLog::new(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let acme = warden_acme::AcmeServer::new();
+        let settings = GatewaySettings {
+            upstreams: acme_upstreams(&acme),
+            ..GatewaySettings::default()
+        };
+        let gw = Gateway::start(Arc::new(engine), settings, tee.clone()).await;
+        let down: Vec<String> = gw
+            .upstream_status()
+            .into_iter()
+            .filter(|s| !s.up)
+            .map(|s| format!("{} ({})", s.name, s.last_error.unwrap_or_default()))
+            .collect();
+        if !down.is_empty() {
+            anyhow::bail!("Acme upstreams did not start: {}", down.join(", "));
+        }
+        println!("Warden demo: the Acme sev1 incident, over real MCP");
+        println!("  config:       {config_name}");
+        println!("  upstreams:    Acme {} (in process)", warden_acme::SERVERS.join(", "));
+        println!("  agent:        forum-helper, acting for alice, mission answer-forum-question");
+        println!("  decision log: {}", log_path.display());
+
+        let read = |label| Step {
+            label,
+            tool: "forum.read_thread",
+            args: json!({"channel": "eng-help", "thread_id": "T-1042"}),
+            expect: Outcome::Allow,
+        };
+        let logs = |label| Step {
+            label,
+            tool: "logs.query_logs",
+            args: json!({"source": "auth", "query": "user=bob", "limit": 50}),
+            expect: Outcome::Allow,
+        };
+        let mut rows = Vec::new();
+        run_steps(
+            &gw,
+            &tee,
+            "sev1 incident: the agent answers in public, as alice",
+            "demo-incident",
+            vec![
+                read("read bob's question T-1042"),
+                logs("query the auth logs for bob"),
+                Step {
+                    label: "reply in #eng-help as alice",
+                    tool: "forum.post_reply",
+                    args: json!({
+                        "channel": "eng-help",
+                        "thread_id": "T-1042",
+                        "as_user": "alice",
+                        "body": "Bob, your account got locked after failed logins:\n{log}\nReset your password and retry."
+                    }),
+                    expect: Outcome::Ask,
+                },
+            ],
+            &mut rows,
+        )
+        .await?;
+        let dms_before = acme.direct_messages().len();
+        run_steps(
+            &gw,
+            &tee,
+            "sev1 safe path: the same answer, privately to alice",
+            "demo-safe-path",
+            vec![
+                read("read bob's question T-1042"),
+                logs("query the auth logs for bob"),
+                Step {
+                    label: "DM the answer to alice",
+                    tool: "forum.send_dm",
+                    args: json!({
+                        "to": "alice",
+                        "body": "Bob's account was locked after repeated failed logins:\n{log}\nSuggest he resets his password."
+                    }),
+                    expect: Outcome::Allow,
+                },
+            ],
+            &mut rows,
+        )
+        .await?;
+        let mut ok = print_table(&rows);
+
+        if let Some(held) = rows
+            .iter()
+            .find(|r| r.tool == "forum.post_reply")
+            .and_then(|r| r.decision.as_ref())
+        {
+            println!();
+            println!("What the agent read for the held reply:");
+            for l in refusal_text(held).lines() {
+                println!("  {l}");
+            }
+        }
+        let dms = acme.direct_messages();
+        let landed: Vec<_> = dms.iter().skip(dms_before).collect();
+        println!();
+        match landed.iter().find(|m| m.to == "alice") {
+            Some(m) => {
+                println!("The DM landed in Acme's forum: to {}, from {}:", m.to, m.from);
+                for l in m.body.lines() {
+                    println!("  | {l}");
+                }
+            }
+            None => {
+                println!("The DM to alice did not land in Acme's forum.");
+                ok = false;
+            }
+        }
+        let mut by_outcome: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in tee.memory.entries() {
+            *by_outcome.entry(e.decision.decision.as_str()).or_default() += 1;
+        }
+        println!();
+        println!(
+            "{} decisions logged to {} ({}) before any call was forwarded.",
+            tee.memory.len(),
+            log_path.display(),
+            by_outcome
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        gw.shutdown();
+        if ok {
+            println!("demo: every outcome as expected");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            println!("demo: some outcomes were not as expected");
+            Ok(ExitCode::from(1))
+        }
+    })
+}

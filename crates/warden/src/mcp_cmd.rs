@@ -1,0 +1,191 @@
+//! `warden proxy` (one agent session over stdio) and `warden serve` (streamable HTTP).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use warden_core::Engine;
+use warden_mcp::http::Tokens;
+use warden_mcp::{DecisionLog, Gateway, GatewaySettings, Identity, JsonlLog};
+
+use crate::fs::{load_engine, now_ms};
+
+/// Arguments of `warden proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The configuration file (warden.toml); its `[servers]` are the upstreams.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The agent this session is for.
+    #[arg(long, env = "WARDEN_AGENT")]
+    pub agent: String,
+    /// The person the agent acts for.
+    #[arg(long, env = "WARDEN_PRINCIPAL")]
+    pub principal: String,
+    /// The mission template granted to the session.
+    #[arg(long, env = "WARDEN_MISSION")]
+    pub mission: String,
+    /// The principal's own words for the task.
+    #[arg(long, env = "WARDEN_PURPOSE", default_value = "")]
+    pub purpose: String,
+    /// The decision log (JSON Lines); default: `serve.decision_log`, else
+    /// `warden-decisions.jsonl` in the current folder.
+    #[arg(long)]
+    pub decision_log: Option<PathBuf>,
+}
+
+/// Arguments of `warden serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file (warden.toml); its `[servers]` are the upstreams.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Listen address (default: `serve.listen`, else 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The decision log (JSON Lines); default: `serve.decision_log`, else
+    /// `warden-decisions.jsonl` in the current folder.
+    #[arg(long)]
+    pub decision_log: Option<PathBuf>,
+}
+
+/// A started gateway and what the commands print about it.
+struct Started {
+    gateway: Arc<Gateway>,
+    log_path: PathBuf,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Load the engine and the gateway settings of `config`.
+pub fn load(config: &Path) -> anyhow::Result<(Engine, GatewaySettings)> {
+    let (engine, _) = load_engine(config)?;
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read `{}`", config.display()))?;
+    let base = config.parent().map(Path::to_path_buf).unwrap_or_default();
+    let settings = GatewaySettings::from_config(
+        engine.config(),
+        &config.display().to_string(),
+        Some(&text),
+        &base,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((engine, settings))
+}
+
+async fn start(
+    config: &Path,
+    decision_log: Option<PathBuf>,
+    listen: Option<String>,
+) -> anyhow::Result<Started> {
+    let (engine, mut settings) = load(config)?;
+    if let Some(l) = listen {
+        settings.serve.listen = l;
+    }
+    let log_path = decision_log
+        .or_else(|| settings.serve.decision_log.clone())
+        .unwrap_or_else(|| PathBuf::from("warden-decisions.jsonl"));
+    let log: Arc<dyn DecisionLog> = Arc::new(JsonlLog::open(&log_path)?);
+    for w in &settings.warnings {
+        eprintln!("warden: warning: {w}");
+    }
+    if settings.upstreams.is_empty() {
+        eprintln!(
+            "warden: warning: `{}` has no [servers.*]: no tool can be offered",
+            config.display()
+        );
+    }
+    let gateway = Gateway::start(Arc::new(engine), settings, log).await;
+    for s in gateway.upstream_status() {
+        if !s.up {
+            eprintln!(
+                "warden: warning: upstream `{}` is not up yet ({}); retrying in the background",
+                s.name,
+                s.last_error.as_deref().unwrap_or("no answer")
+            );
+        }
+    }
+    Ok(Started { gateway, log_path })
+}
+
+/// Run `warden proxy`.
+pub fn proxy(a: ProxyArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let started = start(&a.config, a.decision_log.clone(), None).await?;
+        let gw = started.gateway;
+        let id = format!("stdio-{}-{}", std::process::id(), now_ms());
+        let who = Identity {
+            agent: a.agent,
+            principal: a.principal,
+            template: a.mission,
+            purpose: a.purpose,
+        };
+        let session = gw.open_session(&id, &who, None)?;
+        eprintln!(
+            "warden: proxy session `{id}`: agent `{}` for `{}` on mission `{}`; decisions in `{}`",
+            who.agent,
+            who.principal,
+            who.template,
+            started.log_path.display()
+        );
+        let served = warden_mcp::stdio::serve_stdio(gw.clone(), session).await;
+        gw.shutdown();
+        served?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Run `warden serve`.
+pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let started = start(&a.config, a.decision_log.clone(), a.listen.clone()).await?;
+        let gw = started.gateway;
+        let (tokens, warnings) = Tokens::from_env(gw.engine());
+        for w in &warnings {
+            eprintln!("warden: warning: {w}");
+        }
+        if tokens.is_empty() {
+            anyhow::bail!(
+                "no agent can authenticate: set the environment variable named by an agent's `token_env`"
+            );
+        }
+        let addr = gw.settings().serve.listen.clone();
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on `{addr}`"))?;
+        let local = listener.local_addr()?;
+        eprintln!(
+            "warden: serving http://{local}{} for {} agent(s); decisions in `{}`",
+            warden_mcp::http::MCP_PATH,
+            tokens.len(),
+            started.log_path.display()
+        );
+        let result = warden_mcp::http::serve(gw.clone(), tokens, listener, shutdown_signal()).await;
+        gw.shutdown();
+        result?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
