@@ -939,6 +939,10 @@ fn fetch(state: &mut State, args: &JsonObject) -> Result<Output, String> {
         .pages
         .get(key)
         .or_else(|| state.pages.get(&key.replacen("http://", "https://", 1)))
+        .or_else(|| {
+            key.split_once('?')
+                .and_then(|(base, _)| state.pages.get(base.trim_end_matches('/')))
+        })
         .ok_or_else(|| format!("HTTP 404 Not Found: {url}"))?;
     Ok(Output::text(format!("URL: {key}\n\n{}", page.text)))
 }

@@ -560,7 +560,14 @@ impl Upstream {
             params = params.with_arguments(JsonObject::clone(m));
         }
         match self.bounded(peer.call_tool_once(params), cancel).await? {
-            CallToolResponse::Complete(r) => Ok(r),
+            CallToolResponse::Complete(mut r) => {
+                // An upstream on an older protocol leaves `resultType` out; downstream peers on
+                // 2026-07-28 require it (rmcp strips it again for older downstream peers).
+                if r.result_type.is_none() {
+                    r.result_type = Some(rmcp::model::ResultType::COMPLETE);
+                }
+                Ok(r)
+            }
             CallToolResponse::InputRequired(_) => Err(UpstreamError::Unsupported {
                 name: self.name.clone(),
                 what: "asked for input from the client".into(),

@@ -24,6 +24,11 @@ pub(crate) fn seed() -> BTreeMap<String, Page> {
              Past incidents: 2026-11-14 elevated webhook latency (resolved after 37 minutes).",
         ),
         (
+            "https://intranet.acme.example/wiki",
+            "Acme intranet wiki",
+            "Acme intranet wiki\n\nSearch results: see the auth runbook (docs/runbooks/auth.md) for login failures.",
+        ),
+        (
             "https://vendor.example/docs/integration",
             "Vendor Cloud: integration guide",
             "Vendor Cloud: integration guide\n\

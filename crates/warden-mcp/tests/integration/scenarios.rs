@@ -26,16 +26,7 @@ use crate::common::*;
 /// Trace lines whose expectation depends on the trace's `output` text, which the real Acme
 /// servers do not return word for word.
 const OUTPUT_DEPENDENT: &[(&str, usize, &str)] = &[
-    (
-        "x09-untrusted-direction-dm.jsonl",
-        3,
-        "the trace's T-1080 says to DM frank; Acme's T-1080 does not name him, so `to: frank` is not from untrusted text",
-    ),
-    (
-        "x26-exfil-through-a-url.jsonl",
-        4,
-        "the URL quotes `session=s-8f23` from the trace's log output; Acme's auth log has other session ids",
-    ),
+    // None today: Acme's seeded data serves every scenario line as written.
 ];
 
 /// An upstream that serves the catalog's tools of one server and answers each call with the
