@@ -684,9 +684,16 @@ pub fn url_host(url: &str) -> String {
         return String::new();
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let host_port = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
     let host = if host_port.starts_with('[') {
-        host_port.split(']').next().unwrap_or_default().trim_start_matches('[')
+        host_port
+            .split(']')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('[')
     } else {
         host_port.split(':').next().unwrap_or_default()
     };
@@ -697,7 +704,10 @@ pub fn url_host(url: &str) -> String {
 /// values, the fragment — percent-decoded where that yields text.
 pub fn url_payload_tokens(url: &str) -> Vec<String> {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let after_host = rest.find(['/', '?', '#']).map(|i| &rest[i..]).unwrap_or_default();
+    let after_host = rest
+        .find(['/', '?', '#'])
+        .map(|i| &rest[i..])
+        .unwrap_or_default();
     after_host
         .split(['/', '?', '&', '=', '#', ';', ','])
         .map(percent_decode)
@@ -712,7 +722,9 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b.get(i) {
             Some(b'%') => {
-                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(v) => {
                         out.push(v);

@@ -487,7 +487,7 @@ impl Directory {
     /// labels only).
     pub fn exposure(&self, audience: &Audience, labels: &BTreeSet<String>) -> Exposure {
         let mut exp = Exposure::default();
-        let mut uncovered: BTreeSet<String> = BTreeSet::new();
+        let mut uncovered: BTreeSet<&String> = BTreeSet::new();
         let mut counted_users: BTreeSet<&str> = BTreeSet::new();
         let mut sample: BTreeSet<String> = BTreeSet::new();
         // Group- and channel-wide audiences use the precomputed indexes. Overlaps between several
@@ -506,7 +506,7 @@ impl Directory {
                         if !Self::cleared(profile, labels) {
                             exp.count += n;
                             uncovered
-                                .extend(labels.iter().filter(|l| !profile.contains(*l)).cloned());
+                                .extend(labels.iter().filter(|l| !profile.contains(*l)));
                             for name in s {
                                 if sample.len() < EXPOSURE_SAMPLE {
                                     sample.insert(name.clone());
@@ -526,14 +526,14 @@ impl Directory {
                 Some(profile) if Self::cleared(profile, labels) => {}
                 Some(profile) => {
                     exp.count += 1;
-                    uncovered.extend(labels.iter().filter(|l| !profile.contains(*l)).cloned());
+                    uncovered.extend(labels.iter().filter(|l| !profile.contains(*l)));
                     if sample.len() < EXPOSURE_SAMPLE {
                         sample.insert(u.clone());
                     }
                 }
                 None => {
                     exp.count += 1;
-                    uncovered.extend(labels.iter().filter(|l| l.as_str() != PUBLIC).cloned());
+                    uncovered.extend(labels.iter().filter(|l| l.as_str() != PUBLIC));
                 }
             }
         }
@@ -544,14 +544,14 @@ impl Directory {
             if !not_public.is_empty() {
                 exp.count += 1;
                 exp.external_exposed += 1;
-                uncovered.extend(not_public.into_iter().cloned());
+                uncovered.extend(not_public);
                 if sample.len() < EXPOSURE_SAMPLE {
                     sample.insert(x.clone());
                 }
             }
         }
         exp.sample = sample.into_iter().collect();
-        exp.labels = uncovered;
+        exp.labels = uncovered.into_iter().cloned().collect();
         exp
     }
 }

@@ -473,19 +473,17 @@ impl Engine {
         let agent_uid = uid("Agent", &mission.agent);
         let user_uid = uid("User", &mission.principal);
         let entities = cfg.directory.entities();
-        let by_agent = cfg.policies.evaluate(
-            &agent_uid,
-            &[],
-            &action,
-            resource_uid,
-            context.clone(),
-            entities,
-        );
         let ancestors = cfg.directory.ancestors(&mission.principal);
-        let by_user = cfg.policies.evaluate(
+        let groups = [
+            uid("Action", spec.effect.as_str()),
+            uid("Action", &spec.server),
+        ];
+        let (by_agent, by_user) = cfg.policies.evaluate_pair(
+            &agent_uid,
             &user_uid,
             &ancestors,
             &action,
+            &groups,
             resource_uid,
             context,
             entities,
@@ -711,7 +709,9 @@ impl Engine {
         for (l, src) in s.taint.iter().filter(|_| taint_flows) {
             if cfg.is_confidentiality(l) {
                 labels.insert(l.clone());
-                f.sources.push(src.clone());
+                if f.sources.len() < MAX_SOURCES {
+                    f.sources.push(src.clone());
+                }
             }
         }
         if s.taint_overflow && taint_flows {
@@ -849,7 +849,10 @@ impl Engine {
             (
                 "flow".to_string(),
                 record(vec![
-                    ("labels", rset(&f.labels)),
+                    (
+                        "labels",
+                        rset(f.labels.iter().filter(|l| !is_reader_set(l))),
+                    ),
                     ("resource_labels", rset(&f.resource_labels)),
                     ("argument_labels", rset(&f.argument_labels)),
                     ("sensitive", RestrictedExpression::new_bool(f.sensitive)),
@@ -871,7 +874,10 @@ impl Engine {
                     ("count", rlong(e.count)),
                     ("external", rlong(e.external)),
                     ("external_exposed", rlong(e.external_exposed)),
-                    ("labels", rset(&e.labels)),
+                    (
+                        "labels",
+                        rset(e.labels.iter().filter(|l| !is_reader_set(l))),
+                    ),
                 ])?,
             ),
             (
@@ -1020,7 +1026,12 @@ impl Engine {
 /// `HH:MM:SS` (UTC) of a time in ms since the Unix epoch.
 pub fn clock_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
 }
 
 /// Group digits in thousands: `12000` → `12,000`.
@@ -1046,7 +1057,8 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
             .audience
             .as_ref()
             .map(|a| {
-                let mut names: Vec<String> = a.channels.iter().map(|c| format!("channel {c}")).collect();
+                let mut names: Vec<String> =
+                    a.channels.iter().map(|c| format!("channel {c}")).collect();
                 names.extend(a.groups.iter().map(|g| format!("group {g}")));
                 names.extend(a.users.iter().cloned());
                 names.extend(a.external.iter().chain(a.unknown.iter()).cloned());
@@ -1073,7 +1085,11 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
         let sources: Vec<String> = by_source
             .into_iter()
             .map(|(source, call, at, labels)| {
-                format!("{} from {source} (call {call}, {} UTC)", labels.join(", "), clock_time(at))
+                format!(
+                    "{} from {source} (call {call}, {} UTC)",
+                    labels.join(", "),
+                    clock_time(at)
+                )
             })
             .collect();
         if !sources.is_empty() {
@@ -1090,6 +1106,16 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
     }
     (!parts.is_empty()).then(|| parts.join(". "))
 }
+
+/// True for reader-set labels (`channel:<name>`). They are accounted for in the exposure
+/// count but not listed in the policy context's label sets: a session can collect many of them
+/// and no policy names one.
+fn is_reader_set(label: &str) -> bool {
+    label.starts_with(crate::directory::CHANNEL_LABEL_PREFIX)
+}
+
+/// The most label sources a decision carries for explanation.
+pub const MAX_SOURCES: usize = 32;
 
 /// The shortest URL component that counts as carrying session data.
 pub const URL_TOKEN_MIN: usize = 8;

@@ -27,8 +27,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect, Entities, EntityUid,
-    Policy, PolicyId, PolicySet, PrincipalConstraint, Request, Schema, ValidationMode, Validator,
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect,
+    Entities, EntityUid, Policy, PolicyId, PolicySet, PrincipalConstraint, Request, Schema,
+    ValidationMode, Validator,
 };
 use miette::Diagnostic;
 
@@ -56,6 +57,7 @@ entity Resource;
 // Information flow into the call.
 type Flow = {
   // Everything flowing in: session taint ∪ argument labels (∪ resource labels for grants).
+  // Reader-set labels (`channel:<name>`) are counted in `exposure`, not listed here.
   labels: Set<String>,
   // Labels of the data the call touches.
   resource_labels: Set<String>,
@@ -77,6 +79,7 @@ type Exposure = {
   count: Long,
   external: Long,
   external_exposed: Long,
+  // The labels that cause the exposure (reader-set labels left out, as in `flow.labels`).
   labels: Set<String>,
 };
 
@@ -189,7 +192,10 @@ pub struct PolicyEngine {
     schema: Schema,
     all: PolicySet,
     info: HashMap<String, PolicyInfo>,
-    slices: HashMap<String, Slice>,
+    /// principal key → action key → slice. Principal keys: `shared` (open scope, body never
+    /// names `principal`: evaluated once per decision), `*`, `is:<Type>`, an entity uid.
+    /// Action keys: `*` or an action uid (a tool, an effect group, a server group).
+    slices: HashMap<String, HashMap<String, Slice>>,
     authorizer: Authorizer,
 }
 
@@ -221,6 +227,45 @@ pub enum PolicyError {
     /// The generated schema did not parse (a catalog name Cedar cannot express).
     #[error("the schema generated from the catalog is invalid: {0}")]
     Schema(String),
+}
+
+/// The principal key of the slice evaluated once per decision.
+const SHARED: &str = "shared";
+
+fn principal_keys(principal: &EntityUid, ancestors: &[EntityUid]) -> Vec<String> {
+    let mut keys = Vec::with_capacity(3 + ancestors.len());
+    keys.push("*".to_string());
+    keys.push(format!("is:{}", principal.type_name()));
+    keys.push(principal.to_string());
+    keys.extend(ancestors.iter().map(ToString::to_string));
+    keys
+}
+
+fn action_keys(action: &EntityUid, groups: &[EntityUid]) -> Vec<String> {
+    let mut keys = Vec::with_capacity(2 + groups.len());
+    keys.push("*".to_string());
+    keys.push(action.to_string());
+    keys.extend(groups.iter().map(ToString::to_string));
+    keys
+}
+
+/// True when a policy's conditions refer to `principal` (its JSON form holds `{"Var": "principal"}`).
+/// Policies with an open principal scope that never refer to it decide the same for the agent
+/// and for the person, so they are evaluated once. Fails safe: when in doubt, true.
+fn mentions_principal(p: &Policy) -> bool {
+    fn walk(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.get("Var").and_then(|x| x.as_str()) == Some("principal") || m.values().any(walk)
+            }
+            serde_json::Value::Array(a) => a.iter().any(walk),
+            _ => false,
+        }
+    }
+    match p.to_json() {
+        Ok(j) => j.get("conditions").is_none_or(walk),
+        Err(_) => true,
+    }
 }
 
 fn slice_key_principal(c: &PrincipalConstraint) -> String {
@@ -387,19 +432,30 @@ impl PolicyEngine {
             issues.push(&file, line, format!("policy `{id}`: {e}"));
         }
 
-        let mut grouped: HashMap<String, (Vec<Policy>, Vec<Policy>)> = HashMap::new();
+        type Group = (Vec<Policy>, Vec<Policy>);
+        let mut grouped: HashMap<(String, String), Group> = HashMap::new();
         for p in all.policies() {
-            let key = slice_key_principal(&p.principal_constraint());
+            let mut pkey = slice_key_principal(&p.principal_constraint());
+            if pkey == "*" && !mentions_principal(p) {
+                pkey = SHARED.to_string();
+            }
+            let akeys: Vec<String> = match p.action_constraint() {
+                ActionConstraint::Any => vec!["*".to_string()],
+                ActionConstraint::Eq(a) => vec![a.to_string()],
+                ActionConstraint::In(list) => list.iter().map(ToString::to_string).collect(),
+            };
             let is_ask = info.get(&p.id().to_string()).is_some_and(|i| i.ask);
-            let e = grouped.entry(key).or_default();
-            if is_ask {
-                e.1.push(p.clone());
-            } else {
-                e.0.push(p.clone());
+            for akey in akeys {
+                let e = grouped.entry((pkey.clone(), akey)).or_default();
+                if is_ask {
+                    e.1.push(p.clone());
+                } else {
+                    e.0.push(p.clone());
+                }
             }
         }
-        let mut slices = HashMap::new();
-        for (k, (main, ask)) in grouped {
+        let mut slices: HashMap<String, HashMap<String, Slice>> = HashMap::new();
+        for ((pk, ak), (main, ask)) in grouped {
             let mk = |ps: Vec<Policy>| {
                 if ps.is_empty() {
                     None
@@ -407,8 +463,8 @@ impl PolicyEngine {
                     PolicySet::from_policies(ps).ok()
                 }
             };
-            slices.insert(
-                k,
+            slices.entry(pk).or_default().insert(
+                ak,
                 Slice {
                     main: mk(main),
                     ask: mk(ask),
@@ -449,66 +505,144 @@ impl PolicyEngine {
         self.info.is_empty()
     }
 
-    /// Evaluate one request over the slices that can apply to `principal` (given its ancestors).
+    /// Evaluate one request over the slices that can apply to `principal` (given its ancestors)
+    /// and to `action` (given its groups), the shared slices included.
+    #[allow(clippy::too_many_arguments)]
     pub fn evaluate(
         &self,
         principal: &EntityUid,
         ancestors: &[EntityUid],
         action: &EntityUid,
+        action_groups: &[EntityUid],
         resource: &EntityUid,
         context: Context,
         entities: &Entities,
     ) -> Evaluation {
         let mut out = Evaluation::default();
-        let request = match Request::new(
+        let Some(request) = self.request(principal, action, resource, context, &mut out) else {
+            return out;
+        };
+        let akeys = action_keys(action, action_groups);
+        self.run(&request, &[SHARED], &akeys, entities, &mut out);
+        self.run(
+            &request,
+            &principal_keys(principal, ancestors),
+            &akeys,
+            entities,
+            &mut out,
+        );
+        out
+    }
+
+    /// Evaluate a call twice — the agent as principal, then the person it acts for — sharing
+    /// the work for policies that never look at the principal.
+    #[allow(clippy::too_many_arguments)]
+    pub fn evaluate_pair(
+        &self,
+        agent: &EntityUid,
+        user: &EntityUid,
+        user_ancestors: &[EntityUid],
+        action: &EntityUid,
+        action_groups: &[EntityUid],
+        resource: &EntityUid,
+        context: Context,
+        entities: &Entities,
+    ) -> (Evaluation, Evaluation) {
+        let mut by_agent = Evaluation::default();
+        let mut by_user = Evaluation::default();
+        let akeys = action_keys(action, action_groups);
+        let agent_req = self.request(agent, action, resource, context.clone(), &mut by_agent);
+        let user_req = self.request(user, action, resource, context, &mut by_user);
+        let (Some(agent_req), Some(user_req)) = (agent_req, user_req) else {
+            by_agent.errors.extend(by_user.errors.iter().cloned());
+            by_user.errors.extend(by_agent.errors.iter().cloned());
+            return (by_agent, by_user);
+        };
+        let mut shared = Evaluation::default();
+        self.run(&agent_req, &[SHARED], &akeys, entities, &mut shared);
+        self.run(
+            &agent_req,
+            &principal_keys(agent, &[]),
+            &akeys,
+            entities,
+            &mut by_agent,
+        );
+        self.run(
+            &user_req,
+            &principal_keys(user, user_ancestors),
+            &akeys,
+            entities,
+            &mut by_user,
+        );
+        for ev in [&mut by_agent, &mut by_user] {
+            ev.permits.extend(shared.permits.iter().cloned());
+            ev.forbids.extend(shared.forbids.iter().cloned());
+            ev.asks.extend(shared.asks.iter().cloned());
+            ev.errors.extend(shared.errors.iter().cloned());
+        }
+        (by_agent, by_user)
+    }
+
+    fn request(
+        &self,
+        principal: &EntityUid,
+        action: &EntityUid,
+        resource: &EntityUid,
+        context: Context,
+        out: &mut Evaluation,
+    ) -> Option<Request> {
+        match Request::new(
             principal.clone(),
             action.clone(),
             resource.clone(),
             context,
             None,
         ) {
-            Ok(r) => r,
+            Ok(r) => Some(r),
             Err(e) => {
                 out.errors.push(e.to_string());
-                return out;
+                None
             }
-        };
-        let ty = format!("is:{}", principal.type_name());
-        let p = principal.to_string();
-        let keys = ["*", ty.as_str(), p.as_str()];
-        let mut seen_anc = Vec::with_capacity(ancestors.len());
-        for a in ancestors {
-            seen_anc.push(a.to_string());
         }
-        for key in keys
-            .iter()
-            .copied()
-            .chain(seen_anc.iter().map(String::as_str))
-        {
-            let Some(slice) = self.slices.get(key) else {
+    }
+
+    fn run<S: AsRef<str>>(
+        &self,
+        request: &Request,
+        pkeys: &[S],
+        akeys: &[String],
+        entities: &Entities,
+        out: &mut Evaluation,
+    ) {
+        for pk in pkeys {
+            let Some(by_action) = self.slices.get(pk.as_ref()) else {
                 continue;
             };
-            if let Some(set) = &slice.main {
-                let r = self.authorizer.is_authorized(&request, set, entities);
-                for e in r.diagnostics().errors() {
-                    out.errors.push(e.to_string());
+            for ak in akeys {
+                let Some(slice) = by_action.get(ak.as_str()) else {
+                    continue;
+                };
+                if let Some(set) = &slice.main {
+                    let r = self.authorizer.is_authorized(request, set, entities);
+                    for e in r.diagnostics().errors() {
+                        out.errors.push(e.to_string());
+                    }
+                    let ids = r.diagnostics().reason().map(|id| id.to_string());
+                    match r.decision() {
+                        CedarDecision::Allow => out.permits.extend(ids),
+                        CedarDecision::Deny => out.forbids.extend(ids),
+                    }
                 }
-                let ids = r.diagnostics().reason().map(|id| id.to_string());
-                match r.decision() {
-                    CedarDecision::Allow => out.permits.extend(ids),
-                    CedarDecision::Deny => out.forbids.extend(ids),
+                if let Some(set) = &slice.ask {
+                    let r = self.authorizer.is_authorized(request, set, entities);
+                    for e in r.diagnostics().errors() {
+                        out.errors.push(e.to_string());
+                    }
+                    out.asks
+                        .extend(r.diagnostics().reason().map(|id| id.to_string()));
                 }
-            }
-            if let Some(set) = &slice.ask {
-                let r = self.authorizer.is_authorized(&request, set, entities);
-                for e in r.diagnostics().errors() {
-                    out.errors.push(e.to_string());
-                }
-                out.asks
-                    .extend(r.diagnostics().reason().map(|id| id.to_string()));
             }
         }
-        out
     }
 }
 

@@ -89,7 +89,12 @@ pub fn output_text(v: &Value) -> String {
 
 /// Replay one trace file. `start_ms` is the clock at the first line; each line advances it by
 /// one second unless the line gives `at_ms`.
-pub fn replay(engine: &Engine, file: &str, text: &str, start_ms: i64) -> Result<Vec<Replayed>, TraceError> {
+pub fn replay(
+    engine: &Engine,
+    file: &str,
+    text: &str,
+    start_ms: i64,
+) -> Result<Vec<Replayed>, TraceError> {
     replay_timed(engine, file, text, start_ms, &|| 0)
 }
 
@@ -182,7 +187,8 @@ pub fn replay_timed(
                 }
                 let u = usage.entry(mission.clone()).or_default();
                 let t0 = micros();
-                let mut decided = engine.decide(Call::new(server, tool, args), m, state, u, &breakers, now);
+                let mut decided =
+                    engine.decide(Call::new(server, tool, args), m, state, u, &breakers, now);
                 let t1 = micros();
                 if t1 > t0 {
                     decided.decision.elapsed_us = Some(t1 - t0);

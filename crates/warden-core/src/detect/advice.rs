@@ -1,19 +1,26 @@
 //! Privileged advice: text telling its reader to widen access.
 //!
-//! A keyword regex finds the verbs that start such advice (`grant`, `add`, `make`,
-//! `share`, `disable`, `chmod`, …). Only at those places is the verb's own anchored
-//! phrase regex tried on a short window, so ordinary text costs one cheap pass.
+//! The combined scan reports the words such advice needs (`access`, `everyone`,
+//! `public`, `admin`, `mfa`, …), which are far rarer than the verbs that start it
+//! (`grant`, `add`, `make`, `set`, …). At each such word the few bytes before it are
+//! searched for a verb whose phrases can use the word, and only then is that verb's
+//! anchored phrase regex tried, so ordinary text costs almost nothing beyond the
+//! combined scan. A few tokens (`chmod`, `acl`, `allUsers`, `Principal`) are checked at once.
 
 use regex::bytes::Regex;
 
-use super::text::{phrase, slice};
-use super::{Ctx, LABEL_PRIVILEGED_ADVICE};
+use super::text::{before, is, is_word, phrase, slice, starts_with_ci};
+use super::{Ctx, Layer, LABEL_PRIVILEGED_ADVICE};
 
-/// The verbs and tokens that can start privileged advice.
-const TRIGGER: &str = r"(?i-u)\b(?:chmod|grant|granting|give|giving|provide|providing|assign|assigning|extend|add|adding|make|making|share|sharing|disable|disabling|deactivate|deactivating|bypass|bypassing|circumvent|turn|turning|switch|switching|remove|removing|skip|skipping|set|setting|change|changing|update|updating|configure|configuring|convert|flip|enable|enabling|allow|allowing|permit|permitting|open|opening|expose|exposing|acl|acls|allusers|allauthenticatedusers|principal)\b";
+/// Words that every phrase of a non-immediate family needs (matched as word prefixes),
+/// and the tokens of the immediate families. None may start with a secret keyword
+/// (`pass…`, `token…`, `secret…`): the combined scan prefers those.
+pub(super) const OBJECTS: &str = r"\b(?:chmod\b|acls?\b|allusers\b|allauthenticatedusers\b|principal\b|access|permission|perms\b|rights\b|privilege|role|every(?:one|body)|any(?:one|body|where)|all[ -](?:employees|users|staff|members|people|contractors|engineers|engineering|hands|authenticated)|all\s+the\s+(?:employees|users|staff|members|people|contractors|engineers)|public|world|internet|contractors|guest|anonymous|unauthenticated|external|whole|entire|domain\s+(?:users|admins)|authenticated\s+users|admin|owner|co-owner|superuser|sudo|wheel|root|privileged|maintainer|auth|2fa|mfa|factor|2[- ]?step|sso|sign[- ]on|requirement|acl|rbac|tls|ssl|certificate|firewall|allow-?list|protection|audit|security|visibility|any\s+ip)|0\.0\.0\.0/0|::/0";
 
-/// How far after the trigger a phrase may reach.
+/// How far after its verb a phrase may reach.
 const WINDOW: usize = 200;
+/// How far before an object word its verb is looked for.
+const LOOKBACK: usize = 80;
 
 /// One word of a phrase (names, group names, paths, quoted names).
 const W: &str = r"[a-z0-9_@./'`*:-]+";
@@ -37,7 +44,7 @@ const AFTER_PUBLIC: &str = r#"(?:\s*$|\s*[.,;:!?)"'`\n]|\s+(?:so|to|and|for|by|o
 
 /// Families of verbs, each with its anchored phrase patterns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
+pub(super) enum Family {
     Chmod,
     Grant,
     Add,
@@ -55,31 +62,35 @@ enum Family {
 }
 
 impl Family {
-    fn of(word: &[u8]) -> Option<Self> {
-        let w = word.to_ascii_lowercase();
-        let f = match w.as_slice() {
-            b"chmod" => Self::Chmod,
-            b"grant" | b"granting" | b"give" | b"giving" | b"provide" | b"providing"
-            | b"assign" | b"assigning" | b"extend" => Self::Grant,
-            b"add" | b"adding" => Self::Add,
-            b"make" | b"making" => Self::Make,
-            b"share" | b"sharing" => Self::Share,
-            b"disable" | b"disabling" | b"deactivate" | b"deactivating" | b"bypass"
-            | b"bypassing" | b"circumvent" => Self::Disable,
-            b"remove" | b"removing" | b"skip" | b"skipping" => Self::Remove,
-            b"turn" | b"turning" | b"switch" | b"switching" => Self::Turn,
-            b"set" | b"setting" | b"change" | b"changing" | b"update" | b"updating"
-            | b"configure" | b"configuring" | b"convert" | b"flip" => Self::Set,
-            b"enable" | b"enabling" | b"allow" | b"allowing" | b"permit" | b"permitting" => {
-                Self::Enable
-            }
-            b"open" | b"opening" | b"expose" | b"exposing" => Self::Open,
-            b"acl" | b"acls" => Self::Acl,
-            b"allusers" | b"allauthenticatedusers" => Self::AllUsers,
-            b"principal" => Self::Principal,
-            _ => return None,
-        };
-        Some(f)
+    pub(super) fn of(word: &[u8]) -> Option<Self> {
+        let (first, last) = (word.first()? | 0x20, word.last()? | 0x20);
+        if !first.is_ascii_lowercase() || !last.is_ascii_lowercase() || word.len() >= 32 {
+            return None;
+        }
+        let lens = FILTER
+            .get(usize::from(first - b'a'))
+            .and_then(|row| row.get(usize::from(last - b'a')))
+            .copied()
+            .unwrap_or(0);
+        if lens & (1 << word.len()) == 0 {
+            return None;
+        }
+        WORDS
+            .iter()
+            .find(|(w, _)| w.len() == word.len() && w.as_bytes().eq_ignore_ascii_case(word))
+            .map(|&(_, f)| f)
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+
+    /// Families whose trigger is checked at once, without waiting for an object word.
+    fn immediate(self) -> bool {
+        matches!(
+            self,
+            Self::Chmod | Self::Acl | Self::AllUsers | Self::Principal
+        )
     }
 
     /// The anchored phrase patterns of this family; the verb is matched again by `\w+`.
@@ -142,8 +153,95 @@ impl Family {
     }
 }
 
+/// The verbs and tokens that start each family's phrases.
+const WORDS: &[(&str, Family)] = {
+    use Family::*;
+    &[
+        ("chmod", Chmod),
+        ("grant", Grant),
+        ("granting", Grant),
+        ("give", Grant),
+        ("giving", Grant),
+        ("provide", Grant),
+        ("providing", Grant),
+        ("assign", Grant),
+        ("assigning", Grant),
+        ("extend", Grant),
+        ("add", Add),
+        ("adding", Add),
+        ("make", Make),
+        ("making", Make),
+        ("share", Share),
+        ("sharing", Share),
+        ("disable", Disable),
+        ("disabling", Disable),
+        ("deactivate", Disable),
+        ("deactivating", Disable),
+        ("bypass", Disable),
+        ("bypassing", Disable),
+        ("circumvent", Disable),
+        ("remove", Remove),
+        ("removing", Remove),
+        ("skip", Remove),
+        ("skipping", Remove),
+        ("turn", Turn),
+        ("turning", Turn),
+        ("switch", Turn),
+        ("switching", Turn),
+        ("set", Set),
+        ("setting", Set),
+        ("change", Set),
+        ("changing", Set),
+        ("update", Set),
+        ("updating", Set),
+        ("configure", Set),
+        ("configuring", Set),
+        ("convert", Set),
+        ("flip", Set),
+        ("enable", Enable),
+        ("enabling", Enable),
+        ("allow", Enable),
+        ("allowing", Enable),
+        ("permit", Enable),
+        ("permitting", Enable),
+        ("open", Open),
+        ("opening", Open),
+        ("expose", Open),
+        ("exposing", Open),
+        ("acl", Acl),
+        ("acls", Acl),
+        ("allusers", AllUsers),
+        ("allauthenticatedusers", AllUsers),
+        ("principal", Principal),
+    ]
+};
+
+/// A quick filter before the table: bit `len` of `FILTER[first][last]` is set when some
+/// word of `WORDS` of that length starts with `first` and ends with `last` (`a`–`z`).
+const FILTER: [[u32; 26]; 26] = {
+    let mut t = [[0u32; 26]; 26];
+    let mut i = 0;
+    while i < WORDS.len() {
+        let w = WORDS[i].0.as_bytes();
+        t[(w[0] - b'a') as usize][(w[w.len() - 1] - b'a') as usize] |= 1 << w.len();
+        i += 1;
+    }
+    t
+};
+
+/// ASCII letters, digits and `_`.
+static WORD_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_alphanumeric() || i == b'_' as usize;
+        i += 1;
+    }
+    t
+};
+
 /// All families, in a fixed order (the index into `Advice::phrases`).
-const FAMILIES: [Family; 14] = [
+pub(super) const FAMILIES: [Family; 14] = [
     Family::Chmod,
     Family::Grant,
     Family::Add,
@@ -163,9 +261,17 @@ const FAMILIES: [Family; 14] = [
 /// The compiled privileged-advice detector.
 #[derive(Debug)]
 pub(super) struct Advice {
-    pub(super) trigger: Regex,
     /// One anchored alternation per family, in the order of `FAMILIES`.
-    phrases: Vec<Regex>,
+    pub(super) phrases: Vec<Regex>,
+}
+
+/// Per-layer state of the advice detector.
+#[derive(Debug, Default)]
+pub(super) struct State {
+    /// End of the last reported phrase: a verb inside it is not tried again.
+    covered: usize,
+    /// Verbs already tried (most recent last), so each is tried once.
+    tried: Vec<usize>,
 }
 
 impl Advice {
@@ -174,51 +280,159 @@ impl Advice {
             .iter()
             .map(|f| Regex::new(&format!("(?i-u)(?:{})", f.patterns().join("|"))))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            trigger: Regex::new(TRIGGER)?,
-            phrases,
-        })
+        Ok(Self { phrases })
     }
 
-    pub(super) fn scan(&self, hay: &[u8], enc: Option<&'static str>, ctx: &mut Ctx<'_>) {
+    /// An object word (or immediate token) `word` at `pos`.
+    pub(super) fn object(&self, pos: usize, word: &[u8], ctx: &mut Ctx<'_>, layer: &mut Layer<'_>) {
         if !ctx.wants(LABEL_PRIVILEGED_ADVICE) {
             return;
         }
-        // End of the last reported phrase: a trigger inside it is not reported again.
-        let mut covered = 0;
-        for t in self.trigger.find_iter(hay) {
-            if t.start() < covered {
-                continue;
+        if let Some(family) = Family::of(word).filter(|f| f.immediate()) {
+            if pos >= layer.advice.covered {
+                self.try_phrase(family, pos, ctx, layer);
             }
-            let Some(family) = Family::of(t.as_bytes()) else {
-                continue;
-            };
-            let Some(idx) = FAMILIES.iter().position(|&f| f == family) else {
-                continue;
-            };
-            let Some(re) = self.phrases.get(idx) else {
-                continue;
-            };
-            let window = slice(hay, t.start(), hay.len().min(t.start() + WINDOW));
-            let Some(m) = re.find(window) else { continue };
-            if family == Family::Make && !public_is_complement(m.as_bytes()) {
-                continue;
-            }
-            if negated(hay, t.start()) {
-                continue;
-            }
-            covered = t.start() + m.end();
-            ctx.report(
-                "privileged-advice",
-                LABEL_PRIVILEGED_ADVICE,
-                t.start(),
-                enc,
-                || phrase(m.as_bytes(), 64),
-            );
-            if !ctx.wants(LABEL_PRIVILEGED_ADVICE) {
+            if family != Family::Acl {
                 return;
             }
         }
+        let mask = object_families(word);
+        let lo = pos.saturating_sub(LOOKBACK).max(layer.advice.covered);
+        if !ctx.charge(pos - lo.min(pos)) {
+            return;
+        }
+        let (verbs, n) = verbs_before(layer.hay, lo, pos);
+        for &(v, family) in verbs.get(..n).unwrap_or(&[]) {
+            if mask & family.bit() == 0
+                || v < layer.advice.covered
+                || layer.advice.tried.contains(&v)
+            {
+                continue;
+            }
+            if layer.advice.tried.len() >= 16 {
+                layer.advice.tried.remove(0);
+            }
+            layer.advice.tried.push(v);
+            self.try_phrase(family, v, ctx, layer);
+        }
+    }
+
+    /// Run the family's phrase regex at `pos`; report it unless negated.
+    fn try_phrase(&self, family: Family, pos: usize, ctx: &mut Ctx<'_>, layer: &mut Layer<'_>) {
+        let hay = layer.hay;
+        let Some(idx) = FAMILIES.iter().position(|&f| f == family) else {
+            return;
+        };
+        let Some(re) = self.phrases.get(idx) else {
+            return;
+        };
+        let window = slice(hay, pos, hay.len().min(pos + WINDOW));
+        if !ctx.charge(window.len()) {
+            return;
+        }
+        let Some(m) = re.find(window) else { return };
+        if family == Family::Make && !public_is_complement(m.as_bytes()) {
+            return;
+        }
+        if negated(hay, pos) {
+            return;
+        }
+        layer.advice.covered = pos + m.end();
+        ctx.report(
+            "privileged-advice",
+            LABEL_PRIVILEGED_ADVICE,
+            pos,
+            layer.encoding,
+            || phrase(m.as_bytes(), 64),
+        );
+    }
+}
+
+/// The verbs (whole words) in `hay[lo..hi]`, in order, with their families (at most 8).
+fn verbs_before(hay: &[u8], lo: usize, hi: usize) -> ([(usize, Family); 8], usize) {
+    let mut out = [(0usize, Family::Chmod); 8];
+    let mut n = 0;
+    let region = slice(hay, lo, hi);
+    let mut check = |ws: usize, we: usize| {
+        let family = region.get(ws..we).and_then(Family::of);
+        if let (Some(family), Some(slot)) = (family, out.get_mut(n)) {
+            *slot = (lo + ws, family);
+            n += 1;
+        }
+    };
+    // A word cut by `lo` is not a whole word: start after the first non-word byte.
+    let mut ws = if is(before(hay, lo), is_word) {
+        None
+    } else {
+        Some(0)
+    };
+    for (i, &b) in region.iter().enumerate() {
+        if !WORD_BYTE[usize::from(b)] {
+            if let Some(start) = ws.filter(|&s| s < i) {
+                check(start, i);
+            }
+            ws = Some(i + 1);
+        }
+    }
+    if let Some(start) = ws.filter(|&s| s < region.len()) {
+        check(start, region.len());
+    }
+    (out, n)
+}
+
+/// The families whose phrases can use an object word (a bit per family).
+fn object_families(word: &[u8]) -> u16 {
+    use Family::*;
+    const BROAD: &[&[u8]] = &[
+        b"every",
+        b"any",
+        b"all",
+        b"public",
+        b"world",
+        b"internet",
+        b"contractor",
+        b"guest",
+        b"anonymous",
+        b"unauthenticated",
+        b"external",
+        b"whole",
+        b"entire",
+        b"domain",
+        b"authenticated",
+        b"0.0.0.0",
+        b"::/0",
+    ];
+    const ACCESS: &[&[u8]] = &[
+        b"access",
+        b"permission",
+        b"perms",
+        b"rights",
+        b"privilege",
+        b"role",
+        b"visibility",
+    ];
+    const PRIV: &[&[u8]] = &[
+        b"admin",
+        b"owner",
+        b"co-owner",
+        b"superuser",
+        b"sudo",
+        b"wheel",
+        b"root",
+        b"privileged",
+        b"maintainer",
+    ];
+    let bits = |fs: &[Family]| fs.iter().fold(0u16, |acc, f| acc | f.bit());
+    let starts = |list: &[&[u8]]| list.iter().any(|w| starts_with_ci(word, w));
+    if starts(BROAD) {
+        bits(&[Grant, Add, Make, Share, Set, Enable, Open, Turn])
+    } else if starts(ACCESS) {
+        bits(&[Grant, Open, Set, Disable, Remove, Turn, Enable])
+    } else if starts(PRIV) {
+        bits(&[Grant, Add, Make, Set])
+    } else {
+        // Controls: auth, MFA, TLS verification, firewall, ACLs, …
+        bits(&[Disable, Remove, Turn, Set])
     }
 }
 

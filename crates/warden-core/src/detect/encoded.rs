@@ -66,55 +66,113 @@ impl Kind {
 
     fn decode(self, run: &[u8]) -> Option<Vec<u8>> {
         match self {
-            Self::Hex => hex::decode(run.get(..run.len() & !1)?).ok(),
+            Self::Hex => {
+                let mut out = vec![0u8; run.len() / 2];
+                hex_into(run, &mut out)?;
+                Some(out)
+            }
+            Self::Base64Std | Self::Base64Url => self.engine().decode(base64_usable(run)?).ok(),
+        }
+    }
+
+    /// Decode the start of `run` into `out` (48 bytes: 96 hex or 64 base64 characters).
+    fn decode_prefix(self, run: &[u8], out: &mut [u8; 48]) -> Option<usize> {
+        match self {
+            Self::Hex => {
+                let n = (run.len() / 2).min(out.len());
+                hex_into(run, out.get_mut(..n)?)?;
+                Some(n)
+            }
             Self::Base64Std | Self::Base64Url => {
-                // A lone trailing character cannot be decoded; drop it.
-                let run = if run.len() % 4 == 1 {
-                    run.get(..run.len() - 1)?
-                } else {
-                    run
-                };
-                let engine = if self == Self::Base64Std {
-                    &STANDARD
-                } else {
-                    &URL_SAFE
-                };
-                engine.decode(run).ok()
+                let prefix = base64_usable(run.get(..run.len().min(PROBE))?)?;
+                self.engine().decode_slice(prefix, out).ok()
             }
         }
     }
 
-    /// The prefix of `run` decoded to judge it, aligned to whole units.
-    fn probe(self, run: &[u8]) -> &[u8] {
-        let n = run.len().min(PROBE);
-        run.get(..n).unwrap_or(run)
+    fn engine(self) -> &'static GeneralPurpose {
+        if self == Self::Base64Url {
+            &URL_SAFE
+        } else {
+            &STANDARD
+        }
     }
 }
 
+/// `run` without a lone trailing character, which base64 cannot decode.
+fn base64_usable(run: &[u8]) -> Option<&[u8]> {
+    if run.len() % 4 == 1 {
+        run.get(..run.len() - 1)
+    } else {
+        Some(run)
+    }
+}
+
+/// Hex digit values, 0xff for other bytes.
+static NIBBLE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Decode hex pairs from `src` into every byte of `out`.
+fn hex_into(src: &[u8], out: &mut [u8]) -> Option<()> {
+    let mut pairs = src.chunks_exact(2);
+    for o in out.iter_mut() {
+        let [hi, lo] = pairs.next()? else { return None };
+        let (hi, lo) = (NIBBLE[usize::from(*hi)], NIBBLE[usize::from(*lo)]);
+        if (hi | lo) > 0x0f {
+            return None;
+        }
+        *o = (hi << 4) | lo;
+    }
+    Some(())
+}
+
 /// Find encoded runs in `hay`, decode those that hold text and scan them one layer deeper.
+///
+/// Runs shorter than [`MIN_BASE64`] are skipped without looking at most of their bytes:
+/// a long enough run must cover the byte `MIN_BASE64 - 1` ahead, so when that byte is
+/// not a run byte the search jumps past it.
 pub(super) fn scan(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
-    let mut start = 0;
-    let mut flags = 0u8;
-    let mut all_hex = true;
-    for (i, &b) in hay.iter().chain(std::iter::once(&b' ')).enumerate() {
-        let class = CLASS[usize::from(b)];
-        if class != 0 {
-            flags |= class;
-            all_hex &= (class & HEX) != 0;
+    let breaks = |b: &u8| CLASS[usize::from(*b)] == 0;
+    // Invariant: `i == 0` or `hay[i - 1]` is not a run byte.
+    let mut i = 0;
+    while let Some(probe_byte) = hay.get(i + MIN_BASE64 - 1) {
+        let probe = i + MIN_BASE64 - 1;
+        if breaks(probe_byte) {
+            i = probe + 1;
             continue;
         }
-        let len = i - start;
-        if len >= MIN_BASE64 {
-            if let Some(run) = hay.get(start..i) {
-                consider_run(run, flags, all_hex, depth, ctx);
+        let start = hay
+            .get(i..probe)
+            .and_then(|h| h.iter().rposition(breaks))
+            .map_or(i, |k| i + k + 1);
+        let tail = hay.get(probe + 1..).unwrap_or(&[]);
+        let end = probe + 1 + tail.iter().position(breaks).unwrap_or(tail.len());
+        if end - start >= MIN_BASE64 {
+            if let Some(run) = hay.get(start..end) {
+                let (any, every) = run.iter().fold((0u8, 0xffu8), |(any, every), &b| {
+                    let class = CLASS[usize::from(b)];
+                    (any | class, every & class)
+                });
+                consider_run(run, any, (every & HEX) != 0, depth, ctx);
                 if ctx.saturated() {
                     return;
                 }
             }
         }
-        start = i + 1;
-        flags = 0;
-        all_hex = true;
+        i = end + 1;
     }
 }
 
@@ -169,21 +227,19 @@ fn consider_run(run: &[u8], flags: u8, all_hex: bool, depth: u8, ctx: &mut Ctx<'
 /// depth or the budget is exhausted). Returns true when the run held text.
 fn try_payload(run: &[u8], kind: Kind, depth: u8, ctx: &mut Ctx<'_>) -> bool {
     // Cheap probe first: most runs (hashes, ids, binary blobs) are rejected here.
-    let Some(probe) = kind.decode(kind.probe(run)) else {
+    let mut buf = [0u8; 48];
+    let Some(n) = kind.decode_prefix(run, &mut buf) else {
         return false;
     };
-    if !textual(&probe, run.len() > PROBE) {
+    let partial = n < estimate_len(kind, run);
+    if !textual(buf.get(..n).unwrap_or(&[]), partial) {
         return false;
     }
     if depth >= ctx.limits.max_decode_depth {
         ctx.out.truncated = true;
         return true;
     }
-    let estimate = match kind {
-        Kind::Hex => run.len() / 2,
-        Kind::Base64Std | Kind::Base64Url => run.len() / 4 * 3 + 2,
-    };
-    if estimate > ctx.budget {
+    if estimate_len(kind, run) > ctx.budget {
         ctx.out.truncated = true;
         return true;
     }
@@ -198,10 +254,30 @@ fn try_payload(run: &[u8], kind: Kind, depth: u8, ctx: &mut Ctx<'_>) -> bool {
     true
 }
 
+/// About how many bytes `run` decodes to (never less).
+fn estimate_len(kind: Kind, run: &[u8]) -> usize {
+    match kind {
+        Kind::Hex => run.len() / 2,
+        Kind::Base64Std | Kind::Base64Url => run.len() / 4 * 3 + 2,
+    }
+}
+
 /// Whether decoded bytes are text: UTF-8 with few control characters, or almost
 /// entirely printable ASCII. `partial` allows a UTF-8 sequence cut at the end.
 pub(super) fn textual(b: &[u8], partial: bool) -> bool {
     if b.is_empty() {
+        return false;
+    }
+    let printable = b
+        .iter()
+        .filter(|&&c| c.is_ascii_graphic() || matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        .count();
+    if printable * 10 >= b.len() * 9 {
+        return true;
+    }
+    // Otherwise only UTF-8 text (with few control characters) qualifies; random bytes
+    // fail here at the first invalid sequence.
+    if !b.iter().any(|&c| c >= 0x80) {
         return false;
     }
     let text = match std::str::from_utf8(b) {
@@ -209,13 +285,7 @@ pub(super) fn textual(b: &[u8], partial: bool) -> bool {
         Err(e) if partial && e.error_len().is_none() => {
             std::str::from_utf8(b.get(..e.valid_up_to()).unwrap_or(&[])).unwrap_or("")
         }
-        Err(_) => {
-            let printable = b
-                .iter()
-                .filter(|&&c| c.is_ascii_graphic() || matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-                .count();
-            return printable * 10 >= b.len() * 9;
-        }
+        Err(_) => return false,
     };
     let (mut total, mut bad) = (0usize, 0usize);
     for c in text.chars() {

@@ -36,6 +36,8 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
+use regex::bytes::Regex;
+
 mod advice;
 mod encoded;
 mod pii;
@@ -43,9 +45,9 @@ mod secrets;
 mod text;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod profile_tmp;
+#[cfg(test)]
+mod tests;
 
 /// Label of credentials and keys.
 pub const LABEL_SECRET: &str = "secret";
@@ -125,14 +127,27 @@ struct Compiled {
     secrets: secrets::Secrets,
     pii: pii::Pii,
     advice: advice::Advice,
+    /// One pass for everything without a literal prefix: secret key words, advice
+    /// object words, digit runs (cards, SSNs, US phones) and IBANs.
+    combined: Regex,
 }
 
 impl Compiled {
     fn build() -> Option<Self> {
+        let combined = format!(
+            "(?-u)(?i:{env})|(?i:{objects})|{iban}|{card}|{ssn}|{phone}",
+            env = secrets::ENV_KEY,
+            objects = advice::OBJECTS,
+            iban = pii::IBAN,
+            card = pii::CARD,
+            ssn = pii::SSN,
+            phone = pii::PHONE_US,
+        );
         Some(Self {
             secrets: secrets::Secrets::build().ok()?,
             pii: pii::Pii::build().ok()?,
             advice: advice::Advice::build().ok()?,
+            combined: Regex::new(&combined).ok()?,
         })
     }
 }
@@ -203,30 +218,117 @@ impl Detectors {
                 ..Scan::default()
             },
             budget: self.limits.max_bytes.saturating_sub(head.len()),
+            work: WORK_PER_BYTE
+                .saturating_mul(head.len())
+                .saturating_add(WORK_BASE),
         };
         ctx.scan_layer(head, 0, None);
         ctx.out
     }
 }
 
-/// The state of one scan: what was found so far and the remaining byte budget.
+/// Verification work allowed per input byte, on top of the linear regex passes.
+const WORK_PER_BYTE: usize = 8;
+/// Verification work allowed for any input, however short.
+const WORK_BASE: usize = 64 << 10;
+
+/// The state of one scan: what was found so far and the remaining budgets.
 struct Ctx<'a> {
     limits: &'a ScanLimits,
     re: &'a Compiled,
     out: Scan,
     /// Bytes that decoded payloads may still add to the scan.
     budget: usize,
+    /// Bytes that candidate checks (phrase regexes, value parsing, card windows) may
+    /// still examine. Ordinary text uses a small fraction; text built to make every
+    /// word a candidate runs out, and the scan is then marked truncated (fail closed).
+    work: usize,
+}
+
+/// One layer being scanned (the input, or a decoded payload) and what its detectors share.
+struct Layer<'h> {
+    hay: &'h [u8],
+    encoding: Option<&'static str>,
+    /// Secrets already reported, so a `KEY=value` line does not report the same value again.
+    secret_spans: Vec<(usize, usize)>,
+    /// Phone numbers already reported, so `+1 (415) 555-2671` is one finding.
+    phone_spans: Vec<(usize, usize)>,
+    advice: advice::State,
+}
+
+/// What a match of the combined regex is.
+enum Anchor {
+    Env,
+    Object,
+    Iban,
+    Digits,
+}
+
+impl Anchor {
+    fn of(m: &[u8]) -> Self {
+        if matches!(m.last(), Some(b':' | b'=' | b'>')) {
+            return Self::Env;
+        }
+        let first = m.first().copied().unwrap_or(b' ');
+        if first.is_ascii_digit() || first == b'(' || first == b':' {
+            return if m.iter().any(|&b| b.is_ascii_alphabetic() || b == b'/') {
+                Self::Object
+            } else {
+                Self::Digits
+            };
+        }
+        if m.len() >= 15
+            && m.get(2..4)
+                .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        {
+            return Self::Iban;
+        }
+        Self::Object
+    }
 }
 
 impl Ctx<'_> {
     /// Run every detector over one layer (the input, or a decoded payload).
     fn scan_layer(&mut self, hay: &[u8], depth: u8, encoding: Option<&'static str>) {
         let re = self.re;
-        re.secrets.scan(hay, encoding, self);
-        re.advice.scan(hay, encoding, self);
-        re.pii.scan(hay, encoding, self);
+        let mut layer = Layer {
+            hay,
+            encoding,
+            secret_spans: Vec::new(),
+            phone_spans: Vec::new(),
+            advice: advice::State::default(),
+        };
+        re.secrets.scan_tokens(self, &mut layer);
+        re.pii.scan_fast(self, &mut layer);
+        for m in re.combined.find_iter(hay) {
+            if self.saturated() {
+                return;
+            }
+            match Anchor::of(m.as_bytes()) {
+                Anchor::Env => re.secrets.env_at(m.start(), m.end(), self, &layer),
+                Anchor::Object => re.advice.object(m.start(), m.as_bytes(), self, &mut layer),
+                Anchor::Iban => re.pii.iban_at(m.start(), m.end(), self, &layer),
+                Anchor::Digits => re.pii.digits_at(m.start(), m.end(), self, &mut layer),
+            }
+        }
         if !self.saturated() {
             encoded::scan(hay, depth, self);
+        }
+    }
+
+    /// Charge `cost` bytes of candidate checking; false (and the scan truncated) when
+    /// the work budget is spent.
+    fn charge(&mut self, cost: usize) -> bool {
+        match self.work.checked_sub(cost) {
+            Some(left) => {
+                self.work = left;
+                true
+            }
+            None => {
+                self.work = 0;
+                self.out.truncated = true;
+                false
+            }
         }
     }
 
@@ -237,7 +339,8 @@ impl Ctx<'_> {
 
     /// True when no finding can change the result any more.
     fn saturated(&self) -> bool {
-        ALL_LABELS.iter().all(|l| !self.wants(l))
+        self.out.findings.len() >= self.limits.max_findings
+            && self.out.labels.len() >= ALL_LABELS.len()
     }
 
     /// Record a finding; the excerpt is only built when the finding is kept.
@@ -266,9 +369,11 @@ impl Ctx<'_> {
 
 /// Not UTF-8, or holding control bytes other than whitespace and ESC.
 fn looks_binary(bytes: &[u8]) -> bool {
+    // Branch-free over each chunk, so the loop vectorises.
+    let control = |b: u8| (b < 0x09) | ((b > 0x0d) & (b < 0x20) & (b != 0x1b)) | (b == 0x7f);
     bytes
-        .iter()
-        .any(|&b| matches!(b, 0x00..=0x08 | 0x0e..=0x1a | 0x1c..=0x1f | 0x7f))
+        .chunks(512)
+        .any(|c| c.iter().fold(false, |acc, &b| acc | control(b)))
         || std::str::from_utf8(bytes).is_err()
 }
 

@@ -3,25 +3,30 @@
 use regex::bytes::Regex;
 
 use super::text::{at, before, is, redact, slice};
-use super::{Ctx, LABEL_PII};
+use super::{Ctx, Layer, LABEL_PII};
 
 const EMAIL: &str = r"(?-u)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b";
 const PHONE_INTL: &str = r"(?-u)\+[1-9][0-9 ().-]{6,22}[0-9]";
-const PHONE_US: &str =
-    r"(?-u)(?:\b1[-. ]?)?(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[-. ])[2-9][0-9]{2}[-. ][0-9]{4}\b";
-const SSN: &str = r"(?-u)\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b";
-const CARD: &str = r"(?-u)\b[0-9](?:[ -]?[0-9]){12,}\b";
-const IBAN: &str = r"(?-u)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}";
+/// US phone numbers: `(NNN) NNN-NNNN`, `NNN-NNN-NNNN`, `1-NNN-NNN-NNNN`, ….
+pub(super) const PHONE_US: &str =
+    r"(?:\b1[-. ]?)?(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[-. ])[2-9][0-9]{2}[-. ][0-9]{4}\b";
+/// US social security numbers.
+pub(super) const SSN: &str = r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b";
+/// Runs of 13 or more digits with single spaces or dashes: card candidates.
+pub(super) const CARD: &str = r"\b[0-9](?:[ -]?[0-9]){12,}\b";
+/// IBAN candidates (case-sensitive).
+pub(super) const IBAN: &str = r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}";
 
-/// The compiled PII detectors.
+/// The compiled PII detectors; card, SSN, US phone and IBAN candidates come from the
+/// combined scan and are judged here.
 #[derive(Debug)]
 pub(super) struct Pii {
     pub(super) email: Regex,
     pub(super) phone_intl: Regex,
-    pub(super) phone_us: Regex,
-    pub(super) ssn: Regex,
-    pub(super) card: Regex,
-    pub(super) iban: Regex,
+    /// Used inside a digit run that held no card number.
+    phone_us: Regex,
+    /// Used inside a digit run that held no card number.
+    ssn: Regex,
 }
 
 impl Pii {
@@ -29,58 +34,99 @@ impl Pii {
         Ok(Self {
             email: Regex::new(EMAIL)?,
             phone_intl: Regex::new(PHONE_INTL)?,
-            phone_us: Regex::new(PHONE_US)?,
-            ssn: Regex::new(SSN)?,
-            card: Regex::new(CARD)?,
-            iban: Regex::new(IBAN)?,
+            phone_us: Regex::new(&format!("(?-u){PHONE_US}"))?,
+            ssn: Regex::new(&format!("(?-u){SSN}"))?,
         })
     }
 
-    pub(super) fn scan(&self, hay: &[u8], enc: Option<&'static str>, ctx: &mut Ctx<'_>) {
-        macro_rules! report {
-            ($det:expr, $start:expr, $bytes:expr) => {{
-                let bytes = $bytes;
-                ctx.report($det, LABEL_PII, $start, enc, || redact(bytes));
-                if !ctx.wants(LABEL_PII) {
-                    return;
-                }
-            }};
-        }
+    /// E-mail addresses and international phone numbers (literal-prefiltered on `@`, `+`).
+    pub(super) fn scan_fast(&self, ctx: &mut Ctx<'_>, layer: &mut Layer<'_>) {
+        let (hay, enc) = (layer.hay, layer.encoding);
         if !ctx.wants(LABEL_PII) {
             return;
         }
         for m in self.email.find_iter(hay) {
             if email_ok(hay, m.start(), m.as_bytes()) {
-                report!("email", m.start(), m.as_bytes());
+                ctx.report("email", LABEL_PII, m.start(), enc, || redact(m.as_bytes()));
+                if !ctx.wants(LABEL_PII) {
+                    return;
+                }
             }
         }
-        let mut phones: Vec<(usize, usize)> = Vec::new();
         for m in self.phone_intl.find_iter(hay) {
             if phone_intl_ok(hay, m.start(), m.end()) {
-                phones.push((m.start(), m.end()));
-                report!("phone", m.start(), m.as_bytes());
+                layer.phone_spans.push((m.start(), m.end()));
+                ctx.report("phone", LABEL_PII, m.start(), enc, || redact(m.as_bytes()));
+                if !ctx.wants(LABEL_PII) {
+                    return;
+                }
             }
         }
-        for m in self.phone_us.find_iter(hay) {
-            let overlaps = phones.iter().any(|&(a, b)| a < m.end() && m.start() < b);
-            if !overlaps && phone_us_ok(hay, m.start(), m.end()) {
-                report!("phone", m.start(), m.as_bytes());
-            }
+    }
+
+    /// A card, SSN or US phone candidate at `hay[start..end]`.
+    pub(super) fn digits_at(
+        &self,
+        start: usize,
+        end: usize,
+        ctx: &mut Ctx<'_>,
+        layer: &mut Layer<'_>,
+    ) {
+        let (hay, enc) = (layer.hay, layer.encoding);
+        if !ctx.wants(LABEL_PII) {
+            return;
         }
-        for m in self.ssn.find_iter(hay) {
-            if ssn_ok(hay, m.start(), m.end()) {
-                report!("ssn", m.start(), m.as_bytes());
-            }
+        let m = slice(hay, start, end);
+        // Card windows are at most 19 digits long, so checking a run costs about 19x its length.
+        if !ctx.charge(m.len().saturating_mul(19)) {
+            return;
         }
-        for m in self.card.find_iter(hay) {
-            for (a, b) in cards(m.as_bytes()) {
-                report!("card-number", m.start() + a, slice(m.as_bytes(), a, b));
+        if digits(m) >= 13 {
+            let found = cards(m);
+            for &(a, b) in &found {
+                ctx.report("card-number", LABEL_PII, start + a, enc, || {
+                    redact(slice(m, a, b))
+                });
             }
+            if found.is_empty() {
+                // `SSN 123-45-6789 1234 5678`: the run was not a card; look inside it.
+                for s in self.ssn.find_iter(m) {
+                    self.ssn_or_phone(start + s.start(), start + s.end(), ctx, layer);
+                }
+                for p in self.phone_us.find_iter(m) {
+                    self.ssn_or_phone(start + p.start(), start + p.end(), ctx, layer);
+                }
+            }
+            return;
         }
-        for m in self.iban.find_iter(hay) {
-            if let Some(len) = iban_len(hay, m.start(), m.as_bytes()) {
-                report!("iban", m.start(), slice(m.as_bytes(), 0, len));
+        self.ssn_or_phone(start, end, ctx, layer);
+    }
+
+    fn ssn_or_phone(&self, start: usize, end: usize, ctx: &mut Ctx<'_>, layer: &mut Layer<'_>) {
+        let (hay, enc) = (layer.hay, layer.encoding);
+        let m = slice(hay, start, end);
+        let ssn_shape = m.len() == 11 && at(m, 3) == Some(b'-') && at(m, 6) == Some(b'-');
+        if ssn_shape {
+            if ssn_ok(hay, start, end) {
+                ctx.report("ssn", LABEL_PII, start, enc, || redact(m));
             }
+        } else if !layer.phone_spans.iter().any(|&(a, b)| a < end && start < b)
+            && phone_us_ok(hay, start, end)
+        {
+            layer.phone_spans.push((start, end));
+            ctx.report("phone", LABEL_PII, start, enc, || redact(m));
+        }
+    }
+
+    /// An IBAN candidate at `start`.
+    pub(super) fn iban_at(&self, start: usize, end: usize, ctx: &mut Ctx<'_>, layer: &Layer<'_>) {
+        let (hay, enc) = (layer.hay, layer.encoding);
+        if !ctx.wants(LABEL_PII) {
+            return;
+        }
+        let m = slice(hay, start, end);
+        if let Some(len) = iban_len(hay, start, m) {
+            ctx.report("iban", LABEL_PII, start, enc, || redact(slice(m, 0, len)));
         }
     }
 }
@@ -203,12 +249,15 @@ fn cards(m: &[u8]) -> Vec<(usize, usize)> {
                 (3..=6).contains(&first)
             };
             if total >= 13 && first_ok {
-                let digits: Vec<u8> = slice(m, a, gb)
-                    .iter()
-                    .copied()
-                    .filter(u8::is_ascii_digit)
-                    .collect();
-                if card_ok(&digits) {
+                let mut digits = [0u8; 19];
+                let mut n = 0;
+                for &d in slice(m, a, gb).iter().filter(|d| d.is_ascii_digit()) {
+                    if let Some(slot) = digits.get_mut(n) {
+                        *slot = d;
+                        n += 1;
+                    }
+                }
+                if card_ok(digits.get(..n).unwrap_or(&[])) {
                     hit = Some((j, gb));
                     break;
                 }

@@ -3,7 +3,7 @@
 use regex::bytes::Regex;
 
 use super::text::{at, before, contains_ci, is, is_word, redact, slice, starts_with_ci};
-use super::{Ctx, LABEL_SECRET};
+use super::{Ctx, Layer, LABEL_SECRET};
 
 /// Token shapes that start with a literal, so the whole alternation gets a literal prefilter.
 const TOKEN_PATTERNS: &[&str] = &[
@@ -26,15 +26,18 @@ const TOKEN_PATTERNS: &[&str] = &[
 /// `scheme://user:password@host`; the password may not hold `/`, `@` or whitespace.
 const CONNECTION: &str = r"(?i-u)\b[a-z][a-z0-9+.-]{1,30}://[^\s:/@'\x22<>`]{0,128}:[^\s/@'\x22<>`]{1,256}@[a-z0-9\[\]_-]";
 
-/// A key naming a secret, a separator, then the value (parsed in code).
-const ENV_KEY: &str = r#"(?i-u)[a-z0-9_.-]*(?:secret|token|pass|pwd|api[_.-]?key|private[_.-]?key|access[_.-]?key|credential|creds|auth[_.-]?key|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key)[a-z0-9_.-]*["']?[ \t]*(?::=|=>|=|:)[ \t]*"#;
+/// A key holding a word that makes it a secret, then a separator; the combined scan
+/// (case-insensitive) reports these, and the value after them is parsed in code.
+pub(super) const ENV_KEY: &str = r#"[a-z0-9_.-]*(?:secret|token|pass|pwd|api[_.-]?key|private[_.-]?key|access[_.-]?key|credential|creds|auth[_.-]?key|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key)[a-z0-9_.-]*["']?[ \t]*(?::=|=>|=|:)"#;
+
+/// The longest key name looked at.
+const MAX_KEY: usize = 64;
 
 /// The compiled secret detectors.
 #[derive(Debug)]
 pub(super) struct Secrets {
     pub(super) tokens: Regex,
     pub(super) connection: Regex,
-    pub(super) env: Regex,
 }
 
 impl Secrets {
@@ -42,21 +45,20 @@ impl Secrets {
         Ok(Self {
             tokens: Regex::new(&format!("(?-u){}", TOKEN_PATTERNS.join("|")))?,
             connection: Regex::new(CONNECTION)?,
-            env: Regex::new(ENV_KEY)?,
         })
     }
 
-    pub(super) fn scan(&self, hay: &[u8], enc: Option<&'static str>, ctx: &mut Ctx<'_>) {
+    /// Token shapes and connection strings, each found by a literal-prefiltered regex.
+    pub(super) fn scan_tokens(&self, ctx: &mut Ctx<'_>, layer: &mut Layer<'_>) {
+        let (hay, enc) = (layer.hay, layer.encoding);
         if !ctx.wants(LABEL_SECRET) {
             return;
         }
-        // Spans already reported, so a `KEY=value` line does not report the same value twice.
-        let mut spans: Vec<(usize, usize)> = Vec::new();
         for m in self.tokens.find_iter(hay) {
             let Some(detector) = classify_token(m.as_bytes()) else {
                 continue;
             };
-            spans.push((m.start(), m.end()));
+            layer.secret_spans.push((m.start(), m.end()));
             ctx.report(detector, LABEL_SECRET, m.start(), enc, || {
                 redact(m.as_bytes())
             });
@@ -68,7 +70,7 @@ impl Secrets {
             let Some((scheme, password)) = connection_parts(m.as_bytes()) else {
                 continue;
             };
-            spans.push((m.start(), m.end()));
+            layer.secret_spans.push((m.start(), m.end()));
             ctx.report("connection-string", LABEL_SECRET, m.start(), enc, || {
                 format!(
                     "{}://…:{}@…",
@@ -80,26 +82,37 @@ impl Secrets {
                 return;
             }
         }
-        for m in self.env.find_iter(hay) {
-            let Some(hit) = env_secret(hay, m.start(), m.end()) else {
-                continue;
-            };
-            if spans
-                .iter()
-                .any(|&(a, b)| a < hit.value_end && hit.value_start < b)
-            {
-                continue;
-            }
-            let key = slice(hay, m.start(), hit.key_end);
-            let value = slice(hay, hit.value_start, hit.value_end);
-            ctx.report(hit.detector, LABEL_SECRET, m.start(), enc, || {
-                let key: String = String::from_utf8_lossy(key).chars().take(48).collect();
-                format!("{key}={}", redact(value))
-            });
-            if !ctx.wants(LABEL_SECRET) {
-                return;
-            }
+    }
+
+    /// A `KEY=` / `"key":` match at `hay[start..end]`: judge the value after it.
+    pub(super) fn env_at(&self, start: usize, end: usize, ctx: &mut Ctx<'_>, layer: &Layer<'_>) {
+        let hay = layer.hay;
+        if !ctx.wants(LABEL_SECRET) {
+            return;
         }
+        let Some(value) = value_span(hay, end) else {
+            return;
+        };
+        // The key, the separator and the value are examined.
+        if !ctx.charge(value.1 - start) {
+            return;
+        }
+        let Some(hit) = env_secret(hay, start, end, value) else {
+            return;
+        };
+        if layer
+            .secret_spans
+            .iter()
+            .any(|&(a, b)| a < hit.value_end && hit.value_start < b)
+        {
+            return;
+        }
+        let key = slice(hay, start, hit.key_end);
+        let value = slice(hay, hit.value_start, hit.value_end);
+        ctx.report(hit.detector, LABEL_SECRET, start, layer.encoding, || {
+            let key: String = String::from_utf8_lossy(key).chars().take(48).collect();
+            format!("{key}={}", redact(value))
+        });
     }
 }
 
@@ -178,27 +191,30 @@ struct EnvHit {
 }
 
 /// Key segments naming a secret on their own.
-const SECRET_SEGMENTS: &[&[u8]] = &[
-    b"secret",
-    b"secrets",
-    b"token",
-    b"tokens",
-    b"password",
-    b"passwords",
-    b"passwd",
-    b"pwd",
-    b"pass",
-    b"passphrase",
-    b"credential",
-    b"credentials",
-    b"creds",
-    b"apikey",
-    b"apikeys",
-    b"privatekey",
-    b"accesskey",
-    b"secretkey",
-    b"authkey",
-];
+fn is_secret_segment(s: &[u8]) -> bool {
+    matches!(
+        s,
+        b"secret"
+            | b"secrets"
+            | b"token"
+            | b"tokens"
+            | b"password"
+            | b"passwords"
+            | b"passwd"
+            | b"pwd"
+            | b"pass"
+            | b"passphrase"
+            | b"credential"
+            | b"credentials"
+            | b"creds"
+            | b"apikey"
+            | b"apikeys"
+            | b"privatekey"
+            | b"accesskey"
+            | b"secretkey"
+            | b"authkey"
+    )
+}
 /// Endings of glued segments (`githubtoken`, `dbpassword`) that name a secret.
 const SECRET_SUFFIXES: &[&[u8]] = &[
     b"token",
@@ -211,101 +227,180 @@ const SECRET_SUFFIXES: &[&[u8]] = &[
     b"credentials",
 ];
 /// First halves of `X_KEY` names that are secrets (`api_key`, `private-key`, …).
-const KEY_PREFIXES: &[&[u8]] = &[
-    b"api",
-    b"private",
-    b"access",
-    b"auth",
-    b"signing",
-    b"encryption",
-    b"master",
-    b"secret",
-    b"session",
-];
+fn is_key_prefix(s: &[u8]) -> bool {
+    matches!(
+        s,
+        b"api"
+            | b"private"
+            | b"access"
+            | b"auth"
+            | b"signing"
+            | b"encryption"
+            | b"master"
+            | b"secret"
+            | b"session"
+    )
+}
 /// Segments that, anywhere in the key, make it a quantity rather than a secret (`max_tokens`).
-const QUANTITY_SEGMENTS: &[&[u8]] = &[
-    b"max",
-    b"min",
-    b"num",
-    b"number",
-    b"total",
-    b"count",
-    b"limit",
-    b"limits",
-    b"ttl",
-    b"size",
-    b"length",
-    b"len",
-    b"budget",
-    b"usage",
-    b"used",
-    b"cost",
-    b"rate",
-    b"remaining",
-];
+fn is_quantity_segment(s: &[u8]) -> bool {
+    matches!(
+        s,
+        b"max"
+            | b"min"
+            | b"num"
+            | b"number"
+            | b"total"
+            | b"count"
+            | b"limit"
+            | b"limits"
+            | b"ttl"
+            | b"size"
+            | b"length"
+            | b"len"
+            | b"budget"
+            | b"usage"
+            | b"used"
+            | b"cost"
+            | b"rate"
+            | b"remaining"
+    )
+}
 /// Segments that, after the secret word, make the key an attribute of it (`TOKEN_URL`).
-const ATTRIBUTE_SEGMENTS: &[&[u8]] = &[
-    b"file",
-    b"path",
-    b"url",
-    b"uri",
-    b"endpoint",
-    b"type",
-    b"name",
-    b"header",
-    b"policy",
-    b"rotation",
-    b"version",
-    b"format",
-    b"enabled",
-    b"enable",
-    b"required",
-    b"reset",
-    b"prompt",
-    b"hint",
-    b"field",
-    b"page",
-    b"cursor",
-    b"index",
-    b"kind",
-    b"mode",
-    b"label",
-    b"description",
-    b"env",
-    b"var",
-    b"ref",
-    b"arn",
-    b"expiry",
-    b"expires",
-    b"expiration",
-    b"expire",
-    b"expired",
-    b"timeout",
-    b"lifetime",
-    b"dir",
-    b"location",
-    b"provider",
-    b"source",
-    b"store",
-    b"manager",
-    b"method",
-    b"algorithm",
-    b"alg",
-    b"scheme",
-    b"strategy",
-    b"validation",
-    b"validator",
-    b"hash",
-    b"salt",
-    b"placeholder",
-    b"regex",
-    b"pattern",
-    b"encoding",
-    b"id",
-];
+fn is_attribute_segment(s: &[u8]) -> bool {
+    matches!(
+        s,
+        b"file"
+            | b"path"
+            | b"url"
+            | b"uri"
+            | b"endpoint"
+            | b"type"
+            | b"name"
+            | b"header"
+            | b"policy"
+            | b"rotation"
+            | b"version"
+            | b"format"
+            | b"enabled"
+            | b"enable"
+            | b"required"
+            | b"reset"
+            | b"prompt"
+            | b"hint"
+            | b"field"
+            | b"page"
+            | b"cursor"
+            | b"index"
+            | b"kind"
+            | b"mode"
+            | b"label"
+            | b"description"
+            | b"env"
+            | b"var"
+            | b"ref"
+            | b"arn"
+            | b"expiry"
+            | b"expires"
+            | b"expiration"
+            | b"expire"
+            | b"expired"
+            | b"timeout"
+            | b"lifetime"
+            | b"dir"
+            | b"location"
+            | b"provider"
+            | b"source"
+            | b"store"
+            | b"manager"
+            | b"method"
+            | b"algorithm"
+            | b"alg"
+            | b"scheme"
+            | b"strategy"
+            | b"validation"
+            | b"validator"
+            | b"hash"
+            | b"salt"
+            | b"placeholder"
+            | b"regex"
+            | b"pattern"
+            | b"encoding"
+            | b"id"
+    )
+}
 
-/// Parse and judge the `KEY=value` whose key and separator are `hay[start..end]`.
-fn env_secret(hay: &[u8], start: usize, end: usize) -> Option<EnvHit> {
+/// A key name split into lowercase segments, without allocating.
+struct Segments {
+    buf: [u8; MAX_KEY],
+    /// `(start, end)` of each segment in `buf`.
+    segs: [(u8, u8); 16],
+    n: usize,
+}
+
+impl Segments {
+    /// Split at `_ . -`, other punctuation and camelCase humps; `None` for over-long keys.
+    fn new(key: &[u8]) -> Option<Self> {
+        let mut out = Self {
+            buf: [0; MAX_KEY],
+            segs: [(0, 0); 16],
+            n: 0,
+        };
+        if key.len() > MAX_KEY {
+            return None;
+        }
+        let mut seg_start: Option<usize> = None;
+        for (i, &b) in key.iter().enumerate() {
+            if let Some(slot) = out.buf.get_mut(i) {
+                *slot = b.to_ascii_lowercase();
+            }
+            let split_here = if !b.is_ascii_alphanumeric() {
+                true
+            } else if b.is_ascii_uppercase() && seg_start.is_some() {
+                let prev = before(key, i).unwrap_or(b'_');
+                let next = at(key, i + 1).unwrap_or(b'_');
+                prev.is_ascii_lowercase()
+                    || prev.is_ascii_digit()
+                    || (prev.is_ascii_uppercase() && next.is_ascii_lowercase())
+            } else {
+                false
+            };
+            if split_here {
+                if let Some(s) = seg_start.take() {
+                    out.push(s, i);
+                }
+            }
+            if b.is_ascii_alphanumeric() && seg_start.is_none() {
+                seg_start = Some(i);
+            }
+        }
+        if let Some(s) = seg_start {
+            out.push(s, key.len());
+        }
+        Some(out)
+    }
+
+    fn push(&mut self, a: usize, b: usize) {
+        if let (Some(slot), Ok(a), Ok(b)) =
+            (self.segs.get_mut(self.n), u8::try_from(a), u8::try_from(b))
+        {
+            *slot = (a, b);
+            self.n += 1;
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        let &(a, b) = self.segs.get(..self.n)?.get(i)?;
+        self.buf.get(usize::from(a)..usize::from(b))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.n).filter_map(move |i| self.get(i))
+    }
+}
+
+/// Judge the `KEY=value` whose key and separator are `hay[start..end]` and whose value
+/// is `value` (from [`value_span`]).
+fn env_secret(hay: &[u8], start: usize, end: usize, value: (usize, usize, bool)) -> Option<EnvHit> {
     // A key glued to a path (`/etc/passwd:`) or a longer word is not a key.
     if is(before(hay, start), |b| {
         matches!(b, b'/' | b'\\' | b'.' | b'-' | b'$') || is_word(b)
@@ -318,41 +413,35 @@ fn env_secret(hay: &[u8], start: usize, end: usize) -> Option<EnvHit> {
         .position(|&b| matches!(b, b'"' | b'\'' | b' ' | b'\t' | b':' | b'='))
         .unwrap_or(m.len());
     let key = m.get(..key_len)?;
-    let sep: Vec<u8> = m
-        .get(key_len..)?
-        .iter()
-        .copied()
-        .filter(|&b| matches!(b, b':' | b'=' | b'>'))
-        .collect();
-    let sep_is_colon = sep.as_slice() == b":";
-    let segments = segments(key);
-    let secret_at = segments.iter().enumerate().rev().find_map(|(i, s)| {
+    // The match ends with its separator: `:`, `=`, `:=` or `=>`.
+    let sep_is_colon = m.ends_with(b":");
+    let segments = Segments::new(key)?;
+    let secret_at = (0..segments.n).rev().find(|&i| {
+        let Some(s) = segments.get(i) else {
+            return false;
+        };
         let glued = SECRET_SUFFIXES
             .iter()
             .any(|x| s.len() > x.len() && s.ends_with(x));
-        let pair = s.as_slice() == b"key"
+        let pair = s == b"key"
             && i.checked_sub(1)
                 .and_then(|j| segments.get(j))
-                .is_some_and(|p| KEY_PREFIXES.contains(&p.as_slice()));
-        (SECRET_SEGMENTS.contains(&s.as_slice()) || glued || pair).then_some(i)
+                .is_some_and(is_key_prefix);
+        is_secret_segment(s) || glued || pair
     })?;
-    if segments
-        .iter()
-        .any(|s| QUANTITY_SEGMENTS.contains(&s.as_slice()))
+    if segments.iter().any(is_quantity_segment)
         || segments
             .iter()
             .skip(secret_at + 1)
-            .any(|s| ATTRIBUTE_SEGMENTS.contains(&s.as_slice()))
+            .any(is_attribute_segment)
     {
         return None;
     }
 
-    let (value_start, value_end, quoted) = value_span(hay, end)?;
+    let (value_start, value_end, quoted) = value;
     let value = slice(hay, value_start, value_end);
-    let aws = segments.iter().any(|s| s.as_slice() == b"secret")
-        && (segments
-            .iter()
-            .any(|s| s.as_slice() == b"access" || s.as_slice() == b"aws")
+    let aws = segments.iter().any(|s| s == b"secret")
+        && (segments.iter().any(|s| s == b"access" || s == b"aws")
             || contains_ci(slice(hay, start.saturating_sub(24), start), b"aws"))
         && value.len() == 40
         && value
@@ -372,7 +461,7 @@ fn env_secret(hay: &[u8], start: usize, end: usize) -> Option<EnvHit> {
     if value.iter().all(u8::is_ascii_digit)
         && !segments
             .iter()
-            .any(|s| s.starts_with(b"pass") || s.as_slice() == b"pwd")
+            .any(|s| s.starts_with(b"pass") || s == b"pwd")
     {
         return None;
     }
@@ -388,38 +477,17 @@ fn env_secret(hay: &[u8], start: usize, end: usize) -> Option<EnvHit> {
     })
 }
 
-/// Split a key into lowercase segments at `_ . -`, other punctuation and camelCase humps.
-fn segments(key: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut cur: Vec<u8> = Vec::new();
-    for (i, &b) in key.iter().enumerate() {
-        if !b.is_ascii_alphanumeric() {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            continue;
-        }
-        if b.is_ascii_uppercase() && !cur.is_empty() {
-            let prev = before(key, i).unwrap_or(b'_');
-            let next = at(key, i + 1).unwrap_or(b'_');
-            if prev.is_ascii_lowercase()
-                || prev.is_ascii_digit()
-                || (prev.is_ascii_uppercase() && next.is_ascii_lowercase())
-            {
-                out.push(std::mem::take(&mut cur));
-            }
-        }
-        cur.push(b.to_ascii_lowercase());
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
 /// The value after a separator: `(start, end, quoted)`.
+/// The longest value looked at.
+const MAX_VALUE: usize = 256;
+
 fn value_span(hay: &[u8], from: usize) -> Option<(usize, usize, bool)> {
-    const MAX: usize = 512;
+    const MAX: usize = MAX_VALUE;
+    let from = from
+        + slice(hay, from, hay.len().min(from + 64))
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
     let first = at(hay, from)?;
     if matches!(first, b'"' | b'\'' | b'`') {
         let body = from + 1;
@@ -507,11 +575,13 @@ fn placeholder_like(v: &[u8]) -> bool {
         b"fixme",
     ];
     let Some(&first) = v.first() else { return true };
+    // Placeholders are short: only the start of a long value is searched.
+    let head = v.get(..v.len().min(64)).unwrap_or(v);
     matches!(
         first,
         b'$' | b'%' | b'<' | b'{' | b'[' | b'(' | b'*' | b'@' | b'&'
     ) || WHOLE.iter().any(|w| v.eq_ignore_ascii_case(w))
-        || PARTS.iter().any(|p| contains_ci(v, p))
+        || PARTS.iter().any(|p| contains_ci(head, p))
         || v.iter().all(|&b| b == first)
 }
 

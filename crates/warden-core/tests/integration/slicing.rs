@@ -25,6 +25,10 @@ fn sliced_evaluation_agrees_with_bare_cedar() {
     let mut compared = 0;
     for tool in cfg.catalog.tools() {
         let action = uid("Action", &tool.name);
+        let groups = [
+            uid("Action", tool.effect.as_str()),
+            uid("Action", &tool.server),
+        ];
         for (count, acts_as, labels, effects) in [
             (0, false, vec![], vec![]),
             (3, false, vec!["secret"], vec![]),
@@ -65,6 +69,7 @@ fn sliced_evaluation_agrees_with_bare_cedar() {
                         p,
                         anc,
                         &action,
+                        &groups,
                         &resource,
                         context.clone(),
                         entities,
