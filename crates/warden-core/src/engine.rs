@@ -53,10 +53,24 @@ impl Call {
 
     /// SHA-256 (hex) of the canonical call: server, tool and arguments with sorted keys.
     pub fn digest(&self) -> String {
-        let canonical =
-            serde_json::json!({"server": self.server, "tool": self.tool, "args": self.args});
-        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-        hex::encode(Sha256::digest(&bytes))
+        self.canonical().1
+    }
+
+    /// The canonical JSON's length in bytes and its SHA-256 (hex), from one serialization.
+    fn canonical(&self) -> (usize, String) {
+        #[derive(Serialize)]
+        struct Canon<'a> {
+            args: &'a Value,
+            server: &'a str,
+            tool: &'a str,
+        }
+        let bytes = serde_json::to_vec(&Canon {
+            args: &self.args,
+            server: &self.server,
+            tool: &self.tool,
+        })
+        .unwrap_or_default();
+        (bytes.len(), hex::encode(Sha256::digest(&bytes)))
     }
 }
 
@@ -109,6 +123,10 @@ pub struct Decided {
     pub permitted: Option<Permitted<Call>>,
 }
 
+/// A decision and, when allowed, the facts the permitted call needs (the call itself is
+/// attached by [`Engine::decide`], without copying it).
+type Inner = (Decision, Option<Permitted<()>>);
+
 /// The decision engine: a loaded configuration.
 #[derive(Debug)]
 pub struct Engine {
@@ -124,6 +142,7 @@ struct Ctx<'a> {
     breakers: &'a Breakers,
     now_ms: i64,
     digest: String,
+    call_bytes: usize,
 }
 
 impl Ctx<'_> {
@@ -157,9 +176,9 @@ impl Ctx<'_> {
         }
     }
 
-    fn deny(&self, stage: Stage, text: String) -> Decided {
-        Decided {
-            decision: self.decision(
+    fn deny(&self, stage: Stage, text: String) -> Inner {
+        (
+            self.decision(
                 Outcome::Deny,
                 vec![Reason {
                     stage,
@@ -168,9 +187,10 @@ impl Ctx<'_> {
                     text,
                 }],
             ),
-            permitted: None,
-        }
+            None,
+        )
     }
+
 }
 
 fn rs(s: &str) -> RestrictedExpression {
@@ -287,6 +307,7 @@ impl Engine {
         now_ms: i64,
     ) -> Decided {
         let name = call.name();
+        let (call_bytes, digest) = call.canonical();
         let cx = Ctx {
             call: &call,
             name: name.clone(),
@@ -295,40 +316,29 @@ impl Engine {
             usage,
             breakers,
             now_ms,
-            digest: call.digest(),
+            digest,
+            call_bytes,
         };
-        let mut d = self.decide_inner(&cx);
-        d.decision.tool = name;
-        if d.decision.decision == Outcome::Allow {
-            if let Some(p) = d.permitted.as_mut() {
-                p.decision_id = d.decision.id.clone();
-            }
-        } else {
-            d.permitted = None;
-        }
-        let Decided {
-            decision,
-            permitted,
-        } = d;
-        Decided {
-            decision,
-            permitted: permitted.map(|p| Permitted {
+        let (mut decision, permit) = self.decide_inner(&cx);
+        decision.tool = name;
+        let permitted = match permit {
+            Some(p) if decision.decision == Outcome::Allow => Some(Permitted {
                 inner: call,
-                decision_id: p.decision_id,
+                decision_id: decision.id.clone(),
                 tool: p.tool,
                 resource_labels: p.resource_labels,
             }),
-        }
+            _ => None,
+        };
+        Decided { decision, permitted }
     }
 
-    fn decide_inner(&self, cx: &Ctx<'_>) -> Decided {
+    fn decide_inner(&self, cx: &Ctx<'_>) -> Inner {
         let cfg = &self.config;
         let call = cx.call;
         let mission = cx.mission;
         // 0. Input bounds.
-        let arg_bytes = serde_json::to_vec(&call.args)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
+        let arg_bytes = cx.call_bytes;
         if arg_bytes > cfg.limits.max_argument_bytes {
             return cx.deny(
                 Stage::Input,
@@ -387,8 +397,8 @@ impl Engine {
         };
         let resource_uid = uid(&resolved.resource_type, &resolved.resource_id);
         let mut out = self.decide_resolved(cx, spec, &resolved, &resource_uid);
-        out.decision.effect = Some(spec.effect);
-        out.decision.resource = Some(resource_uid.to_string());
+        out.0.effect = Some(spec.effect);
+        out.0.resource = Some(resource_uid.to_string());
         out
     }
 
@@ -398,7 +408,7 @@ impl Engine {
         spec: &ToolSpec,
         resolved: &Resolved,
         resource_uid: &EntityUid,
-    ) -> Decided {
+    ) -> Inner {
         let cfg = &self.config;
         let mission = cx.mission;
         // 3. Ceiling.
@@ -504,19 +514,11 @@ impl Engine {
         d.exposure = exposure;
         let permitted = (d.decision == Outcome::Allow).then(|| Permitted {
             inner: (),
-            decision_id: d.id.clone(),
+            decision_id: String::new(),
             tool: spec.name.clone(),
             resource_labels: resolved.labels.clone(),
         });
-        Decided {
-            decision: d,
-            permitted: permitted.map(|p| Permitted {
-                inner: cx.call.clone(),
-                decision_id: p.decision_id,
-                tool: p.tool,
-                resource_labels: p.resource_labels,
-            }),
-        }
+        (d, permitted)
     }
 
     fn policy_text(&self, id: &str, fallback: String) -> String {

@@ -301,5 +301,29 @@ fn profile_adversarial() {
         ("b64-of-printable", &b64),
     ] {
         time(name, t.len(), || d.scan_bytes(t).findings.len());
+        let c = COMPILED.as_ref().unwrap();
+        time("  combined", t.len(), || c.combined.find_iter(t).count());
+        time("  tokens", t.len(), || c.secrets.tokens.find_iter(t).count());
+        time("  email", t.len(), || c.pii.email.find_iter(t).count());
+        time("  phone_intl", t.len(), || c.pii.phone_intl.find_iter(t).count());
+        time("  conn", t.len(), || c.secrets.connection.find_iter(t).count());
+    }
+}
+
+#[test]
+#[ignore]
+fn profile_digits() {
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut rnd = || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
+    let n = 1 << 20;
+    let digits: Vec<u8> = (0..n).map(|_| b"0123456789 -"[(rnd() % 12) as usize]).collect();
+    let digits2: Vec<u8> = (0..n).map(|_| b"0123456789 -.()+"[(rnd() % 16) as usize]).collect();
+    let logs = std::fs::read("/tmp/corpus_logs.txt").unwrap();
+    for (name, t) in [("digits", &digits), ("digits2", &digits2), ("logs", &logs)] {
+        for (pn, p) in [("card", pii::CARD), ("ssn", pii::SSN), ("phone", pii::PHONE_US), ("iban", pii::IBAN), ("cand", r"[0-9(][0-9 ().-]{7,}[0-9]"), ("cand2", r"(?:[0-9][ ().-]?){9,}"),
+                        ("all3", &format!("{}|{}|{}", pii::CARD, pii::SSN, pii::PHONE_US))] {
+            let re = regex::bytes::Regex::new(&format!("(?-u){p}")).unwrap();
+            time(&format!("{name}/{pn}"), t.len(), || re.find_iter(t).count());
+        }
     }
 }
