@@ -1,4 +1,5 @@
 """The Acme scenarios over real MCP.
+import uuid
 
 Each `examples/acme/scenarios/*.jsonl` trace is replayed call by call through the gateway in
 front of the Acme MCP server (`acme-mcp --server NAME`, one child per Acme server): one MCP
@@ -80,9 +81,12 @@ def _open(stack, trace, mission_id, transport, config, work: Path, http_srv, n):
             label=f"warden proxy ({label_who})",
         )
     token = http_srv.tokens[h.token_env_of(config, agent)]
+    headers = h.warden_headers(token, principal, template, purpose)
+    # A stateless (2026-07-28) client has no Mcp-Session-Id; this keeps the trace's sessions apart.
+    headers["X-Warden-Session"] = uuid.uuid4().hex
     return h.http_session(
         http_srv.url,
-        h.warden_headers(token, principal, template, purpose),
+        headers,
         label=f"warden serve ({label_who})",
         log=http_srv.log,
     )

@@ -351,8 +351,9 @@ impl Gateway {
         }))
     }
 
-    /// The session for stateless requests (no `Mcp-Session-Id`): keyed by the bearer token and
-    /// the identity headers, so the same caller with the same mission keeps its taint.
+    /// The session for stateless requests (no `Mcp-Session-Id`): keyed by the bearer token, the
+    /// identity headers and the client's `X-Warden-Session` value (`hint`, may be empty), so the
+    /// same caller with the same mission keeps its taint and separate sessions stay separate.
     ///
     /// # Errors
     /// As [`Gateway::open_session`].
@@ -360,10 +361,17 @@ impl Gateway {
         &self,
         who: &Identity,
         token: [u8; 32],
+        hint: &str,
     ) -> Result<Arc<Session>, crate::GatewayError> {
         let mut h = Sha256::new();
         h.update(token);
-        for part in [&who.agent, &who.principal, &who.template, &who.purpose] {
+        for part in [
+            who.agent.as_str(),
+            who.principal.as_str(),
+            who.template.as_str(),
+            who.purpose.as_str(),
+            hint,
+        ] {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part.as_bytes());
         }

@@ -27,6 +27,9 @@ pub const PRINCIPAL_HEADER: &str = "x-warden-principal";
 pub const MISSION_HEADER: &str = "x-warden-mission";
 /// Header with the principal's purpose (trusted text).
 pub const PURPOSE_HEADER: &str = "x-warden-purpose";
+/// Header that separates the sessions of a stateless (2026-07-28) client, which has no
+/// `Mcp-Session-Id`: requests with different values never share taint.
+pub const SESSION_HEADER: &str = "x-warden-session";
 
 #[derive(Clone)]
 enum Mode {
@@ -97,8 +100,13 @@ impl WardenHandler {
             None => {
                 let who = identity_from_headers(&auth.agent, &parts.headers)
                     .map_err(|e| ErrorData::invalid_request(e, None))?;
+                let hint = parts
+                    .headers
+                    .get(SESSION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
                 self.gateway
-                    .stateless_session(&who, auth.token)
+                    .stateless_session(&who, auth.token, hint)
                     .map_err(|e| ErrorData::invalid_request(e.to_string(), None))?
             }
         };
