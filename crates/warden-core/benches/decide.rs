@@ -19,7 +19,10 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cedar_policy::{Authorizer, Context, Decision as CedarDecision, EntityUid, Request};
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, EntityUid, PolicySet, Request,
+    RestrictedExpression, ValidationMode, Validator,
+};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode};
 use serde_json::{json, Value};
 use warden_core::mission::{Mission, MissionUsage};
@@ -81,7 +84,9 @@ impl Shape {
         let agent_policies = 3 * agents;
         let tenant_policies = n - agents - agent_policies;
         let tenants = tenant_policies.div_ceil(2);
-        let servers = (agents / 5).clamp(3, 200);
+        // Tools do not change the cost of a decision, but every action a policy can apply to
+        // multiplies Cedar's validation at load: cap the catalog at 25 servers (100 tools).
+        let servers = (agents / 5).clamp(3, 25);
         Shape {
             n,
             agents,
@@ -298,6 +303,7 @@ struct Uids {
     agent: EntityUid,
     user: EntityUid,
     action: EntityUid,
+    groups: Vec<EntityUid>,
     resource: EntityUid,
     ancestors: Vec<EntityUid>,
 }
@@ -392,6 +398,7 @@ impl Fixture {
             agent: euid("Agent", &agent),
             user: euid("User", &principal),
             action: euid("Action", &format!("{server}.{tool}")),
+            groups: vec![euid("Action", "read"), euid("Action", &server)],
             resource: euid("Dataset", &format!("{server}:{doc}")),
             ancestors: engine.config().directory.ancestors(&principal),
         };
@@ -491,11 +498,12 @@ impl Fixture {
         let p = &cfg.policies;
         let e = cfg.directory.entities();
         let u = &self.uids;
-        let a = p.evaluate(&u.agent, &[], &u.action, &u.resource, context.clone(), e);
-        let b = p.evaluate(
+        let (a, b) = p.evaluate_pair(
+            &u.agent,
             &u.user,
             &u.ancestors,
             &u.action,
+            &u.groups,
             &u.resource,
             context.clone(),
             e,
@@ -581,6 +589,17 @@ fn fixtures() -> &'static [Fixture] {
             .iter()
             .map(|&n| {
                 let f = Fixture::build(n);
+                if std::env::var_os("WARDEN_BENCH_TIME_VALIDATION").is_some() {
+                    let p = &f.engine.config().policies;
+                    let t = Instant::now();
+                    let v = Validator::new(p.schema().clone()).validate(p.policy_set(), ValidationMode::Strict);
+                    eprintln!(
+                        "N={n}: strict validation of {} policies alone: {:.2?} ({} errors)",
+                        f.loaded,
+                        t.elapsed(),
+                        v.validation_errors().count()
+                    );
+                }
                 eprintln!(
                     "built N={n}: {} policies loaded ({} agents, {} agent policies, {} tenants, {} tenant policies, {} servers / {} tools, {} users) in {:.2?}",
                     f.loaded,
@@ -672,6 +691,192 @@ fn time_each(runs: usize, mut f: impl FnMut()) -> Vec<u64> {
     out
 }
 
+/// `Engine::context` is private: this builds the same context the same way
+/// (`RestrictedExpression`s, `Context::from_pairs`) for the benchmarked call.
+fn replica_context(f: &Fixture) -> Context {
+    let rs = |s: &str| RestrictedExpression::new_string(s.to_string());
+    let rset = |v: &[&str]| RestrictedExpression::new_set(v.iter().map(|s| rs(s)));
+    let rlong = |n: i64| RestrictedExpression::new_long(n);
+    let rb = RestrictedExpression::new_bool;
+    let rec = |fields: Vec<(&str, RestrictedExpression)>| {
+        RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v)))
+            .unwrap()
+    };
+    let m = &f.mission;
+    let spec = f.engine.config().catalog.get(&f.call.name()).unwrap();
+    let pairs = vec![
+        ("tool".to_string(), rs(&spec.name)),
+        ("server".to_string(), rs(&spec.server)),
+        ("effect".to_string(), rs(spec.effect.as_str())),
+        (
+            "agent".to_string(),
+            RestrictedExpression::new_entity_uid(f.uids.agent.clone()),
+        ),
+        (
+            "on_behalf_of".to_string(),
+            RestrictedExpression::new_entity_uid(f.uids.user.clone()),
+        ),
+        ("has_audience".to_string(), rb(false)),
+        ("acts_as".to_string(), rb(false)),
+        ("acts_as_other".to_string(), rb(false)),
+        (
+            "flow".to_string(),
+            rec(vec![
+                ("labels", rset(&[])),
+                ("resource_labels", rset(&["internal"])),
+                ("argument_labels", rset(&[])),
+                ("sensitive", rb(false)),
+                ("untrusted_input", rb(false)),
+                ("untrusted_direction", rb(false)),
+                ("privileged_advice", rb(false)),
+            ]),
+        ),
+        (
+            "exposure".to_string(),
+            rec(vec![
+                ("audience", rlong(0)),
+                ("count", rlong(0)),
+                ("external", rlong(0)),
+                ("external_exposed", rlong(0)),
+                ("labels", rset(&[])),
+            ]),
+        ),
+        (
+            "mission".to_string(),
+            rec(vec![
+                ("id", rs(&m.id)),
+                ("template", rs(&m.template)),
+                ("purpose", rs(&m.purpose)),
+                ("approval_effects", rset(&[])),
+                ("publish_to", rs("any")),
+                ("seconds_left", rlong((m.expires_at_ms - NOW_MS) / 1000)),
+                ("calls_left", rlong(100)),
+            ]),
+        ),
+        (
+            "session".to_string(),
+            rec(vec![
+                ("calls", rlong(0)),
+                ("untrusted_input", rb(false)),
+                ("sensitive_read", rb(false)),
+            ]),
+        ),
+        (
+            "rule_of_two".to_string(),
+            rec(vec![
+                ("untrusted_input", rb(false)),
+                ("sensitive_data", rb(false)),
+                ("external_action", rb(false)),
+                ("count", rlong(0)),
+            ]),
+        ),
+        ("hour_utc".to_string(), rlong((NOW_MS / 3_600_000) % 24)),
+    ];
+    Context::from_pairs(pairs).unwrap()
+}
+
+/// Time the steps of `decide` that public APIs expose, one by one, for one configuration.
+fn stages(f: &Fixture) -> Vec<(&'static str, Pct)> {
+    let cfg = f.engine.config();
+    let runs = PERCENTILE_RUNS / 2;
+    let name = f.call.name();
+    let spec = cfg.catalog.get(&name).unwrap();
+    let template = cfg.templates.get(&f.mission.template).unwrap();
+    let resolved = spec.resolve(&f.call.args, &cfg.directory).unwrap();
+    let arg_text = "reports/2025-q4/summary.md\n";
+    let entities = cfg.directory.entities();
+    let auth = Authorizer::new();
+    let one = PolicySet::from_str("permit(principal, action, resource);").unwrap();
+    let empty = PolicySet::new();
+    let context = f.context();
+    // The replica must evaluate like the JSON context.
+    assert!(f.sliced(&replica_context(f)));
+    let mut out = Vec::new();
+    let mut stage = |label: &'static str, g: &mut dyn FnMut()| {
+        for _ in 0..1_000 {
+            g();
+        }
+        out.push((label, pct(time_each(runs, g))));
+    };
+    stage(
+        "Call clone + name + digest (SHA-256 of canonical JSON)",
+        &mut || {
+            let c = f.call.clone();
+            black_box(c.name());
+            black_box(c.digest());
+        },
+    );
+    stage("argument size check (serde_json::to_vec)", &mut || {
+        black_box(serde_json::to_vec(black_box(&f.call.args)).unwrap().len());
+    });
+    stage("resolve (catalog lookup + ToolSpec::resolve)", &mut || {
+        let s = cfg.catalog.get(black_box(&name)).unwrap();
+        black_box(s.resolve(&f.call.args, &cfg.directory).unwrap());
+    });
+    stage("mission check (MissionTemplate::check)", &mut || {
+        black_box(
+            template
+                .check(
+                    &f.mission,
+                    &f.usage,
+                    spec,
+                    &f.call.args,
+                    &resolved.resource_id,
+                    &resolved.labels,
+                    resolved.audience.as_ref(),
+                    NOW_MS,
+                )
+                .is_ok(),
+        );
+    });
+    stage("detector scan of the arguments", &mut || {
+        black_box(cfg.detectors.scan(black_box(arg_text)));
+    });
+    stage("context build (replica of Engine::context)", &mut || {
+        black_box(replica_context(f));
+    });
+    stage(
+        "Cedar, both principals, sliced (PolicyEngine::evaluate ×2)",
+        &mut || {
+            black_box(f.sliced(black_box(&context)));
+        },
+    );
+    stage("one is_authorized, 0 policies", &mut || {
+        black_box(auth.is_authorized(&f.bare_agent, &empty, entities));
+    });
+    stage("one is_authorized, 1 policy", &mut || {
+        black_box(auth.is_authorized(&f.bare_agent, &one, entities));
+    });
+    stage(
+        "one `policy::uid(type, id)` (parses the type name)",
+        &mut || {
+            black_box(warden_core::policy::uid(
+                black_box("Group"),
+                black_box("tenant-7"),
+            ));
+        },
+    );
+    stage(
+        "Directory::ancestors of the principal (2 groups)",
+        &mut || {
+            black_box(cfg.directory.ancestors(black_box(&f.mission.principal)));
+        },
+    );
+    stage("Request::new (no schema)", &mut || {
+        black_box(
+            Request::new(
+                f.uids.agent.clone(),
+                f.uids.action.clone(),
+                f.uids.resource.clone(),
+                context.clone(),
+                None,
+            )
+            .unwrap(),
+        );
+    });
+    out
+}
+
 fn percentile_pass() {
     let fx = fixtures();
     let auth = Authorizer::new();
@@ -682,29 +887,39 @@ fn percentile_pass() {
         sliced: Pct,
         bare: Pct,
     }
-    let mut rows = Vec::new();
+    // Warden and its sliced Cedar are timed in interleaved rounds (every N in turn), so that
+    // noise from other work on the machine falls on every N alike.
+    const ROUNDS: usize = 20;
+    let contexts: Vec<Context> = fx.iter().map(Fixture::context).collect();
     for f in fx {
-        // Warm-up.
         for _ in 0..2_000 {
             assert_eq!(f.decide(), Outcome::Allow);
         }
-        let warden = pct(time_each(PERCENTILE_RUNS, || {
-            black_box(f.engine.decide(
-                black_box(f.call.clone()),
-                &f.mission,
-                &f.session,
-                &f.usage,
-                &f.breakers,
-                NOW_MS,
-            ));
-        }));
-        let context = f.context();
-        for _ in 0..2_000 {
-            black_box(f.sliced(&context));
+    }
+    let mut warden_ns: Vec<Vec<u64>> = vec![Vec::new(); fx.len()];
+    let mut sliced_ns: Vec<Vec<u64>> = vec![Vec::new(); fx.len()];
+    for _ in 0..ROUNDS {
+        for (i, f) in fx.iter().enumerate() {
+            warden_ns[i].extend(time_each(PERCENTILE_RUNS / ROUNDS, || {
+                black_box(f.engine.decide(
+                    black_box(f.call.clone()),
+                    &f.mission,
+                    &f.session,
+                    &f.usage,
+                    &f.breakers,
+                    NOW_MS,
+                ));
+            }));
+            let context = &contexts[i];
+            sliced_ns[i].extend(time_each(PERCENTILE_RUNS / ROUNDS, || {
+                black_box(f.sliced(black_box(context)));
+            }));
         }
-        let sliced = pct(time_each(PERCENTILE_RUNS, || {
-            black_box(f.sliced(black_box(&context)));
-        }));
+    }
+    let mut rows = Vec::new();
+    for (i, f) in fx.iter().enumerate() {
+        let warden = pct(std::mem::take(&mut warden_ns[i]));
+        let sliced = pct(std::mem::take(&mut sliced_ns[i]));
         // Bare Cedar at 10,000 policies costs milliseconds: bound the pass to about 10 s.
         let t = Instant::now();
         for _ in 0..20 {
@@ -730,7 +945,7 @@ fn percentile_pass() {
     writeln!(out).unwrap();
     writeln!(
         out,
-        "## decide: Warden (sliced) vs bare Cedar, one core, {PERCENTILE_RUNS} decisions timed one by one per N"
+        "## decide: Warden (sliced) vs bare Cedar, one core, {PERCENTILE_RUNS} decisions timed one by one per N (in 20 interleaved rounds)"
     )
     .unwrap();
     writeln!(out).unwrap();
@@ -787,6 +1002,22 @@ fn percentile_pass() {
         .unwrap();
     }
     writeln!(out).unwrap();
+    for f in [fx.first().unwrap(), fx.last().unwrap()] {
+        writeln!(
+            out,
+            "Steps of decide, timed alone ({} runs each), N = {}:",
+            PERCENTILE_RUNS / 2,
+            f.shape.n
+        )
+        .unwrap();
+        writeln!(out).unwrap();
+        writeln!(out, "| step | p50 µs | p99 µs |").unwrap();
+        writeln!(out, "|---|---:|---:|").unwrap();
+        for (label, p) in stages(f) {
+            writeln!(out, "| {label} | {:.2} | {:.2} |", p.p50, p.p99).unwrap();
+        }
+        writeln!(out).unwrap();
+    }
     let last = rows.last().unwrap();
     let ok_p50 = rows.iter().all(|r| r.warden.p50 <= 25.0);
     let ok_p99 = rows.iter().all(|r| r.warden.p99 <= 100.0);

@@ -1,13 +1,18 @@
-//! Throughput of the content detectors over ~1 MB of realistic mixed text.
+//! Throughput of the content detectors over ~1 MB of generated text.
+//!
+//! * `mixed`: log lines, forum prose and JSON lines, with a few secrets, PII, a
+//!   privileged-advice sentence and a base64-encoded `.env` sprinkled in;
+//! * `logs`, `prose`, `json`: each kind alone;
+//! * `prose-dense`: a stress case where every few words is an advice verb or object.
 //!
 //! Run: `cargo bench -p warden-core --bench detect -- --warm-up-time 1 --measurement-time 3`
 
 #![allow(missing_docs)]
 
 use std::fmt::Write as _;
+use std::hint::black_box;
 
 use base64::Engine as _;
-use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use warden_core::detect::{Detectors, ScanLimits};
@@ -30,7 +35,16 @@ impl Rng {
     }
 }
 
-const USERS: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "svc-deploy", "ops-bot"];
+const USERS: &[&str] = &[
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "svc-deploy",
+    "ops-bot",
+];
 const PATHS: &[&str] = &[
     "/api/v1/users",
     "/api/v1/threads/T-1042/replies",
@@ -51,15 +65,299 @@ const MSGS: &[&str] = &[
     "token refreshed",
     "deploy pipeline finished",
 ];
-const WORDS: &[&str] = &[
-    "the", "a", "to", "and", "of", "in", "is", "it", "that", "for", "on", "with", "as", "this", "was", "we", "you",
-    "be", "are", "have", "not", "but", "they", "from", "or", "at", "by", "deploy", "service", "cluster", "error",
-    "logs", "config", "timeout", "database", "migration", "release", "team", "ticket", "thread", "build", "test",
-    "pipeline", "latency", "dashboard", "alert", "incident", "review", "branch", "merge", "docs", "question",
-    "answer", "should", "could", "would", "think", "looks", "like", "after", "before", "again", "yesterday",
-    "add", "make", "set", "change", "open", "share", "give", "allow", "update", "remove", "turn", "switch",
-    "enable", "access", "public", "admin", "group", "read", "write", "everyone", "password", "token", "key",
+/// Everyday words, most of any forum post.
+const COMMON: &[&str] = &[
+    "the",
+    "the",
+    "the",
+    "a",
+    "a",
+    "to",
+    "to",
+    "and",
+    "and",
+    "of",
+    "of",
+    "in",
+    "in",
+    "is",
+    "is",
+    "it",
+    "it",
+    "that",
+    "for",
+    "on",
+    "with",
+    "as",
+    "this",
+    "was",
+    "we",
+    "you",
+    "be",
+    "are",
+    "have",
+    "not",
+    "but",
+    "they",
+    "from",
+    "or",
+    "at",
+    "by",
+    "I",
+    "my",
+    "our",
+    "your",
+    "if",
+    "when",
+    "so",
+    "then",
+    "there",
+    "here",
+    "what",
+    "which",
+    "who",
+    "how",
+    "why",
+    "can",
+    "could",
+    "would",
+    "should",
+    "will",
+    "just",
+    "also",
+    "still",
+    "only",
+    "some",
+    "any",
+    "all",
+    "more",
+    "most",
+    "other",
+    "one",
+    "two",
+    "first",
+    "last",
+    "new",
+    "old",
+    "same",
+    "good",
+    "bad",
+    "right",
+    "wrong",
+    "sure",
+    "maybe",
+    "probably",
+    "again",
+    "after",
+    "before",
+    "since",
+    "until",
+    "while",
+    "about",
+    "into",
+    "over",
+    "under",
+    "between",
+    "through",
+    "think",
+    "know",
+    "see",
+    "look",
+    "looks",
+    "seems",
+    "like",
+    "need",
+    "want",
+    "try",
+    "tried",
+    "works",
+    "worked",
+    "broke",
+    "fixed",
+    "happened",
+    "yesterday",
+    "today",
+    "morning",
+    "week",
+    "time",
+    "thing",
+    "way",
+    "problem",
+    "issue",
+    "idea",
+    "case",
+    "part",
+    "point",
+    "thanks",
+    "please",
+    "help",
+    "question",
+    "answer",
+    "reply",
+    "post",
+    "people",
+    "someone",
+    "everything",
 ];
+/// Work words.
+const TECH: &[&str] = &[
+    "deploy",
+    "service",
+    "cluster",
+    "error",
+    "logs",
+    "config",
+    "timeout",
+    "database",
+    "migration",
+    "release",
+    "team",
+    "ticket",
+    "thread",
+    "build",
+    "test",
+    "tests",
+    "pipeline",
+    "latency",
+    "dashboard",
+    "alert",
+    "incident",
+    "review",
+    "branch",
+    "merge",
+    "docs",
+    "staging",
+    "production",
+    "rollback",
+    "cache",
+    "queue",
+    "worker",
+    "endpoint",
+    "request",
+    "response",
+    "retry",
+    "version",
+    "upgrade",
+    "node",
+    "pod",
+    "container",
+    "metrics",
+    "trace",
+    "commit",
+    "repo",
+    "script",
+    "job",
+    "cron",
+    "schema",
+    "index",
+    "query",
+    "latency",
+    "login",
+    "session",
+    "key",
+    "token",
+    "password",
+    "user",
+    "group",
+    "file",
+    "folder",
+];
+/// Verbs that can start privileged advice, and the words such advice needs: in real
+/// posts a small share of the words.
+const VERBS: &[&str] = &[
+    "add", "make", "set", "change", "open", "update", "remove", "allow", "give", "share", "turn",
+    "switch", "enable", "disable", "grant",
+];
+const OBJECTS: &[&str] = &[
+    "access",
+    "public",
+    "admin",
+    "everyone",
+    "permissions",
+    "security",
+    "root",
+    "auth",
+];
+/// The dense stress vocabulary: every seventh word a verb, many objects.
+const DENSE: &[&str] = &[
+    "the",
+    "a",
+    "to",
+    "and",
+    "of",
+    "in",
+    "is",
+    "it",
+    "that",
+    "for",
+    "on",
+    "with",
+    "as",
+    "this",
+    "was",
+    "we",
+    "you",
+    "be",
+    "are",
+    "have",
+    "not",
+    "but",
+    "they",
+    "from",
+    "or",
+    "at",
+    "by",
+    "deploy",
+    "service",
+    "cluster",
+    "error",
+    "logs",
+    "config",
+    "timeout",
+    "database",
+    "migration",
+    "release",
+    "team",
+    "ticket",
+    "thread",
+    "build",
+    "test",
+    "add",
+    "make",
+    "set",
+    "change",
+    "open",
+    "share",
+    "give",
+    "allow",
+    "update",
+    "remove",
+    "turn",
+    "switch",
+    "enable",
+    "access",
+    "public",
+    "admin",
+    "group",
+    "read",
+    "write",
+    "everyone",
+    "password",
+    "token",
+    "key",
+];
+
+fn word<'a>(r: &mut Rng, dense: bool) -> &'a str {
+    if dense {
+        return r.pick(DENSE);
+    }
+    match r.below(100) {
+        0..=1 => r.pick(VERBS),
+        2 => r.pick(OBJECTS),
+        3..=12 => r.pick(TECH),
+        _ => r.pick(COMMON),
+    }
+}
 const SENTENCE_ENDS: &[&str] = &[". ", ". ", "? ", "! ", ".\n", ", ", "; "];
 
 fn log_line(r: &mut Rng, out: &mut String) {
@@ -86,12 +384,12 @@ fn log_line(r: &mut Rng, out: &mut String) {
     );
 }
 
-fn prose(r: &mut Rng, out: &mut String) {
+fn prose(r: &mut Rng, out: &mut String, dense: bool) {
     let _ = write!(out, "{} wrote: ", r.pick(USERS));
     for _ in 0..(3 + r.below(5)) {
         let n = 6 + r.below(14);
         for i in 0..n {
-            let w = r.pick(WORDS);
+            let w = word(r, dense);
             if i == 0 {
                 let mut c = w.chars();
                 if let Some(f) = c.next() {
@@ -106,7 +404,14 @@ fn prose(r: &mut Rng, out: &mut String) {
         out.pop();
         out.push_str(r.pick(SENTENCE_ENDS));
         if r.below(10) == 0 {
-            let _ = write!(out, "It took {} ms on {} nodes (v1.{}.{}). ", r.below(900), r.below(64), r.below(20), r.below(9));
+            let _ = write!(
+                out,
+                "It took {} ms on {} nodes (v1.{}.{}). ",
+                r.below(900),
+                r.below(64),
+                r.below(20),
+                r.below(9)
+            );
         }
     }
     out.push('\n');
@@ -124,8 +429,8 @@ fn json_line(r: &mut Rng, out: &mut String) {
         r.below(100_000) as f64 / 100.0,
         r.next(),
         r.next(),
-        r.pick(WORDS),
-        r.pick(WORDS),
+        r.pick(TECH),
+        r.pick(TECH),
         r.below(2) == 0,
     );
 }
@@ -146,31 +451,42 @@ fn corpus(kind: &str, target: usize) -> String {
     while out.len() < target {
         match kind {
             "logs" => log_line(&mut r, &mut out),
-            "prose" => prose(&mut r, &mut out),
+            "prose" => prose(&mut r, &mut out, false),
+            "prose-dense" => prose(&mut r, &mut out, true),
             "json" => json_line(&mut r, &mut out),
             _ => match r.below(3) {
                 0 => log_line(&mut r, &mut out),
-                1 => prose(&mut r, &mut out),
+                1 => prose(&mut r, &mut out, false),
                 _ => json_line(&mut r, &mut out),
             },
         }
         n += 1;
-        if kind == "mixed" && n % 1500 == 0 {
+        if kind == "mixed" && n.is_multiple_of(1500) {
             out.push_str(r.pick(SPRINKLES));
         }
         if kind == "mixed" && n % 2000 == 1000 {
             // A base64-encoded .env file, as an agent might paste it.
-            let dotenv = "DB_PASSWORD=Sup3rS3cretPassw0rd\nSTRIPE_KEY=sk_live_4eC39HqLyjWDarjtT1zdp7dc\n";
-            let _ = writeln!(out, "attachment: {}", base64::engine::general_purpose::STANDARD.encode(dotenv));
+            let dotenv =
+                "DB_PASSWORD=Sup3rS3cretPassw0rd\nSTRIPE_KEY=sk_live_4eC39HqLyjWDarjtT1zdp7dc\n";
+            let _ = writeln!(
+                out,
+                "attachment: {}",
+                base64::engine::general_purpose::STANDARD.encode(dotenv)
+            );
         }
     }
     out
 }
 
 fn bench(c: &mut Criterion) {
-    let detectors = Detectors::new(ScanLimits { max_bytes: 4 << 20, ..ScanLimits::default() });
+    // No cap on findings: the whole text is always scanned (a capped scan may stop early).
+    let detectors = Detectors::new(ScanLimits {
+        max_bytes: 4 << 20,
+        max_findings: usize::MAX,
+        ..ScanLimits::default()
+    });
     let mut group = c.benchmark_group("detect");
-    for kind in ["mixed", "logs", "prose", "json"] {
+    for kind in ["mixed", "logs", "prose", "json", "prose-dense"] {
         let text = corpus(kind, 1 << 20);
         let scan = detectors.scan(&text);
         eprintln!(

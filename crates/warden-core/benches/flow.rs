@@ -5,6 +5,8 @@
 //!
 //! * `fresh_tiny`: in a fresh session, with tiny arguments;
 //! * `fresh_4k_args`: in a fresh session, with 4 KB of realistic arguments;
+//! * `one_label_ask`: in a session holding one label the channel's readers are not cleared for
+//!   (the decision is `ask`, as in the heavy cases, but the flow is small);
 //! * `heavy_tiny`: in a session holding 100 confidentiality labels and 64 KiB each of untrusted
 //!   and trusted text, with tiny arguments;
 //! * `heavy_4k_args`: that session with the 4 KB arguments (the worst case asked about).
@@ -21,8 +23,10 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Instant;
 
+use cedar_policy::{Context, EntityUid, RestrictedExpression};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use serde_json::{json, Value};
 use warden_core::directory::Audience;
@@ -223,6 +227,13 @@ impl Fixture {
             .unwrap();
         let fresh = SessionState::new("s-fresh", "m-flow");
         let heavy = heavy_session();
+        let mut one_label = SessionState::new("s-one", "m-flow");
+        one_label.add_label(LabelSource {
+            label: "channel:x0".into(),
+            source: "forum.read_thread".into(),
+            call: 1,
+            at_ms: NOW_MS - 60_000,
+        });
         let call = |args: Value| Call::new("forum", "post_reply", args);
         let cases = vec![
             Case {
@@ -236,6 +247,12 @@ impl Fixture {
                 what: "fresh session, 4 KB arguments",
                 call: call(args_4k()),
                 session: fresh,
+            },
+            Case {
+                name: "one_label_ask",
+                what: "1 uncleared label in taint, tiny arguments",
+                call: call(args_tiny()),
+                session: one_label,
             },
             Case {
                 name: "heavy_tiny",
@@ -334,7 +351,7 @@ fn flow_benches(c: &mut Criterion) {
     let dir = &f.engine.config().directory;
     let aud = eng_help();
     let one: BTreeSet<String> = ["channel:eng-help".to_string()].into();
-    let heavy = &f.cases[3].session;
+    let heavy = &f.cases[4].session;
     let hundred: BTreeSet<String> = heavy
         .taint
         .keys()
@@ -358,13 +375,17 @@ struct Pct {
     mean: f64,
 }
 
-fn time_each(runs: usize, mut f: impl FnMut()) -> Pct {
+fn time_raw(runs: usize, mut f: impl FnMut()) -> Vec<u64> {
     let mut ns = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
         f();
         ns.push(t.elapsed().as_nanos() as u64);
     }
+    ns
+}
+
+fn pct(mut ns: Vec<u64>) -> Pct {
     let mean = ns.iter().sum::<u64>() as f64 / ns.len() as f64 / 1000.0;
     ns.sort_unstable();
     let at = |q: f64| ns[((ns.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
@@ -375,24 +396,157 @@ fn time_each(runs: usize, mut f: impl FnMut()) -> Pct {
     }
 }
 
+fn time_each(runs: usize, f: impl FnMut()) -> Pct {
+    pct(time_raw(runs, f))
+}
+
+/// A context for the benchmarked call built as `Engine::context` builds it (`Engine::context` is
+/// private), with the given flow labels and exposure.
+fn replica_context(
+    labels: &BTreeSet<String>,
+    exposed: &BTreeSet<String>,
+    count: i64,
+    heavy: bool,
+) -> Context {
+    let rs = |s: &str| RestrictedExpression::new_string(s.to_string());
+    let rset = |v: &BTreeSet<String>| RestrictedExpression::new_set(v.iter().map(|s| rs(s)));
+    let rlong = RestrictedExpression::new_long;
+    let rb = RestrictedExpression::new_bool;
+    let rec = |fields: Vec<(&str, RestrictedExpression)>| {
+        RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v)))
+            .unwrap()
+    };
+    let none = BTreeSet::new();
+    let res: BTreeSet<String> = ["channel:eng-help".to_string()].into();
+    let euid = |t: &str, id: &str| EntityUid::from_str(&format!("{t}::\"{id}\"")).unwrap();
+    let pairs = vec![
+        ("tool".to_string(), rs("forum.post_reply")),
+        ("server".to_string(), rs("forum")),
+        ("effect".to_string(), rs("publish")),
+        (
+            "agent".to_string(),
+            RestrictedExpression::new_entity_uid(euid("Agent", "forum-helper")),
+        ),
+        (
+            "on_behalf_of".to_string(),
+            RestrictedExpression::new_entity_uid(euid("User", "alice")),
+        ),
+        ("has_audience".to_string(), rb(true)),
+        ("acts_as".to_string(), rb(false)),
+        ("acts_as_other".to_string(), rb(false)),
+        (
+            "flow".to_string(),
+            rec(vec![
+                ("labels", rset(labels)),
+                ("resource_labels", rset(&res)),
+                ("argument_labels", rset(&none)),
+                ("sensitive", rb(heavy)),
+                ("untrusted_input", rb(heavy)),
+                ("untrusted_direction", rb(false)),
+                ("privileged_advice", rb(false)),
+            ]),
+        ),
+        (
+            "exposure".to_string(),
+            rec(vec![
+                ("audience", rlong(3000)),
+                ("count", rlong(count)),
+                ("external", rlong(0)),
+                ("external_exposed", rlong(0)),
+                ("labels", rset(exposed)),
+            ]),
+        ),
+        (
+            "mission".to_string(),
+            rec(vec![
+                ("id", rs("m-flow")),
+                ("template", rs("answer-forum-question")),
+                (
+                    "purpose",
+                    rs("Help me answer Bob's question in T-1042 on eng-help"),
+                ),
+                ("approval_effects", rset(&none)),
+                ("publish_to", rs("any")),
+                ("seconds_left", rlong(6600)),
+                ("calls_left", rlong(50)),
+            ]),
+        ),
+        (
+            "session".to_string(),
+            rec(vec![
+                ("calls", rlong(if heavy { 20 } else { 0 })),
+                ("untrusted_input", rb(heavy)),
+                ("sensitive_read", rb(heavy)),
+            ]),
+        ),
+        (
+            "rule_of_two".to_string(),
+            rec(vec![
+                ("untrusted_input", rb(heavy)),
+                ("sensitive_data", rb(heavy)),
+                ("external_action", rb(true)),
+                ("count", rlong(if heavy { 3 } else { 1 })),
+            ]),
+        ),
+        ("hour_utc".to_string(), rlong(12)),
+    ];
+    Context::from_pairs(pairs).unwrap()
+}
+
+/// Cedar for both principals over the Acme slices, as `decide` runs it.
+fn cedar_both(f: &Fixture, context: &Context) -> usize {
+    let cfg = f.engine.config();
+    let e = cfg.directory.entities();
+    let agent = EntityUid::from_str("Agent::\"forum-helper\"").unwrap();
+    let user = EntityUid::from_str("User::\"alice\"").unwrap();
+    let action = EntityUid::from_str("Action::\"forum.post_reply\"").unwrap();
+    let resource = EntityUid::from_str("Channel::\"eng-help\"").unwrap();
+    let anc = cfg.directory.ancestors("alice");
+    let groups = [
+        EntityUid::from_str("Action::\"publish\"").unwrap(),
+        EntityUid::from_str("Action::\"forum\"").unwrap(),
+    ];
+    let (a, b) = cfg.policies.evaluate_pair(
+        &agent,
+        &user,
+        &anc,
+        &action,
+        &groups,
+        &resource,
+        context.clone(),
+        e,
+    );
+    a.permits.len() + b.permits.len() + a.asks.len() + b.asks.len()
+}
+
 fn percentile_pass() {
     let f = fixture();
-    let mut rows = Vec::new();
+    // The cases are timed in interleaved rounds, so that noise from other work on the machine
+    // falls on every case alike.
+    const ROUNDS: usize = 20;
     for c in &f.cases {
         for _ in 0..2_000 {
             black_box(f.decide(c));
         }
-        let p = time_each(PERCENTILE_RUNS, || {
-            black_box(f.engine.decide(
-                black_box(c.call.clone()),
-                &f.mission,
-                &c.session,
-                &f.usage,
-                &f.breakers,
-                NOW_MS,
-            ));
-        });
-        rows.push((c, f.decide(c).decision, p));
+    }
+    let mut ns: Vec<Vec<u64>> = vec![Vec::new(); f.cases.len()];
+    for _ in 0..ROUNDS {
+        for (i, c) in f.cases.iter().enumerate() {
+            ns[i].extend(time_raw(PERCENTILE_RUNS / ROUNDS, || {
+                black_box(f.engine.decide(
+                    black_box(c.call.clone()),
+                    &f.mission,
+                    &c.session,
+                    &f.usage,
+                    &f.breakers,
+                    NOW_MS,
+                ));
+            }));
+        }
+    }
+    let mut rows = Vec::new();
+    for (i, c) in f.cases.iter().enumerate() {
+        rows.push((c, f.decide(c).decision, pct(std::mem::take(&mut ns[i]))));
     }
     let body = body_4k();
     let detectors = &f.engine.config().detectors;
@@ -401,7 +555,7 @@ fn percentile_pass() {
     });
     let dir = &f.engine.config().directory;
     let aud = eng_help();
-    let hundred: BTreeSet<String> = f.cases[3]
+    let hundred: BTreeSet<String> = f.cases[4]
         .session
         .taint
         .keys()
@@ -412,9 +566,52 @@ fn percentile_pass() {
         black_box(dir.exposure(&aud, black_box(&hundred)));
     });
 
+    // Context and Cedar with a small and a 100-label flow.
+    let small: BTreeSet<String> = ["channel:eng-help".to_string()].into();
+    let big: BTreeSet<String> = f.cases[4].session.taint.keys().cloned().collect();
+    let parts_ctx = [
+        (
+            "context build, 1 flow label",
+            (&small, BTreeSet::new(), 0, false),
+        ),
+        (
+            "context build, 100 flow labels + 99 exposed",
+            (&big, hundred.clone(), 3000, true),
+        ),
+    ];
+    let mut ctx_rows = Vec::new();
+    for (label, (labels, exposed, count, heavy)) in &parts_ctx {
+        let p = time_each(PERCENTILE_RUNS, || {
+            black_box(replica_context(labels, exposed, *count, *heavy));
+        });
+        ctx_rows.push((label.to_string(), p));
+        let cx = replica_context(labels, exposed, *count, *heavy);
+        let p = time_each(PERCENTILE_RUNS, || {
+            black_box(cedar_both(f, black_box(&cx)));
+        });
+        ctx_rows.push((
+            format!("Cedar ×2 sliced, {}", &label["context build, ".len()..]),
+            p,
+        ));
+    }
+
+    let big_call = &f.cases[1].call;
+    let p = time_each(PERCENTILE_RUNS, || {
+        black_box(black_box(big_call).clone().digest());
+    });
+    ctx_rows.push(("clone + `Call::digest` of the 4 KB call".to_string(), p));
+    let heavy = &f.cases[4].session;
+    let p = time_each(PERCENTILE_RUNS, || {
+        black_box(heavy.taint.values().cloned().collect::<Vec<LabelSource>>());
+    });
+    ctx_rows.push((
+        "clone + drop the 100 label sources a decision's flow facts carry".to_string(),
+        p,
+    ));
+
     let mut out = String::new();
     writeln!(out).unwrap();
-    writeln!(out, "## flow: `forum.post_reply` to eng-help (forum-helper for alice, answer-forum-question), Acme config, one core, {PERCENTILE_RUNS} decisions timed one by one per case").unwrap();
+    writeln!(out, "## flow: `forum.post_reply` to eng-help (forum-helper for alice, answer-forum-question), Acme config, one core, {PERCENTILE_RUNS} decisions timed one by one per case (in 20 interleaved rounds)").unwrap();
     writeln!(out).unwrap();
     writeln!(
         out,
@@ -445,13 +642,26 @@ fn percentile_pass() {
         .unwrap();
     }
     writeln!(out).unwrap();
+    writeln!(out).unwrap();
+    writeln!(out, "| part (timed alone) | p50 µs | p99 µs |").unwrap();
+    writeln!(out, "|---|---:|---:|").unwrap();
     writeln!(
         out,
-        "Parts: detector scan of the 4 KB body p50 {:.1} µs / p99 {:.1} µs; exposure of eng-help (3,000 readers) for 99 labels p50 {:.1} µs / p99 {:.1} µs.",
-        scan.p50, scan.p99, expo.p50, expo.p99
+        "| detector scan of the 4 KB body | {:.1} | {:.1} |",
+        scan.p50, scan.p99
     )
     .unwrap();
-    let worst = &rows[3].2;
+    writeln!(
+        out,
+        "| exposure of eng-help (3,000 readers), 99 labels | {:.1} | {:.1} |",
+        expo.p50, expo.p99
+    )
+    .unwrap();
+    for (label, p) in &ctx_rows {
+        writeln!(out, "| {label} | {:.1} | {:.1} |", p.p50, p.p99).unwrap();
+    }
+    writeln!(out).unwrap();
+    let worst = &rows[4].2;
     let added = worst.p99 - base.p99;
     writeln!(
         out,

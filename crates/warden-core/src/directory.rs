@@ -505,8 +505,7 @@ impl Directory {
                     if let Some(profile) = self.profiles.get(*p) {
                         if !Self::cleared(profile, labels) {
                             exp.count += n;
-                            uncovered
-                                .extend(labels.iter().filter(|l| !profile.contains(*l)));
+                            uncovered.extend(labels.iter().filter(|l| !profile.contains(*l)));
                             for name in s {
                                 if sample.len() < EXPOSURE_SAMPLE {
                                     sample.insert(name.clone());

@@ -190,7 +190,6 @@ impl Ctx<'_> {
             None,
         )
     }
-
 }
 
 fn rs(s: &str) -> RestrictedExpression {
@@ -330,7 +329,10 @@ impl Engine {
             }),
             _ => None,
         };
-        Decided { decision, permitted }
+        Decided {
+            decision,
+            permitted,
+        }
     }
 
     fn decide_inner(&self, cx: &Ctx<'_>) -> Inner {

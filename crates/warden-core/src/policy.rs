@@ -129,9 +129,9 @@ type Ctx = {
 
 /// Build a Cedar entity uid. Ids are arbitrary strings; this cannot fail for a valid type name.
 pub fn uid(ty: &str, id: &str) -> EntityUid {
-    let tn = known_type(ty)
-        .cloned()
-        .unwrap_or_else(|| cedar_policy::EntityTypeName::from_str(ty).unwrap_or_else(|_| fallback_type()));
+    let tn = known_type(ty).cloned().unwrap_or_else(|| {
+        cedar_policy::EntityTypeName::from_str(ty).unwrap_or_else(|_| fallback_type())
+    });
     EntityUid::from_type_name_and_id(tn, cedar_policy::EntityId::new(id))
 }
 
@@ -144,7 +144,11 @@ fn known_type(ty: &str) -> Option<&'static cedar_policy::EntityTypeName> {
             ["User", "Group", "Agent", "Action"]
                 .iter()
                 .chain(RESOURCE_TYPES.iter())
-                .filter_map(|t| cedar_policy::EntityTypeName::from_str(t).ok().map(|n| (*t, n)))
+                .filter_map(|t| {
+                    cedar_policy::EntityTypeName::from_str(t)
+                        .ok()
+                        .map(|n| (*t, n))
+                })
                 .collect()
         })
         .get(ty)

@@ -6,8 +6,13 @@
 //! cargo build --release -p warden -p warden-acme
 //! cargo bench -p warden-mcp --bench load
 //! cargo bench -p warden-mcp --bench load -- --calls 20000 --clients 1,16,64 \
-//!     --transports http,stdio --logs shm,disk --secs 60 --warmup 2000
+//!     --transports http,stdio --logs shm,disk --secs 60 --warmup 2000 [--reference]
 //! ```
+//!
+//! `--reference` adds HTTP rows that are not part of the comparison but explain it: rmcp's
+//! default HTTP client opens a new TCP connection per request (it disables pooling because a
+//! reused connection stalls ~40 ms on delayed ACKs); the reference rows use a pooled client,
+//! and an in-process Acme server whose sockets set TCP_NODELAY.
 //!
 //! The upstream is the Acme reference server (`target/release/acme-mcp --server forum`) and the
 //! call is `list_threads {"channel": "eng-help"}` (a cheap read). The Warden configuration is
@@ -124,6 +129,13 @@ impl Place {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Direct,
+    /// HTTP only: direct, with a reqwest client that keeps connections alive (rmcp's default
+    /// client opens a new TCP connection per request). A reference for what pooling would save
+    /// on Warden's upstream hop; not one of the compared paths.
+    DirectPooled,
+    /// HTTP only, with `--reference`: an in-process Acme server whose sockets set TCP_NODELAY,
+    /// with rmcp's default client (`false`) or a pooled one (`true`).
+    NoDelay(bool),
     Warden(Place),
 }
 
@@ -131,6 +143,11 @@ impl Route {
     fn name(self) -> String {
         match self {
             Route::Direct => "direct".into(),
+            Route::DirectPooled => "reference: direct, pooled HTTP client".into(),
+            Route::NoDelay(false) => "reference: in-process Acme with TCP_NODELAY".into(),
+            Route::NoDelay(true) => {
+                "reference: in-process Acme with TCP_NODELAY, pooled HTTP client".into()
+            }
             Route::Warden(p) => format!("Warden, log on {}", p.name()),
         }
     }
@@ -145,6 +162,7 @@ struct Opts {
     places: Vec<Place>,
     secs: f64,
     breakdown_calls: usize,
+    reference: bool,
 }
 
 fn parse_opts() -> Option<Opts> {
@@ -160,6 +178,7 @@ fn parse_opts() -> Option<Opts> {
         places: vec![Place::Shm, Place::Disk],
         secs: 60.0,
         breakdown_calls: 20_000,
+        reference: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -169,6 +188,7 @@ fn parse_opts() -> Option<Opts> {
             "--warmup" => o.warmup = val().parse().expect("--warmup N"),
             "--secs" => o.secs = val().parse().expect("--secs S"),
             "--breakdown" => o.breakdown_calls = val().parse().expect("--breakdown N"),
+            "--reference" => o.reference = true,
             "--clients" => {
                 o.clients = val()
                     .split(',')
@@ -345,7 +365,7 @@ fn tool_args() -> JsonObject {
     m
 }
 
-async fn connect_http(url: &str, warden: bool) -> Client {
+async fn connect_http(url: &str, warden: bool, pooled: bool) -> Client {
     let mut cfg = StreamableHttpClientTransportConfig::with_uri(url.to_string());
     if warden {
         let mut h = HashMap::new();
@@ -363,7 +383,16 @@ async fn connect_http(url: &str, warden: bool) -> Client {
         );
         cfg = cfg.auth_header(TOKEN).custom_headers(h);
     }
-    let t = StreamableHttpClientTransport::from_config(cfg);
+    let t = if pooled {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(4)
+            .tcp_nodelay(true)
+            .build()
+            .expect("reqwest client");
+        StreamableHttpClientTransport::with_client(client, cfg)
+    } else {
+        StreamableHttpClientTransport::from_config(cfg)
+    };
     tokio::time::timeout(START_LIMIT, ().serve(t))
         .await
         .expect("HTTP session: timed out")
@@ -755,6 +784,30 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
     let upstream = acme.url.clone();
     eprintln!("HTTP upstream: {upstream} (pid {})", acme.pid);
     let config = http_config(env, &upstream);
+    // Reference server: Acme in process, TCP_NODELAY on every accepted socket.
+    let nodelay_cancel = tokio_util::sync::CancellationToken::new();
+    let nodelay_url = {
+        use axum::serve::ListenerExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = warden_acme::router(
+            warden_acme::AcmeServer::only("forum").expect("forum"),
+            nodelay_cancel.child_token(),
+            false,
+        );
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let stop = nodelay_cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+        format!("http://{addr}/mcp")
+    };
     let mut wardens: Vec<(Place, Server, PathBuf)> = Vec::new();
     for &place in &o.places {
         let log = env.log_dir(place).join("http-serve.jsonl");
@@ -780,9 +833,25 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
     for &n in &o.clients {
         let mut routes = vec![Route::Direct];
         routes.extend(o.places.iter().map(|p| Route::Warden(*p)));
+        if o.reference {
+            routes.extend([
+                Route::DirectPooled,
+                Route::NoDelay(false),
+                Route::NoDelay(true),
+            ]);
+        }
         for route in routes {
             let (url, tool, probe) = match route {
-                Route::Direct => (
+                Route::NoDelay(_) => (
+                    nodelay_url.clone(),
+                    "list_threads",
+                    Probe {
+                        warden: vec![],
+                        upstream: vec![],
+                        logs: vec![],
+                    },
+                ),
+                Route::Direct | Route::DirectPooled => (
                     upstream.clone(),
                     "list_threads",
                     Probe {
@@ -806,7 +875,14 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
             };
             let mut clients = Vec::with_capacity(n);
             for _ in 0..n {
-                clients.push(connect_http(&url, route != Route::Direct).await);
+                clients.push(
+                    connect_http(
+                        &url,
+                        matches!(route, Route::Warden(_)),
+                        matches!(route, Route::DirectPooled | Route::NoDelay(true)),
+                    )
+                    .await,
+                );
             }
             let peers = clients.iter().map(|c| c.peer().clone()).collect();
             let m = drive(
@@ -845,6 +921,7 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
         }
     }
     acme.stop().await;
+    nodelay_cancel.cancel();
 }
 
 async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
@@ -872,6 +949,7 @@ async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                         },
                     )
                 }
+                Route::DirectPooled | Route::NoDelay(_) => unreachable!("HTTP only"),
                 Route::Warden(place) => {
                     let dir = env.log_dir(place).join(format!("stdio-{n}"));
                     let _ = std::fs::remove_dir_all(&dir);
@@ -1039,11 +1117,13 @@ fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
     let breakers = Breakers::default();
     let args = Value::Object(tool_args());
     let (mut decide, mut ser, mut absorb) = (Vec::new(), Vec::new(), Vec::new());
-    let mut buckets: Vec<(usize, usize, Vec<u64>)> = [(1, 100), (1_001, 2_000), (10_001, 20_000)]
-        .into_iter()
-        .filter(|(a, _)| *a <= n)
-        .map(|(a, b)| (a, b, Vec::new()))
-        .collect();
+    // (first call, last call, decide ns, commit + absorb ns) per stretch of the session.
+    let mut buckets: Vec<(usize, usize, Vec<u64>, Vec<u64>)> =
+        [(1, 100), (1_001, 2_000), (10_001, 20_000)]
+            .into_iter()
+            .filter(|(a, _)| *a <= n)
+            .map(|(a, b)| (a, b, Vec::new(), Vec::new()))
+            .collect();
     let mut sample_entry = None;
     for i in 1..=n {
         let t0 = Instant::now();
@@ -1069,12 +1149,14 @@ fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
         engine.absorb(&p, &output, &mut state, &mut usage, now);
         let t3 = Instant::now();
         let dn = (t1 - t0).as_nanos() as u64;
+        let an = (t3 - t2).as_nanos() as u64;
         decide.push(dn);
         ser.push((t2 - t1).as_nanos() as u64);
-        absorb.push((t3 - t2).as_nanos() as u64);
-        for (a, b, v) in &mut buckets {
+        absorb.push(an);
+        for (a, b, v, w) in &mut buckets {
             if i >= *a && i <= *b {
                 v.push(dn);
+                w.push(an);
             }
         }
         if sample_entry.is_none() {
@@ -1092,7 +1174,7 @@ fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
     out.push_str("| step (in process, one thread) | n | p50 µs | p99 µs | p99.9 µs | mean µs |\n");
     out.push_str("| --- | --- | --- | --- | --- | --- |\n");
     out.push_str(&stats_line("`Engine::decide`", &mut decide));
-    for (a, b, v) in &mut buckets {
+    for (a, b, v, _) in &mut buckets {
         out.push_str(&stats_line(
             &format!("`Engine::decide`, calls {a}–{b} of the session"),
             v,
@@ -1103,6 +1185,54 @@ fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
         "`commit` + `absorb` (labels and detectors on the output)",
         &mut absorb,
     ));
+    for (a, b, _, w) in &mut buckets {
+        out.push_str(&stats_line(
+            &format!("`commit` + `absorb`, calls {a}–{b} of the session"),
+            w,
+        ));
+    }
+    // The session's untrusted text is capped at 1 MiB by dropping the oldest bytes: once full,
+    // every push moves the whole buffer.
+    for (name, full) in [("empty", false), ("full (1 MiB)", true)] {
+        let mut v = Vec::new();
+        for _ in 0..(n / 10).clamp(50, 2_000) {
+            let mut t = warden_core::session::BoundedText::default();
+            if full {
+                t.text = "x".repeat(warden_core::session::MAX_TEXT);
+            }
+            let t0 = Instant::now();
+            t.push(&output);
+            v.push(t0.elapsed().as_nanos() as u64);
+            std::hint::black_box(&t);
+        }
+        out.push_str(&stats_line(
+            &format!("`BoundedText::push` of the output into an {name} buffer"),
+            &mut v,
+        ));
+    }
+    // The gateway moves every decision-log append to tokio's blocking pool.
+    {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let v = rt.block_on(async {
+            let mut v = Vec::new();
+            for _ in 0..(n / 10).clamp(50, 2_000) {
+                let t0 = Instant::now();
+                tokio::task::spawn_blocking(|| std::hint::black_box(1))
+                    .await
+                    .expect("blocking");
+                v.push(t0.elapsed().as_nanos() as u64);
+            }
+            v
+        });
+        let mut v = v;
+        out.push_str(&stats_line(
+            "`spawn_blocking` round trip (empty closure)",
+            &mut v,
+        ));
+    }
     let appends = (n / 10).clamp(50, 2_000);
     let mut rates = String::new();
     for (place, dir) in [("tmpfs", shm_dir), ("disk", disk_dir)] {
@@ -1350,7 +1480,7 @@ fn main() {
         o.nets.iter().map(|n| n.name().to_lowercase()).collect::<Vec<_>>().join(","),
         o.places.iter().map(|p| match p { Place::Shm => "shm", Place::Disk => "disk" }).collect::<Vec<_>>().join(","),
         o.secs
-    );
+    ) + if o.reference { " --reference" } else { "" };
     let machine = machine(&env);
     eprintln!("{machine}");
     eprintln!("Binaries: {}; {}", stale(&env.warden), stale(&env.acme));

@@ -71,7 +71,8 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         let name = t.display().to_string();
         let epoch = Instant::now();
         let micros = || u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let results = replay_timed(&engine, &name, &text, start, &micros).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let results = replay_timed(&engine, &name, &text, start, &micros)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         for r in results {
             total += 1;
             match a.format {

@@ -270,8 +270,11 @@ pub(super) struct Advice {
 pub(super) struct State {
     /// End of the last reported phrase: a verb inside it is not tried again.
     covered: usize,
-    /// Verbs already tried (most recent last), so each is tried once.
-    tried: Vec<usize>,
+    /// Verbs are known up to here: each byte is searched for verbs once.
+    scanned: usize,
+    /// Verbs found within `LOOKBACK` of the last object and not tried yet (each verb is
+    /// tried once, at the first object its phrases can use).
+    recent: Vec<(usize, Family)>,
 }
 
 impl Advice {
@@ -297,23 +300,28 @@ impl Advice {
             }
         }
         let mask = object_families(word);
-        let lo = pos.saturating_sub(LOOKBACK).max(layer.advice.covered);
-        if !ctx.charge(pos - lo.min(pos)) {
-            return;
+        let st = &mut layer.advice;
+        let from = pos.saturating_sub(LOOKBACK).max(st.scanned);
+        if from < pos {
+            if !ctx.charge(pos - from) {
+                return;
+            }
+            let (verbs, n) = verbs_before(layer.hay, from, pos);
+            st.recent.extend_from_slice(verbs.get(..n).unwrap_or(&[]));
+            st.scanned = pos;
         }
-        let (verbs, n) = verbs_before(layer.hay, lo, pos);
-        for &(v, family) in verbs.get(..n).unwrap_or(&[]) {
-            if mask & family.bit() == 0
-                || v < layer.advice.covered
-                || layer.advice.tried.contains(&v)
-            {
-                continue;
+        let lo = pos.saturating_sub(LOOKBACK).max(st.covered);
+        st.recent.retain(|&(v, _)| v >= lo);
+        while let Some(k) = layer
+            .advice
+            .recent
+            .iter()
+            .position(|&(_, f)| mask & f.bit() != 0)
+        {
+            let (v, family) = layer.advice.recent.remove(k);
+            if v >= layer.advice.covered {
+                self.try_phrase(family, v, ctx, layer);
             }
-            if layer.advice.tried.len() >= 16 {
-                layer.advice.tried.remove(0);
-            }
-            layer.advice.tried.push(v);
-            self.try_phrase(family, v, ctx, layer);
         }
     }
 
@@ -348,9 +356,9 @@ impl Advice {
     }
 }
 
-/// The verbs (whole words) in `hay[lo..hi]`, in order, with their families (at most 8).
-fn verbs_before(hay: &[u8], lo: usize, hi: usize) -> ([(usize, Family); 8], usize) {
-    let mut out = [(0usize, Family::Chmod); 8];
+/// The verbs (whole words) in `hay[lo..hi]`, in order, with their families (at most 16).
+fn verbs_before(hay: &[u8], lo: usize, hi: usize) -> ([(usize, Family); 16], usize) {
+    let mut out = [(0usize, Family::Chmod); 16];
     let mut n = 0;
     let region = slice(hay, lo, hi);
     let mut check = |ws: usize, we: usize| {

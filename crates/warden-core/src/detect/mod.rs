@@ -3,33 +3,48 @@
 //! [`Detectors::scan`] looks at one text and returns the labels it carries
 //! ([`LABEL_SECRET`], [`LABEL_PII`], [`LABEL_PRIVILEGED_ADVICE`]) with redacted findings.
 //!
-//! # How a scan works
+//! # What is detected
 //!
-//! * **Secrets**: one regex made only of literal-prefixed token shapes (PEM headers,
-//!   `AKIA…`, `ghp_…`, `xoxb-…`, `sk_live_…`, `AIza…`, JWTs, bearer tokens …), so the
-//!   regex engine skips ordinary text with a SIMD literal prefilter; connection strings
-//!   with a password (`scheme://user:pass@host`); and `KEY=value` / `"key": "value"`
-//!   lines whose key names a secret (`*_TOKEN`, `password`, `apiKey`, …) with a
-//!   non-trivial, non-placeholder value (AWS secret keys are recognised there too).
+//! * **Secrets**: PEM private keys, AWS access key ids, GitHub, GitLab, Slack, Stripe,
+//!   Google, npm, SendGrid and LLM API tokens, JWTs, bearer and HTTP basic credentials,
+//!   connection strings with a password (`scheme://user:pass@host`), and `KEY=value` /
+//!   `"key": "value"` lines whose key names a secret (`*_TOKEN`, `password`, `apiKey`,
+//!   `AWS_SECRET_ACCESS_KEY`, …) and whose value is real (≥ 8 bytes, not a placeholder
+//!   such as `changeme`, `<…>`, `${…}`, not code such as `os.getenv(…)`).
 //! * **PII**: e-mail addresses, phone numbers (international `+CC …` and US formats),
 //!   US SSNs (invalid ranges excluded), card numbers (issuer prefix, length and Luhn
 //!   checked) and IBANs (country length and mod-97 checked).
-//! * **Privileged advice**: a cheap keyword pass finds verbs such as *grant*, *add*,
-//!   *make*, *share*, *disable*, *chmod*; only there is a phrase-level pattern tried
-//!   (e.g. "grant all-employees read access", "make the bucket public",
-//!   "chmod -R o+rwx", "disable MFA"), and a negation just before it ("don't",
-//!   "never", "avoid") cancels it.
+//! * **Privileged advice**: phrases telling the reader to widen access ("grant
+//!   all-employees read access", "add everyone to the group", "make the bucket public",
+//!   "chmod -R o+rwx", "disable MFA", "set the ACL to public-read", `allUsers`, …),
+//!   unless negated just before ("don't", "never", "avoid").
 //! * **Encoded payloads**: runs of ≥ 24 base64 (standard or URL-safe) characters and
 //!   of ≥ 32 hex digits are decoded; when the result is text it is scanned again, up
 //!   to [`ScanLimits::max_decode_depth`] layers, and findings inside carry the
 //!   `encoding`.
 //!
+//! # How a scan stays fast
+//!
+//! Ordinary text is read by few passes, each linear and most skipping nearly all bytes:
+//!
+//! 1. Literal-prefixed regexes (token shapes, `://`, `@`, `+`): the regex engine jumps
+//!    between literal hits with SIMD prefilters.
+//! 2. One combined regex for everything else, reporting *candidates* only: keys that
+//!    name a secret followed by a separator, the object words privileged advice needs
+//!    (`access`, `everyone`, `public`, `admin`, `mfa`, …), runs of nine or more digits,
+//!    and IBAN shapes. Candidates are then judged in code or by small anchored regexes
+//!    on a short window: a key's value, the verb in the 80 bytes before an object word
+//!    (`grant`, `add`, `make`, …) and that verb's phrase, the group sizes of a digit run.
+//! 3. A byte loop that jumps 24 bytes at a time looking for long base64/hex runs.
+//!
 //! # Bounds
 //!
-//! All regexes are linear-time. A scan reads at most [`ScanLimits::max_bytes`] of its
-//! input, and decoded payloads are charged to the same byte budget, so the total
-//! work is bounded by a small multiple of `max_bytes`. Whatever is not scanned (the
-//! tail past the limit, a payload over the budget or past the decode depth) sets
+//! All regexes are linear-time (`regex` crate). A scan reads at most
+//! [`ScanLimits::max_bytes`] of its input, and decoded payloads are charged to the same
+//! byte budget. Candidate checks are charged to a work budget proportional to the
+//! input, which only text built so that nearly every word is a candidate can exhaust.
+//! Whatever is not scanned or checked (the tail past the limit, a payload over the
+//! budget or past the decode depth, candidates past the work budget) sets
 //! [`Scan::truncated`], which callers treat as "carries the most sensitive label".
 //! If the detectors could not be built, every scan is `truncated` (fail closed).
 
@@ -44,8 +59,6 @@ mod pii;
 mod secrets;
 mod text;
 
-#[cfg(test)]
-mod profile_tmp;
 #[cfg(test)]
 mod tests;
 
@@ -89,7 +102,8 @@ pub struct Finding {
     pub label: String,
     /// Byte offset of the match in the scanned text (in the decoded text when `encoding` is set).
     pub offset: usize,
-    /// `base64` or `hex` when the match was inside a decoded payload.
+    /// `base64` or `hex` when the match was inside a decoded payload (the innermost
+    /// encoding, for a payload inside a payload).
     pub encoding: Option<String>,
     /// A redacted excerpt that is safe to log.
     pub excerpt: String,
@@ -102,7 +116,9 @@ pub struct Scan {
     pub labels: BTreeSet<String>,
     /// Findings, at most `ScanLimits::max_findings`.
     pub findings: Vec<Finding>,
-    /// True when some of the text was not scanned (over `max_bytes` or decode depth).
+    /// True when some of the text was not scanned (over `max_bytes` or decode depth), or
+    /// some candidates were not checked (over the work budget); callers treat such text as
+    /// carrying the most sensitive label.
     pub truncated: bool,
     /// True when [`Detectors::scan_bytes`] judged the input binary (not UTF-8, or holding
     /// control bytes); only its printable runs were scanned. Always false for [`Detectors::scan`].
@@ -135,13 +151,11 @@ struct Compiled {
 impl Compiled {
     fn build() -> Option<Self> {
         let combined = format!(
-            "(?-u)(?i:{env})|(?i:{objects})|{iban}|{card}|{ssn}|{phone}",
+            "(?-u)(?i:{env})|(?i:{objects})|{iban}|{digits}",
             env = secrets::ENV_KEY,
             objects = advice::OBJECTS,
             iban = pii::IBAN,
-            card = pii::CARD,
-            ssn = pii::SSN,
-            phone = pii::PHONE_US,
+            digits = pii::DIGIT_RUN,
         );
         Some(Self {
             secrets: secrets::Secrets::build().ok()?,
@@ -228,7 +242,7 @@ impl Detectors {
 }
 
 /// Verification work allowed per input byte, on top of the linear regex passes.
-const WORK_PER_BYTE: usize = 8;
+const WORK_PER_BYTE: usize = 16;
 /// Verification work allowed for any input, however short.
 const WORK_BASE: usize = 64 << 10;
 
@@ -253,6 +267,8 @@ struct Layer<'h> {
     secret_spans: Vec<(usize, usize)>,
     /// Phone numbers already reported, so `+1 (415) 555-2671` is one finding.
     phone_spans: Vec<(usize, usize)>,
+    /// End of the last `KEY=value` value looked at.
+    env_until: usize,
     advice: advice::State,
 }
 
@@ -296,6 +312,7 @@ impl Ctx<'_> {
             encoding,
             secret_spans: Vec::new(),
             phone_spans: Vec::new(),
+            env_until: 0,
             advice: advice::State::default(),
         };
         re.secrets.scan_tokens(self, &mut layer);
@@ -305,7 +322,7 @@ impl Ctx<'_> {
                 return;
             }
             match Anchor::of(m.as_bytes()) {
-                Anchor::Env => re.secrets.env_at(m.start(), m.end(), self, &layer),
+                Anchor::Env => re.secrets.env_at(m.start(), m.end(), self, &mut layer),
                 Anchor::Object => re.advice.object(m.start(), m.as_bytes(), self, &mut layer),
                 Anchor::Iban => re.pii.iban_at(m.start(), m.end(), self, &layer),
                 Anchor::Digits => re.pii.digits_at(m.start(), m.end(), self, &mut layer),

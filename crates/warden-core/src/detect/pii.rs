@@ -2,18 +2,20 @@
 
 use regex::bytes::Regex;
 
-use super::text::{at, before, is, redact, slice};
+use super::text::{at, before, is, is_word, redact, slice};
 use super::{Ctx, Layer, LABEL_PII};
 
 const EMAIL: &str = r"(?-u)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b";
 const PHONE_INTL: &str = r"(?-u)\+[1-9][0-9 ().-]{6,22}[0-9]";
 /// US phone numbers: `(NNN) NNN-NNNN`, `NNN-NNN-NNNN`, `1-NNN-NNN-NNNN`, ….
-pub(super) const PHONE_US: &str =
+const PHONE_US: &str =
     r"(?:\b1[-. ]?)?(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[-. ])[2-9][0-9]{2}[-. ][0-9]{4}\b";
 /// US social security numbers.
-pub(super) const SSN: &str = r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b";
-/// Runs of 13 or more digits with single spaces or dashes: card candidates.
-pub(super) const CARD: &str = r"\b[0-9](?:[ -]?[0-9]){12,}\b";
+const SSN: &str = r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b";
+/// Candidates for cards, SSNs and US phones in the combined scan: nine or more digits
+/// with at most two separator characters between them. One pattern with one counter
+/// keeps the combined DFA small even on text made only of digits.
+pub(super) const DIGIT_RUN: &str = r"\(?[0-9](?:[ ().-]{0,2}[0-9]){8,}";
 /// IBAN candidates (case-sensitive).
 pub(super) const IBAN: &str = r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}";
 
@@ -64,7 +66,7 @@ impl Pii {
         }
     }
 
-    /// A card, SSN or US phone candidate at `hay[start..end]`.
+    /// A run of nine or more digits at `hay[start..end]`: look for cards, SSNs and US phones.
     pub(super) fn digits_at(
         &self,
         start: usize,
@@ -72,49 +74,135 @@ impl Pii {
         ctx: &mut Ctx<'_>,
         layer: &mut Layer<'_>,
     ) {
-        let (hay, enc) = (layer.hay, layer.encoding);
+        let hay = layer.hay;
         if !ctx.wants(LABEL_PII) {
             return;
         }
         let m = slice(hay, start, end);
-        // Card windows are at most 19 digits long, so checking a run costs about 19x its length.
-        if !ctx.charge(m.len().saturating_mul(19)) {
+        // Each check below is linear in the run, and runs do not overlap.
+        if !ctx.charge(m.len()) {
             return;
         }
-        if digits(m) >= 13 {
-            let found = cards(m);
-            for &(a, b) in &found {
-                ctx.report("card-number", LABEL_PII, start + a, enc, || {
-                    redact(slice(m, a, b))
-                });
+        // Most runs (IP addresses, timestamps, ids) are rejected by their group sizes
+        // alone, without allocating.
+        let mut fixed = [(0usize, 0usize); 24];
+        let mut n = 0;
+        let mut overflow = false;
+        for_each_group(m, |g| match fixed.get_mut(n) {
+            Some(slot) => {
+                *slot = g;
+                n += 1;
             }
-            if found.is_empty() {
-                // `SSN 123-45-6789 1234 5678`: the run was not a card; look inside it.
-                for s in self.ssn.find_iter(m) {
-                    self.ssn_or_phone(start + s.start(), start + s.end(), ctx, layer);
-                }
-                for p in self.phone_us.find_iter(m) {
-                    self.ssn_or_phone(start + p.start(), start + p.end(), ctx, layer);
-                }
+            None => overflow = true,
+        });
+        let heap;
+        let groups: &[(usize, usize)] = if overflow {
+            heap = {
+                let mut v = Vec::new();
+                for_each_group(m, |g| v.push(g));
+                v
+            };
+            &heap
+        } else {
+            fixed.get(..n).unwrap_or(&[])
+        };
+        let sizes = |want: [usize; 3]| {
+            groups
+                .windows(3)
+                .any(|w| w.iter().zip(want).all(|(&(a, b), k)| b - a == k))
+        };
+        let card_stretch = {
+            let mut run = 0;
+            let mut best = 0;
+            for (k, &(a, b)) in groups.iter().enumerate() {
+                let joined = k > 0
+                    && groups
+                        .get(k - 1)
+                        .is_some_and(|&(_, prev_end)| matches!(slice(m, prev_end, a), b" " | b"-"));
+                run = if joined { run + (b - a) } else { b - a };
+                best = best.max(run);
             }
-            return;
+            best >= 13
+        };
+        let (ssn, phone) = (sizes([3, 2, 4]), sizes([3, 3, 4]));
+        if card_stretch || ssn || phone {
+            self.digits_found(start, m, groups, card_stretch, ssn, phone, ctx, layer);
         }
-        self.ssn_or_phone(start, end, ctx, layer);
     }
 
-    fn ssn_or_phone(&self, start: usize, end: usize, ctx: &mut Ctx<'_>, layer: &mut Layer<'_>) {
+    /// Report the cards, SSNs and phones of a digit run whose group sizes allow them.
+    #[allow(clippy::too_many_arguments)]
+    fn digits_found(
+        &self,
+        start: usize,
+        m: &[u8],
+        groups: &[(usize, usize)],
+        card_stretch: bool,
+        ssn: bool,
+        phone: bool,
+        ctx: &mut Ctx<'_>,
+        layer: &mut Layer<'_>,
+    ) {
         let (hay, enc) = (layer.hay, layer.encoding);
-        let m = slice(hay, start, end);
-        let ssn_shape = m.len() == 11 && at(m, 3) == Some(b'-') && at(m, 6) == Some(b'-');
-        if ssn_shape {
-            if ssn_ok(hay, start, end) {
-                ctx.report("ssn", LABEL_PII, start, enc, || redact(m));
+        let mut cards_found: Vec<(usize, usize)> = Vec::new();
+        if card_stretch {
+            // Card numbers: stretches of groups joined by one space or one dash.
+            let mut first = 0;
+            for (k, pair) in groups.windows(2).enumerate() {
+                if let [(_, a_end), (b_start, _)] = pair {
+                    if !matches!(slice(m, *a_end, *b_start), b" " | b"-") {
+                        self.cards_in(m, groups.get(first..=k).unwrap_or(&[]), &mut cards_found);
+                        first = k + 1;
+                    }
+                }
             }
-        } else if !layer.phone_spans.iter().any(|&(a, b)| a < end && start < b)
-            && phone_us_ok(hay, start, end)
-        {
-            layer.phone_spans.push((start, end));
-            ctx.report("phone", LABEL_PII, start, enc, || redact(m));
+            self.cards_in(m, groups.get(first..).unwrap_or(&[]), &mut cards_found);
+            for &(a, b) in &cards_found {
+                if !is(before(hay, start + a), is_word) && !is(at(hay, start + b), is_word) {
+                    ctx.report("card-number", LABEL_PII, start + a, enc, || {
+                        redact(slice(m, a, b))
+                    });
+                }
+            }
+        }
+        let outside_cards = |a: usize, b: usize| !cards_found.iter().any(|&(x, y)| x < b && a < y);
+        if ssn {
+            for s in self.ssn.find_iter(m) {
+                if outside_cards(s.start(), s.end())
+                    && ssn_ok(hay, start + s.start(), start + s.end())
+                {
+                    ctx.report("ssn", LABEL_PII, start + s.start(), enc, || {
+                        redact(s.as_bytes())
+                    });
+                }
+            }
+        }
+        if phone {
+            for p in self.phone_us.find_iter(m) {
+                let (a, b) = (start + p.start(), start + p.end());
+                if outside_cards(p.start(), p.end())
+                    && !layer.phone_spans.iter().any(|&(x, y)| x < b && a < y)
+                    && phone_us_ok(hay, a, b)
+                {
+                    layer.phone_spans.push((a, b));
+                    ctx.report("phone", LABEL_PII, a, enc, || redact(p.as_bytes()));
+                }
+            }
+        }
+    }
+
+    /// Card numbers in the stretch of `m` covered by `groups` (joined by single spaces or dashes).
+    fn cards_in(&self, m: &[u8], groups: &[(usize, usize)], found: &mut Vec<(usize, usize)>) {
+        let total: usize = groups.iter().map(|&(a, b)| b - a).sum();
+        let (Some(&(a, _)), Some(&(_, b))) = (groups.first(), groups.last()) else {
+            return;
+        };
+        if total >= 13 {
+            found.extend(
+                cards(slice(m, a, b))
+                    .into_iter()
+                    .map(|(x, y)| (a + x, a + y)),
+            );
         }
     }
 
@@ -214,6 +302,24 @@ fn ssn_ok(hay: &[u8], start: usize, end: usize) -> bool {
         && area < 900
         && group != 0
         && serial != 0
+}
+
+/// Call `f` with each run of digits in `m`, as `(start, end)`.
+fn for_each_group(m: &[u8], mut f: impl FnMut((usize, usize))) {
+    let mut start = None;
+    for (i, &b) in m.iter().enumerate() {
+        match (b.is_ascii_digit(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                f((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        f((s, m.len()));
+    }
 }
 
 /// Card numbers inside one run of digits with single spaces or dashes, as ranges of the run.

@@ -1,5 +1,6 @@
 //! Secret detectors: token shapes, connection strings and `KEY=value` lines.
 
+use base64::Engine as _;
 use regex::bytes::Regex;
 
 use super::text::{at, before, contains_ci, is, is_word, redact, slice, starts_with_ci};
@@ -21,6 +22,7 @@ const TOKEN_PATTERNS: &[&str] = &[
     r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}",
     r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}",
     r"\b(?:Bearer|bearer|BEARER)[ \t]+[A-Za-z0-9._~+/-]{20,}=*",
+    r"\b(?:Basic|basic|BASIC)[ \t]+[A-Za-z0-9+/]{8,}={0,2}",
 ];
 
 /// `scheme://user:password@host`; the password may not hold `/`, `@` or whitespace.
@@ -85,14 +87,25 @@ impl Secrets {
     }
 
     /// A `KEY=` / `"key":` match at `hay[start..end]`: judge the value after it.
-    pub(super) fn env_at(&self, start: usize, end: usize, ctx: &mut Ctx<'_>, layer: &Layer<'_>) {
+    pub(super) fn env_at(
+        &self,
+        start: usize,
+        end: usize,
+        ctx: &mut Ctx<'_>,
+        layer: &mut Layer<'_>,
+    ) {
         let hay = layer.hay;
         if !ctx.wants(LABEL_SECRET) {
+            return;
+        }
+        // A key inside the value of the previous one (`token=token=…`) is part of that value.
+        if start < layer.env_until {
             return;
         }
         let Some(value) = value_span(hay, end) else {
             return;
         };
+        layer.env_until = value.1;
         // The key, the separator and the value are examined.
         if !ctx.charge(value.1 - start) {
             return;
@@ -157,6 +170,18 @@ fn classify_token(m: &[u8]) -> Option<&'static str> {
             return None;
         }
         "bearer-token"
+    } else if starts_with_ci(m, b"basic") {
+        // HTTP basic credentials: base64 of `user:password`.
+        let encoded = m.get(5..).unwrap_or(&[]).trim_ascii_start();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
+        let colon = decoded.iter().position(|&b| b == b':')?;
+        let password = decoded.get(colon + 1..)?;
+        if password.is_empty() || !decoded.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+            return None;
+        }
+        "basic-auth"
     } else {
         return None;
     };

@@ -168,6 +168,15 @@ fn vendor_tokens() {
     );
     assert_finds(&format!("auth {JWT} end"), "jwt", "secret");
     assert_finds(
+        "Authorization: Basic dXNlcjpodW50ZXIy",
+        "basic-auth",
+        "secret",
+    );
+    assert_no_label(
+        "Basic authentication is enabled; Basic dXNlcm5hbWVvbmx5",
+        "secret",
+    );
+    assert_finds(
         "Authorization: Bearer 4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c",
         "bearer-token",
         "secret",
@@ -629,6 +638,69 @@ fn max_findings_bounds_findings_not_labels() {
     assert_eq!(detectors(&s).iter().filter(|d| **d == "email").count(), 4);
 }
 
+#[test]
+fn digit_runs_hold_several_kinds() {
+    // A run that is not a card still holds an SSN and a phone number.
+    let s = scan("ids: SSN 078-05-1120 1234 5678, call 415 555 2671 1234 today");
+    assert!(detectors(&s).contains(&"ssn"), "{s:?}");
+    assert!(detectors(&s).contains(&"phone"), "{s:?}");
+    // One finding for a phone number written with a country code.
+    let s = scan("call +1 (415) 555-2671 now");
+    assert_eq!(detectors(&s), ["phone"]);
+    // IP addresses, epoch times and order ids are not personal data.
+    assert_clean("ip=10.172.187.210 ts=1714558925 order=20240115123456 v=1.2.3.4567");
+}
+
+#[test]
+fn advice_needs_its_verb_nearby() {
+    let far = format!(
+        "grant {} access",
+        "and then we will talk about this later ".repeat(3)
+    );
+    assert_no_label(&far, "privileged-advice");
+    // Several object words after one verb make one finding.
+    let s = scan("give everyone admin access to the logs");
+    assert_eq!(detectors(&s), ["privileged-advice"]);
+    // Object words with no verb before them are not advice.
+    assert_no_label(
+        "everyone has admin access to the public docs",
+        "privileged-advice",
+    );
+}
+
+#[test]
+fn dense_object_words_do_not_exhaust_the_work_budget() {
+    // An ACL listing is full of object words but tells no one to do anything.
+    let acl = "user=alice role=admin access=read scope=public owner=root; ".repeat(20_000);
+    let s = Detectors::new(ScanLimits {
+        max_bytes: acl.len(),
+        ..ScanLimits::default()
+    })
+    .scan(&acl);
+    assert!(!s.truncated);
+    assert!(s.labels.is_empty(), "{:?}", s.findings.first());
+}
+
+#[test]
+fn text_made_of_candidates_exhausts_the_work_budget() {
+    // Every word a verb or an object: the checks stop and the scan is marked truncated.
+    let junk = "add admin ".repeat(20_000);
+    let s = Detectors::new(ScanLimits {
+        max_bytes: junk.len(),
+        ..ScanLimits::default()
+    })
+    .scan(&junk);
+    assert!(s.truncated);
+    // Values inside values are not parsed again (no `token=token=…` amplification).
+    let tokens = "token=".repeat(50_000);
+    let s = Detectors::new(ScanLimits {
+        max_bytes: tokens.len(),
+        ..ScanLimits::default()
+    })
+    .scan(&tokens);
+    assert!(!s.truncated);
+}
+
 // ---------------------------------------------------------------- bytes
 
 #[test]
@@ -678,6 +750,12 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("+1 ".to_owned()),
         Just(b64("DB_PASSWORD=Sup3rS3cretPassw0rd")),
         Just(hex::encode("alice@acme.example")),
+        Just("add admin ".to_owned()),
+        Just("token=".to_owned()),
+        Just("4111 1111 1111 1111".to_owned()),
+        Just("078-05-1120 ".to_owned()),
+        Just("(415) 555-2671".to_owned()),
+        Just("DE89 3704 0044 0532 0130 00".to_owned()),
         "\\PC{0,8}",
     ]
 }

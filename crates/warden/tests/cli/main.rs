@@ -32,12 +32,21 @@ fn replay_check_passes_on_every_acme_scenario() {
     let files: Vec<String> = std::fs::read_dir(repo().join("examples/acme/scenarios"))
         .unwrap()
         .flatten()
-        .map(|e| format!("examples/acme/scenarios/{}", e.file_name().to_string_lossy()))
+        .map(|e| {
+            format!(
+                "examples/acme/scenarios/{}",
+                e.file_name().to_string_lossy()
+            )
+        })
         .collect();
     args.extend(files.iter().map(String::as_str));
     let out = warden(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains(", 0 mismatches"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(", 0 mismatches"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 fn temp_trace(name: &str, body: &str) -> PathBuf {
@@ -62,7 +71,10 @@ fn a_mismatch_is_printed_and_exits_1() {
     let out = warden(&["replay", "--config", CONFIG, "--check", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("wrong.jsonl:2: `logs.query_logs` expected allow, got deny"), "{err}");
+    assert!(
+        err.contains("wrong.jsonl:2: `logs.query_logs` expected allow, got deny"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -109,8 +121,16 @@ fn json_output_is_one_decision_per_call() {
     assert_eq!(last["decision"], "ask");
     assert_eq!(last["exposure"]["count"], 2999);
     assert_eq!(last["exposure"]["audience"], 3000);
-    assert!(last["policies"].as_array().unwrap().iter().any(|p| p == "ask-exposure"));
-    assert!(last["flow"]["labels"].as_array().unwrap().iter().any(|l| l == "security-sensitive"));
+    assert!(last["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "ask-exposure"));
+    assert!(last["flow"]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l == "security-sensitive"));
     assert!(last["elapsed_us"].is_number());
 }
 
@@ -137,12 +157,24 @@ fn an_invalid_config_lists_every_problem_and_exits_2() {
     for f in ["catalog.toml", "missions.toml", "directory.json"] {
         std::fs::copy(repo().join("examples/acme").join(f), dir.join(f)).unwrap();
     }
-    std::fs::write(dir.join("policies/a.cedar"), "permit(principal, action, resource);\nforbid(principal,,);\n").unwrap();
+    std::fs::write(
+        dir.join("policies/a.cedar"),
+        "permit(principal, action, resource);\nforbid(principal,,);\n",
+    )
+    .unwrap();
     let main = std::fs::read_to_string(repo().join(CONFIG))
         .unwrap()
-        .replace("ceiling = [\"acl.*\", \"files.*\", \"logs.*\"]", "ceiling = [\"acl.*\", \"files.nope\", \"logs.*\"]");
+        .replace(
+            "ceiling = [\"acl.*\", \"files.*\", \"logs.*\"]",
+            "ceiling = [\"acl.*\", \"files.nope\", \"logs.*\"]",
+        );
     std::fs::write(dir.join("warden.toml"), main).unwrap();
-    let out = warden(&["policy", "validate", "--config", dir.join("warden.toml").to_str().unwrap()]);
+    let out = warden(&[
+        "policy",
+        "validate",
+        "--config",
+        dir.join("warden.toml").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("policies/a.cedar:2:"), "{err}");
@@ -161,7 +193,11 @@ fn policy_validate_and_test_pass_on_acme() {
 
 #[test]
 fn help_is_everywhere() {
-    for args in [vec!["--help"], vec!["replay", "--help"], vec!["policy", "test", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["replay", "--help"],
+        vec!["policy", "test", "--help"],
+    ] {
         let out = warden(&args);
         assert!(out.status.success());
         assert!(text(&out.stdout).contains("Usage"));
