@@ -25,9 +25,9 @@ pub(super) const IBAN: &str = r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}";
 pub(super) struct Pii {
     pub(super) email: Regex,
     pub(super) phone_intl: Regex,
-    /// Used inside a digit run that held no card number.
+    /// Run inside digit runs whose group sizes allow a US phone number.
     phone_us: Regex,
-    /// Used inside a digit run that held no card number.
+    /// Run inside digit runs whose group sizes allow an SSN.
     ssn: Regex,
 }
 
@@ -126,23 +126,28 @@ impl Pii {
         };
         let (ssn, phone) = (sizes([3, 2, 4]), sizes([3, 3, 4]));
         if card_stretch || ssn || phone {
-            self.digits_found(start, m, groups, card_stretch, ssn, phone, ctx, layer);
+            let run = DigitRun {
+                start,
+                bytes: m,
+                groups,
+                card_stretch,
+                ssn,
+                phone,
+            };
+            self.digits_found(run, ctx, layer);
         }
     }
 
     /// Report the cards, SSNs and phones of a digit run whose group sizes allow them.
-    #[allow(clippy::too_many_arguments)]
-    fn digits_found(
-        &self,
-        start: usize,
-        m: &[u8],
-        groups: &[(usize, usize)],
-        card_stretch: bool,
-        ssn: bool,
-        phone: bool,
-        ctx: &mut Ctx<'_>,
-        layer: &mut Layer<'_>,
-    ) {
+    fn digits_found(&self, run: DigitRun<'_>, ctx: &mut Ctx<'_>, layer: &mut Layer<'_>) {
+        let DigitRun {
+            start,
+            bytes: m,
+            groups,
+            card_stretch,
+            ssn,
+            phone,
+        } = run;
         let (hay, enc) = (layer.hay, layer.encoding);
         let mut cards_found: Vec<(usize, usize)> = Vec::new();
         if card_stretch {
@@ -302,6 +307,20 @@ fn ssn_ok(hay: &[u8], start: usize, end: usize) -> bool {
         && area < 900
         && group != 0
         && serial != 0
+}
+
+/// A digit run from the combined scan and the shapes its group sizes allow.
+struct DigitRun<'m> {
+    start: usize,
+    bytes: &'m [u8],
+    /// The runs of digits in `bytes`, as `(start, end)`.
+    groups: &'m [(usize, usize)],
+    /// Some stretch of groups joined by single spaces or dashes has 13 or more digits.
+    card_stretch: bool,
+    /// Some three groups in a row have 3, 2 and 4 digits.
+    ssn: bool,
+    /// Some three groups in a row have 3, 3 and 4 digits.
+    phone: bool,
 }
 
 /// Call `f` with each run of digits in `m`, as `(start, end)`.

@@ -502,10 +502,12 @@ fn env_secret(hay: &[u8], start: usize, end: usize, value: (usize, usize, bool))
     })
 }
 
-/// The value after a separator: `(start, end, quoted)`.
 /// The longest value looked at.
 const MAX_VALUE: usize = 256;
 
+/// The value after a separator (spaces skipped): `(start, end, quoted)`. A quoted value
+/// ends at its closing quote or the line's end; an unquoted one at whitespace or `,;&`,
+/// quotes and closing brackets.
 fn value_span(hay: &[u8], from: usize) -> Option<(usize, usize, bool)> {
     const MAX: usize = MAX_VALUE;
     let from = from
