@@ -1,5 +1,4 @@
 """The Acme scenarios over real MCP.
-import uuid
 
 Each `examples/acme/scenarios/*.jsonl` trace is replayed call by call through the gateway in
 front of the Acme MCP server (`acme-mcp --server NAME`, one child per Acme server): one MCP
@@ -23,6 +22,7 @@ with `acme-mcp --http`), and every call the trace expects Warden to allow must s
 (xfail, as a data problem, when it does not).
 """
 
+import uuid
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
