@@ -22,7 +22,6 @@ with `acme-mcp --http`), and every call the trace expects Warden to allow must s
 (xfail, as a data problem, when it does not).
 """
 
-import uuid
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import json
 import os
+import uuid
 
 import anyio
 import pytest
