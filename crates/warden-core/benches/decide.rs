@@ -574,12 +574,19 @@ fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// The policy counts measured; `WARDEN_BENCH_SIZES=10,1000` picks some (for profiling).
 fn sizes() -> &'static [usize] {
-    if bench_mode() {
-        &[10, 100, 1_000, 10_000]
-    } else {
-        &[10, 100]
-    }
+    static S: OnceLock<Vec<usize>> = OnceLock::new();
+    S.get_or_init(|| {
+        if let Ok(v) = std::env::var("WARDEN_BENCH_SIZES") {
+            return v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        }
+        if bench_mode() {
+            vec![10, 100, 1_000, 10_000]
+        } else {
+            vec![10, 100]
+        }
+    })
 }
 
 fn fixtures() -> &'static [Fixture] {

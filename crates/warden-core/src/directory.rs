@@ -109,6 +109,11 @@ pub struct Directory {
     group_parents: HashMap<String, BTreeSet<String>>,
     channels: BTreeMap<String, Vec<String>>,
     profiles: Vec<BTreeSet<String>>,
+    /// Every label some profile is cleared for, numbered; the bitsets below index into it.
+    label_ids: HashMap<String, usize>,
+    label_names: Vec<String>,
+    /// Per profile, the labels it is cleared for as a bitset over `label_ids`.
+    profile_bits: Vec<Bits>,
     emails: HashMap<String, String>,
     internal_domains: Vec<String>,
     indexes: HashMap<String, AudienceIndex>,
@@ -352,6 +357,31 @@ impl Directory {
             }
         };
 
+        let mut label_names: Vec<String> = profiles
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        label_names.shrink_to_fit();
+        let label_ids: HashMap<String, usize> = label_names
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), i))
+            .collect();
+        let profile_bits = profiles
+            .iter()
+            .map(|p| {
+                let mut b = Bits::new(label_names.len());
+                for l in p {
+                    if let Some(i) = label_ids.get(l) {
+                        b.set(*i);
+                    }
+                }
+                b
+            })
+            .collect();
         let mut dir = Directory {
             entities,
             users,
@@ -359,6 +389,9 @@ impl Directory {
             group_parents,
             channels,
             profiles,
+            label_ids,
+            label_names,
+            profile_bits,
             emails,
             internal_domains: src
                 .internal_domains
@@ -478,18 +511,44 @@ impl Directory {
             .any(|d| h == *d || h.ends_with(&format!(".{d}")))
     }
 
-    /// True when `profile ⊇ labels` for the confidentiality labels among `labels`.
-    fn cleared(profile: &BTreeSet<String>, labels: &BTreeSet<String>) -> bool {
-        labels.iter().all(|l| profile.contains(l))
-    }
-
-    /// Who in the audience is not cleared for every one of `labels` (which must be confidentiality
-    /// labels only).
+    /// Who in the audience is not cleared for every one of `labels` (confidentiality labels;
+    /// `public` is ignored, everyone is cleared for it). A label no one in the directory is
+    /// cleared for exposes everyone.
+    ///
+    /// Labels are matched as bitsets over the labels the directory's clearance profiles name,
+    /// so the cost is one lookup per label plus a few word operations per profile, whatever
+    /// the audience's size.
     pub fn exposure(&self, audience: &Audience, labels: &BTreeSet<String>) -> Exposure {
         let mut exp = Exposure::default();
-        let mut uncovered: BTreeSet<&String> = BTreeSet::new();
-        let mut counted_users: BTreeSet<&str> = BTreeSet::new();
+        let mut want = Bits::new(self.label_names.len());
+        // Labels no profile names: no one is cleared for them.
+        let mut nobody: Vec<&String> = Vec::new();
+        for l in labels {
+            if l == PUBLIC {
+                continue;
+            }
+            match self.label_ids.get(l) {
+                Some(i) => want.set(*i),
+                None => nobody.push(l),
+            }
+        }
+        let mut uncovered = Bits::new(self.label_names.len());
+        let mut uncovered_nobody = false;
         let mut sample: BTreeSet<String> = BTreeSet::new();
+        let mut expose = |profile: Option<&Bits>, uncovered: &mut Bits| -> bool {
+            let missing = match profile {
+                Some(p) => uncovered.or_missing(&want, p),
+                None => {
+                    uncovered.or_all(&want);
+                    !want.is_empty()
+                }
+            };
+            if !nobody.is_empty() {
+                uncovered_nobody = true;
+                return true;
+            }
+            missing
+        };
         // Group- and channel-wide audiences use the precomputed indexes. Overlaps between several
         // groups are rare in one call; they are counted once per index, which can overstate but
         // never understate the blast radius.
@@ -502,56 +561,105 @@ impl Directory {
             if let Some(ix) = self.indexes.get(&key) {
                 exp.audience += ix.total;
                 for (p, n, s) in &ix.by_profile {
-                    if let Some(profile) = self.profiles.get(*p) {
-                        if !Self::cleared(profile, labels) {
-                            exp.count += n;
-                            uncovered.extend(labels.iter().filter(|l| !profile.contains(*l)));
-                            for name in s {
-                                if sample.len() < EXPOSURE_SAMPLE {
-                                    sample.insert(name.clone());
-                                }
+                    if expose(self.profile_bits.get(*p), &mut uncovered) {
+                        exp.count += n;
+                        for name in s {
+                            if sample.len() < EXPOSURE_SAMPLE {
+                                sample.insert(name.clone());
                             }
                         }
                     }
                 }
             }
         }
+        let mut counted_users: BTreeSet<&str> = BTreeSet::new();
         for u in &audience.users {
             if !counted_users.insert(u) {
                 continue;
             }
             exp.audience += 1;
-            match self.clearances(u) {
-                Some(profile) if Self::cleared(profile, labels) => {}
-                Some(profile) => {
-                    exp.count += 1;
-                    uncovered.extend(labels.iter().filter(|l| !profile.contains(*l)));
-                    if sample.len() < EXPOSURE_SAMPLE {
-                        sample.insert(u.clone());
-                    }
-                }
-                None => {
-                    exp.count += 1;
-                    uncovered.extend(labels.iter().filter(|l| l.as_str() != PUBLIC));
+            let profile = self
+                .users
+                .get(u.as_str())
+                .and_then(|x| self.profile_bits.get(x.profile));
+            if expose(profile, &mut uncovered) {
+                exp.count += 1;
+                if sample.len() < EXPOSURE_SAMPLE {
+                    sample.insert(u.clone());
                 }
             }
         }
         for x in audience.external.iter().chain(audience.unknown.iter()) {
             exp.audience += 1;
             exp.external += 1;
-            let not_public: Vec<&String> = labels.iter().filter(|l| l.as_str() != PUBLIC).collect();
-            if !not_public.is_empty() {
+            // Outside the organisation: cleared for `public` only.
+            if expose(None, &mut uncovered) {
                 exp.count += 1;
                 exp.external_exposed += 1;
-                uncovered.extend(not_public);
                 if sample.len() < EXPOSURE_SAMPLE {
                     sample.insert(x.clone());
                 }
             }
         }
         exp.sample = sample.into_iter().collect();
-        exp.labels = uncovered.into_iter().cloned().collect();
+        exp.labels = uncovered
+            .ones()
+            .filter_map(|i| self.label_names.get(i).cloned())
+            .collect();
+        if uncovered_nobody {
+            exp.labels.extend(nobody.into_iter().cloned());
+        }
         exp
+    }
+}
+
+/// A fixed-size bitset over the directory's numbered labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+
+    fn set(&mut self, i: usize) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    /// Add `want \ have` to `self`; true when it is not empty.
+    fn or_missing(&mut self, want: &Bits, have: &Bits) -> bool {
+        let mut any = false;
+        for (i, (w, h)) in want.0.iter().zip(have.0.iter()).enumerate() {
+            let m = w & !h;
+            if m != 0 {
+                any = true;
+                if let Some(o) = self.0.get_mut(i) {
+                    *o |= m;
+                }
+            }
+        }
+        any
+    }
+
+    /// Add all of `want` to `self`.
+    fn or_all(&mut self, want: &Bits) {
+        for (o, w) in self.0.iter_mut().zip(want.0.iter()) {
+            *o |= w;
+        }
+    }
+
+    fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(i, w)| {
+            (0..64)
+                .filter(move |b| w & (1u64 << b) != 0)
+                .map(move |b| i * 64 + b)
+        })
     }
 }
 

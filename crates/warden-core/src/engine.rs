@@ -8,15 +8,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cedar_policy::{Context, EntityUid, RestrictedExpression};
+use std::sync::Arc;
+
+use cedar_policy::{Context, EntityUid};
+use cedar_policy_core::ast::{Context as CoreContext, Literal, Value as CValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use smol_str::SmolStr;
 
 use crate::catalog::{Integrity, RecordCount, Resolved, ToolSpec, UNTRUSTED};
 use crate::config::Config;
 use crate::detect::Scan;
-use crate::directory::{Audience, PUBLIC};
+use crate::directory::Audience;
 use crate::mission::{Mission, MissionUsage};
 use crate::model::{Decision, Effect, Exposure, FlowFacts, LabelSource, Outcome, Reason, Stage};
 use crate::policy::{uid, Evaluation};
@@ -192,21 +196,31 @@ impl Ctx<'_> {
     }
 }
 
-fn rs(s: &str) -> RestrictedExpression {
-    RestrictedExpression::new_string(s.to_string())
+// The policy context is built as Cedar values directly: no expression is built and then
+// interpreted, which is what `Context::from_pairs` does and costs several times more.
+
+fn vstr(s: &str) -> CValue {
+    CValue::from(Literal::from(s))
 }
 
-fn rset<'a>(it: impl IntoIterator<Item = &'a String>) -> RestrictedExpression {
-    RestrictedExpression::new_set(it.into_iter().map(|s| rs(s)))
+fn vset<'a>(it: impl IntoIterator<Item = &'a String>) -> CValue {
+    CValue::set_of_lits(it.into_iter().map(|s| Literal::from(s.as_str())), None)
 }
 
-fn rlong(n: u64) -> RestrictedExpression {
-    RestrictedExpression::new_long(i64::try_from(n).unwrap_or(i64::MAX))
+fn vlong(n: u64) -> CValue {
+    CValue::from(Literal::from(i64::try_from(n).unwrap_or(i64::MAX)))
 }
 
-fn record(fields: Vec<(&str, RestrictedExpression)>) -> Result<RestrictedExpression, String> {
-    RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v)))
-        .map_err(|e| e.to_string())
+fn vbool(b: bool) -> CValue {
+    CValue::from(Literal::from(b))
+}
+
+fn vuid(u: EntityUid) -> CValue {
+    CValue::from(Literal::from(u.as_ref().clone()))
+}
+
+fn vrecord<const N: usize>(fields: [(&'static str, CValue); N]) -> CValue {
+    CValue::record(fields, None)
 }
 
 /// Collect the string leaves of a JSON value, bounded in bytes.
@@ -293,6 +307,55 @@ impl Engine {
             .tools()
             .filter(|s| agent.may_use(&s.name) && t.allows_tool(&s.name))
             .collect()
+    }
+
+    /// The Cedar context `decide` gives policies for a call, with the call's action: for tools
+    /// that explain decisions, and for checking that contexts conform to the schema. Errors
+    /// when the call cannot be resolved (unknown tool, bad arguments, unknown template).
+    pub fn policy_context(
+        &self,
+        call: &Call,
+        mission: &Mission,
+        session: &SessionState,
+        usage: &MissionUsage,
+        now_ms: i64,
+    ) -> Result<(EntityUid, Context), String> {
+        let cfg = &self.config;
+        let (call_bytes, digest) = call.canonical();
+        let breakers = Breakers::default();
+        let cx = Ctx {
+            call,
+            name: call.name(),
+            mission,
+            session,
+            usage,
+            breakers: &breakers,
+            now_ms,
+            digest,
+            call_bytes,
+        };
+        let spec = cfg
+            .catalog
+            .get(&cx.name)
+            .ok_or_else(|| format!("unknown tool `{}`", cx.name))?;
+        let resolved = spec
+            .resolve(&call.args, &cfg.directory)
+            .map_err(|e| e.to_string())?;
+        let template = cfg
+            .templates
+            .get(&mission.template)
+            .ok_or_else(|| format!("unknown mission template `{}`", mission.template))?;
+        let (flow, exposure, advice) = self.flow(&cx, spec, &resolved);
+        let context = self.context(
+            &cx,
+            spec,
+            &resolved,
+            &flow,
+            exposure.as_ref(),
+            advice,
+            template,
+        )?;
+        Ok((uid("Action", &spec.name), context))
     }
 
     /// Decide one call. Pure: the same inputs give the same decision.
@@ -484,6 +547,21 @@ impl Engine {
         let action = uid("Action", &spec.name);
         let agent_uid = uid("Agent", &mission.agent);
         let user_uid = uid("User", &mission.principal);
+        // Contexts are built as values, unchecked; debug builds (every test) check each one
+        // against the schema.
+        #[cfg(debug_assertions)]
+        if let Err(e) = cedar_policy::Request::new(
+            agent_uid.clone(),
+            action.clone(),
+            resource_uid.clone(),
+            context.clone(),
+            Some(cfg.policies.schema()),
+        ) {
+            return cx.deny(
+                Stage::Flow,
+                format!("the policy context does not conform to the schema: {e}"),
+            );
+        }
         let entities = cfg.directory.entities();
         let ancestors = cfg.directory.ancestors(&mission.principal);
         let groups = [
@@ -709,14 +787,24 @@ impl Engine {
         // a host (a URL) carries the session's data only when the URL holds some of it.
         let taint_flows = spec.effect != Effect::Read
             || (resolved.audience.is_some() && self.url_carries_session_data(spec, cx));
-        let mut labels: BTreeSet<String> = BTreeSet::new();
-        for (l, src) in s.taint.iter().filter(|_| taint_flows) {
-            if cfg.is_confidentiality(l) {
-                labels.insert(l.clone());
-                if f.sources.len() < MAX_SOURCES {
-                    f.sources.push(src.clone());
-                }
-            }
+        // The taint is sorted already: collecting it builds the set in one pass.
+        let mut labels: BTreeSet<String> = if taint_flows {
+            s.taint
+                .keys()
+                .filter(|l| cfg.is_confidentiality(l))
+                .cloned()
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        if taint_flows {
+            f.sources = s
+                .taint
+                .iter()
+                .filter(|(l, _)| cfg.is_confidentiality(l))
+                .take(MAX_SOURCES)
+                .map(|(_, src)| src.clone())
+                .collect();
         }
         if s.taint_overflow && taint_flows {
             labels.extend(cfg.sensitive.iter().cloned());
@@ -771,15 +859,10 @@ impl Engine {
             }
         }
         // Exposure.
-        let exposure = resolved.audience.as_ref().map(|aud| {
-            let conf: BTreeSet<String> = f
-                .labels
-                .iter()
-                .filter(|l| l.as_str() != PUBLIC)
-                .cloned()
-                .collect();
-            cfg.directory.exposure(aud, &conf)
-        });
+        let exposure = resolved
+            .audience
+            .as_ref()
+            .map(|aud| cfg.directory.exposure(aud, &f.labels));
         f.external_action = match spec.effect {
             Effect::Read => false,
             Effect::Egress => true,
@@ -826,114 +909,85 @@ impl Engine {
             .map(|c| c.saturating_sub(cx.usage.calls))
             .unwrap_or(u64::MAX >> 1);
         let seconds_left = ((m.expires_at_ms - cx.now_ms) / 1000).max(0) as u64;
-        let pairs = vec![
-            ("tool".to_string(), rs(&spec.name)),
-            ("server".to_string(), rs(&spec.server)),
-            ("effect".to_string(), rs(spec.effect.as_str())),
+        let fields: [(&'static str, CValue); 14] = [
+            ("tool", vstr(&spec.name)),
+            ("server", vstr(&spec.server)),
+            ("effect", vstr(spec.effect.as_str())),
+            ("agent", vuid(uid("Agent", &m.agent))),
+            ("on_behalf_of", vuid(uid("User", &m.principal))),
+            ("has_audience", vbool(exposure.is_some())),
+            ("acts_as", vbool(acts_as)),
+            ("acts_as_other", vbool(acts_as_other)),
             (
-                "agent".to_string(),
-                RestrictedExpression::new_entity_uid(uid("Agent", &m.agent)),
-            ),
-            (
-                "on_behalf_of".to_string(),
-                RestrictedExpression::new_entity_uid(uid("User", &m.principal)),
-            ),
-            (
-                "has_audience".to_string(),
-                RestrictedExpression::new_bool(exposure.is_some()),
-            ),
-            (
-                "acts_as".to_string(),
-                RestrictedExpression::new_bool(acts_as),
-            ),
-            (
-                "acts_as_other".to_string(),
-                RestrictedExpression::new_bool(acts_as_other),
-            ),
-            (
-                "flow".to_string(),
-                record(vec![
+                "flow",
+                vrecord([
                     (
                         "labels",
-                        rset(f.labels.iter().filter(|l| !is_reader_set(l))),
+                        vset(f.labels.iter().filter(|l| !is_reader_set(l))),
                     ),
-                    ("resource_labels", rset(&f.resource_labels)),
-                    ("argument_labels", rset(&f.argument_labels)),
-                    ("sensitive", RestrictedExpression::new_bool(f.sensitive)),
-                    (
-                        "untrusted_input",
-                        RestrictedExpression::new_bool(f.untrusted_input),
-                    ),
+                    ("resource_labels", vset(&f.resource_labels)),
+                    ("argument_labels", vset(&f.argument_labels)),
+                    ("sensitive", vbool(f.sensitive)),
+                    ("untrusted_input", vbool(f.untrusted_input)),
                     (
                         "untrusted_direction",
-                        RestrictedExpression::new_bool(!f.untrusted_direction.is_empty()),
+                        vbool(!f.untrusted_direction.is_empty()),
                     ),
-                    ("privileged_advice", RestrictedExpression::new_bool(advice)),
-                ])?,
+                    ("privileged_advice", vbool(advice)),
+                ]),
             ),
             (
-                "exposure".to_string(),
-                record(vec![
-                    ("audience", rlong(e.audience)),
-                    ("count", rlong(e.count)),
-                    ("external", rlong(e.external)),
-                    ("external_exposed", rlong(e.external_exposed)),
+                "exposure",
+                vrecord([
+                    ("audience", vlong(e.audience)),
+                    ("count", vlong(e.count)),
+                    ("external", vlong(e.external)),
+                    ("external_exposed", vlong(e.external_exposed)),
                     (
                         "labels",
-                        rset(e.labels.iter().filter(|l| !is_reader_set(l))),
+                        vset(e.labels.iter().filter(|l| !is_reader_set(l))),
                     ),
-                ])?,
+                ]),
             ),
             (
-                "mission".to_string(),
-                record(vec![
-                    ("id", rs(&m.id)),
-                    ("template", rs(&m.template)),
-                    ("purpose", rs(&m.purpose)),
-                    ("approval_effects", rset(&approval)),
-                    ("publish_to", rs(template.publish_to.as_str())),
-                    ("seconds_left", rlong(seconds_left)),
-                    ("calls_left", rlong(calls_left)),
-                ])?,
+                "mission",
+                vrecord([
+                    ("id", vstr(&m.id)),
+                    ("template", vstr(&m.template)),
+                    ("purpose", vstr(&m.purpose)),
+                    ("approval_effects", vset(&approval)),
+                    ("publish_to", vstr(template.publish_to.as_str())),
+                    ("seconds_left", vlong(seconds_left)),
+                    ("calls_left", vlong(calls_left)),
+                ]),
             ),
             (
-                "session".to_string(),
-                record(vec![
-                    ("calls", rlong(s.calls)),
-                    (
-                        "untrusted_input",
-                        RestrictedExpression::new_bool(s.untrusted_input),
-                    ),
-                    (
-                        "sensitive_read",
-                        RestrictedExpression::new_bool(s.sensitive_read),
-                    ),
-                ])?,
+                "session",
+                vrecord([
+                    ("calls", vlong(s.calls)),
+                    ("untrusted_input", vbool(s.untrusted_input)),
+                    ("sensitive_read", vbool(s.sensitive_read)),
+                ]),
             ),
             (
-                "rule_of_two".to_string(),
-                record(vec![
-                    (
-                        "untrusted_input",
-                        RestrictedExpression::new_bool(f.untrusted_input),
-                    ),
-                    (
-                        "sensitive_data",
-                        RestrictedExpression::new_bool(r2_sensitive),
-                    ),
-                    (
-                        "external_action",
-                        RestrictedExpression::new_bool(f.external_action),
-                    ),
-                    ("count", rlong(r2_count)),
-                ])?,
+                "rule_of_two",
+                vrecord([
+                    ("untrusted_input", vbool(f.untrusted_input)),
+                    ("sensitive_data", vbool(r2_sensitive)),
+                    ("external_action", vbool(f.external_action)),
+                    ("count", vlong(r2_count)),
+                ]),
             ),
             (
-                "hour_utc".to_string(),
-                rlong(((cx.now_ms / 3_600_000) % 24).max(0) as u64),
+                "hour_utc",
+                vlong(((cx.now_ms / 3_600_000) % 24).max(0) as u64),
             ),
         ];
-        Context::from_pairs(pairs).map_err(|e| e.to_string())
+        let map: std::collections::BTreeMap<SmolStr, CValue> = fields
+            .into_iter()
+            .map(|(k, v)| (SmolStr::new_static(k), v))
+            .collect();
+        Ok(Context::from(CoreContext::Value(Arc::new(map))))
     }
 
     /// Count a decided call in the session and, when allowed, in the mission's usage. Call this

@@ -23,14 +23,17 @@
 //! request evaluates only the few slices that can apply and the cost does not grow with the
 //! number of policies written for other agents, groups and tenants.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Effect as CedarEffect,
-    Entities, EntityUid, Policy, PolicyId, PolicySet, PrincipalConstraint, Request, Schema,
-    ValidationMode, Validator,
+    ActionConstraint, Context, Effect as CedarEffect, Entities, EntityUid, Policy, PolicyId,
+    PolicySet, PrincipalConstraint, Schema, ValidationMode, Validator,
 };
+use cedar_policy_core::ast::{EntityUIDEntry, Request as CoreRequest};
+use cedar_policy_core::authorizer::Authorizer as CoreAuthorizer;
 use miette::Diagnostic;
 
 use crate::catalog::{Catalog, RESOURCE_TYPES};
@@ -201,10 +204,29 @@ pub struct PolicyInfo {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Default, Clone)]
-struct Slice {
-    main: Option<PolicySet>,
-    ask: Option<PolicySet>,
+/// The most (principal, action) pairs whose merged policy set is remembered; past it the
+/// memo starts over (it is a cache: a miss costs a few microseconds, never a wrong answer).
+const MERGED_BY_REQUEST_MAX: usize = 65_536;
+/// The most distinct merged policy sets remembered.
+const MERGED_SETS_MAX: usize = 16_384;
+
+/// Which slices apply to one (principal, action) pair, merged into one policy set.
+#[derive(Debug)]
+struct MergedEntry {
+    with_shared: bool,
+    principal: EntityUid,
+    ancestors: Vec<EntityUid>,
+    action: EntityUid,
+    groups: Vec<EntityUid>,
+    set: Option<Arc<PolicySet>>,
+}
+
+#[derive(Debug, Default)]
+struct MergeCache {
+    /// Hash of (with_shared, principal, ancestors, action, groups) → entry (checked in full on a hit).
+    by_request: HashMap<u64, MergedEntry>,
+    /// Sorted slice indexes → their merged set, so pairs that see the same slices share one set.
+    by_slices: HashMap<Vec<usize>, Arc<PolicySet>>,
 }
 
 /// The loaded, validated and indexed policy set.
@@ -213,11 +235,16 @@ pub struct PolicyEngine {
     schema: Schema,
     all: PolicySet,
     info: HashMap<String, PolicyInfo>,
-    /// principal key → action key → slice. Principal keys: `shared` (open scope, body never
-    /// names `principal`: evaluated once per decision), `*`, `is:<Type>`, an entity uid.
-    /// Action keys: `*` or an action uid (a tool, an effect group, a server group).
-    slices: HashMap<String, HashMap<String, Slice>>,
-    authorizer: Authorizer,
+    /// principal key → action key → index into `slice_policies`. Principal keys: `shared`
+    /// (open scope, body never names `principal`: evaluated once per decision), `*`,
+    /// `is:<Type>`, an entity uid. Action keys: `*` or an action uid (a tool, an effect group, a
+    /// server group).
+    slices: HashMap<String, HashMap<String, usize>>,
+    slice_policies: Vec<Vec<Policy>>,
+    /// Ids of the policies in `shared` slices.
+    shared: HashSet<String>,
+    merged: RwLock<MergeCache>,
+    authorizer: CoreAuthorizer,
 }
 
 /// A source file of policies.
@@ -453,51 +480,44 @@ impl PolicyEngine {
             issues.push(&file, line, format!("policy `{id}`: {e}"));
         }
 
-        type Group = (Vec<Policy>, Vec<Policy>);
-        let mut grouped: HashMap<(String, String), Group> = HashMap::new();
+        let mut grouped: HashMap<(String, String), Vec<Policy>> = HashMap::new();
+        let mut shared = HashSet::new();
         for p in all.policies() {
             let mut pkey = slice_key_principal(&p.principal_constraint());
             if pkey == "*" && !mentions_principal(p) {
                 pkey = SHARED.to_string();
+                shared.insert(p.id().to_string());
             }
             let akeys: Vec<String> = match p.action_constraint() {
                 ActionConstraint::Any => vec!["*".to_string()],
                 ActionConstraint::Eq(a) => vec![a.to_string()],
                 ActionConstraint::In(list) => list.iter().map(ToString::to_string).collect(),
             };
-            let is_ask = info.get(&p.id().to_string()).is_some_and(|i| i.ask);
             for akey in akeys {
-                let e = grouped.entry((pkey.clone(), akey)).or_default();
-                if is_ask {
-                    e.1.push(p.clone());
-                } else {
-                    e.0.push(p.clone());
-                }
+                grouped
+                    .entry((pkey.clone(), akey))
+                    .or_default()
+                    .push(p.clone());
             }
         }
-        let mut slices: HashMap<String, HashMap<String, Slice>> = HashMap::new();
-        for ((pk, ak), (main, ask)) in grouped {
-            let mk = |ps: Vec<Policy>| {
-                if ps.is_empty() {
-                    None
-                } else {
-                    PolicySet::from_policies(ps).ok()
-                }
-            };
-            slices.entry(pk).or_default().insert(
-                ak,
-                Slice {
-                    main: mk(main),
-                    ask: mk(ask),
-                },
-            );
+        let mut slices: HashMap<String, HashMap<String, usize>> = HashMap::new();
+        let mut slice_policies = Vec::with_capacity(grouped.len());
+        for ((pk, ak), ps) in grouped {
+            slices
+                .entry(pk)
+                .or_default()
+                .insert(ak, slice_policies.len());
+            slice_policies.push(ps);
         }
         PolicyEngine {
             schema,
             all,
             info,
             slices,
-            authorizer: Authorizer::new(),
+            slice_policies,
+            shared,
+            merged: RwLock::new(MergeCache::default()),
+            authorizer: CoreAuthorizer::new(),
         }
     }
 
@@ -540,23 +560,17 @@ impl PolicyEngine {
         entities: &Entities,
     ) -> Evaluation {
         let mut out = Evaluation::default();
-        let Some(request) = self.request(principal, action, resource, context, &mut out) else {
-            return out;
-        };
-        let akeys = action_keys(action, action_groups);
-        self.run(&request, &[SHARED], &akeys, entities, &mut out);
-        self.run(
-            &request,
-            &principal_keys(principal, ancestors),
-            &akeys,
-            entities,
-            &mut out,
-        );
+        if let Some(set) = self.merged(true, principal, ancestors, action, action_groups) {
+            self.run(
+                &set, principal, action, resource, &context, entities, &mut out, None,
+            );
+        }
         out
     }
 
     /// Evaluate a call twice — the agent as principal, then the person it acts for — sharing
-    /// the work for policies that never look at the principal.
+    /// the work for policies that never look at the principal: they are evaluated with the
+    /// agent, and what they decide counts for both.
     #[allow(clippy::too_many_arguments)]
     pub fn evaluate_pair(
         &self,
@@ -571,97 +585,185 @@ impl PolicyEngine {
     ) -> (Evaluation, Evaluation) {
         let mut by_agent = Evaluation::default();
         let mut by_user = Evaluation::default();
-        let akeys = action_keys(action, action_groups);
-        let agent_req = self.request(agent, action, resource, context.clone(), &mut by_agent);
-        let user_req = self.request(user, action, resource, context, &mut by_user);
-        let (Some(agent_req), Some(user_req)) = (agent_req, user_req) else {
-            by_agent.errors.extend(by_user.errors.iter().cloned());
-            by_user.errors.extend(by_agent.errors.iter().cloned());
-            return (by_agent, by_user);
-        };
-        let mut shared = Evaluation::default();
-        self.run(&agent_req, &[SHARED], &akeys, entities, &mut shared);
-        self.run(
-            &agent_req,
-            &principal_keys(agent, &[]),
-            &akeys,
-            entities,
-            &mut by_agent,
-        );
-        self.run(
-            &user_req,
-            &principal_keys(user, user_ancestors),
-            &akeys,
-            entities,
-            &mut by_user,
-        );
-        for ev in [&mut by_agent, &mut by_user] {
-            ev.permits.extend(shared.permits.iter().cloned());
-            ev.forbids.extend(shared.forbids.iter().cloned());
-            ev.asks.extend(shared.asks.iter().cloned());
-            ev.errors.extend(shared.errors.iter().cloned());
+        if let Some(set) = self.merged(true, agent, &[], action, action_groups) {
+            self.run(
+                &set,
+                agent,
+                action,
+                resource,
+                &context,
+                entities,
+                &mut by_agent,
+                Some(&mut by_user),
+            );
+        }
+        if let Some(set) = self.merged(false, user, user_ancestors, action, action_groups) {
+            self.run(
+                &set,
+                user,
+                action,
+                resource,
+                &context,
+                entities,
+                &mut by_user,
+                None,
+            );
         }
         (by_agent, by_user)
     }
 
-    fn request(
+    /// The merged policy set of the slices that can apply to a principal (given its ancestors)
+    /// and an action (given its groups), `shared` slices included when asked. Remembered per
+    /// pair; `None` when no policy can apply.
+    fn merged(
         &self,
+        with_shared: bool,
+        principal: &EntityUid,
+        ancestors: &[EntityUid],
+        action: &EntityUid,
+        groups: &[EntityUid],
+    ) -> Option<Arc<PolicySet>> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (with_shared, principal, ancestors, action, groups).hash(&mut h);
+        let key = h.finish();
+        if let Ok(cache) = self.merged.read() {
+            if let Some(e) = cache.by_request.get(&key) {
+                if e.with_shared == with_shared
+                    && &e.principal == principal
+                    && e.action == *action
+                    && e.ancestors == ancestors
+                    && e.groups == groups
+                {
+                    return e.set.clone();
+                }
+            }
+        }
+        let akeys = action_keys(action, groups);
+        let mut pkeys = principal_keys(principal, ancestors);
+        if with_shared {
+            pkeys.push(SHARED.to_string());
+        }
+        let mut ids: Vec<usize> = pkeys
+            .iter()
+            .filter_map(|pk| self.slices.get(pk))
+            .flat_map(|by_action| akeys.iter().filter_map(|ak| by_action.get(ak).copied()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let set = if ids.is_empty() {
+            None
+        } else {
+            let known = self
+                .merged
+                .read()
+                .ok()
+                .and_then(|c| c.by_slices.get(&ids).cloned());
+            match known {
+                Some(set) => Some(set),
+                None => self.merge(&ids).map(Arc::new),
+            }
+        };
+        if let Ok(mut cache) = self.merged.write() {
+            if cache.by_request.len() >= MERGED_BY_REQUEST_MAX {
+                cache.by_request.clear();
+            }
+            if cache.by_slices.len() >= MERGED_SETS_MAX {
+                cache.by_slices.clear();
+            }
+            if let Some(set) = &set {
+                cache.by_slices.entry(ids).or_insert_with(|| set.clone());
+            }
+            cache.by_request.insert(
+                key,
+                MergedEntry {
+                    with_shared,
+                    principal: principal.clone(),
+                    ancestors: ancestors.to_vec(),
+                    action: action.clone(),
+                    groups: groups.to_vec(),
+                    set: set.clone(),
+                },
+            );
+        }
+        set
+    }
+
+    /// One policy set of the policies of some slices, each policy once.
+    fn merge(&self, ids: &[usize]) -> Option<PolicySet> {
+        let mut seen = HashSet::new();
+        let policies: Vec<Policy> = ids
+            .iter()
+            .filter_map(|i| self.slice_policies.get(*i))
+            .flatten()
+            .filter(|p| seen.insert(p.id().clone()))
+            .cloned()
+            .collect();
+        PolicySet::from_policies(policies).ok()
+    }
+
+    /// Evaluate one merged set: one pass of Cedar's evaluator reports every satisfied permit
+    /// and forbid (the public `is_authorized` reports only the determining ones). Hits of
+    /// shared policies are copied to `shared_to` (the other principal's evaluation).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        set: &PolicySet,
         principal: &EntityUid,
         action: &EntityUid,
         resource: &EntityUid,
-        context: Context,
-        out: &mut Evaluation,
-    ) -> Option<Request> {
-        match Request::new(
-            principal.clone(),
-            action.clone(),
-            resource.clone(),
-            context,
-            None,
-        ) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                out.errors.push(e.to_string());
-                None
-            }
-        }
-    }
-
-    fn run<S: AsRef<str>>(
-        &self,
-        request: &Request,
-        pkeys: &[S],
-        akeys: &[String],
+        context: &Context,
         entities: &Entities,
         out: &mut Evaluation,
+        mut shared_to: Option<&mut Evaluation>,
     ) {
-        for pk in pkeys {
-            let Some(by_action) = self.slices.get(pk.as_ref()) else {
-                continue;
+        let request = CoreRequest::new_unchecked(
+            EntityUIDEntry::known(principal.as_ref().clone(), None),
+            EntityUIDEntry::known(action.as_ref().clone(), None),
+            EntityUIDEntry::known(resource.as_ref().clone(), None),
+            Some(context.as_ref().clone()),
+        );
+        let r = self
+            .authorizer
+            .is_authorized_core(request, set.as_ref(), entities.as_ref());
+        for e in &r.errors {
+            out.errors.push(e.to_string());
+            let cedar_policy_core::authorizer::AuthorizationError::PolicyEvaluationError {
+                id, ..
+            } = e;
+            let id: &str = id.as_ref();
+            if let Some(to) = shared_to
+                .as_deref_mut()
+                .filter(|_| self.shared.contains(id))
+            {
+                to.errors.push(e.to_string());
+            }
+        }
+        for id in r.satisfied_permits.keys() {
+            let id: &str = id.as_ref();
+            out.permits.insert(id.to_string());
+            if let Some(to) = shared_to
+                .as_deref_mut()
+                .filter(|_| self.shared.contains(id))
+            {
+                to.permits.insert(id.to_string());
+            }
+        }
+        for id in r.satisfied_forbids.keys() {
+            let id: &str = id.as_ref();
+            let ask = self.info.get(id).is_some_and(|i| i.ask);
+            let into = |ev: &mut Evaluation| {
+                if ask {
+                    ev.asks.insert(id.to_string());
+                } else {
+                    ev.forbids.insert(id.to_string());
+                }
             };
-            for ak in akeys {
-                let Some(slice) = by_action.get(ak.as_str()) else {
-                    continue;
-                };
-                if let Some(set) = &slice.main {
-                    let r = self.authorizer.is_authorized(request, set, entities);
-                    for e in r.diagnostics().errors() {
-                        out.errors.push(e.to_string());
-                    }
-                    let ids = r.diagnostics().reason().map(|id| id.to_string());
-                    match r.decision() {
-                        CedarDecision::Allow => out.permits.extend(ids),
-                        CedarDecision::Deny => out.forbids.extend(ids),
-                    }
-                }
-                if let Some(set) = &slice.ask {
-                    let r = self.authorizer.is_authorized(request, set, entities);
-                    for e in r.diagnostics().errors() {
-                        out.errors.push(e.to_string());
-                    }
-                    out.asks
-                        .extend(r.diagnostics().reason().map(|id| id.to_string()));
-                }
+            into(out);
+            if let Some(to) = shared_to
+                .as_deref_mut()
+                .filter(|_| self.shared.contains(id))
+            {
+                into(to);
             }
         }
     }
