@@ -12,6 +12,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+/// The allocator of the `warden` binary, so the bench measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -839,9 +843,22 @@ fn stages(f: &Fixture) -> Vec<(&'static str, Pct)> {
     stage("detector scan of the arguments", &mut || {
         black_box(cfg.detectors.scan(black_box(arg_text)));
     });
-    stage("context build (replica of Engine::context)", &mut || {
-        black_box(replica_context(f));
-    });
+    stage(
+        "the same context through the public `Context::from_pairs` (expressions, then interpreted)",
+        &mut || {
+            black_box(replica_context(f));
+        },
+    );
+    stage(
+        "`Engine::policy_context`: resolve + flow + context built as Cedar values",
+        &mut || {
+            black_box(
+                f.engine
+                    .policy_context(&f.call, &f.mission, &f.session, &f.usage, NOW_MS)
+                    .unwrap(),
+            );
+        },
+    );
     stage(
         "Cedar, both principals, sliced (PolicyEngine::evaluate ×2)",
         &mut || {

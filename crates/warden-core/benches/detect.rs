@@ -9,6 +9,10 @@
 
 #![allow(missing_docs)]
 
+/// The allocator of the `warden` binary, so the bench measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 

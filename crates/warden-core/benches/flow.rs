@@ -19,6 +19,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+/// The allocator of the `warden` binary, so the bench measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -26,7 +30,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
 
-use cedar_policy::{Context, EntityUid, RestrictedExpression};
+use cedar_policy::{Context, EntityUid};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use serde_json::{json, Value};
 use warden_core::directory::Audience;
@@ -400,99 +404,6 @@ fn time_each(runs: usize, f: impl FnMut()) -> Pct {
     pct(time_raw(runs, f))
 }
 
-/// A context for the benchmarked call built as `Engine::context` builds it (`Engine::context` is
-/// private), with the given flow labels and exposure.
-fn replica_context(
-    labels: &BTreeSet<String>,
-    exposed: &BTreeSet<String>,
-    count: i64,
-    heavy: bool,
-) -> Context {
-    let rs = |s: &str| RestrictedExpression::new_string(s.to_string());
-    let rset = |v: &BTreeSet<String>| RestrictedExpression::new_set(v.iter().map(|s| rs(s)));
-    let rlong = RestrictedExpression::new_long;
-    let rb = RestrictedExpression::new_bool;
-    let rec = |fields: Vec<(&str, RestrictedExpression)>| {
-        RestrictedExpression::new_record(fields.into_iter().map(|(k, v)| (k.to_string(), v)))
-            .unwrap()
-    };
-    let none = BTreeSet::new();
-    let res: BTreeSet<String> = ["channel:eng-help".to_string()].into();
-    let euid = |t: &str, id: &str| EntityUid::from_str(&format!("{t}::\"{id}\"")).unwrap();
-    let pairs = vec![
-        ("tool".to_string(), rs("forum.post_reply")),
-        ("server".to_string(), rs("forum")),
-        ("effect".to_string(), rs("publish")),
-        (
-            "agent".to_string(),
-            RestrictedExpression::new_entity_uid(euid("Agent", "forum-helper")),
-        ),
-        (
-            "on_behalf_of".to_string(),
-            RestrictedExpression::new_entity_uid(euid("User", "alice")),
-        ),
-        ("has_audience".to_string(), rb(true)),
-        ("acts_as".to_string(), rb(false)),
-        ("acts_as_other".to_string(), rb(false)),
-        (
-            "flow".to_string(),
-            rec(vec![
-                ("labels", rset(labels)),
-                ("resource_labels", rset(&res)),
-                ("argument_labels", rset(&none)),
-                ("sensitive", rb(heavy)),
-                ("untrusted_input", rb(heavy)),
-                ("untrusted_direction", rb(false)),
-                ("privileged_advice", rb(false)),
-            ]),
-        ),
-        (
-            "exposure".to_string(),
-            rec(vec![
-                ("audience", rlong(3000)),
-                ("count", rlong(count)),
-                ("external", rlong(0)),
-                ("external_exposed", rlong(0)),
-                ("labels", rset(exposed)),
-            ]),
-        ),
-        (
-            "mission".to_string(),
-            rec(vec![
-                ("id", rs("m-flow")),
-                ("template", rs("answer-forum-question")),
-                (
-                    "purpose",
-                    rs("Help me answer Bob's question in T-1042 on eng-help"),
-                ),
-                ("approval_effects", rset(&none)),
-                ("publish_to", rs("any")),
-                ("seconds_left", rlong(6600)),
-                ("calls_left", rlong(50)),
-            ]),
-        ),
-        (
-            "session".to_string(),
-            rec(vec![
-                ("calls", rlong(if heavy { 20 } else { 0 })),
-                ("untrusted_input", rb(heavy)),
-                ("sensitive_read", rb(heavy)),
-            ]),
-        ),
-        (
-            "rule_of_two".to_string(),
-            rec(vec![
-                ("untrusted_input", rb(heavy)),
-                ("sensitive_data", rb(heavy)),
-                ("external_action", rb(true)),
-                ("count", rlong(if heavy { 3 } else { 1 })),
-            ]),
-        ),
-        ("hour_utc".to_string(), rlong(12)),
-    ];
-    Context::from_pairs(pairs).unwrap()
-}
-
 /// Cedar for both principals over the Acme slices, as `decide` runs it.
 fn cedar_both(f: &Fixture, context: &Context) -> usize {
     let cfg = f.engine.config();
@@ -566,33 +477,33 @@ fn percentile_pass() {
         black_box(dir.exposure(&aud, black_box(&hundred)));
     });
 
-    // Context and Cedar with a small and a 100-label flow.
-    let small: BTreeSet<String> = ["channel:eng-help".to_string()].into();
-    let big: BTreeSet<String> = f.cases[4].session.taint.keys().cloned().collect();
-    let parts_ctx = [
-        (
-            "context build, 1 flow label",
-            (&small, BTreeSet::new(), 0, false),
-        ),
-        (
-            "context build, 100 flow labels + 99 exposed",
-            (&big, hundred.clone(), 3000, true),
-        ),
-    ];
+    // Resolve + flow + context (as `decide` builds it), and Cedar over that context, for the
+    // one-label and the heavy session.
     let mut ctx_rows = Vec::new();
-    for (label, (labels, exposed, count, heavy)) in &parts_ctx {
+    for (label, case) in [
+        ("1 flow label", 2usize),
+        ("100 flow labels + 99 exposed", 4),
+    ] {
+        let c = &f.cases[case];
         let p = time_each(PERCENTILE_RUNS, || {
-            black_box(replica_context(labels, exposed, *count, *heavy));
+            black_box(
+                f.engine
+                    .policy_context(&c.call, &f.mission, &c.session, &f.usage, NOW_MS)
+                    .unwrap(),
+            );
         });
-        ctx_rows.push((label.to_string(), p));
-        let cx = replica_context(labels, exposed, *count, *heavy);
+        ctx_rows.push((
+            format!("`Engine::policy_context` (resolve, flow, exposure, context), {label}"),
+            p,
+        ));
+        let (_, cx) = f
+            .engine
+            .policy_context(&c.call, &f.mission, &c.session, &f.usage, NOW_MS)
+            .unwrap();
         let p = time_each(PERCENTILE_RUNS, || {
             black_box(cedar_both(f, black_box(&cx)));
         });
-        ctx_rows.push((
-            format!("Cedar ×2 sliced, {}", &label["context build, ".len()..]),
-            p,
-        ));
+        ctx_rows.push((format!("Cedar ×2 sliced, {label}"), p));
     }
 
     let big_call = &f.cases[1].call;

@@ -110,7 +110,7 @@ pub struct Directory {
     channels: BTreeMap<String, Vec<String>>,
     profiles: Vec<BTreeSet<String>>,
     /// Every label some profile is cleared for, numbered; the bitsets below index into it.
-    label_ids: HashMap<String, usize>,
+    label_ids: HashMap<String, usize, foldhash::fast::RandomState>,
     label_names: Vec<String>,
     /// Per profile, the labels it is cleared for as a bitset over `label_ids`.
     profile_bits: Vec<Bits>,
@@ -365,7 +365,7 @@ impl Directory {
             .into_iter()
             .collect();
         label_names.shrink_to_fit();
-        let label_ids: HashMap<String, usize> = label_names
+        let label_ids: HashMap<String, usize, foldhash::fast::RandomState> = label_names
             .iter()
             .enumerate()
             .map(|(i, l)| (l.clone(), i))
@@ -602,13 +602,15 @@ impl Directory {
             }
         }
         exp.sample = sample.into_iter().collect();
-        exp.labels = uncovered
+        // Two sorted runs: collecting them into the set is a merge, not one insert per label.
+        let mut names: Vec<String> = uncovered
             .ones()
             .filter_map(|i| self.label_names.get(i).cloned())
             .collect();
         if uncovered_nobody {
-            exp.labels.extend(nobody.into_iter().cloned());
+            names.extend(nobody.into_iter().cloned());
         }
+        exp.labels = names.into_iter().collect();
         exp
     }
 }

@@ -23,7 +23,7 @@ use crate::detect::Scan;
 use crate::directory::Audience;
 use crate::mission::{Mission, MissionUsage};
 use crate::model::{Decision, Effect, Exposure, FlowFacts, LabelSource, Outcome, Reason, Stage};
-use crate::policy::{uid, Evaluation};
+use crate::policy::{uid, ContextUse, Evaluation};
 use crate::session::{HistoryEntry, SessionState};
 
 /// The label detectors give to text that tells a reader to widen access.
@@ -151,14 +151,19 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn decision(&self, outcome: Outcome, reasons: Vec<Reason>) -> Decision {
-        let id_src = format!(
-            "{}\n{}\n{}\n{}",
-            self.session.id,
-            self.session.calls + 1,
-            self.digest,
-            self.now_ms
-        );
-        let id = hex::encode(Sha256::digest(id_src.as_bytes()));
+        let mut h = Sha256::new();
+        for part in [
+            self.session.id.as_bytes(),
+            b"\n",
+            (self.session.calls + 1).to_string().as_bytes(),
+            b"\n",
+            self.digest.as_bytes(),
+            b"\n",
+            self.now_ms.to_string().as_bytes(),
+        ] {
+            h.update(part);
+        }
+        let id = hex::encode(h.finalize());
         Decision {
             id: format!("d-{}", id.get(..20).unwrap_or_default()),
             decision: outcome,
@@ -204,7 +209,15 @@ fn vstr(s: &str) -> CValue {
 }
 
 fn vset<'a>(it: impl IntoIterator<Item = &'a String>) -> CValue {
-    CValue::set_of_lits(it.into_iter().map(|s| Literal::from(s.as_str())), None)
+    let mut it = it.into_iter().peekable();
+    if it.peek().is_none() {
+        // Most sets are empty; they share one value (a reference-counted clone).
+        static EMPTY: std::sync::OnceLock<CValue> = std::sync::OnceLock::new();
+        return EMPTY
+            .get_or_init(|| CValue::set_of_lits(std::iter::empty(), None))
+            .clone();
+    }
+    CValue::set_of_lits(it.map(|s| Literal::from(s.as_str())), None)
 }
 
 fn vlong(n: u64) -> CValue {
@@ -217,10 +230,6 @@ fn vbool(b: bool) -> CValue {
 
 fn vuid(u: EntityUid) -> CValue {
     CValue::from(Literal::from(u.as_ref().clone()))
-}
-
-fn vrecord<const N: usize>(fields: [(&'static str, CValue); N]) -> CValue {
-    CValue::record(fields, None)
 }
 
 /// Collect the string leaves of a JSON value, bounded in bytes.
@@ -354,6 +363,7 @@ impl Engine {
             exposure.as_ref(),
             advice,
             template,
+            &ContextUse::everything(),
         )?;
         Ok((uid("Action", &spec.name), context))
     }
@@ -535,6 +545,7 @@ impl Engine {
             exposure.as_ref(),
             advice,
             template,
+            cfg.policies.context_use(),
         ) {
             Ok(c) => c,
             Err(e) => {
@@ -547,20 +558,36 @@ impl Engine {
         let action = uid("Action", &spec.name);
         let agent_uid = uid("Agent", &mission.agent);
         let user_uid = uid("User", &mission.principal);
-        // Contexts are built as values, unchecked; debug builds (every test) check each one
-        // against the schema.
+        // Contexts are built as values, unchecked, and only with what policies read. Debug
+        // builds (every test) also build the whole context and check it against the schema.
         #[cfg(debug_assertions)]
-        if let Err(e) = cedar_policy::Request::new(
-            agent_uid.clone(),
-            action.clone(),
-            resource_uid.clone(),
-            context.clone(),
-            Some(cfg.policies.schema()),
-        ) {
-            return cx.deny(
-                Stage::Flow,
-                format!("the policy context does not conform to the schema: {e}"),
+        {
+            let full = self.context(
+                cx,
+                spec,
+                resolved,
+                &flow,
+                exposure.as_ref(),
+                advice,
+                template,
+                &ContextUse::everything(),
             );
+            let checked = full.and_then(|c| {
+                cedar_policy::Request::new(
+                    agent_uid.clone(),
+                    action.clone(),
+                    resource_uid.clone(),
+                    c,
+                    Some(cfg.policies.schema()),
+                )
+                .map_err(|e| e.to_string())
+            });
+            if let Err(e) = checked {
+                return cx.deny(
+                    Stage::Flow,
+                    format!("the policy context does not conform to the schema: {e}"),
+                );
+            }
         }
         let entities = cfg.directory.entities();
         let ancestors = cfg.directory.ancestors(&mission.principal);
@@ -884,6 +911,7 @@ impl Engine {
         exposure: Option<&Exposure>,
         advice: bool,
         template: &crate::mission::MissionTemplate,
+        want: &ContextUse,
     ) -> Result<Context, String> {
         let m = cx.mission;
         let s = cx.session;
@@ -909,83 +937,102 @@ impl Engine {
             .map(|c| c.saturating_sub(cx.usage.calls))
             .unwrap_or(u64::MAX >> 1);
         let seconds_left = ((m.expires_at_ms - cx.now_ms) / 1000).max(0) as u64;
-        let fields: [(&'static str, CValue); 14] = [
-            ("tool", vstr(&spec.name)),
-            ("server", vstr(&spec.server)),
-            ("effect", vstr(spec.effect.as_str())),
-            ("agent", vuid(uid("Agent", &m.agent))),
-            ("on_behalf_of", vuid(uid("User", &m.principal))),
-            ("has_audience", vbool(exposure.is_some())),
-            ("acts_as", vbool(acts_as)),
-            ("acts_as_other", vbool(acts_as_other)),
-            (
-                "flow",
-                vrecord([
-                    (
-                        "labels",
-                        vset(f.labels.iter().filter(|l| !is_reader_set(l))),
-                    ),
-                    ("resource_labels", vset(&f.resource_labels)),
-                    ("argument_labels", vset(&f.argument_labels)),
-                    ("sensitive", vbool(f.sensitive)),
-                    ("untrusted_input", vbool(f.untrusted_input)),
-                    (
-                        "untrusted_direction",
-                        vbool(!f.untrusted_direction.is_empty()),
-                    ),
-                    ("privileged_advice", vbool(advice)),
-                ]),
-            ),
-            (
-                "exposure",
-                vrecord([
-                    ("audience", vlong(e.audience)),
-                    ("count", vlong(e.count)),
-                    ("external", vlong(e.external)),
-                    ("external_exposed", vlong(e.external_exposed)),
-                    (
-                        "labels",
-                        vset(e.labels.iter().filter(|l| !is_reader_set(l))),
-                    ),
-                ]),
-            ),
-            (
-                "mission",
-                vrecord([
-                    ("id", vstr(&m.id)),
-                    ("template", vstr(&m.template)),
-                    ("purpose", vstr(&m.purpose)),
-                    ("approval_effects", vset(&approval)),
-                    ("publish_to", vstr(template.publish_to.as_str())),
-                    ("seconds_left", vlong(seconds_left)),
-                    ("calls_left", vlong(calls_left)),
-                ]),
-            ),
-            (
-                "session",
-                vrecord([
-                    ("calls", vlong(s.calls)),
-                    ("untrusted_input", vbool(s.untrusted_input)),
-                    ("sensitive_read", vbool(s.sensitive_read)),
-                ]),
-            ),
-            (
-                "rule_of_two",
-                vrecord([
-                    ("untrusted_input", vbool(f.untrusted_input)),
-                    ("sensitive_data", vbool(r2_sensitive)),
-                    ("external_action", vbool(f.external_action)),
-                    ("count", vlong(r2_count)),
-                ]),
-            ),
-            (
-                "hour_utc",
-                vlong(((cx.now_ms / 3_600_000) % 24).max(0) as u64),
-            ),
+        // Only what the loaded policies read is built (`ContextUse`); `policy_context` builds all.
+        let u = want;
+        type Field<'f> = (&'static str, &'f dyn Fn() -> CValue);
+        let rec = |top: &str, fields: &[Field<'_>]| -> CValue {
+            CValue::record(
+                fields
+                    .iter()
+                    .filter(|(k, _)| u.wants_sub(top, k))
+                    .map(|(k, f)| (*k, f())),
+                None,
+            )
+        };
+        let top: [Field<'_>; 14] = [
+            ("tool", &|| vstr(&spec.name)),
+            ("server", &|| vstr(&spec.server)),
+            ("effect", &|| vstr(spec.effect.as_str())),
+            ("agent", &|| vuid(uid("Agent", &m.agent))),
+            ("on_behalf_of", &|| vuid(uid("User", &m.principal))),
+            ("has_audience", &|| vbool(exposure.is_some())),
+            ("acts_as", &|| vbool(acts_as)),
+            ("acts_as_other", &|| vbool(acts_as_other)),
+            ("flow", &|| {
+                rec(
+                    "flow",
+                    &[
+                        ("labels", &|| {
+                            vset(f.labels.iter().filter(|l| !is_reader_set(l)))
+                        }),
+                        ("resource_labels", &|| vset(&f.resource_labels)),
+                        ("argument_labels", &|| vset(&f.argument_labels)),
+                        ("sensitive", &|| vbool(f.sensitive)),
+                        ("untrusted_input", &|| vbool(f.untrusted_input)),
+                        ("untrusted_direction", &|| {
+                            vbool(!f.untrusted_direction.is_empty())
+                        }),
+                        ("privileged_advice", &|| vbool(advice)),
+                    ],
+                )
+            }),
+            ("exposure", &|| {
+                rec(
+                    "exposure",
+                    &[
+                        ("audience", &|| vlong(e.audience)),
+                        ("count", &|| vlong(e.count)),
+                        ("external", &|| vlong(e.external)),
+                        ("external_exposed", &|| vlong(e.external_exposed)),
+                        ("labels", &|| {
+                            vset(e.labels.iter().filter(|l| !is_reader_set(l)))
+                        }),
+                    ],
+                )
+            }),
+            ("mission", &|| {
+                rec(
+                    "mission",
+                    &[
+                        ("id", &|| vstr(&m.id)),
+                        ("template", &|| vstr(&m.template)),
+                        ("purpose", &|| vstr(&m.purpose)),
+                        ("approval_effects", &|| vset(&approval)),
+                        ("publish_to", &|| vstr(template.publish_to.as_str())),
+                        ("seconds_left", &|| vlong(seconds_left)),
+                        ("calls_left", &|| vlong(calls_left)),
+                    ],
+                )
+            }),
+            ("session", &|| {
+                rec(
+                    "session",
+                    &[
+                        ("calls", &|| vlong(s.calls)),
+                        ("untrusted_input", &|| vbool(s.untrusted_input)),
+                        ("sensitive_read", &|| vbool(s.sensitive_read)),
+                    ],
+                )
+            }),
+            ("rule_of_two", &|| {
+                rec(
+                    "rule_of_two",
+                    &[
+                        ("untrusted_input", &|| vbool(f.untrusted_input)),
+                        ("sensitive_data", &|| vbool(r2_sensitive)),
+                        ("external_action", &|| vbool(f.external_action)),
+                        ("count", &|| vlong(r2_count)),
+                    ],
+                )
+            }),
+            ("hour_utc", &|| {
+                vlong(((cx.now_ms / 3_600_000) % 24).max(0) as u64)
+            }),
         ];
-        let map: std::collections::BTreeMap<SmolStr, CValue> = fields
-            .into_iter()
-            .map(|(k, v)| (SmolStr::new_static(k), v))
+        let map: std::collections::BTreeMap<SmolStr, CValue> = top
+            .iter()
+            .filter(|(k, _)| u.wants(k))
+            .map(|(k, f)| (SmolStr::new_static(k), f()))
             .collect();
         Ok(Context::from(CoreContext::Value(Arc::new(map))))
     }

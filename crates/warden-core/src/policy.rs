@@ -244,6 +244,7 @@ pub struct PolicyEngine {
     /// Ids of the policies in `shared` slices.
     shared: HashSet<String>,
     merged: RwLock<MergeCache>,
+    context_use: ContextUse,
     authorizer: CoreAuthorizer,
 }
 
@@ -295,6 +296,96 @@ fn action_keys(action: &EntityUid, groups: &[EntityUid]) -> Vec<String> {
     keys.push(action.to_string());
     keys.extend(groups.iter().map(ToString::to_string));
     keys
+}
+
+/// Which parts of `context` the loaded policies read. Warden builds only those: an attribute
+/// no policy reads cannot change a decision. Computed from every policy's JSON form; any use
+/// of `context` other than a chain of attribute accesses or `has` tests keeps everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContextUse {
+    /// Everything is needed.
+    pub all: bool,
+    /// Top-level attribute → `None` when it is read whole, or the sub-attributes read.
+    pub top: BTreeMap<String, Option<BTreeSet<String>>>,
+}
+
+impl ContextUse {
+    /// Everything (for tools that show the whole context).
+    pub fn everything() -> ContextUse {
+        ContextUse {
+            all: true,
+            top: BTreeMap::new(),
+        }
+    }
+
+    /// True when the top-level attribute is read.
+    pub fn wants(&self, top: &str) -> bool {
+        self.all || self.top.contains_key(top)
+    }
+
+    /// True when `top.sub` is read (or `top` whole).
+    pub fn wants_sub(&self, top: &str, sub: &str) -> bool {
+        self.all
+            || match self.top.get(top) {
+                Some(None) => true,
+                Some(Some(subs)) => subs.contains(sub),
+                None => false,
+            }
+    }
+
+    fn of(policies: &PolicySet) -> ContextUse {
+        let mut u = ContextUse::default();
+        for p in policies.policies() {
+            match p.to_json() {
+                Ok(j) => u.walk(&j),
+                Err(_) => u.all = true,
+            }
+        }
+        u
+    }
+
+    /// The attribute chain of an access on `context` (`context.flow.labels` → [flow, labels]).
+    fn path(v: &serde_json::Value) -> Option<Vec<String>> {
+        let m = v.as_object()?;
+        if m.get("Var").and_then(|x| x.as_str()) == Some("context") {
+            return Some(Vec::new());
+        }
+        let inner = m.get(".").or_else(|| m.get("has"))?;
+        let left = inner.get("left")?;
+        let attr = inner.get("attr")?.as_str()?;
+        let mut p = Self::path(left)?;
+        p.push(attr.to_string());
+        Some(p)
+    }
+
+    fn walk(&mut self, v: &serde_json::Value) {
+        if self.all {
+            return;
+        }
+        if let Some(path) = Self::path(v) {
+            match path.as_slice() {
+                [] => self.all = true,
+                [top] => {
+                    self.top.insert(top.clone(), None);
+                }
+                [top, sub, ..] => {
+                    let e = self
+                        .top
+                        .entry(top.clone())
+                        .or_insert_with(|| Some(BTreeSet::new()));
+                    if let Some(subs) = e {
+                        subs.insert(sub.clone());
+                    }
+                }
+            }
+            return;
+        }
+        match v {
+            serde_json::Value::Object(m) => m.values().for_each(|x| self.walk(x)),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| self.walk(x)),
+            _ => {}
+        }
+    }
 }
 
 /// True when a policy's conditions refer to `principal` (its JSON form holds `{"Var": "principal"}`).
@@ -509,6 +600,7 @@ impl PolicyEngine {
                 .insert(ak, slice_policies.len());
             slice_policies.push(ps);
         }
+        let context_use = ContextUse::of(&all);
         PolicyEngine {
             schema,
             all,
@@ -517,6 +609,7 @@ impl PolicyEngine {
             slice_policies,
             shared,
             merged: RwLock::new(MergeCache::default()),
+            context_use,
             authorizer: CoreAuthorizer::new(),
         }
     }
@@ -529,6 +622,11 @@ impl PolicyEngine {
     /// Every policy, unsliced (for comparison and analysis).
     pub fn policy_set(&self) -> &PolicySet {
         &self.all
+    }
+
+    /// Which parts of the context the loaded policies read.
+    pub fn context_use(&self) -> &ContextUse {
+        &self.context_use
     }
 
     /// Where a policy came from.
@@ -623,7 +721,8 @@ impl PolicyEngine {
         action: &EntityUid,
         groups: &[EntityUid],
     ) -> Option<Arc<PolicySet>> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        // A fixed, fast hash: a collision only costs a recomputation (entries are checked in full).
+        let mut h = std::hash::BuildHasher::build_hasher(&foldhash::fast::FixedState::default());
         (with_shared, principal, ancestors, action, groups).hash(&mut h);
         let key = h.finish();
         if let Ok(cache) = self.merged.read() {
@@ -807,4 +906,42 @@ fn statement_starts(text: &str) -> Vec<usize> {
         i += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn uses(src: &str) -> ContextUse {
+        ContextUse::of(&PolicySet::from_str(src).unwrap())
+    }
+
+    #[test]
+    fn context_use_keeps_exactly_what_policies_read() {
+        let u = uses(
+            r#"forbid (principal, action, resource) when { context.flow.labels.contains("secret") && context.exposure.count > 0 };
+               permit (principal, action, resource) when { context has acts_as && context.mission has purpose };
+               forbid (principal, action, resource) when { context.session == {"calls": 1} };"#,
+        );
+        assert!(!u.all);
+        assert!(u.wants_sub("flow", "labels"));
+        assert!(!u.wants_sub("flow", "sensitive"));
+        assert!(u.wants_sub("exposure", "count"));
+        assert!(!u.wants_sub("exposure", "labels"));
+        assert!(u.wants("acts_as"));
+        assert!(u.wants_sub("mission", "purpose"));
+        assert!(!u.wants_sub("mission", "id"));
+        // Read whole: every sub-attribute is kept.
+        assert!(u.wants_sub("session", "untrusted_input"));
+        assert!(!u.wants("tool"));
+        assert!(!u.wants("rule_of_two"));
+    }
+
+    #[test]
+    fn context_used_as_a_value_keeps_everything() {
+        let u = uses(r#"forbid (principal, action, resource) when { context == {"a": 1} };"#);
+        assert!(u.all);
+        assert!(u.wants("tool") && u.wants_sub("flow", "labels"));
+    }
 }

@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Decisions allocate many small strings and sets; mimalloc serves them several times faster
+/// than the system allocator (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Warden: a runtime authorization firewall for AI agents.
 #[derive(Debug, Parser)]
 #[command(name = "warden", version, about, long_about = None)]
