@@ -136,6 +136,8 @@ enum Route {
     /// HTTP only, with `--reference`: an in-process Acme server whose sockets set TCP_NODELAY,
     /// with rmcp's default client (`false`) or a pooled one (`true`).
     NoDelay(bool),
+    /// HTTP only, with `--reference`: Warden (log on the first placement) with a pooled client.
+    WardenPooled(Place),
     Warden(Place),
 }
 
@@ -149,6 +151,9 @@ impl Route {
                 "reference: in-process Acme with TCP_NODELAY, pooled HTTP client".into()
             }
             Route::Warden(p) => format!("Warden, log on {}", p.name()),
+            Route::WardenPooled(p) => {
+                format!("reference: Warden, log on {}, pooled HTTP client", p.name())
+            }
         }
     }
 }
@@ -256,6 +261,19 @@ fn proc_stat(pid: u32) -> Option<(u32, u64)> {
     let ppid = f.get(1)?.parse().ok()?;
     let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     Some((ppid, ticks))
+}
+
+/// Resident memory of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn cpu_ticks(pids: &[u32]) -> u64 {
@@ -513,6 +531,8 @@ struct Measured {
     warden_cpu: Option<f64>,
     upstream_cpu: f64,
     client_cpu: f64,
+    /// Resident memory of the warden process(es) at the end of the window, MiB.
+    warden_rss_mib: Option<f64>,
     decisions: Option<DecisionStats>,
 }
 
@@ -682,6 +702,10 @@ async fn drive(
         m.warden_cpu = Some(w1.saturating_sub(w0) as f64 / tck);
     }
     m.upstream_cpu = u1.saturating_sub(u0) as f64 / tck;
+    if !probe.warden.is_empty() {
+        m.warden_rss_mib =
+            Some(probe.warden.iter().map(|p| rss_kib(*p)).sum::<u64>() as f64 / 1024.0);
+    }
     m.client_cpu = c1.saturating_sub(c0) as f64 / tck;
     if !probe.logs.is_empty() {
         let mut d = DecisionStats::default();
@@ -797,8 +821,10 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
             nodelay_cancel.child_token(),
             false,
         );
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
+        // `LOAD_NODELAY=0` leaves Nagle on, to show that it causes the 40 ms stalls.
+        let nodelay = std::env::var("LOAD_NODELAY").map_or(true, |v| v != "0");
+        let listener = listener.tap_io(move |tcp| {
+            let _ = tcp.set_nodelay(nodelay);
         });
         let stop = nodelay_cancel.clone();
         tokio::spawn(async move {
@@ -839,6 +865,7 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                 Route::NoDelay(false),
                 Route::NoDelay(true),
             ]);
+            routes.extend(o.places.first().map(|p| Route::WardenPooled(*p)));
         }
         for route in routes {
             let (url, tool, probe) = match route {
@@ -860,7 +887,7 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                         logs: vec![],
                     },
                 ),
-                Route::Warden(place) => {
+                Route::Warden(place) | Route::WardenPooled(place) => {
                     let (_, s, log) = wardens.iter().find(|(p, _, _)| *p == place).unwrap();
                     (
                         s.url.clone(),
@@ -878,19 +905,29 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                 clients.push(
                     connect_http(
                         &url,
-                        matches!(route, Route::Warden(_)),
-                        matches!(route, Route::DirectPooled | Route::NoDelay(true)),
+                        matches!(route, Route::Warden(_) | Route::WardenPooled(_)),
+                        matches!(
+                            route,
+                            Route::DirectPooled | Route::NoDelay(true) | Route::WardenPooled(_)
+                        ),
                     )
                     .await,
                 );
             }
             let peers = clients.iter().map(|c| c.peer().clone()).collect();
+            // Reference rows only explain the others: at most 10 s each.
+            let secs = match route {
+                Route::DirectPooled | Route::NoDelay(_) | Route::WardenPooled(_) => {
+                    o.secs.min(10.0)
+                }
+                _ => o.secs,
+            };
             let m = drive(
                 peers,
                 tool,
                 o.warmup,
                 o.calls,
-                Duration::from_secs_f64(o.secs),
+                Duration::from_secs_f64(secs),
                 &probe,
                 env.tck,
             )
@@ -949,7 +986,9 @@ async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                         },
                     )
                 }
-                Route::DirectPooled | Route::NoDelay(_) => unreachable!("HTTP only"),
+                Route::DirectPooled | Route::NoDelay(_) | Route::WardenPooled(_) => {
+                    unreachable!("HTTP only")
+                }
                 Route::Warden(place) => {
                     let dir = env.log_dir(place).join(format!("stdio-{n}"));
                     let _ = std::fs::remove_dir_all(&dir);
@@ -1193,12 +1232,15 @@ fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
     }
     // The session's untrusted text is capped at 1 MiB by dropping the oldest bytes: once full,
     // every push moves the whole buffer.
-    for (name, full) in [("empty", false), ("full (1 MiB)", true)] {
+    for (name, full) in [("an empty", false), ("a full (1 MiB)", true)] {
         let mut v = Vec::new();
         for _ in 0..(n / 10).clamp(50, 2_000) {
             let mut t = warden_core::session::BoundedText::default();
             if full {
-                t.text = "x".repeat(warden_core::session::MAX_TEXT);
+                // With spare capacity, as in a long session: only the drain moves bytes.
+                let mut text = String::with_capacity(2 * warden_core::session::MAX_TEXT);
+                text.push_str(&"x".repeat(warden_core::session::MAX_TEXT));
+                t.text = text;
             }
             let t0 = Instant::now();
             t.push(&output);
@@ -1206,7 +1248,7 @@ fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
             std::hint::black_box(&t);
         }
         out.push_str(&stats_line(
-            &format!("`BoundedText::push` of the output into an {name} buffer"),
+            &format!("`BoundedText::push` of the output into {name} buffer"),
             &mut v,
         ));
     }
@@ -1325,15 +1367,15 @@ fn report(cells: &[Cell], o: &Opts) -> String {
         );
     }
     out.push_str("\nCPU per call in the measured window (µs of CPU per call; the clients are this process):\n\n");
-    out.push_str("| transport | clients | path | Warden | upstream | clients | total | wall s |\n");
-    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    out.push_str("| transport | clients | path | Warden | upstream | clients | total | wall s | Warden RSS MiB |\n");
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for c in cells {
         let m = &c.m;
         let per = |s: f64| f(s * 1e6 / m.ok().max(1) as f64);
         let w = m.warden_cpu.unwrap_or(0.0);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
             c.net.name(),
             c.clients,
             c.route.name(),
@@ -1341,7 +1383,10 @@ fn report(cells: &[Cell], o: &Opts) -> String {
             per(m.upstream_cpu),
             per(m.client_cpu),
             per(w + m.upstream_cpu + m.client_cpu),
-            m.wall.as_secs_f64()
+            m.wall.as_secs_f64(),
+            m.warden_rss_mib
+                .map(|r| format!("{r:.0}"))
+                .unwrap_or_default()
         );
     }
     let bad: Vec<&Cell> = cells.iter().filter(|c| !c.m.valid()).collect();
