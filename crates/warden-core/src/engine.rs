@@ -1177,14 +1177,20 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
             thousands(x.audience),
             labels.join(", ")
         );
-        let mut by_source: Vec<(String, u64, i64, Vec<&str>)> = Vec::new();
+        // Grouped by (source, call), in order of first appearance.
+        let mut index: BTreeMap<(&str, u64), usize> = BTreeMap::new();
+        let mut by_source: Vec<(&str, u64, i64, Vec<&str>)> = Vec::new();
         for src in f.sources.iter().filter(|s| x.labels.contains(&s.label)) {
-            match by_source
-                .iter_mut()
-                .find(|(s, c, _, _)| *s == src.source && *c == src.call)
-            {
-                Some(entry) => entry.3.push(&src.label),
-                None => by_source.push((src.source.clone(), src.call, src.at_ms, vec![&src.label])),
+            match index.get(&(src.source.as_str(), src.call)) {
+                Some(i) => {
+                    if let Some(entry) = by_source.get_mut(*i) {
+                        entry.3.push(&src.label);
+                    }
+                }
+                None => {
+                    index.insert((&src.source, src.call), by_source.len());
+                    by_source.push((&src.source, src.call, src.at_ms, vec![&src.label]));
+                }
             }
         }
         let sources: Vec<String> = by_source
