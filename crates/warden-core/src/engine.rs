@@ -473,7 +473,11 @@ impl Engine {
         let resource_uid = uid(&resolved.resource_type, &resolved.resource_id);
         let mut out = self.decide_resolved(cx, spec, &resolved, &resource_uid);
         out.0.effect = Some(spec.effect);
-        out.0.resource = Some(resource_uid.to_string());
+        out.0.resource = Some(uid_text(
+            &resolved.resource_type,
+            &resolved.resource_id,
+            &resource_uid,
+        ));
         out
     }
 
@@ -1218,6 +1222,19 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
     (!parts.is_empty()).then(|| parts.join(". "))
 }
 
+/// `Type::"id"`, as `EntityUid`'s `Display` writes it, without its per-character escaping
+/// when the id has nothing to escape.
+fn uid_text(ty: &str, id: &str, uid: &EntityUid) -> String {
+    let plain = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@+=, ".contains(&b));
+    if plain && crate::catalog::RESOURCE_TYPES.contains(&ty) {
+        format!("{ty}::\"{id}\"")
+    } else {
+        uid.to_string()
+    }
+}
+
 /// True for reader-set labels (`channel:<name>`). They are accounted for in the exposure
 /// count but not listed in the policy context's label sets: a session can collect many of them
 /// and no policy names one.
@@ -1281,5 +1298,26 @@ fn count_records(kind: RecordCount, output: &str) -> u64 {
                 .unwrap_or(1),
             _ => output.lines().filter(|l| !l.trim().is_empty()).count() as u64,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_text_matches_cedar_display() {
+        for (ty, id) in [
+            ("Channel", "eng-help"),
+            ("Dataset", "logs:auth"),
+            ("File", "docs/public/faq.md"),
+            ("Mailbox", "mallory@evil.example, bob@acme.example"),
+            ("File", "we\"ird\\path\n"),
+            ("Url", "https://x.example/a?b=c"),
+            ("File", "ünïcode"),
+        ] {
+            let u = uid(ty, id);
+            assert_eq!(uid_text(ty, id, &u), u.to_string(), "{ty} {id}");
+        }
     }
 }

@@ -18,10 +18,11 @@
 //! Bare Cedar evaluates every policy for every request. Warden indexes policies by their
 //! principal scope: a policy scoped to `principal == Agent::"x"` or `principal in Group::"g"` is
 //! only evaluated for requests whose principal is, or descends from, that entity; policies with
-//! an open principal scope (or only `is T`) form a shared slice. Each slice is a pre-built
-//! [`PolicySet`] split into "main" (permits and hard forbids) and "ask" (ask-forbids), so a
-//! request evaluates only the few slices that can apply and the cost does not grow with the
-//! number of policies written for other agents, groups and tenants.
+//! an open principal scope (or only `is T`) form a shared slice, and policies that never read
+//! `principal` are evaluated once per decision (with the agent) and count for both. The slices
+//! that can apply to a (principal, action) pair are merged into one [`PolicySet`], memoized, and
+//! evaluated once, so the cost does not grow with the number of policies written for other
+//! agents, groups and tenants.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -32,8 +33,10 @@ use cedar_policy::{
     ActionConstraint, Context, Effect as CedarEffect, Entities, EntityUid, Policy, PolicyId,
     PolicySet, PrincipalConstraint, Schema, ValidationMode, Validator,
 };
+use cedar_policy_core::ast::Effect as CoreEffect;
 use cedar_policy_core::ast::{EntityUIDEntry, Request as CoreRequest};
-use cedar_policy_core::authorizer::Authorizer as CoreAuthorizer;
+use cedar_policy_core::evaluator::Evaluator;
+use cedar_policy_core::extensions::Extensions;
 use miette::Diagnostic;
 
 use crate::catalog::{Catalog, RESOURCE_TYPES};
@@ -245,7 +248,6 @@ pub struct PolicyEngine {
     shared: HashSet<String>,
     merged: RwLock<MergeCache>,
     context_use: ContextUse,
-    authorizer: CoreAuthorizer,
 }
 
 /// A source file of policies.
@@ -610,7 +612,6 @@ impl PolicyEngine {
             shared,
             merged: RwLock::new(MergeCache::default()),
             context_use,
-            authorizer: CoreAuthorizer::new(),
         }
     }
 
@@ -821,48 +822,38 @@ impl PolicyEngine {
             EntityUIDEntry::known(resource.as_ref().clone(), None),
             Some(context.as_ref().clone()),
         );
-        let r = self
-            .authorizer
-            .is_authorized_core(request, set.as_ref(), entities.as_ref());
-        for e in &r.errors {
-            out.errors.push(e.to_string());
-            let cedar_policy_core::authorizer::AuthorizationError::PolicyEvaluationError {
-                id, ..
-            } = e;
-            let id: &str = id.as_ref();
-            if let Some(to) = shared_to
-                .as_deref_mut()
-                .filter(|_| self.shared.contains(id))
-            {
-                to.errors.push(e.to_string());
-            }
-        }
-        for id in r.satisfied_permits.keys() {
-            let id: &str = id.as_ref();
-            out.permits.insert(id.to_string());
-            if let Some(to) = shared_to
-                .as_deref_mut()
-                .filter(|_| self.shared.contains(id))
-            {
-                to.permits.insert(id.to_string());
-            }
-        }
-        for id in r.satisfied_forbids.keys() {
-            let id: &str = id.as_ref();
-            let ask = self.info.get(id).is_some_and(|i| i.ask);
-            let into = |ev: &mut Evaluation| {
-                if ask {
-                    ev.asks.insert(id.to_string());
-                } else {
-                    ev.forbids.insert(id.to_string());
+        // Cedar's evaluator, policy by policy: every satisfied permit and forbid, without the
+        // response maps `is_authorized` builds.
+        let eval = Evaluator::new(request, entities.as_ref(), Extensions::all_available());
+        for p in set.as_ref().policies() {
+            let id: &str = p.id().as_ref();
+            let shared = || self.shared.contains(id);
+            match eval.evaluate(p) {
+                Ok(false) => {}
+                Ok(true) => {
+                    let add = |ev: &mut Evaluation| match p.effect() {
+                        CoreEffect::Permit => {
+                            ev.permits.insert(id.to_string());
+                        }
+                        CoreEffect::Forbid if self.info.get(id).is_some_and(|i| i.ask) => {
+                            ev.asks.insert(id.to_string());
+                        }
+                        CoreEffect::Forbid => {
+                            ev.forbids.insert(id.to_string());
+                        }
+                    };
+                    add(out);
+                    if let Some(to) = shared_to.as_deref_mut().filter(|_| shared()) {
+                        add(to);
+                    }
                 }
-            };
-            into(out);
-            if let Some(to) = shared_to
-                .as_deref_mut()
-                .filter(|_| self.shared.contains(id))
-            {
-                into(to);
+                Err(e) => {
+                    let text = format!("while evaluating policy `{id}`: {e}");
+                    if let Some(to) = shared_to.as_deref_mut().filter(|_| shared()) {
+                        to.errors.push(text.clone());
+                    }
+                    out.errors.push(text);
+                }
             }
         }
     }
