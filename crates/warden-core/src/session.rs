@@ -30,26 +30,34 @@ pub struct BoundedText {
     pub overflowed: bool,
 }
 
+/// When the kept text passes [`MAX_TEXT`], it is cut down to this many bytes (the oldest
+/// quarter goes), so the buffer is moved once per 256 KiB appended rather than on every push.
+const KEEP_AFTER_CUT: usize = MAX_TEXT - MAX_TEXT / 4;
+
+/// The first char boundary at or after `at`.
+fn boundary_from(s: &str, mut at: usize) -> usize {
+    while at < s.len() && !s.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
 impl BoundedText {
-    /// Append text, dropping the oldest when over [`MAX_TEXT`].
+    /// Append text (lowercased). When the kept text would pass [`MAX_TEXT`] bytes, the oldest
+    /// text is dropped down to three quarters of it and `overflowed` is set.
     pub fn push(&mut self, s: &str) {
         let lower = s.to_lowercase();
-        if lower.len() >= MAX_TEXT {
-            let mut cut = lower.len() - MAX_TEXT;
-            while !lower.is_char_boundary(cut) {
-                cut += 1;
-            }
-            self.text = lower.get(cut..).unwrap_or_default().to_string();
+        if lower.len() >= KEEP_AFTER_CUT {
+            let cut = boundary_from(&lower, lower.len() - KEEP_AFTER_CUT);
+            self.text.clear();
+            self.text.push_str(lower.get(cut..).unwrap_or_default());
             self.overflowed = true;
             return;
         }
         self.text.push('\n');
         self.text.push_str(&lower);
         if self.text.len() > MAX_TEXT {
-            let mut cut = self.text.len() - MAX_TEXT;
-            while !self.text.is_char_boundary(cut) {
-                cut += 1;
-            }
+            let cut = boundary_from(&self.text, self.text.len() - KEEP_AFTER_CUT);
             self.text.drain(..cut);
             self.overflowed = true;
         }
@@ -174,5 +182,50 @@ impl SessionStore for MemorySessions {
     fn put_usage(&mut self, mission: &str, usage: &MissionUsage) -> Result<(), Self::Error> {
         self.usage.insert(mission.to_string(), *usage);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_text_keeps_the_newest_text_within_the_bound() {
+        let mut t = BoundedText::default();
+        let chunk = "é".repeat(10_000); // 2 bytes per char: cuts must respect boundaries
+        for i in 0..200 {
+            t.push(&format!("marker-{i} {chunk}"));
+            assert!(
+                t.text.len() <= MAX_TEXT,
+                "{} bytes after push {i}",
+                t.text.len()
+            );
+        }
+        assert!(t.overflowed);
+        assert!(t.contains("MARKER-199"));
+        assert!(!t.contains("marker-0 "));
+        assert!(t.text.len() >= KEEP_AFTER_CUT - 20_010);
+    }
+
+    #[test]
+    fn one_huge_push_keeps_its_tail() {
+        let mut t = BoundedText::default();
+        t.push("old");
+        let mut big = "a".repeat(2 * MAX_TEXT);
+        big.push_str("TAIL");
+        t.push(&big);
+        assert!(t.overflowed);
+        assert!(t.text.len() <= MAX_TEXT);
+        assert!(t.contains("tail"));
+        assert!(!t.contains("old"));
+    }
+
+    #[test]
+    fn small_pushes_do_not_overflow() {
+        let mut t = BoundedText::default();
+        t.push("Alpha");
+        t.push("Beta");
+        assert!(!t.overflowed);
+        assert_eq!(t.text, "\nalpha\nbeta");
     }
 }
