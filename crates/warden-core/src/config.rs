@@ -389,7 +389,7 @@ impl Config {
 
     /// True when `label` is a confidentiality label (declared, or `channel:*`).
     pub fn is_confidentiality(&self, label: &str) -> bool {
-        self.confidentiality.contains(label)
-            || label.starts_with(crate::directory::CHANNEL_LABEL_PREFIX)
+        label.starts_with(crate::directory::CHANNEL_LABEL_PREFIX)
+            || self.confidentiality.contains(label)
     }
 }

@@ -522,14 +522,25 @@ impl Directory {
         let mut exp = Exposure::default();
         let mut want = Bits::new(self.label_names.len());
         // Labels no profile names: no one is cleared for them.
-        let mut nobody: Vec<&String> = Vec::new();
+        let mut nobody = false;
+        // Per label of `labels`, in order: its number, `NOBODY` or `PUBLIC_LABEL`.
+        const NOBODY: usize = usize::MAX;
+        const PUBLIC_LABEL: usize = usize::MAX - 1;
+        let mut ids: Vec<usize> = Vec::with_capacity(labels.len());
         for l in labels {
             if l == PUBLIC {
+                ids.push(PUBLIC_LABEL);
                 continue;
             }
             match self.label_ids.get(l) {
-                Some(i) => want.set(*i),
-                None => nobody.push(l),
+                Some(i) => {
+                    want.set(*i);
+                    ids.push(*i);
+                }
+                None => {
+                    nobody = true;
+                    ids.push(NOBODY);
+                }
             }
         }
         let mut uncovered = Bits::new(self.label_names.len());
@@ -543,7 +554,7 @@ impl Directory {
                     !want.is_empty()
                 }
             };
-            if !nobody.is_empty() {
+            if nobody {
                 uncovered_nobody = true;
                 return true;
             }
@@ -602,15 +613,29 @@ impl Directory {
             }
         }
         exp.sample = sample.into_iter().collect();
-        // Two sorted runs: collecting them into the set is a merge, not one insert per label.
-        let mut names: Vec<String> = uncovered
-            .ones()
-            .filter_map(|i| self.label_names.get(i).cloned())
-            .collect();
-        if uncovered_nobody {
-            names.extend(nobody.into_iter().cloned());
+        // The labels that cause the exposure are those of `labels` that are uncovered, in the
+        // same order: when most are, the set is cloned and thinned rather than rebuilt.
+        let exposed = |id: usize| match id {
+            NOBODY => uncovered_nobody,
+            PUBLIC_LABEL => false,
+            i => uncovered.get(i),
+        };
+        let kept = ids.iter().filter(|i| exposed(**i)).count();
+        if kept == labels.len() {
+            exp.labels = labels.clone();
+        } else if kept * 2 >= labels.len() {
+            let mut out = labels.clone();
+            let mut next = ids.iter();
+            out.retain(|_| next.next().is_some_and(|i| exposed(*i)));
+            exp.labels = out;
+        } else if kept > 0 {
+            exp.labels = labels
+                .iter()
+                .zip(&ids)
+                .filter(|(_, i)| exposed(**i))
+                .map(|(l, _)| l.clone())
+                .collect();
         }
-        exp.labels = names.into_iter().collect();
         exp
     }
 }
@@ -634,6 +659,10 @@ impl Bits {
         self.0.iter().all(|w| *w == 0)
     }
 
+    fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
     /// Add `want \ have` to `self`; true when it is not empty.
     fn or_missing(&mut self, want: &Bits, have: &Bits) -> bool {
         let mut any = false;
@@ -654,14 +683,6 @@ impl Bits {
         for (o, w) in self.0.iter_mut().zip(want.0.iter()) {
             *o |= w;
         }
-    }
-
-    fn ones(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(i, w)| {
-            (0..64)
-                .filter(move |b| w & (1u64 << b) != 0)
-                .map(move |b| i * 64 + b)
-        })
     }
 }
 

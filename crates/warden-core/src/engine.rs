@@ -818,24 +818,18 @@ impl Engine {
         // a host (a URL) carries the session's data only when the URL holds some of it.
         let taint_flows = spec.effect != Effect::Read
             || (resolved.audience.is_some() && self.url_carries_session_data(spec, cx));
-        // The taint is sorted already: collecting it builds the set in one pass.
-        let mut labels: BTreeSet<String> = if taint_flows {
-            s.taint
-                .keys()
-                .filter(|l| cfg.is_confidentiality(l))
-                .cloned()
-                .collect()
-        } else {
-            BTreeSet::new()
-        };
+        let mut labels: BTreeSet<String> = BTreeSet::new();
         if taint_flows {
-            f.sources = s
-                .taint
-                .iter()
-                .filter(|(l, _)| cfg.is_confidentiality(l))
-                .take(MAX_SOURCES)
-                .map(|(_, src)| src.clone())
-                .collect();
+            // One pass over the taint for the labels and their first sources. The taint is
+            // sorted already: collecting it builds the set without reordering.
+            let mut names: Vec<String> = Vec::with_capacity(s.taint.len());
+            for (l, src) in s.taint.iter().filter(|(l, _)| cfg.is_confidentiality(l)) {
+                if f.sources.len() < MAX_SOURCES {
+                    f.sources.push(src.clone());
+                }
+                names.push(l.clone());
+            }
+            labels = names.into_iter().collect();
         }
         if s.taint_overflow && taint_flows {
             labels.extend(cfg.sensitive.iter().cloned());
@@ -863,7 +857,7 @@ impl Engine {
             }
         }
         f.labels = labels;
-        f.sensitive = f.labels.iter().any(|l| cfg.sensitive.contains(l))
+        f.sensitive = cfg.sensitive.iter().any(|l| f.labels.contains(l))
             || (spec.effect == Effect::Read
                 && resolved.labels.iter().any(|l| cfg.sensitive.contains(l)));
         // Provenance of directing arguments.
@@ -924,7 +918,16 @@ impl Engine {
             .acts_as
             .as_deref()
             .is_some_and(|u| u != m.principal);
-        let e = exposure.cloned().unwrap_or_default();
+        // Borrowed: an exposure can carry a hundred label names, which the context filters.
+        static NO_EXPOSURE: Exposure = Exposure {
+            audience: 0,
+            count: 0,
+            external: 0,
+            external_exposed: 0,
+            sample: Vec::new(),
+            labels: BTreeSet::new(),
+        };
+        let e = exposure.unwrap_or(&NO_EXPOSURE);
         let approval: Vec<String> = template
             .approval_effects
             .iter()
@@ -1160,66 +1163,100 @@ pub fn thousands(n: u64) -> String {
 /// "2,999 of 3,000 in the audience (channel eng-help) are not cleared for security-sensitive,
 /// user-data — security-sensitive from logs.query_logs (call 2, 09:00:02 UTC) …".
 fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved) -> Option<String> {
-    let mut parts = Vec::new();
+    use std::fmt::Write as _;
+    // Written into one buffer: an exposure can name a hundred labels and a few dozen sources.
+    let mut text = String::new();
     if let Some(x) = exposure.filter(|x| x.count > 0) {
-        let place = resolved
-            .audience
-            .as_ref()
-            .map(|a| {
-                let mut names: Vec<String> =
-                    a.channels.iter().map(|c| format!("channel {c}")).collect();
-                names.extend(a.groups.iter().map(|g| format!("group {g}")));
-                names.extend(a.users.iter().cloned());
-                names.extend(a.external.iter().chain(a.unknown.iter()).cloned());
-                names.join(", ")
-            })
-            .unwrap_or_default();
-        let labels: Vec<&str> = x.labels.iter().map(String::as_str).collect();
-        let mut text = format!(
-            "{} of {} in the audience ({place}) are not cleared for {}",
+        text.reserve(64 + x.labels.iter().map(|l| l.len() + 2).sum::<usize>() * 2);
+        let _ = write!(
+            text,
+            "{} of {} in the audience (",
             thousands(x.count),
-            thousands(x.audience),
-            labels.join(", ")
+            thousands(x.audience)
         );
-        // Grouped by (source, call), in order of first appearance.
-        let mut index: BTreeMap<(&str, u64), usize> = BTreeMap::new();
-        let mut by_source: Vec<(&str, u64, i64, Vec<&str>)> = Vec::new();
-        for src in f.sources.iter().filter(|s| x.labels.contains(&s.label)) {
-            match index.get(&(src.source.as_str(), src.call)) {
-                Some(i) => {
-                    if let Some(entry) = by_source.get_mut(*i) {
-                        entry.3.push(&src.label);
-                    }
+        if let Some(a) = &resolved.audience {
+            let mut first = true;
+            let mut sep = |text: &mut String| {
+                if !std::mem::take(&mut first) {
+                    text.push_str(", ");
                 }
-                None => {
-                    index.insert((&src.source, src.call), by_source.len());
-                    by_source.push((&src.source, src.call, src.at_ms, vec![&src.label]));
-                }
+            };
+            for c in &a.channels {
+                sep(&mut text);
+                text.push_str("channel ");
+                text.push_str(c);
+            }
+            for g in &a.groups {
+                sep(&mut text);
+                text.push_str("group ");
+                text.push_str(g);
+            }
+            for name in a.users.iter().chain(&a.external).chain(&a.unknown) {
+                sep(&mut text);
+                text.push_str(name);
             }
         }
-        let sources: Vec<String> = by_source
-            .into_iter()
-            .map(|(source, call, at, labels)| {
-                format!(
-                    "{} from {source} (call {call}, {} UTC)",
-                    labels.join(", "),
-                    clock_time(at)
-                )
-            })
-            .collect();
-        if !sources.is_empty() {
-            text.push_str(": ");
-            text.push_str(&sources.join("; "));
+        text.push_str(") are not cleared for ");
+        push_joined(&mut text, x.labels.iter().map(String::as_str), ", ");
+        // Grouped by (source, call), in order of first appearance. A decision carries at most
+        // `MAX_SOURCES` sources from the session plus a few from its arguments and resource, so
+        // a linear search over the groups is cheaper than an index.
+        let mut groups: Vec<(&str, u64, i64, Vec<&str>)> = Vec::new();
+        for src in f.sources.iter().filter(|s| x.labels.contains(&s.label)) {
+            match groups
+                .iter_mut()
+                .find(|g| g.1 == src.call && g.0 == src.source)
+            {
+                Some(g) => g.3.push(&src.label),
+                None => groups.push((&src.source, src.call, src.at_ms, vec![&src.label])),
+            }
         }
-        parts.push(text);
+        for (i, (source, call, at, labels)) in groups.iter().enumerate() {
+            text.push_str(if i == 0 { ": " } else { "; " });
+            push_joined(&mut text, labels.iter().copied(), ", ");
+            let _ = write!(text, " from {source} (call {call}, ");
+            push_clock_time(&mut text, *at);
+            text.push_str(" UTC)");
+        }
     }
     if !f.untrusted_direction.is_empty() {
-        parts.push(format!(
-            "taken from untrusted content only: {}",
-            f.untrusted_direction.join(", ")
-        ));
+        if !text.is_empty() {
+            text.push_str(". ");
+        }
+        text.push_str("taken from untrusted content only: ");
+        push_joined(
+            &mut text,
+            f.untrusted_direction.iter().map(String::as_str),
+            ", ",
+        );
     }
-    (!parts.is_empty()).then(|| parts.join(". "))
+    (!text.is_empty()).then_some(text)
+}
+
+/// Append the items, separated by `sep`.
+fn push_joined<'a>(out: &mut String, items: impl Iterator<Item = &'a str>, sep: &str) {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(item);
+    }
+}
+
+/// Append `HH:MM:SS` (UTC), as [`clock_time`] writes it.
+fn push_clock_time(out: &mut String, ms: i64) {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    for (i, n) in [secs / 3600, (secs / 60) % 60, secs % 60]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(':');
+        }
+        // Each part is below 100.
+        out.push(char::from(b'0' + (n / 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+    }
 }
 
 /// `Type::"id"`, as `EntityUid`'s `Display` writes it, without its per-character escaping
@@ -1304,6 +1341,28 @@ fn count_records(kind: RecordCount, output: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_clock_time_matches_clock_time() {
+        for ms in [
+            0,
+            999,
+            1_000,
+            59_999,
+            3_599_999,
+            86_399_999,
+            86_400_000,
+            -1,
+            -86_400_001,
+        ]
+        .into_iter()
+        .chain((0..2_000).map(|i| 1_768_478_400_000 + i * 43_211))
+        {
+            let mut s = String::from("x");
+            push_clock_time(&mut s, ms);
+            assert_eq!(s, format!("x{}", clock_time(ms)), "{ms}");
+        }
+    }
 
     #[test]
     fn uid_text_matches_cedar_display() {
