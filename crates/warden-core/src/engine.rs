@@ -68,13 +68,38 @@ impl Call {
             server: &'a str,
             tool: &'a str,
         }
-        let bytes = serde_json::to_vec(&Canon {
+        // Serialized straight into the hash: the bytes are never held.
+        let mut w = HashWriter {
+            hash: Sha256::new(),
+            len: 0,
+        };
+        let canon = Canon {
             args: &self.args,
             server: &self.server,
             tool: &self.tool,
-        })
-        .unwrap_or_default();
-        (bytes.len(), hex::encode(Sha256::digest(&bytes)))
+        };
+        match serde_json::to_writer(&mut w, &canon) {
+            Ok(()) => (w.len, hex::encode(w.hash.finalize())),
+            Err(_) => (0, hex::encode(Sha256::digest(b""))),
+        }
+    }
+}
+
+/// Counts and hashes what is written to it.
+struct HashWriter {
+    hash: Sha256,
+    len: usize,
+}
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(buf);
+        self.len += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -1341,6 +1366,23 @@ fn count_records(kind: RecordCount, output: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_is_the_hash_of_the_canonical_json() {
+        for args in [
+            serde_json::json!({}),
+            serde_json::json!({"b": "x\ny \"q\" \u{1} é", "a": [1, 2.5, null, true, {"z": "", "y": -3}]}),
+            serde_json::json!({"body": "a".repeat(10_000)}),
+        ] {
+            let call = Call::new("srv", "t\"ool", args.clone());
+            let text = format!(
+                "{{\"args\":{},\"server\":\"srv\",\"tool\":\"t\\\"ool\"}}",
+                serde_json::to_string(&args).unwrap_or_default()
+            );
+            assert_eq!(call.canonical().0, text.len());
+            assert_eq!(call.digest(), hex::encode(Sha256::digest(text.as_bytes())));
+        }
+    }
 
     #[test]
     fn push_clock_time_matches_clock_time() {
