@@ -97,6 +97,16 @@ impl Session {
         self.token.as_ref()
     }
 
+    /// How long since its last request.
+    pub fn idle_for(&self) -> Duration {
+        lock(&self.last_used).elapsed()
+    }
+
+    /// Note a request now.
+    pub fn touch(&self) {
+        *lock(&self.last_used) = Instant::now();
+    }
+
     /// A copy of the session state (for tests and diagnostics).
     pub async fn state(&self) -> SessionState {
         self.inner.lock().await.state.clone()
@@ -111,6 +121,11 @@ pub struct Gateway {
     breakers: RwLock<Breakers>,
     live: Arc<AtomicUsize>,
     stateless: Mutex<HashMap<[u8; 32], Arc<Session>>>,
+    /// Sessions of HTTP MCP sessions, by `Mcp-Session-Id`: shared by the rmcp handler of the
+    /// session and the `tools/call` fast path.
+    http_sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// `tools/call` requests answered by the HTTP fast path.
+    fast_calls: AtomicUsize,
     settings: GatewaySettings,
     stop: CancellationToken,
 }
@@ -267,6 +282,8 @@ impl Gateway {
             breakers: RwLock::new(Breakers::default()),
             live: Arc::new(AtomicUsize::new(0)),
             stateless: Mutex::new(HashMap::new()),
+            http_sessions: Mutex::new(HashMap::new()),
+            fast_calls: AtomicUsize::new(0),
             settings,
             stop,
         })
@@ -306,6 +323,64 @@ impl Gateway {
     pub fn shutdown(&self) {
         self.stop.cancel();
         lock(&self.stateless).clear();
+        lock(&self.http_sessions).clear();
+    }
+
+    /// The session of HTTP MCP session `sid`, opened for `who` on first use. Later requests get
+    /// the same session whatever their identity headers say; the caller checks the token.
+    ///
+    /// # Errors
+    /// As [`Gateway::open_session`].
+    pub fn http_session(
+        &self,
+        sid: &str,
+        who: &Identity,
+        token: [u8; 32],
+    ) -> Result<Arc<Session>, crate::GatewayError> {
+        let mut map = lock(&self.http_sessions);
+        if let Some(s) = map.get(sid) {
+            return Ok(s.clone());
+        }
+        let s = self.open_session(sid, who, Some(token))?;
+        map.insert(sid.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// How many `tools/call` requests the HTTP fast path has answered.
+    pub fn fast_calls(&self) -> usize {
+        self.fast_calls.load(Ordering::Relaxed)
+    }
+
+    /// Count one `tools/call` answered by the HTTP fast path.
+    pub fn count_fast_call(&self) {
+        self.fast_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The open session of HTTP MCP session `sid`, if any.
+    pub fn find_http_session(&self, sid: &str) -> Option<Arc<Session>> {
+        lock(&self.http_sessions).get(sid).cloned()
+    }
+
+    /// Forget HTTP session `sid` (its MCP session ended), if it is still `session`.
+    pub fn end_http_session(&self, sid: &str, session: &Arc<Session>) {
+        let mut map = lock(&self.http_sessions);
+        if map.get(sid).is_some_and(|s| Arc::ptr_eq(s, session)) {
+            map.remove(sid);
+        }
+    }
+
+    /// Forget every HTTP session that `keep` rejects (its MCP session is gone).
+    pub fn retain_http_sessions(&self, keep: impl Fn(&str, &Session) -> bool) {
+        lock(&self.http_sessions).retain(|sid, s| keep(sid, s));
+    }
+
+    /// The HTTP sessions idle for longer than `idle`.
+    pub fn idle_http_sessions(&self, idle: Duration) -> Vec<String> {
+        lock(&self.http_sessions)
+            .iter()
+            .filter(|(_, s)| s.idle_for() > idle)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Open a session: grant the mission for `who`.
@@ -547,6 +622,7 @@ impl Gateway {
     ) -> CallOutcome {
         let (server, tool) = name.split_once('.').unwrap_or(("", name));
         let call = Call::new(server, tool, Value::Object(args.unwrap_or_default()));
+        session.touch();
         let mut inner = session.inner.lock().await;
         let (decision, permitted) = match self.decide(session, &mut inner, call).await {
             Ok(x) => x,

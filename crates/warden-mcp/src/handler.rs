@@ -36,7 +36,22 @@ enum Mode {
     /// One fixed session (stdio, in-process).
     Fixed(Arc<Session>),
     /// HTTP: the session is opened by the first request that carries an `Mcp-Session-Id`.
-    Http(Arc<OnceCell<Arc<Session>>>),
+    Http(Arc<HttpSlot>),
+}
+
+/// The session of one HTTP MCP session; when the last clone of the handler goes (the MCP
+/// session ended), the gateway forgets it.
+struct HttpSlot {
+    gateway: Arc<Gateway>,
+    cell: OnceCell<Arc<Session>>,
+}
+
+impl Drop for HttpSlot {
+    fn drop(&mut self) {
+        if let Some(s) = self.cell.get() {
+            self.gateway.end_http_session(s.id(), s);
+        }
+    }
 }
 
 /// The downstream MCP server.
@@ -64,15 +79,18 @@ impl WardenHandler {
     /// A handler for one HTTP MCP session (made by the HTTP service's factory).
     pub fn for_http(gateway: Arc<Gateway>) -> Self {
         WardenHandler {
-            gateway,
-            mode: Mode::Http(Arc::new(OnceCell::new())),
+            gateway: gateway.clone(),
+            mode: Mode::Http(Arc::new(HttpSlot {
+                gateway,
+                cell: OnceCell::new(),
+            })),
         }
     }
 
     async fn session(&self, ctx: &RequestContext<RoleServer>) -> Result<Arc<Session>, ErrorData> {
         let cell = match &self.mode {
             Mode::Fixed(s) => return Ok(s.clone()),
-            Mode::Http(cell) => cell,
+            Mode::Http(slot) => &slot.cell,
         };
         let parts = ctx
             .extensions
@@ -92,7 +110,7 @@ impl WardenHandler {
                     let who = identity_from_headers(&auth.agent, &parts.headers)
                         .map_err(|e| ErrorData::invalid_request(e, None))?;
                     self.gateway
-                        .open_session(sid, &who, Some(auth.token))
+                        .http_session(sid, &who, auth.token)
                         .map_err(|e| ErrorData::invalid_request(e.to_string(), None))
                 })
                 .await?

@@ -23,6 +23,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::fastpath::{self, FastPath};
 use crate::gateway::{Gateway, Identity};
 use crate::handler::{WardenHandler, MISSION_HEADER, PRINCIPAL_HEADER, PURPOSE_HEADER};
 use crate::GatewayError;
@@ -201,14 +202,29 @@ pub fn router(gateway: Arc<Gateway>, tokens: Tokens, cancel: CancellationToken) 
         config = config.disable_allowed_hosts();
     }
     let gw = gateway.clone();
+    // Idle sessions are closed by `fastpath::sweep`, which sees the calls rmcp does not.
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = None;
+    let sessions = Arc::new(sessions);
+    let stop = config.cancellation_token.clone();
     let service: StreamableHttpService<WardenHandler, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(WardenHandler::for_http(gw.clone())),
-            Arc::new(LocalSessionManager::default()),
+            sessions.clone(),
             config,
         );
+    let fast = Arc::new(FastPath {
+        gateway: gateway.clone(),
+        sessions,
+        max_bytes: serve.max_message_bytes,
+    });
+    tokio::spawn(fastpath::sweep(fast.clone(), stop));
     axum::Router::new()
         .nest_service(MCP_PATH, service)
+        .layer(axum::middleware::from_fn_with_state(
+            fast,
+            fastpath::fast_call,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(tokens),
             authenticate,

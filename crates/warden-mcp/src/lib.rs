@@ -39,10 +39,12 @@
 //!   (and logged, as an `unexposed` entry) and answered with the reason.
 
 pub mod error;
+pub mod fastpath;
 pub mod gateway;
 pub mod handler;
 pub mod http;
 pub mod log;
+mod rawhttp;
 pub mod settings;
 pub mod stdio;
 pub mod upstream;

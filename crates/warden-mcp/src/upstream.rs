@@ -33,6 +33,7 @@ use rmcp::{ClientHandler, ErrorData, Peer, RoleClient, ServiceExt};
 use tokio_util::sync::CancellationToken;
 use warden_core::{Call, Permitted};
 
+use crate::rawhttp::RawHttp;
 use crate::settings::{Transport, UpstreamSettings};
 
 /// Makes a fresh in-process connection: returns Warden's end of a duplex stream whose other end
@@ -145,11 +146,16 @@ impl Shared {
     }
 }
 
+/// Responses larger than this from an HTTP upstream are refused.
+pub const MAX_UPSTREAM_RESPONSE_BYTES: usize = 32 << 20;
+
 /// One upstream server: its cached lists and, while connected, its peer.
 pub struct Upstream {
     name: String,
     timeout: Duration,
     shared: Arc<Shared>,
+    /// HTTP upstreams: the pooled client `tools/call` is forwarded over.
+    raw: Option<RawHttp>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -433,6 +439,18 @@ impl Upstream {
             live: RwLock::new(Live::default()),
             changed: tokio::sync::Notify::new(),
         });
+        let raw = match &settings.transport {
+            Transport::Http { url } => {
+                match RawHttp::new(&settings.name, url, MAX_UPSTREAM_RESPONSE_BYTES) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::warn!(upstream = %settings.name, "{e}; calls go through the MCP client");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         tokio::spawn(supervise(
             shared.clone(),
             settings.transport.clone(),
@@ -444,6 +462,7 @@ impl Upstream {
             name: settings.name.clone(),
             timeout: settings.timeout,
             shared,
+            raw,
         }
     }
 
@@ -555,6 +574,25 @@ impl Upstream {
     ) -> Result<CallToolResult, UpstreamError> {
         let call = permitted.get();
         let peer = self.peer()?;
+        if let Some(raw) = &self.raw {
+            let empty = JsonObject::new();
+            let args = match &call.args {
+                serde_json::Value::Object(m) => m,
+                _ => &empty,
+            };
+            // Dropping the call (timeout or cancellation) sends `notifications/cancelled`.
+            let mut r = tokio::select! {
+                r = tokio::time::timeout(self.timeout, raw.call(&call.tool, args)) => match r {
+                    Ok(r) => r?,
+                    Err(_) => return Err(UpstreamError::Timeout { name: self.name.clone(), ms: self.timeout.as_millis() }),
+                },
+                _ = cancel.cancelled() => return Err(UpstreamError::Cancelled),
+            };
+            if r.result_type.is_none() {
+                r.result_type = Some(rmcp::model::ResultType::COMPLETE);
+            }
+            return Ok(r);
+        }
         let mut params = CallToolRequestParams::new(call.tool.clone());
         if let serde_json::Value::Object(m) = &call.args {
             params = params.with_arguments(JsonObject::clone(m));

@@ -10,6 +10,8 @@
 //! - `scenarios` — the Acme traces replayed over MCP decide as `warden_core::trace::replay`.
 //! - `http`      — 401 without a bearer token; session isolation; no credentials upstream;
 //!   HTTP upstreams.
+//! - `fastpath`  — `tools/call` answered in front of rmcp: same decisions and shared taint, and
+//!   everything it cannot check left to rmcp; HTTP upstream sessions reopened when lost.
 //! - `robust`    — upstream crash and restart (in process and `kill -9` of a child), timeouts,
 //!   a client leaving mid-call, garbage and oversized input on stdio (library and `warden proxy`).
 //! - `children`  — Acme as child processes (`acme-mcp`), and their scrubbed environment.
@@ -34,6 +36,9 @@ mod scenarios;
 
 #[path = "integration/http.rs"]
 mod http;
+
+#[path = "integration/fastpath.rs"]
+mod fastpath;
 
 #[path = "integration/robust.rs"]
 mod robust;

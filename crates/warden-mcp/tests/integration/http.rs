@@ -20,10 +20,10 @@ use warden_mcp::{Gateway, MemoryLog, Transport, UpstreamSettings};
 
 use crate::common::*;
 
-const TOKEN: &str = "tok-forum-helper-0123456789";
-const OPS_TOKEN: &str = "tok-ops-bot-9876543210";
+pub const TOKEN: &str = "tok-forum-helper-0123456789";
+pub const OPS_TOKEN: &str = "tok-ops-bot-9876543210";
 
-async fn serve(gw: Arc<Gateway>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+pub async fn serve(gw: Arc<Gateway>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -38,7 +38,7 @@ async fn serve(gw: Arc<Gateway>) -> (SocketAddr, tokio::sync::oneshot::Sender<()
     (addr, stop)
 }
 
-fn headers(principal: &str, mission: &str) -> HashMap<http::HeaderName, http::HeaderValue> {
+pub fn headers(principal: &str, mission: &str) -> HashMap<http::HeaderName, http::HeaderValue> {
     let mut h = HashMap::new();
     h.insert(
         http::HeaderName::from_static("x-warden-principal"),
@@ -167,6 +167,9 @@ async fn http_sessions_are_isolated_and_end_with_their_clients() {
     let rb = call(b.peer(), "forum.post_reply", post).await;
     assert_ne!(outcome(&ra), "allow", "{}", text(&ra));
     assert_eq!(outcome(&rb), "allow", "{}", text(&rb));
+    // a's calls took the fast path (its session was open after tools/list); b's first call
+    // went through rmcp, which opened b's session.
+    assert_eq!(gw.fast_calls(), 2);
     assert_eq!(gw.live_sessions(), 3);
     a.cancel().await.unwrap();
     b.cancel().await.unwrap();
@@ -222,9 +225,12 @@ async fn a_2026_07_28_stateless_client_keeps_one_session_per_token_and_identity(
 
 /// Records the Authorization header each upstream request carried.
 #[derive(Clone)]
-struct HeaderRecorder {
-    inner: warden_acme::AcmeServer,
-    seen: Arc<Mutex<Vec<Option<String>>>>,
+pub struct HeaderRecorder {
+    pub inner: warden_acme::AcmeServer,
+    /// The `Authorization` header of each `tools/call`.
+    pub seen: Arc<Mutex<Vec<Option<String>>>>,
+    /// The `Mcp-Session-Id` of each `tools/call`.
+    pub sessions: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerHandler for HeaderRecorder {
@@ -252,6 +258,14 @@ impl ServerHandler for HeaderRecorder {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         self.seen.lock().unwrap().push(auth);
+        let sid = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        self.sessions.lock().unwrap().push(sid);
         self.inner.call_tool(request, context).await
     }
 }
@@ -262,6 +276,7 @@ async fn http_upstreams_work_and_never_see_the_clients_credentials() {
     let recorder = HeaderRecorder {
         inner: warden_acme::AcmeServer::only("forum").unwrap(),
         seen: Arc::new(Mutex::new(Vec::new())),
+        sessions: Arc::new(Mutex::new(Vec::new())),
     };
     let r2 = recorder.clone();
     let svc = rmcp::transport::StreamableHttpService::new(

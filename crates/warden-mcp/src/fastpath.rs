@@ -1,0 +1,251 @@
+//! The `tools/call` fast path of `warden serve`.
+//!
+//! A `tools/call` in an MCP session that Warden already serves is handled here, in front of
+//! rmcp's streamable HTTP service: the request is parsed once (id, tool name, arguments), run
+//! through [`Gateway::call_tool`] exactly as the rmcp handler would run it, and answered with
+//! one `application/json` JSON-RPC response. Every other request, and every `tools/call` this
+//! path is not sure about (no known session, another token, a version or header it does not
+//! check, protocol keys in `_meta`, task augmentation, a batch, malformed JSON), goes on to rmcp untouched,
+//! which answers it or rejects it with the proper error.
+//!
+//! Sessions: rmcp keeps no idle timer here (its keep-alive is off, since calls on this path do
+//! not pass through it); [`sweep`] closes sessions idle for [`IDLE`] instead, counting both
+//! paths' requests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{CallToolResult, JsonObject};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::SessionManager;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::gateway::Gateway;
+use crate::http::{Authenticated, MCP_PATH};
+
+/// An MCP session with no request for this long is closed.
+pub const IDLE: Duration = Duration::from_secs(300);
+/// How often idle sessions are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Protocol versions whose `tools/call` this path answers (the session-based revisions).
+const VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// What the fast path needs.
+pub struct FastPath {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// rmcp's session manager (to check a session is still open, and to close idle ones).
+    pub sessions: Arc<LocalSessionManager>,
+    /// The largest request body accepted.
+    pub max_bytes: usize,
+}
+
+impl std::fmt::Debug for FastPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPath")
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallRequest {
+    jsonrpc: String,
+    id: Value,
+    method: String,
+    params: CallParams,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<JsonObject>,
+    /// Request metadata (a progress token, trace context). Keys of the protocol's own
+    /// namespace send the request to rmcp.
+    #[serde(default, rename = "_meta")]
+    meta: Option<JsonObject>,
+}
+
+#[derive(Serialize)]
+struct CallResponse<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    result: &'a CallToolResult,
+}
+
+fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
+    let (mut json, mut sse) = (false, false);
+    for v in headers.get_all(header::ACCEPT) {
+        for part in v.to_str().unwrap_or_default().split(',') {
+            let essence = part.split(';').next().unwrap_or_default().trim();
+            json |= essence.eq_ignore_ascii_case("application/json");
+            sse |= essence.eq_ignore_ascii_case("text/event-stream");
+        }
+    }
+    json && sse
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The middleware: answers the `tools/call` requests it can, passes on everything else.
+pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST
+        || req.uri().path() != MCP_PATH
+        || !accepts_json_and_sse(req.headers())
+        || !is_json(req.headers())
+        || header(req.headers(), "mcp-protocol-version").is_some_and(|v| !VERSIONS.contains(&v))
+    {
+        return next.run(req).await;
+    }
+    let Some(sid) = header(req.headers(), "mcp-session-id").map(str::to_string) else {
+        return next.run(req).await;
+    };
+    let Some(session) = fast.gateway.find_http_session(&sid) else {
+        return next.run(req).await;
+    };
+    let same_token = req
+        .extensions()
+        .get::<Authenticated>()
+        .is_some_and(|a| session.token() == Some(&a.token));
+    if !same_token {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes: Bytes = match axum::body::to_bytes(body, fast.max_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "Payload Too Large: the request body is larger than {} bytes\n",
+                    fast.max_bytes
+                ),
+            )
+                .into_response();
+        }
+    };
+    let call = match serde_json::from_slice::<CallRequest>(&bytes) {
+        Ok(c)
+            if c.jsonrpc == "2.0"
+                && c.method == "tools/call"
+                && (c.id.is_string() || c.id.is_i64() || c.id.is_u64())
+                && c.params.meta.as_ref().is_none_or(|m| {
+                    !m.keys().any(|k| k.starts_with("io.modelcontextprotocol/"))
+                })
+                && header(&parts.headers, "mcp-method").is_none_or(|m| m == "tools/call")
+                && header(&parts.headers, "mcp-name").is_none_or(|n| n == c.params.name) =>
+        {
+            c
+        }
+        _ => {
+            return next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+    };
+    let open = fast
+        .sessions
+        .has_session(&sid.clone().into())
+        .await
+        .unwrap_or(false);
+    if !open {
+        return next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+    }
+    // Dropped with this future when the client goes away: the upstream call is cancelled.
+    fast.gateway.count_fast_call();
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
+    let out = fast
+        .gateway
+        .call_tool(&session, &call.params.name, call.params.arguments, &cancel)
+        .await;
+    let mut result = out.result;
+    // `resultType` belongs to 2026-07-28; the session-based revisions do not have it.
+    result.result_type = None;
+    match serde_json::to_vec(&CallResponse {
+        jsonrpc: "2.0",
+        id: &call.id,
+        result: &result,
+    }) {
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the result: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Close MCP sessions idle for longer than [`IDLE`] until `stop`: sessions Warden serves by
+/// their last request, sessions that never opened one (initialized, then silent) from when the
+/// sweep first saw them.
+pub async fn sweep(fast: Arc<FastPath>, stop: CancellationToken) {
+    let mut unopened: HashMap<String, Instant> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+        let mut close = fast.gateway.idle_http_sessions(IDLE);
+        let live: Vec<String> = fast
+            .sessions
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        let now = Instant::now();
+        // Normally the handler forgets its session when the MCP session ends; this is the net.
+        // (A session opened after `live` was read has just been used: it stays.)
+        fast.gateway.retain_http_sessions(|sid, s| {
+            s.idle_for() < SWEEP_EVERY || live.iter().any(|l| l == sid)
+        });
+        unopened.retain(|k, _| live.contains(k));
+        for sid in &live {
+            if fast.gateway.find_http_session(sid).is_some() {
+                unopened.remove(sid);
+            } else if now.duration_since(*unopened.entry(sid.clone()).or_insert(now)) > IDLE {
+                close.push(sid.clone());
+            }
+        }
+        for sid in close {
+            unopened.remove(&sid);
+            let _ = fast.sessions.close_session(&sid.into()).await;
+        }
+    }
+}

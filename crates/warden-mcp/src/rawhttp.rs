@@ -1,0 +1,647 @@
+//! The forwarding path for `tools/call` to a streamable HTTP upstream: one JSON-RPC request
+//! per call over a pooled keep-alive connection.
+//!
+//! The supervisor in [`crate::upstream`] keeps an rmcp client session for the tool list and
+//! health; calls go through this client instead, which holds its own MCP session with the
+//! upstream (opened with the `initialize` handshake on first use and again when the upstream
+//! says the session is gone). It reads a JSON or an SSE response, answers `ping` from the
+//! upstream, refuses every other request an upstream makes of the client, and sends
+//! `notifications/cancelled` when a call is abandoned (timeout, client gone).
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::header::{ACCEPT, CONTENT_TYPE, HOST};
+use http::{HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming as Body};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rmcp::model::{CallToolResult, ErrorCode, ErrorData, JsonObject};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::upstream::UpstreamError;
+
+/// The protocol version Warden asks for in its own upstream sessions.
+const PROTOCOL_VERSION: &str = "2025-11-25";
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+
+/// A JSON-RPC message from the upstream, with the result typed as `R`.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "R: Deserialize<'de>"))]
+struct Incoming<R> {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    method: Option<String>,
+    result: Option<R>,
+    #[serde(default)]
+    error: Option<ErrorData>,
+}
+
+#[derive(Serialize)]
+struct Outgoing<'a, P: Serialize> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'a str,
+    params: P,
+}
+
+#[derive(Serialize)]
+struct CallParams<'a> {
+    name: &'a str,
+    arguments: &'a JsonObject,
+}
+
+#[derive(Deserialize)]
+struct InitResult {
+    #[serde(rename = "protocolVersion")]
+    protocol_version: String,
+}
+
+/// One MCP session of Warden's own with the upstream.
+#[derive(Debug)]
+struct RawSession {
+    id: Option<HeaderValue>,
+    version: HeaderValue,
+}
+
+/// A TCP stream that acknowledges every segment it reads at once. An upstream that leaves
+/// Nagle's algorithm on writes a response's headers and its body (or SSE events) as separate
+/// small segments and holds each one until the previous is acknowledged; with the client's
+/// delayed acknowledgements that costs ~40 ms per response on a kept-alive connection.
+struct QuickAck(TcpStream);
+
+impl AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.0).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            #[cfg(target_os = "linux")]
+            let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Kept-alive HTTP/1.1 connections to one upstream.
+struct Pool {
+    /// `host:port`.
+    authority: String,
+    host: HeaderValue,
+    /// The request target (path and query).
+    target: http::Uri,
+    idle: Mutex<Vec<Sender>>,
+}
+
+/// At most this many idle connections are kept per upstream.
+const MAX_IDLE: usize = 64;
+/// After its response, the rest of an SSE stream is read for this long before the connection
+/// is given up instead of reused.
+const DRAIN_LIMIT: Duration = Duration::from_millis(200);
+
+impl Pool {
+    fn new(url: &str) -> Result<Pool, String> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!("`{url}`: only http:// is forwarded directly"));
+        }
+        let auth = uri
+            .authority()
+            .ok_or_else(|| format!("`{url}` has no host"))?;
+        let authority = format!("{}:{}", auth.host(), auth.port_u16().unwrap_or(80));
+        let host = HeaderValue::from_str(auth.as_str())
+            .map_err(|_| format!("`{url}`: the host is not a header value"))?;
+        let target = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .parse()
+            .map_err(|e| format!("`{url}`: {e}"))?;
+        Ok(Pool {
+            authority,
+            host,
+            target,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Sender>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn sender(&self) -> Result<Sender, String> {
+        loop {
+            let Some(s) = self.idle().pop() else { break };
+            if s.is_ready() {
+                return Ok(s);
+            }
+        }
+        let tcp = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", self.authority))?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(QuickAck(tcp)))
+            .await
+            .map_err(|e| format!("HTTP handshake with {}: {e}", self.authority))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    fn give_back(&self, s: Sender) {
+        if s.is_closed() {
+            return;
+        }
+        let mut idle = self.idle();
+        if idle.len() < MAX_IDLE {
+            idle.push(s);
+        }
+    }
+
+    /// POST `body` with `headers`; the connection comes back with the response, to be given
+    /// back once the body has been read to its end.
+    async fn post(
+        &self,
+        headers: &[(&'static str, &HeaderValue)],
+        body: Bytes,
+    ) -> Result<(http::Response<Body>, Sender), String> {
+        let mut req = http::Request::post(self.target.clone())
+            .header(HOST, self.host.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, ACCEPT_BOTH);
+        for (k, v) in headers {
+            req = req.header(*k, (*v).clone());
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| format!("cannot build the request: {e}"))?;
+        let mut sender = self.sender().await?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection to {}: {e}", self.authority))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("request to {}: {e}", self.authority))?;
+        Ok((resp, sender))
+    }
+}
+
+/// The pooled JSON-RPC client of one HTTP upstream.
+pub(crate) struct RawHttp {
+    name: String,
+    pool: Arc<Pool>,
+    session: tokio::sync::Mutex<Option<Arc<RawSession>>>,
+    next_id: AtomicU64,
+    max_bytes: usize,
+}
+
+/// What one POST came back with.
+enum Posted<R> {
+    /// The response to the request.
+    Done(Result<R, ErrorData>),
+    /// The upstream does not know the session (HTTP 404): open a new one and retry.
+    SessionGone,
+}
+
+impl RawHttp {
+    /// A client for `url` (http:// only); responses larger than `max_bytes` are refused.
+    pub(crate) fn new(name: &str, url: &str, max_bytes: usize) -> Result<RawHttp, String> {
+        Ok(RawHttp {
+            name: name.to_string(),
+            pool: Arc::new(Pool::new(url)?),
+            session: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            max_bytes,
+        })
+    }
+
+    fn closed(&self, why: impl std::fmt::Display) -> UpstreamError {
+        tracing::warn!(upstream = %self.name, "call failed: {why}");
+        UpstreamError::Closed {
+            name: self.name.clone(),
+        }
+    }
+
+    fn protocol(&self, error: ErrorData) -> UpstreamError {
+        UpstreamError::Protocol {
+            name: self.name.clone(),
+            message: error.message.to_string(),
+            error: Box::new(error),
+        }
+    }
+
+    /// The current session, opened if there is none; `stale` is a session the caller found
+    /// gone, replaced unless another caller replaced it already.
+    async fn session(
+        &self,
+        stale: Option<&Arc<RawSession>>,
+    ) -> Result<Arc<RawSession>, UpstreamError> {
+        let mut slot = self.session.lock().await;
+        if let Some(s) = slot.as_ref() {
+            if !stale.is_some_and(|st| Arc::ptr_eq(st, s)) {
+                return Ok(s.clone());
+            }
+        }
+        *slot = None;
+        let s = Arc::new(self.initialize().await?);
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+
+    fn headers(session: &RawSession) -> Vec<(&'static str, &HeaderValue)> {
+        let mut h = vec![(VERSION_HEADER, &session.version)];
+        if let Some(id) = &session.id {
+            h.push((SESSION_HEADER, id));
+        }
+        h
+    }
+
+    async fn initialize(&self) -> Result<RawSession, UpstreamError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let params = serde_json::json!({
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": { "name": "warden", "version": env!("CARGO_PKG_VERSION") },
+        });
+        let body = serde_json::to_vec(&Outgoing {
+            jsonrpc: "2.0",
+            id,
+            method: "initialize",
+            params,
+        })
+        .map_err(|e| self.closed(e))?;
+        let version = HeaderValue::from_static(PROTOCOL_VERSION);
+        let (resp, sender) = self
+            .pool
+            .post(&[(VERSION_HEADER, &version)], body.into())
+            .await
+            .map_err(|e| self.closed(e))?;
+        let pending = RawSession {
+            id: resp.headers().get(SESSION_HEADER).cloned(),
+            version,
+        };
+        let init: InitResult = match self.read::<InitResult>(resp, sender, id, &pending).await? {
+            Posted::Done(Ok(r)) => r,
+            Posted::Done(Err(e)) => return Err(self.protocol(e)),
+            Posted::SessionGone => return Err(self.closed("initialize was answered 404")),
+        };
+        let version = HeaderValue::from_str(&init.protocol_version)
+            .map_err(|_| self.closed("the negotiated protocol version is not a header value"))?;
+        let session = RawSession {
+            id: pending.id,
+            version,
+        };
+        let note = Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        let (resp, sender) = self
+            .pool
+            .post(&Self::headers(&session), note)
+            .await
+            .map_err(|e| self.closed(e))?;
+        let status = resp.status();
+        let _ = self.body(resp.into_body()).await;
+        self.pool.give_back(sender);
+        if !status.is_success() {
+            return Err(self.closed(format!("notifications/initialized was answered {status}")));
+        }
+        Ok(session)
+    }
+
+    /// POST a message that needs no answer, in the background.
+    fn notify(&self, session: &RawSession, message: &Value) {
+        let body = Bytes::from(message.to_string());
+        let id = session.id.clone();
+        let version = session.version.clone();
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut h = vec![(VERSION_HEADER, &version)];
+            if let Some(id) = &id {
+                h.push((SESSION_HEADER, id));
+            }
+            if let Ok((resp, sender)) = pool.post(&h, body).await {
+                let mut body = resp.into_body();
+                while let Some(Ok(_)) = body.frame().await {}
+                pool.give_back(sender);
+            }
+        });
+    }
+
+    /// Forward `tools/call` of `tool` with `args`. Retries once, on a new session, when the
+    /// upstream no longer knows Warden's session (the call was not run then).
+    pub(crate) async fn call(
+        &self,
+        tool: &str,
+        args: &JsonObject,
+    ) -> Result<CallToolResult, UpstreamError> {
+        let mut session = self.session(None).await?;
+        for attempt in 0..2 {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let body = serde_json::to_vec(&Outgoing {
+                jsonrpc: "2.0",
+                id,
+                method: "tools/call",
+                params: CallParams {
+                    name: tool,
+                    arguments: args,
+                },
+            })
+            .map_err(|e| self.closed(e))?;
+            let mut guard = Abandon {
+                raw: self,
+                session: session.clone(),
+                id,
+                armed: true,
+            };
+            let (resp, sender) = self
+                .pool
+                .post(&Self::headers(&session), body.into())
+                .await
+                .map_err(|e| self.closed(e))?;
+            let posted = self
+                .read::<CallToolResult>(resp, sender, id, &session)
+                .await;
+            guard.armed = false;
+            match posted? {
+                Posted::Done(Ok(r)) => return Ok(r),
+                Posted::Done(Err(e)) => return Err(self.protocol(e)),
+                Posted::SessionGone if attempt == 0 => {
+                    session = self.session(Some(&session)).await?;
+                }
+                Posted::SessionGone => break,
+            }
+        }
+        Err(self.closed("the upstream lost the new session too"))
+    }
+
+    /// Read the response to request `id`: a JSON body, or an SSE stream up to the response.
+    /// The connection goes back to the pool once the body has ended.
+    async fn read<R: for<'de> Deserialize<'de>>(
+        &self,
+        resp: http::Response<Body>,
+        sender: Sender,
+        id: u64,
+        session: &RawSession,
+    ) -> Result<Posted<R>, UpstreamError> {
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let mut body = resp.into_body();
+        if status == StatusCode::NOT_FOUND && session.id.is_some() {
+            let _ = self.body(body).await;
+            self.pool.give_back(sender);
+            return Ok(Posted::SessionGone);
+        }
+        if !content_type.starts_with("text/event-stream") {
+            let bytes = self.body(body).await?;
+            self.pool.give_back(sender);
+            return match serde_json::from_slice::<Incoming<R>>(&bytes) {
+                Ok(m) => self.settle(m, id).ok_or_else(|| {
+                    self.closed(format!(
+                        "HTTP {status}: the response does not answer request {id}"
+                    ))
+                }),
+                Err(e) if status.is_success() => {
+                    Err(self.closed(format!("HTTP {status}: unreadable JSON-RPC response: {e}")))
+                }
+                Err(_) => Err(self.closed(format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(bytes.get(..200).unwrap_or(&bytes))
+                ))),
+            };
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        let mut read = 0usize;
+        loop {
+            while let Some((event, rest)) = split_event(&buf) {
+                let data = event_data(buf.get(..event).unwrap_or_default());
+                buf.drain(..rest);
+                if data.is_empty() {
+                    continue;
+                }
+                let m = serde_json::from_slice::<Incoming<R>>(&data)
+                    .map_err(|e| self.closed(format!("unreadable SSE event: {e}")))?;
+                if let Some(done) = self.settle_or_answer(m, id, session) {
+                    // The stream should end right after the response; if it does, the
+                    // connection is reused.
+                    let pool = self.pool.clone();
+                    tokio::spawn(async move {
+                        let drained = tokio::time::timeout(DRAIN_LIMIT, async {
+                            while let Some(f) = body.frame().await {
+                                if f.is_err() {
+                                    return false;
+                                }
+                            }
+                            true
+                        })
+                        .await;
+                        if drained == Ok(true) {
+                            pool.give_back(sender);
+                        }
+                    });
+                    return Ok(done);
+                }
+            }
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        read += chunk.len();
+                        if read > self.max_bytes {
+                            return Err(self.closed(format!(
+                                "the response is larger than {} bytes",
+                                self.max_bytes
+                            )));
+                        }
+                        buf.extend_from_slice(&chunk);
+                    }
+                }
+                Some(Err(e)) => return Err(self.closed(e)),
+                None => return Err(self.closed("the event stream ended without a response")),
+            }
+        }
+    }
+
+    /// The whole body, bounded.
+    async fn body(&self, mut body: Body) -> Result<Vec<u8>, UpstreamError> {
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.closed(e))?;
+            if let Ok(chunk) = frame.into_data() {
+                if out.len() + chunk.len() > self.max_bytes {
+                    return Err(self.closed(format!(
+                        "the response is larger than {} bytes",
+                        self.max_bytes
+                    )));
+                }
+                out.extend_from_slice(&chunk);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The outcome when `m` answers request `id`.
+    fn settle<R>(&self, m: Incoming<R>, id: u64) -> Option<Posted<R>> {
+        if m.method.is_some() || m.id.as_ref().and_then(Value::as_u64) != Some(id) {
+            return None;
+        }
+        match (m.result, m.error) {
+            (_, Some(e)) => Some(Posted::Done(Err(e))),
+            (Some(r), None) => Some(Posted::Done(Ok(r))),
+            (None, None) => Some(Posted::Done(Err(ErrorData::internal_error(
+                "the response has neither a result nor an error",
+                None,
+            )))),
+        }
+    }
+
+    /// As [`RawHttp::settle`]; a request from the upstream on the stream is answered (ping) or
+    /// refused, in the background, and notifications are dropped.
+    fn settle_or_answer<R>(
+        &self,
+        m: Incoming<R>,
+        id: u64,
+        session: &RawSession,
+    ) -> Option<Posted<R>> {
+        if let (Some(method), Some(req_id)) = (&m.method, &m.id) {
+            let reply = if method == "ping" {
+                serde_json::json!({ "jsonrpc": "2.0", "id": req_id, "result": {} })
+            } else {
+                let e = ErrorData::new(
+                    ErrorCode::METHOD_NOT_FOUND,
+                    format!("Warden does not relay {method} requests from upstream servers to the agent"),
+                    None,
+                );
+                serde_json::json!({ "jsonrpc": "2.0", "id": req_id, "error": e })
+            };
+            self.notify(session, &reply);
+            return None;
+        }
+        self.settle(m, id)
+    }
+}
+
+/// Sends `notifications/cancelled` for request `id` when dropped while armed: the call was
+/// abandoned (timeout or client gone) before its response arrived.
+struct Abandon<'a> {
+    raw: &'a RawHttp,
+    session: Arc<RawSession>,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if !self.armed || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let note = serde_json::json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": { "requestId": self.id, "reason": "Warden abandoned the call (timeout or the client went away)" },
+        });
+        self.raw.notify(&self.session, &note);
+    }
+}
+
+/// The end of the first complete SSE event in `buf` and where the next begins.
+fn split_event(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i < buf.len() {
+        if buf[i] == b'\n' {
+            if buf.get(i + 1) == Some(&b'\n') {
+                return Some((i, i + 2));
+            }
+            if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
+                return Some((i, i + 3));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The `data` of one SSE event (its `data:` lines joined with newlines).
+fn event_data(event: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in event.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(d) = line.strip_prefix(b"data:") {
+            let d = d.strip_prefix(b" ").unwrap_or(d);
+            if !out.is_empty() {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(d);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_are_split_and_joined() {
+        let buf = b"id: 0\nretry: 3000\ndata: \n\ndata: {\"a\":\ndata: 1}\r\n\r\nrest";
+        let (end, next) = split_event(buf).expect("first event");
+        assert!(event_data(&buf[..end]).is_empty());
+        let rest = &buf[next..];
+        let (end, next) = split_event(rest).expect("second event");
+        assert_eq!(event_data(&rest[..end]), b"{\"a\":\n1}");
+        assert_eq!(&rest[next..], b"rest");
+        assert!(split_event(b"data: incomplete\n").is_none());
+    }
+}

@@ -1,0 +1,387 @@
+//! The `tools/call` fast path of `warden serve`, driven with plain HTTP requests so that each
+//! response shows which path answered it (`application/json` from the fast path, an SSE stream
+//! from rmcp).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::SessionManager;
+use serde_json::{json, Value};
+use warden_mcp::{MemoryLog, Transport, UpstreamSettings};
+
+use crate::common::*;
+use crate::http::{serve, HeaderRecorder, OPS_TOKEN, TOKEN};
+
+/// What one POST came back with.
+struct Reply {
+    status: u16,
+    content_type: String,
+    session: Option<String>,
+    /// The JSON-RPC message (from a JSON body or the SSE stream), `Null` when none.
+    message: Value,
+    body: String,
+}
+
+struct RawClient {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    session: Option<String>,
+    next: u64,
+}
+
+fn message_of(content_type: &str, body: &str) -> Value {
+    if content_type.starts_with("application/json") {
+        return serde_json::from_str(body).unwrap_or(Value::Null);
+    }
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|m| m.get("id").is_some())
+        .unwrap_or(Value::Null)
+}
+
+impl RawClient {
+    fn new(addr: SocketAddr, token: &str) -> RawClient {
+        RawClient {
+            http: reqwest::Client::new(),
+            url: format!("http://{addr}/mcp"),
+            token: token.to_string(),
+            session: None,
+            next: 1,
+        }
+    }
+
+    async fn post(&mut self, body: String) -> Reply {
+        let mut b = self
+            .http
+            .post(&self.url)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("x-warden-principal", "alice")
+            .header("x-warden-mission", "answer-forum-question")
+            .header(
+                "x-warden-purpose",
+                "Help me answer Bob's question in T-1042",
+            );
+        if let Some(s) = &self.session {
+            b = b
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        let r = tokio::time::timeout(Duration::from_secs(10), b.body(body).send())
+            .await
+            .expect("an answer within 10 s")
+            .expect("HTTP");
+        let status = r.status().as_u16();
+        let header = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header("content-type").unwrap_or_default();
+        let session = header("mcp-session-id");
+        // SSE streams of rmcp stay open after the response only for GET; a POST's ends.
+        let body = tokio::time::timeout(Duration::from_secs(10), r.text())
+            .await
+            .expect("the body within 10 s")
+            .expect("body");
+        let message = message_of(&content_type, &body);
+        Reply {
+            status,
+            content_type,
+            session,
+            message,
+            body,
+        }
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> Reply {
+        let id = self.next;
+        self.next += 1;
+        self.post(
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string(),
+        )
+        .await
+    }
+
+    async fn open(&mut self) {
+        let r = self
+            .request(
+                "initialize",
+                json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "raw", "version": "0"}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        self.session = r.session;
+        assert!(self.session.is_some(), "no session id: {}", r.body);
+        let n = self
+            .post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.into())
+            .await;
+        assert_eq!(n.status, 202, "{}", n.body);
+    }
+
+    async fn call(&mut self, tool: &str, args: Value) -> Reply {
+        self.request("tools/call", json!({"name": tool, "arguments": args}))
+            .await
+    }
+}
+
+fn result_text(r: &Reply) -> String {
+    r.message["result"]["content"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+fn decision(r: &Reply) -> String {
+    r.message["result"]["structuredContent"]["decision"]
+        .as_str()
+        .unwrap_or("allow")
+        .to_string()
+}
+
+#[tokio::test]
+async fn calls_in_a_served_session_are_answered_in_front_of_rmcp_and_share_its_taint() {
+    let (gw, _acme, log) = start_acme().await;
+    let (addr, stop) = serve(gw.clone()).await;
+    let mut c = RawClient::new(addr, TOKEN);
+    c.open().await;
+    // The first request that needs the session goes through rmcp and opens it.
+    let list = c.request("tools/list", json!({})).await;
+    assert!(
+        list.content_type.starts_with("text/event-stream"),
+        "{}",
+        list.content_type
+    );
+    assert!(list.body.contains("forum.read_thread"), "{}", list.body);
+    // Now calls are answered as JSON, with the upstream's real result.
+    let read = c
+        .call(
+            "forum.read_thread",
+            json!({"channel": "eng-help", "thread_id": "T-1042"}),
+        )
+        .await;
+    assert_eq!(read.status, 200);
+    assert!(
+        read.content_type.starts_with("application/json"),
+        "{}",
+        read.content_type
+    );
+    assert_eq!(read.message["id"], json!(3));
+    assert!(result_text(&read).contains("T-1042"), "{}", read.body);
+    assert!(
+        read.message["result"].get("resultType").is_none(),
+        "{}",
+        read.body
+    );
+    // The logs it reads taint the session the rmcp handler opened: a public post is held.
+    let logs = c
+        .call(
+            "logs.query_logs",
+            json!({"source": "auth", "query": "user=bob"}),
+        )
+        .await;
+    assert_eq!(decision(&logs), "allow", "{}", logs.body);
+    let post = c
+        .call(
+            "forum.post_reply",
+            json!({"channel": "eng-help", "thread_id": "T-1042",
+                   "body": "Have you tried resetting your password from the portal?"}),
+        )
+        .await;
+    assert!(post.content_type.starts_with("application/json"));
+    assert_eq!(
+        post.message["result"]["isError"],
+        json!(true),
+        "{}",
+        post.body
+    );
+    assert_ne!(decision(&post), "allow", "{}", post.body);
+    assert!(result_text(&post).contains("Warden"), "{}", post.body);
+    let sid = c.session.clone().unwrap();
+    let s = gw
+        .find_http_session(&sid)
+        .expect("the session is registered");
+    assert!(s
+        .state()
+        .await
+        .taint
+        .keys()
+        .any(|l| l == "security-sensitive"));
+    // Every call was logged, the fast path's included.
+    assert_eq!(log.len(), 3);
+    // A tool the mission never sees is still decided, logged and explained.
+    let grant = c
+        .call(
+            "acl.grant_access",
+            json!({"resource": "repo:payments", "user": "bob"}),
+        )
+        .await;
+    assert_eq!(
+        grant.message["result"]["isError"],
+        json!(true),
+        "{}",
+        grant.body
+    );
+    assert_eq!(decision(&grant), "deny", "{}", grant.body);
+    assert_eq!(log.len(), 4);
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn what_the_fast_path_cannot_check_is_left_to_rmcp() {
+    let (gw, _acme, log) = start_acme().await;
+    let (addr, stop) = serve(gw.clone()).await;
+    let mut c = RawClient::new(addr, TOKEN);
+    c.open().await;
+    let _ = c.request("tools/list", json!({})).await;
+    let args = json!({"channel": "eng-help", "thread_id": "T-1042"});
+    // Another agent's token on this session: rmcp's handler refuses it.
+    let mut other = RawClient::new(addr, OPS_TOKEN);
+    other.session = c.session.clone();
+    let r = other.call("forum.read_thread", args.clone()).await;
+    assert!(
+        r.content_type.starts_with("text/event-stream"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("another agent token"), "{}", r.body);
+    // A progress token is fine; parameters it does not know (task augmentation) go to rmcp.
+    let r = c
+        .request(
+            "tools/call",
+            json!({"name": "forum.read_thread", "arguments": args, "_meta": {"progressToken": 7}}),
+        )
+        .await;
+    assert!(r.content_type.starts_with("application/json"), "{}", r.body);
+    assert!(result_text(&r).contains("T-1042"), "{}", r.body);
+    let r = c
+        .request(
+            "tools/call",
+            json!({"name": "forum.read_thread", "arguments": args, "task": {"ttl": 60000}}),
+        )
+        .await;
+    assert!(
+        r.content_type.starts_with("text/event-stream"),
+        "{}",
+        r.body
+    );
+    assert!(r.message.get("id").is_some(), "{}", r.body);
+    // A malformed body gets rmcp's JSON-RPC error, not a crash or an allow.
+    let r = c
+        .post(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":"#.into())
+        .await;
+    assert!(r.status >= 400, "{} {}", r.status, r.body);
+    // An unsupported protocol version header is rmcp's to refuse.
+    let mut odd = RawClient::new(addr, TOKEN);
+    odd.session = c.session.clone();
+    let r = odd
+        .http
+        .post(&odd.url)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", odd.session.clone().unwrap())
+        .header("mcp-protocol-version", "1999-01-01")
+        .body(
+            json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
+                     "params":{"name":"forum.read_thread","arguments":{}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // Oversized: 413.
+    let big = "x".repeat(gw.settings().serve.max_message_bytes + 1);
+    let r = c.call("forum.read_thread", json!({"channel": big})).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    let before = log.len();
+    // A session that ended is not served: 404, nothing decided.
+    let sid = c.session.clone().unwrap();
+    let del = c
+        .http
+        .delete(&c.url)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("mcp-session-id", &sid)
+        .send()
+        .await
+        .unwrap();
+    assert!(del.status().is_success(), "{}", del.status());
+    assert!(
+        eventually(Duration::from_secs(10), || gw
+            .find_http_session(&sid)
+            .is_none())
+        .await,
+        "the ended session is still registered"
+    );
+    let r = c.call("forum.read_thread", args).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(log.len(), before);
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn an_http_upstream_that_loses_wardens_session_gets_a_new_one() {
+    let recorder = HeaderRecorder {
+        inner: warden_acme::AcmeServer::only("forum").unwrap(),
+        seen: Arc::new(Mutex::new(Vec::new())),
+        sessions: Arc::new(Mutex::new(Vec::new())),
+    };
+    let r2 = recorder.clone();
+    let up_sessions = Arc::new(LocalSessionManager::default());
+    let svc = rmcp::transport::StreamableHttpService::new(
+        move || Ok(r2.clone()),
+        up_sessions.clone(),
+        rmcp::transport::StreamableHttpServerConfig::default(),
+    );
+    let up_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = up_listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(up_listener, axum::Router::new().nest_service("/mcp", svc))
+            .await
+            .unwrap()
+    });
+    let upstream = UpstreamSettings {
+        name: "forum".into(),
+        transport: Transport::Http {
+            url: format!("http://{up_addr}/mcp"),
+        },
+        timeout: Duration::from_secs(10),
+    };
+    let gw = start(vec![upstream], Arc::new(MemoryLog::new())).await;
+    let (addr, stop) = serve(gw.clone()).await;
+    let mut c = RawClient::new(addr, TOKEN);
+    c.open().await;
+    let _ = c.request("tools/list", json!({})).await;
+    let args = json!({"channel": "eng-help", "thread_id": "T-1042"});
+    let first = c.call("forum.read_thread", args.clone()).await;
+    assert!(result_text(&first).contains("T-1042"), "{}", first.body);
+    let used = recorder.sessions.lock().unwrap().clone();
+    assert_eq!(used.len(), 1);
+    // The upstream forgets the session Warden's calls use (its tool-list session stays).
+    up_sessions
+        .close_session(&used[0].clone().into())
+        .await
+        .unwrap();
+    let second = c.call("forum.read_thread", args).await;
+    assert!(result_text(&second).contains("T-1042"), "{}", second.body);
+    let used = recorder.sessions.lock().unwrap().clone();
+    assert_eq!(used.len(), 2, "the call ran exactly once more");
+    assert_ne!(used[0], used[1], "on a new session");
+    assert!(gw.upstream_status()[0].up);
+    let _ = stop.send(());
+}
