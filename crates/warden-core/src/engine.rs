@@ -160,6 +160,110 @@ type Inner = (Decision, Option<Permitted<()>>);
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
+    /// The context attributes the loaded policies read.
+    wanted: Wanted,
+}
+
+/// The attributes `context` can build: top-level names, each with its sub-attributes (none for
+/// plain values), in the order `Engine::context` lists them.
+const CONTEXT_NAMES: [(&str, &[&str]); 14] = [
+    ("tool", &[]),
+    ("server", &[]),
+    ("effect", &[]),
+    ("agent", &[]),
+    ("on_behalf_of", &[]),
+    ("has_audience", &[]),
+    ("acts_as", &[]),
+    ("acts_as_other", &[]),
+    (
+        "flow",
+        &[
+            "labels",
+            "resource_labels",
+            "argument_labels",
+            "sensitive",
+            "untrusted_input",
+            "untrusted_direction",
+            "privileged_advice",
+        ],
+    ),
+    (
+        "exposure",
+        &[
+            "audience",
+            "count",
+            "external",
+            "external_exposed",
+            "labels",
+        ],
+    ),
+    (
+        "mission",
+        &[
+            "id",
+            "template",
+            "purpose",
+            "approval_effects",
+            "publish_to",
+            "seconds_left",
+            "calls_left",
+        ],
+    ),
+    ("session", &["calls", "untrusted_input", "sensitive_read"]),
+    (
+        "rule_of_two",
+        &[
+            "untrusted_input",
+            "sensitive_data",
+            "external_action",
+            "count",
+        ],
+    ),
+    ("hour_utc", &[]),
+];
+
+/// A [`ContextUse`] as flags over [`CONTEXT_NAMES`], so building a context compares no names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wanted {
+    /// Bit `i`: top-level attribute `i` is built.
+    top: u32,
+    /// Per top-level attribute, bit `j`: its sub-attribute `j` is built.
+    sub: [u32; CONTEXT_NAMES.len()],
+}
+
+impl Wanted {
+    const ALL: Wanted = Wanted {
+        top: u32::MAX,
+        sub: [u32::MAX; CONTEXT_NAMES.len()],
+    };
+
+    fn of(u: &ContextUse) -> Wanted {
+        let mut w = Wanted {
+            top: 0,
+            sub: [0; CONTEXT_NAMES.len()],
+        };
+        for (i, (top, subs)) in CONTEXT_NAMES.iter().enumerate() {
+            if u.wants(top) {
+                w.top |= 1 << i;
+            }
+            for (j, sub) in subs.iter().enumerate() {
+                if u.wants_sub(top, sub) {
+                    if let Some(bits) = w.sub.get_mut(i) {
+                        *bits |= 1 << j;
+                    }
+                }
+            }
+        }
+        w
+    }
+
+    fn top(&self, i: usize) -> bool {
+        self.top & (1 << i) != 0
+    }
+
+    fn sub(&self, i: usize, j: usize) -> bool {
+        self.sub.get(i).is_some_and(|bits| bits & (1 << j) != 0)
+    }
 }
 
 struct Ctx<'a> {
@@ -176,21 +280,13 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn decision(&self, outcome: Outcome, reasons: Vec<Reason>) -> Decision {
-        let mut h = Sha256::new();
-        for part in [
-            self.session.id.as_bytes(),
-            b"\n",
-            (self.session.calls + 1).to_string().as_bytes(),
-            b"\n",
-            self.digest.as_bytes(),
-            b"\n",
-            self.now_ms.to_string().as_bytes(),
-        ] {
-            h.update(part);
-        }
-        let id = hex::encode(h.finalize());
         Decision {
-            id: format!("d-{}", id.get(..20).unwrap_or_default()),
+            id: decision_id(
+                &self.session.id,
+                self.session.calls + 1,
+                &self.digest,
+                self.now_ms,
+            ),
             decision: outcome,
             reasons,
             policies: Vec::new(),
@@ -224,6 +320,23 @@ impl Ctx<'_> {
             None,
         )
     }
+}
+
+/// `d-` and the first 20 hex digits of the SHA-256 of `session \n call \n digest \n now_ms`
+/// (numbers in decimal).
+fn decision_id(session: &str, call: u64, digest: &str, now_ms: i64) -> String {
+    use std::io::Write as _;
+    // The numbers are written into the hash as text, without allocating.
+    let mut h = Sha256::new();
+    h.update(session.as_bytes());
+    let _ = write!(h, "\n{call}\n");
+    h.update(digest.as_bytes());
+    let _ = write!(h, "\n{now_ms}");
+    let hash = h.finalize();
+    let mut id = String::with_capacity(22);
+    id.push_str("d-");
+    id.push_str(&hex::encode(hash.get(..10).unwrap_or_default()));
+    id
 }
 
 // The policy context is built as Cedar values directly: no expression is built and then
@@ -280,7 +393,8 @@ fn strings_of(v: &Value, out: &mut String, budget: usize) {
 impl Engine {
     /// An engine over a loaded configuration.
     pub fn new(config: Config) -> Self {
-        Engine { config }
+        let wanted = Wanted::of(config.policies.context_use());
+        Engine { config, wanted }
     }
 
     /// The configuration.
@@ -388,7 +502,7 @@ impl Engine {
             exposure.as_ref(),
             advice,
             template,
-            &ContextUse::everything(),
+            &Wanted::ALL,
         )?;
         Ok((uid("Action", &spec.name), context))
     }
@@ -574,7 +688,7 @@ impl Engine {
             exposure.as_ref(),
             advice,
             template,
-            cfg.policies.context_use(),
+            &self.wanted,
         ) {
             Ok(c) => c,
             Err(e) => {
@@ -599,7 +713,7 @@ impl Engine {
                 exposure.as_ref(),
                 advice,
                 template,
-                &ContextUse::everything(),
+                &Wanted::ALL,
             );
             let checked = full.and_then(|c| {
                 cedar_policy::Request::new(
@@ -657,12 +771,13 @@ impl Engine {
         (d, permitted)
     }
 
-    fn policy_text(&self, id: &str, fallback: String) -> String {
+    /// A policy's `@reason`, or the fallback (built only when there is no reason).
+    fn policy_text(&self, id: &str, fallback: impl FnOnce() -> String) -> String {
         self.config
             .policies
             .info(id)
             .and_then(|i| i.reason.clone())
-            .unwrap_or(fallback)
+            .unwrap_or_else(fallback)
     }
 
     fn combine(
@@ -676,10 +791,13 @@ impl Engine {
         let m = cx.mission;
         let mut reasons = Vec::new();
         let mut policies = BTreeSet::new();
-        let what = format!(
-            "{} `{}` on `{}`",
-            spec.effect, spec.name, resolved.resource_id
-        );
+        // Only the "no permit" reasons say what the call does.
+        let what = || {
+            format!(
+                "{} `{}` on `{}`",
+                spec.effect, spec.name, resolved.resource_id
+            )
+        };
         // Errors deny.
         for (stage, ev) in [
             (Stage::AgentPolicy, by_agent),
@@ -707,7 +825,7 @@ impl Engine {
                     stage,
                     outcome: Outcome::Deny,
                     policy: Some(id.clone()),
-                    text: self.policy_text(id, format!("forbidden by policy `{id}`")),
+                    text: self.policy_text(id, || format!("forbidden by policy `{id}`")),
                 });
             }
         }
@@ -717,7 +835,7 @@ impl Engine {
                 stage: Stage::AgentPolicy,
                 outcome: Outcome::Deny,
                 policy: None,
-                text: format!("no policy permits agent `{}` to {what}", m.agent),
+                text: format!("no policy permits agent `{}` to {}", m.agent, what()),
             });
         }
         if by_user.permits.is_empty() && by_user.forbids.is_empty() {
@@ -726,8 +844,10 @@ impl Engine {
                 outcome: Outcome::Deny,
                 policy: None,
                 text: format!(
-                    "`{}` may not {what} themselves, so agent `{}` may not do it on their behalf",
-                    m.principal, m.agent
+                    "`{}` may not {} themselves, so agent `{}` may not do it on their behalf",
+                    m.principal,
+                    what(),
+                    m.agent
                 ),
             });
         }
@@ -746,7 +866,7 @@ impl Engine {
                             outcome: Outcome::Ask,
                             policy: Some(id.clone()),
                             text: self
-                                .policy_text(id, format!("needs approval under policy `{id}`")),
+                                .policy_text(id, || format!("needs approval under policy `{id}`")),
                         });
                     }
                 }
@@ -769,7 +889,7 @@ impl Engine {
                         stage,
                         outcome: Outcome::Allow,
                         policy: Some(id.clone()),
-                        text: self.policy_text(id, format!("permitted by policy `{id}`")),
+                        text: self.policy_text(id, || format!("permitted by policy `{id}`")),
                     });
                 }
             }
@@ -934,7 +1054,7 @@ impl Engine {
         exposure: Option<&Exposure>,
         advice: bool,
         template: &crate::mission::MissionTemplate,
-        want: &ContextUse,
+        want: &Wanted,
     ) -> Result<Context, String> {
         let m = cx.mission;
         let s = cx.session;
@@ -972,12 +1092,23 @@ impl Engine {
         // Only what the loaded policies read is built (`ContextUse`); `policy_context` builds all.
         let u = want;
         type Field<'f> = (&'static str, &'f dyn Fn() -> CValue);
+        // The index of a top-level attribute in `CONTEXT_NAMES` (and in `top` below).
+        let index = |name: &str| CONTEXT_NAMES.iter().position(|(t, _)| *t == name);
         let rec = |top: &str, fields: &[Field<'_>]| -> CValue {
+            let i = index(top).unwrap_or(usize::MAX);
             CValue::record(
                 fields
                     .iter()
-                    .filter(|(k, _)| u.wants_sub(top, k))
-                    .map(|(k, f)| (*k, f())),
+                    .enumerate()
+                    .filter(|(j, (k, _))| {
+                        debug_assert_eq!(
+                            CONTEXT_NAMES.get(i).and_then(|(_, subs)| subs.get(*j)),
+                            Some(k),
+                            "CONTEXT_NAMES lists {top}'s attributes in this order"
+                        );
+                        u.sub(i, *j)
+                    })
+                    .map(|(_, (k, f))| (SmolStr::new_static(k), f())),
                 None,
             )
         };
@@ -1063,8 +1194,12 @@ impl Engine {
         ];
         let map: std::collections::BTreeMap<SmolStr, CValue> = top
             .iter()
-            .filter(|(k, _)| u.wants(k))
-            .map(|(k, f)| (SmolStr::new_static(k), f()))
+            .enumerate()
+            .filter(|(i, (k, _))| {
+                debug_assert_eq!(CONTEXT_NAMES.get(*i).map(|(t, _)| t), Some(k));
+                u.top(*i)
+            })
+            .map(|(_, (k, f))| (SmolStr::new_static(k), f()))
             .collect();
         Ok(Context::from(CoreContext::Value(Arc::new(map))))
     }
@@ -1381,6 +1516,22 @@ mod tests {
             );
             assert_eq!(call.canonical().0, text.len());
             assert_eq!(call.digest(), hex::encode(Sha256::digest(text.as_bytes())));
+        }
+    }
+
+    #[test]
+    fn decision_id_is_the_hash_of_session_call_digest_and_time() {
+        for (session, call, digest, now) in [
+            ("s-1", 1u64, "abc", 1_768_478_400_000i64),
+            ("", 0, "", -5),
+            ("séssion", u64::MAX, "ff00", i64::MIN),
+        ] {
+            let text = format!("{session}\n{call}\n{digest}\n{now}");
+            let full = hex::encode(Sha256::digest(text.as_bytes()));
+            assert_eq!(
+                decision_id(session, call, digest, now),
+                format!("d-{}", &full[..20])
+            );
         }
     }
 
