@@ -34,7 +34,10 @@ use cedar_policy::{
     PolicySet, PrincipalConstraint, Schema, ValidationMode, Validator,
 };
 use cedar_policy_core::ast::Effect as CoreEffect;
-use cedar_policy_core::ast::{EntityUIDEntry, Request as CoreRequest};
+use cedar_policy_core::ast::{
+    EntityUIDEntry, Expr, Literal, Policy as CorePolicy, PolicyID, Request as CoreRequest,
+    ValueKind,
+};
 use cedar_policy_core::evaluator::Evaluator;
 use cedar_policy_core::extensions::Extensions;
 use miette::Diagnostic;
@@ -221,7 +224,33 @@ struct MergedEntry {
     ancestors: Vec<EntityUid>,
     action: EntityUid,
     groups: Vec<EntityUid>,
-    set: Option<Arc<PolicySet>>,
+    set: Option<Arc<Merged>>,
+}
+
+/// A merged policy set, ready to evaluate: each policy with its condition expression, built
+/// once (Cedar's `Evaluator::evaluate` rebuilds it from the policy's scope and body on every
+/// call), in the set's iteration order.
+#[derive(Debug)]
+struct Merged {
+    policies: Vec<(CorePolicy, Arc<Expr>)>,
+}
+
+impl Merged {
+    fn of(set: &PolicySet, conditions: &HashMap<PolicyID, Arc<Expr>>) -> Merged {
+        Merged {
+            policies: set
+                .as_ref()
+                .policies()
+                .map(|p| {
+                    let condition = conditions
+                        .get(p.id())
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(p.condition()));
+                    (p.clone(), condition)
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -229,7 +258,7 @@ struct MergeCache {
     /// Hash of (with_shared, principal, ancestors, action, groups) → entry (checked in full on a hit).
     by_request: HashMap<u64, MergedEntry>,
     /// Sorted slice indexes → their merged set, so pairs that see the same slices share one set.
-    by_slices: HashMap<Vec<usize>, Arc<PolicySet>>,
+    by_slices: HashMap<Vec<usize>, Arc<Merged>>,
 }
 
 /// The loaded, validated and indexed policy set.
@@ -244,6 +273,8 @@ pub struct PolicyEngine {
     /// server group).
     slices: HashMap<String, HashMap<String, usize>>,
     slice_policies: Vec<Vec<Policy>>,
+    /// Each policy's condition expression, built once at load and shared by the merged sets.
+    conditions: HashMap<PolicyID, Arc<Expr>>,
     /// Ids of the policies in `shared` slices.
     shared: HashSet<String>,
     merged: RwLock<MergeCache>,
@@ -603,12 +634,18 @@ impl PolicyEngine {
             slice_policies.push(ps);
         }
         let context_use = ContextUse::of(&all);
+        let conditions = all
+            .as_ref()
+            .policies()
+            .map(|p| (p.id().clone(), Arc::new(p.condition())))
+            .collect();
         PolicyEngine {
             schema,
             all,
             info,
             slices,
             slice_policies,
+            conditions,
             shared,
             merged: RwLock::new(MergeCache::default()),
             context_use,
@@ -721,7 +758,7 @@ impl PolicyEngine {
         ancestors: &[EntityUid],
         action: &EntityUid,
         groups: &[EntityUid],
-    ) -> Option<Arc<PolicySet>> {
+    ) -> Option<Arc<Merged>> {
         // A fixed, fast hash: a collision only costs a recomputation (entries are checked in full).
         let mut h = std::hash::BuildHasher::build_hasher(&foldhash::fast::FixedState::default());
         (with_shared, principal, ancestors, action, groups).hash(&mut h);
@@ -760,7 +797,9 @@ impl PolicyEngine {
                 .and_then(|c| c.by_slices.get(&ids).cloned());
             match known {
                 Some(set) => Some(set),
-                None => self.merge(&ids).map(Arc::new),
+                None => self
+                    .merge(&ids)
+                    .map(|set| Arc::new(Merged::of(&set, &self.conditions))),
             }
         };
         if let Ok(mut cache) = self.merged.write() {
@@ -807,7 +846,7 @@ impl PolicyEngine {
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
-        set: &PolicySet,
+        set: &Merged,
         principal: &EntityUid,
         action: &EntityUid,
         resource: &EntityUid,
@@ -825,10 +864,20 @@ impl PolicyEngine {
         // Cedar's evaluator, policy by policy: every satisfied permit and forbid, without the
         // response maps `is_authorized` builds.
         let eval = Evaluator::new(request, entities.as_ref(), Extensions::all_available());
-        for p in set.as_ref().policies() {
+        for (p, condition) in &set.policies {
             let id: &str = p.id().as_ref();
             let shared = || self.shared.contains(id);
-            match eval.evaluate(p) {
+            // What `Evaluator::evaluate(p)` does, with the condition built once. A condition
+            // that is not a boolean (a validated policy's never is) goes through `evaluate`
+            // itself, for its error.
+            let result = match eval.interpret(condition, p.env()) {
+                Ok(v) => match v.value_kind() {
+                    ValueKind::Lit(Literal::Bool(b)) => Ok(*b),
+                    _ => eval.evaluate(p),
+                },
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(false) => {}
                 Ok(true) => {
                     let add = |ev: &mut Evaluation| match p.effect() {
