@@ -190,6 +190,11 @@ pub async fn serve_http_with_shutdown(
     let cancel = CancellationToken::new();
     let app = router(server, cancel.child_token(), any_host);
     let stop = cancel.clone();
+    // Like Node's and Python's HTTP servers: TCP_NODELAY, so the head and the events of an SSE
+    // response are not held back for a kept-alive client's acknowledgement.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -244,12 +244,25 @@ pub async fn serve(
     let cancel = CancellationToken::new();
     let app = router(gateway, tokens, cancel.child_token());
     let stop = cancel.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop.cancel();
-        })
-        .await?;
+    // Responses go out as soon as they are written (rmcp's SSE streams write the head and
+    // each event separately; with Nagle on, a kept-alive client would wait on each).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    // The accept loop runs on a runtime worker, not on the thread that called `serve`, so a
+    // new connection is not a wake-up of that thread and a hand-off to a worker.
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stop.cancel();
+            })
+            .await
+    });
+    let served = task
+        .await
+        .map_err(|e| std::io::Error::other(format!("the HTTP server task failed: {e}")));
     cancel.cancel();
+    served??;
     Ok(())
 }

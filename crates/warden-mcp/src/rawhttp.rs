@@ -127,6 +127,71 @@ impl AsyncWrite for QuickAck {
 }
 
 type Sender = SendRequest<Full<Bytes>>;
+type Driver = hyper::client::conn::http1::Connection<TokioIo<QuickAck>, Full<Bytes>>;
+
+/// One kept-alive HTTP/1.1 connection. Its I/O is driven by the task using it (every await
+/// on it also polls the connection), so a call costs no hand-off to a connection task.
+struct Conn {
+    sender: Sender,
+    driver: Pin<Box<Driver>>,
+    /// The connection ended (closed by the upstream or failed).
+    ended: bool,
+    /// The last response was read to its end: the connection can be reused.
+    reusable: bool,
+}
+
+impl Conn {
+    /// Send `req`, driving the connection until the response head arrives.
+    async fn send(
+        &mut self,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<Body>, String> {
+        if self.ended {
+            return Err("the connection is closed".into());
+        }
+        self.reusable = false;
+        let Conn { sender, driver, .. } = self;
+        let exchange = async {
+            sender.ready().await?;
+            sender.send_request(req).await
+        };
+        let r = tokio::select! {
+            biased;
+            r = exchange => r.map_err(|e| e.to_string()),
+            r = driver.as_mut() => {
+                self.ended = true;
+                Err(match r {
+                    Ok(()) => "the upstream closed the connection".to_string(),
+                    Err(e) => e.to_string(),
+                })
+            }
+        };
+        r
+    }
+
+    /// The next frame of `body`, driving the connection meanwhile.
+    async fn frame(
+        &mut self,
+        body: &mut Body,
+    ) -> Option<Result<hyper::body::Frame<Bytes>, String>> {
+        if !self.ended {
+            tokio::select! {
+                biased;
+                f = body.frame() => {
+                    if f.is_none() {
+                        self.reusable = true;
+                    }
+                    return f.map(|r| r.map_err(|e| e.to_string()));
+                }
+                _ = self.driver.as_mut() => {
+                    self.ended = true;
+                }
+            }
+        }
+        // The connection is done: what it read is still in the body.
+        body.frame().await.map(|r| r.map_err(|e| e.to_string()))
+    }
+}
 
 /// Kept-alive HTTP/1.1 connections to one upstream.
 struct Pool {
@@ -135,14 +200,14 @@ struct Pool {
     host: HeaderValue,
     /// The request target (path and query).
     target: http::Uri,
-    idle: Mutex<Vec<Sender>>,
+    idle: Mutex<Vec<Conn>>,
 }
 
 /// At most this many idle connections are kept per upstream.
 const MAX_IDLE: usize = 64;
-/// After its response, the rest of an SSE stream is read for this long before the connection
-/// is given up instead of reused.
-const DRAIN_LIMIT: Duration = Duration::from_millis(200);
+/// After its response, the rest of an SSE stream is read for this long; a stream still open
+/// then is closed rather than reused.
+const DRAIN_LIMIT: Duration = Duration::from_millis(20);
 
 impl Pool {
     fn new(url: &str) -> Result<Pool, String> {
@@ -172,47 +237,49 @@ impl Pool {
         })
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Sender>> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn sender(&self) -> Result<Sender, String> {
+    async fn conn(&self) -> Result<Conn, String> {
         loop {
-            let Some(s) = self.idle().pop() else { break };
-            if s.is_ready() {
-                return Ok(s);
+            let Some(c) = self.idle().pop() else { break };
+            if !c.ended && !c.sender.is_closed() {
+                return Ok(c);
             }
         }
         let tcp = TcpStream::connect(&self.authority)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", self.authority))?;
         let _ = tcp.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(QuickAck(tcp)))
+        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(QuickAck(tcp)))
             .await
             .map_err(|e| format!("HTTP handshake with {}: {e}", self.authority))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        Ok(Conn {
+            sender,
+            driver: Box::pin(driver),
+            ended: false,
+            reusable: false,
+        })
     }
 
-    fn give_back(&self, s: Sender) {
-        if s.is_closed() {
+    fn give_back(&self, c: Conn) {
+        if c.ended || !c.reusable || c.sender.is_closed() {
             return;
         }
         let mut idle = self.idle();
         if idle.len() < MAX_IDLE {
-            idle.push(s);
+            idle.push(c);
         }
     }
 
-    /// POST `body` with `headers`; the connection comes back with the response, to be given
-    /// back once the body has been read to its end.
+    /// POST `body` with `headers` on a pooled connection; the connection comes back with the
+    /// response, to be given back once the body has been read to its end.
     async fn post(
         &self,
         headers: &[(&'static str, &HeaderValue)],
         body: Bytes,
-    ) -> Result<(http::Response<Body>, Sender), String> {
+    ) -> Result<(http::Response<Body>, Conn), String> {
         let mut req = http::Request::post(self.target.clone())
             .header(HOST, self.host.clone())
             .header(CONTENT_TYPE, "application/json")
@@ -223,16 +290,12 @@ impl Pool {
         let req = req
             .body(Full::new(body))
             .map_err(|e| format!("cannot build the request: {e}"))?;
-        let mut sender = self.sender().await?;
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("connection to {}: {e}", self.authority))?;
-        let resp = sender
-            .send_request(req)
+        let mut conn = self.conn().await?;
+        let resp = conn
+            .send(req)
             .await
             .map_err(|e| format!("request to {}: {e}", self.authority))?;
-        Ok((resp, sender))
+        Ok((resp, conn))
     }
 }
 
@@ -321,7 +384,7 @@ impl RawHttp {
         })
         .map_err(|e| self.closed(e))?;
         let version = HeaderValue::from_static(PROTOCOL_VERSION);
-        let (resp, sender) = self
+        let (resp, conn) = self
             .pool
             .post(&[(VERSION_HEADER, &version)], body.into())
             .await
@@ -330,7 +393,7 @@ impl RawHttp {
             id: resp.headers().get(SESSION_HEADER).cloned(),
             version,
         };
-        let init: InitResult = match self.read::<InitResult>(resp, sender, id, &pending).await? {
+        let init: InitResult = match self.read::<InitResult>(resp, conn, id, &pending).await? {
             Posted::Done(Ok(r)) => r,
             Posted::Done(Err(e)) => return Err(self.protocol(e)),
             Posted::SessionGone => return Err(self.closed("initialize was answered 404")),
@@ -342,14 +405,14 @@ impl RawHttp {
             version,
         };
         let note = Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        let (resp, sender) = self
+        let (resp, mut conn) = self
             .pool
             .post(&Self::headers(&session), note)
             .await
             .map_err(|e| self.closed(e))?;
         let status = resp.status();
-        let _ = self.body(resp.into_body()).await;
-        self.pool.give_back(sender);
+        let _ = self.body(resp.into_body(), &mut conn).await;
+        self.pool.give_back(conn);
         if !status.is_success() {
             return Err(self.closed(format!("notifications/initialized was answered {status}")));
         }
@@ -367,10 +430,10 @@ impl RawHttp {
             if let Some(id) = &id {
                 h.push((SESSION_HEADER, id));
             }
-            if let Ok((resp, sender)) = pool.post(&h, body).await {
+            if let Ok((resp, mut conn)) = pool.post(&h, body).await {
                 let mut body = resp.into_body();
-                while let Some(Ok(_)) = body.frame().await {}
-                pool.give_back(sender);
+                while let Some(Ok(_)) = conn.frame(&mut body).await {}
+                pool.give_back(conn);
             }
         });
     }
@@ -423,11 +486,23 @@ impl RawHttp {
     }
 
     /// Read the response to request `id`: a JSON body, or an SSE stream up to the response.
-    /// The connection goes back to the pool once the body has ended.
+    /// The connection goes back to the pool if the body ended.
     async fn read<R: for<'de> Deserialize<'de>>(
         &self,
         resp: http::Response<Body>,
-        sender: Sender,
+        mut conn: Conn,
+        id: u64,
+        session: &RawSession,
+    ) -> Result<Posted<R>, UpstreamError> {
+        let r = self.read_on::<R>(resp, &mut conn, id, session).await;
+        self.pool.give_back(conn);
+        r
+    }
+
+    async fn read_on<R: for<'de> Deserialize<'de>>(
+        &self,
+        resp: http::Response<Body>,
+        conn: &mut Conn,
         id: u64,
         session: &RawSession,
     ) -> Result<Posted<R>, UpstreamError> {
@@ -440,13 +515,11 @@ impl RawHttp {
             .to_ascii_lowercase();
         let mut body = resp.into_body();
         if status == StatusCode::NOT_FOUND && session.id.is_some() {
-            let _ = self.body(body).await;
-            self.pool.give_back(sender);
+            let _ = self.body(body, conn).await;
             return Ok(Posted::SessionGone);
         }
         if !content_type.starts_with("text/event-stream") {
-            let bytes = self.body(body).await?;
-            self.pool.give_back(sender);
+            let bytes = self.body(body, conn).await?;
             return match serde_json::from_slice::<Incoming<R>>(&bytes) {
                 Ok(m) => self.settle(m, id).ok_or_else(|| {
                     self.closed(format!(
@@ -474,27 +547,16 @@ impl RawHttp {
                 let m = serde_json::from_slice::<Incoming<R>>(&data)
                     .map_err(|e| self.closed(format!("unreadable SSE event: {e}")))?;
                 if let Some(done) = self.settle_or_answer(m, id, session) {
-                    // The stream should end right after the response; if it does, the
-                    // connection is reused.
-                    let pool = self.pool.clone();
-                    tokio::spawn(async move {
-                        let drained = tokio::time::timeout(DRAIN_LIMIT, async {
-                            while let Some(f) = body.frame().await {
-                                if f.is_err() {
-                                    return false;
-                                }
-                            }
-                            true
-                        })
-                        .await;
-                        if drained == Ok(true) {
-                            pool.give_back(sender);
-                        }
-                    });
+                    // The stream should end right after the response; then the connection
+                    // is reused.
+                    let _ = tokio::time::timeout(DRAIN_LIMIT, async {
+                        while let Some(Ok(_)) = conn.frame(&mut body).await {}
+                    })
+                    .await;
                     return Ok(done);
                 }
             }
-            match body.frame().await {
+            match conn.frame(&mut body).await {
                 Some(Ok(frame)) => {
                     if let Ok(chunk) = frame.into_data() {
                         read += chunk.len();
@@ -514,9 +576,9 @@ impl RawHttp {
     }
 
     /// The whole body, bounded.
-    async fn body(&self, mut body: Body) -> Result<Vec<u8>, UpstreamError> {
+    async fn body(&self, mut body: Body, conn: &mut Conn) -> Result<Vec<u8>, UpstreamError> {
         let mut out = Vec::new();
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = conn.frame(&mut body).await {
             let frame = frame.map_err(|e| self.closed(e))?;
             if let Ok(chunk) = frame.into_data() {
                 if out.len() + chunk.len() > self.max_bytes {
