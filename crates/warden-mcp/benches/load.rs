@@ -1230,9 +1230,15 @@ fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
             w,
         ));
     }
-    // The session's untrusted text is capped at 1 MiB by dropping the oldest bytes: once full,
-    // every push moves the whole buffer.
-    for (name, full) in [("an empty", false), ("a full (1 MiB)", true)] {
+    // The session's untrusted text is capped at 1 MiB: the push that passes the cap drops the
+    // oldest quarter (moving the rest), so that cost comes once per 256 KiB appended.
+    for (name, full) in [
+        ("an empty buffer", false),
+        (
+            "a full (1 MiB) buffer: the push that cuts it, once per 256 KiB",
+            true,
+        ),
+    ] {
         let mut v = Vec::new();
         for _ in 0..(n / 10).clamp(50, 2_000) {
             let mut t = warden_core::session::BoundedText::default();
@@ -1248,7 +1254,7 @@ fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
             std::hint::black_box(&t);
         }
         out.push_str(&stats_line(
-            &format!("`BoundedText::push` of the output into {name} buffer"),
+            &format!("`BoundedText::push` of the output into {name}"),
             &mut v,
         ));
     }

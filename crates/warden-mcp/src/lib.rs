@@ -25,6 +25,11 @@
 //!   for the whole call so that a read's output is absorbed before the next call is decided).
 //! - [`handler`]: the rmcp `ServerHandler` the agent talks to.
 //! - [`stdio`] and [`http`]: the downstream transports (`warden proxy`, `warden serve`).
+//! - [`fastpath`]: `warden serve` answers `tools/call` in an MCP session it already serves in
+//!   front of rmcp (same pipeline, one parse, one JSON response); everything else goes to rmcp.
+//!   `tools/call` to an `http://` upstream goes out as one JSON-RPC POST over kept-alive
+//!   connections on Warden's own MCP session with it (`rawhttp`); lists, resources, prompts
+//!   and health stay on the supervised rmcp client.
 //!
 //! # Invariants
 //!
