@@ -5,7 +5,7 @@
 //! through [`Gateway::call_tool`] exactly as the rmcp handler would run it, and answered with
 //! one `application/json` JSON-RPC response. Every other request, and every `tools/call` this
 //! path is not sure about (no known session, another token, a version or header it does not
-//! check, protocol keys in `_meta`, task augmentation, a batch, malformed JSON), goes on to rmcp untouched,
+//! check, a `Host` rmcp would refuse, an `Origin`, protocol keys in `_meta`, task augmentation, a batch, malformed JSON), goes on to rmcp untouched,
 //! which answers it or rejects it with the proper error.
 //!
 //! Sessions: rmcp keeps no idle timer here (its keep-alive is off, since calls on this path do
@@ -47,6 +47,31 @@ pub struct FastPath {
     pub sessions: Arc<LocalSessionManager>,
     /// The largest request body accepted.
     pub max_bytes: usize,
+    /// The `Host` values rmcp accepts (DNS-rebinding protection); empty accepts every host.
+    /// A request whose `Host` is not among them goes on to rmcp, which refuses it.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// `host` or `host:port`, lowercased, without IPv6 brackets.
+fn authority(value: &str) -> Option<(String, Option<u16>)> {
+    let a = http::uri::Authority::try_from(value.trim()).ok()?;
+    let host = a.host().trim_matches(['[', ']']).to_ascii_lowercase();
+    Some((host, a.port_u16()))
+}
+
+/// The same rule as rmcp's: the host must equal an allowed host, and its port too when the
+/// allowed entry names one.
+fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some((host, port)) = header(headers, "host").and_then(authority) else {
+        return false;
+    };
+    allowed
+        .iter()
+        .filter_map(|a| authority(a))
+        .any(|(h, p)| h == host && p.is_none_or(|p| port == Some(p)))
 }
 
 impl std::fmt::Debug for FastPath {
@@ -121,6 +146,13 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
         || !accepts_json_and_sse(req.headers())
         || !is_json(req.headers())
         || header(req.headers(), "mcp-protocol-version").is_some_and(|v| !VERSIONS.contains(&v))
+        // Browsers' requests (Origin) and SEP-2243 parameter headers are rmcp's to check.
+        || req.headers().contains_key(header::ORIGIN)
+        || req
+            .headers()
+            .keys()
+            .any(|k| k.as_str().starts_with("mcp-param-"))
+        || !host_allowed(req.headers(), &fast.allowed_hosts)
     {
         return next.run(req).await;
     }

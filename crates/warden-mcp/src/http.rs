@@ -207,6 +207,7 @@ pub fn router(gateway: Arc<Gateway>, tokens: Tokens, cancel: CancellationToken) 
     sessions.session_config.keep_alive = None;
     let sessions = Arc::new(sessions);
     let stop = config.cancellation_token.clone();
+    let allowed_hosts = config.allowed_hosts.clone();
     let service: StreamableHttpService<WardenHandler, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(WardenHandler::for_http(gw.clone())),
@@ -217,6 +218,7 @@ pub fn router(gateway: Arc<Gateway>, tokens: Tokens, cancel: CancellationToken) 
         gateway: gateway.clone(),
         sessions,
         max_bytes: serve.max_message_bytes,
+        allowed_hosts,
     });
     tokio::spawn(fastpath::sweep(fast.clone(), stop));
     axum::Router::new()

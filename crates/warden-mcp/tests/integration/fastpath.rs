@@ -305,6 +305,31 @@ async fn what_the_fast_path_cannot_check_is_left_to_rmcp() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
+    // A Host rmcp does not accept (DNS rebinding) is refused by rmcp, and nothing is decided;
+    // a browser's request (Origin) is rmcp's to judge too.
+    let before = log.len();
+    let post = |name: &'static str, value: &'static str| {
+        odd.http
+            .post(&odd.url)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", odd.session.clone().unwrap())
+            .header("mcp-protocol-version", "2025-11-25")
+            .header(name, value)
+            .body(
+                json!({"jsonrpc":"2.0","id":4,"method":"tools/call",
+                       "params":{"name":"forum.read_thread","arguments":{}}})
+                .to_string(),
+            )
+            .send()
+    };
+    let r = post("host", "attacker.example").await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(log.len(), before, "nothing was decided");
+    let r = post("origin", "http://localhost:1234").await.unwrap();
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/event-stream"), "{ct}");
     // Oversized: 413.
     let big = "x".repeat(gw.settings().serve.max_message_bytes + 1);
     let r = c.call("forum.read_thread", json!({"channel": big})).await;
