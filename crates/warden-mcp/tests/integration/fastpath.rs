@@ -3,16 +3,15 @@
 //! from rmcp).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use serde_json::{json, Value};
-use warden_mcp::{MemoryLog, Transport, UpstreamSettings};
+use warden_mcp::MemoryLog;
 
 use crate::common::*;
-use crate::http::{serve, HeaderRecorder, OPS_TOKEN, TOKEN};
+use crate::http::{recorded_forum, serve, OPS_TOKEN, TOKEN};
 
 /// What one POST came back with.
 struct Reply {
@@ -57,23 +56,32 @@ impl RawClient {
     }
 
     async fn post(&mut self, body: String) -> Reply {
-        let mut b = self
-            .http
-            .post(&self.url)
-            .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("x-warden-principal", "alice")
-            .header("x-warden-mission", "answer-forum-question")
-            .header(
-                "x-warden-purpose",
-                "Help me answer Bob's question in T-1042",
-            );
+        self.post_with(body, &[]).await
+    }
+
+    /// POST with the session's headers, `extra` replacing or adding some.
+    async fn post_with(&mut self, body: String, extra: &[(&'static str, &'static str)]) -> Reply {
+        let mut h = reqwest::header::HeaderMap::new();
+        let mut set = |k: &'static str, v: &str| {
+            h.insert(k, reqwest::header::HeaderValue::from_str(v).unwrap());
+        };
+        set("authorization", &format!("Bearer {}", self.token));
+        set("content-type", "application/json");
+        set("accept", "application/json, text/event-stream");
+        set("x-warden-principal", "alice");
+        set("x-warden-mission", "answer-forum-question");
+        set(
+            "x-warden-purpose",
+            "Help me answer Bob's question in T-1042",
+        );
         if let Some(s) = &self.session {
-            b = b
-                .header("mcp-session-id", s)
-                .header("mcp-protocol-version", "2025-11-25");
+            set("mcp-session-id", s);
+            set("mcp-protocol-version", "2025-11-25");
         }
+        for (k, v) in extra {
+            set(k, v);
+        }
+        let b = self.http.post(&self.url).headers(h);
         let r = tokio::time::timeout(Duration::from_secs(10), b.body(body).send())
             .await
             .expect("an answer within 10 s")
@@ -134,6 +142,24 @@ impl RawClient {
     }
 }
 
+/// Warden in front of a fresh Acme, and a client whose session is open and has listed tools
+/// (which opens Warden's session through rmcp); also returns the `tools/list` reply.
+async fn served() -> (
+    Arc<warden_mcp::Gateway>,
+    Arc<MemoryLog>,
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    RawClient,
+    Reply,
+) {
+    let (gw, _acme, log) = start_acme().await;
+    let (addr, stop) = serve(gw.clone()).await;
+    let mut c = RawClient::new(addr, TOKEN);
+    c.open().await;
+    let list = c.request("tools/list", json!({})).await;
+    (gw, log, addr, stop, c, list)
+}
+
 fn result_text(r: &Reply) -> String {
     r.message["result"]["content"]
         .as_array()
@@ -155,12 +181,8 @@ fn decision(r: &Reply) -> String {
 
 #[tokio::test]
 async fn calls_in_a_served_session_are_answered_in_front_of_rmcp_and_share_its_taint() {
-    let (gw, _acme, log) = start_acme().await;
-    let (addr, stop) = serve(gw.clone()).await;
-    let mut c = RawClient::new(addr, TOKEN);
-    c.open().await;
-    // The first request that needs the session goes through rmcp and opens it.
-    let list = c.request("tools/list", json!({})).await;
+    // The first request that needs the session (tools/list) goes through rmcp and opens it.
+    let (gw, log, _addr, stop, mut c, list) = served().await;
     assert!(
         list.content_type.starts_with("text/event-stream"),
         "{}",
@@ -243,11 +265,7 @@ async fn calls_in_a_served_session_are_answered_in_front_of_rmcp_and_share_its_t
 
 #[tokio::test]
 async fn what_the_fast_path_cannot_check_is_left_to_rmcp() {
-    let (gw, _acme, log) = start_acme().await;
-    let (addr, stop) = serve(gw.clone()).await;
-    let mut c = RawClient::new(addr, TOKEN);
-    c.open().await;
-    let _ = c.request("tools/list", json!({})).await;
+    let (gw, log, addr, stop, mut c, _) = served().await;
     let args = json!({"channel": "eng-help", "thread_id": "T-1042"});
     // Another agent's token on this session: rmcp's handler refuses it.
     let mut other = RawClient::new(addr, OPS_TOKEN);
@@ -286,50 +304,29 @@ async fn what_the_fast_path_cannot_check_is_left_to_rmcp() {
         .await;
     assert!(r.status >= 400, "{} {}", r.status, r.body);
     // An unsupported protocol version header is rmcp's to refuse.
-    let mut odd = RawClient::new(addr, TOKEN);
-    odd.session = c.session.clone();
-    let r = odd
-        .http
-        .post(&odd.url)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", odd.session.clone().unwrap())
-        .header("mcp-protocol-version", "1999-01-01")
-        .body(
-            json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
-                     "params":{"name":"forum.read_thread","arguments":{}}})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
+    let call = json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
+                      "params":{"name":"forum.read_thread","arguments":{}}})
+    .to_string();
+    let r = c
+        .post_with(call.clone(), &[("mcp-protocol-version", "1999-01-01")])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
     // A Host rmcp does not accept (DNS rebinding) is refused by rmcp, and nothing is decided;
     // a browser's request (Origin) is rmcp's to judge too.
     let before = log.len();
-    let post = |name: &'static str, value: &'static str| {
-        odd.http
-            .post(&odd.url)
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", odd.session.clone().unwrap())
-            .header("mcp-protocol-version", "2025-11-25")
-            .header(name, value)
-            .body(
-                json!({"jsonrpc":"2.0","id":4,"method":"tools/call",
-                       "params":{"name":"forum.read_thread","arguments":{}}})
-                .to_string(),
-            )
-            .send()
-    };
-    let r = post("host", "attacker.example").await.unwrap();
-    assert_eq!(r.status().as_u16(), 403);
+    let r = c
+        .post_with(call.clone(), &[("host", "attacker.example")])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(log.len(), before, "nothing was decided");
-    let r = post("origin", "http://localhost:1234").await.unwrap();
-    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(ct.starts_with("text/event-stream"), "{ct}");
+    let r = c
+        .post_with(call, &[("origin", "http://localhost:1234")])
+        .await;
+    assert!(
+        r.content_type.starts_with("text/event-stream"),
+        "{}",
+        r.content_type
+    );
     // Oversized: 413.
     let big = "x".repeat(gw.settings().serve.max_message_bytes + 1);
     let r = c.call("forum.read_thread", json!({"channel": big})).await;
@@ -361,32 +358,7 @@ async fn what_the_fast_path_cannot_check_is_left_to_rmcp() {
 
 #[tokio::test]
 async fn an_http_upstream_that_loses_wardens_session_gets_a_new_one() {
-    let recorder = HeaderRecorder {
-        inner: warden_acme::AcmeServer::only("forum").unwrap(),
-        seen: Arc::new(Mutex::new(Vec::new())),
-        sessions: Arc::new(Mutex::new(Vec::new())),
-    };
-    let r2 = recorder.clone();
-    let up_sessions = Arc::new(LocalSessionManager::default());
-    let svc = rmcp::transport::StreamableHttpService::new(
-        move || Ok(r2.clone()),
-        up_sessions.clone(),
-        rmcp::transport::StreamableHttpServerConfig::default(),
-    );
-    let up_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up_addr = up_listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(up_listener, axum::Router::new().nest_service("/mcp", svc))
-            .await
-            .unwrap()
-    });
-    let upstream = UpstreamSettings {
-        name: "forum".into(),
-        transport: Transport::Http {
-            url: format!("http://{up_addr}/mcp"),
-        },
-        timeout: Duration::from_secs(10),
-    };
+    let (recorder, up_sessions, upstream) = recorded_forum().await;
     let gw = start(vec![upstream], Arc::new(MemoryLog::new())).await;
     let (addr, stop) = serve(gw.clone()).await;
     let mut c = RawClient::new(addr, TOKEN);

@@ -11,6 +11,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::json;
@@ -270,36 +271,41 @@ impl ServerHandler for HeaderRecorder {
     }
 }
 
-#[tokio::test]
-async fn http_upstreams_work_and_never_see_the_clients_credentials() {
-    // Acme's forum over streamable HTTP, recording headers.
+/// Acme's forum over streamable HTTP, recording what each `tools/call` carried: the recorder,
+/// the server's session manager, and the upstream settings that reach it.
+pub async fn recorded_forum() -> (HeaderRecorder, Arc<LocalSessionManager>, UpstreamSettings) {
     let recorder = HeaderRecorder {
         inner: warden_acme::AcmeServer::only("forum").unwrap(),
         seen: Arc::new(Mutex::new(Vec::new())),
         sessions: Arc::new(Mutex::new(Vec::new())),
     };
     let r2 = recorder.clone();
+    let sessions = Arc::new(LocalSessionManager::default());
     let svc = rmcp::transport::StreamableHttpService::new(
         move || Ok(r2.clone()),
-        Arc::new(
-            rmcp::transport::streamable_http_server::session::local::LocalSessionManager::default(),
-        ),
+        sessions.clone(),
         rmcp::transport::StreamableHttpServerConfig::default(),
     );
-    let up_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up_addr = up_listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(up_listener, axum::Router::new().nest_service("/mcp", svc))
+        axum::serve(listener, axum::Router::new().nest_service("/mcp", svc))
             .await
             .unwrap()
     });
     let upstream = UpstreamSettings {
         name: "forum".into(),
         transport: Transport::Http {
-            url: format!("http://{up_addr}/mcp"),
+            url: format!("http://{addr}/mcp"),
         },
         timeout: Duration::from_secs(10),
     };
+    (recorder, sessions, upstream)
+}
+
+#[tokio::test]
+async fn http_upstreams_work_and_never_see_the_clients_credentials() {
+    let (recorder, _, upstream) = recorded_forum().await;
     let log = Arc::new(MemoryLog::new());
     let gw = start(vec![upstream], log).await;
     assert!(gw.upstream_status()[0].up, "{:?}", gw.upstream_status());
