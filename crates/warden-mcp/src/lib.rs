@@ -57,7 +57,9 @@ pub mod upstream;
 pub use error::GatewayError;
 pub use gateway::{Gateway, Identity, Session};
 pub use handler::WardenHandler;
-pub use log::{DecisionLog, EntryKind, JsonlLog, LogEntry, LogError, MemoryLog};
+pub use log::{
+    DecisionLog, EntryKind, JsonlLog, LogEntry, LogError, MemoryLog, INLINE_WRITE_LIMIT,
+};
 pub use settings::{GatewaySettings, ServeSettings, Transport, UpstreamSettings};
 pub use upstream::{Connector, Upstream, UpstreamStatus};
 

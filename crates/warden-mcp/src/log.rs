@@ -6,14 +6,22 @@
 //! failed write poisons the log: every later append fails, so every later call is denied until
 //! Warden is restarted with a writable log (fail closed; a partial line may have been written).
 //!
+//! Where a write and its `fsync` take microseconds (tmpfs, a disk with a power-safe write
+//! cache), handing each append to a blocking thread would cost more than the write: two thread
+//! wake-ups per call. [`JsonlLog`] therefore keeps a moving average of how long its writes take
+//! and reports itself as blocking ([`DecisionLog::blocking`]) only while that average is above
+//! [`INLINE_WRITE_LIMIT`]. It starts out blocking, so a slow disk never stalls an async worker
+//! for more than the one write that shows it is slow.
+//!
 //! The tamper-evident audit chain (DESIGN §1) belongs to the store; this log is the gateway's
 //! own durable record and the first consumer of [`LogEntry`].
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use warden_core::Decision;
@@ -76,7 +84,8 @@ pub trait DecisionLog: Send + Sync + 'static {
     /// when [`DecisionLog::blocking`] is true.
     fn append(&self, entry: &LogEntry) -> Result<(), LogError>;
 
-    /// Whether `append` blocks on I/O.
+    /// Whether `append` can block long enough that it should run off the async workers. Asked
+    /// before every append; the answer may change as the log learns how fast its medium is.
     fn blocking(&self) -> bool {
         true
     }
@@ -92,12 +101,19 @@ struct Batch {
     poisoned: Option<String>,
 }
 
+/// While a write and its `fsync` take less than this on average, [`JsonlLog`] is appended to
+/// on the calling thread rather than on a blocking thread.
+pub const INLINE_WRITE_LIMIT: Duration = Duration::from_micros(50);
+
 /// An append-only JSON Lines file, fsynced before every append returns (with group commit).
 pub struct JsonlLog {
     path: PathBuf,
     file: Mutex<File>,
     batch: Mutex<Batch>,
     done: Condvar,
+    /// Moving average of the time a batch's write and `fsync` take, in nanoseconds (each new
+    /// batch weighs 1/8). Starts above [`INLINE_WRITE_LIMIT`].
+    write_ns: AtomicU64,
 }
 
 impl std::fmt::Debug for JsonlLog {
@@ -154,7 +170,13 @@ impl JsonlLog {
                 poisoned: None,
             }),
             done: Condvar::new(),
+            write_ns: AtomicU64::new(u64::MAX >> 8),
         })
+    }
+
+    /// The moving average of a batch's write and `fsync` time.
+    pub fn write_time(&self) -> Duration {
+        Duration::from_nanos(self.write_ns.load(Ordering::Relaxed))
     }
 
     /// The file.
@@ -163,10 +185,21 @@ impl JsonlLog {
     }
 
     fn write_batch(&self, bytes: &[u8]) -> Result<(), String> {
+        let started = Instant::now();
         let mut f = lock(&self.file);
         f.write_all(bytes).map_err(|e| e.to_string())?;
         f.flush().map_err(|e| e.to_string())?;
-        f.sync_data().map_err(|e| e.to_string())
+        f.sync_data().map_err(|e| e.to_string())?;
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX >> 8);
+        let avg = self.write_ns.load(Ordering::Relaxed);
+        let next = if avg >= u64::MAX >> 8 {
+            // The first write sets the average.
+            took
+        } else {
+            avg - avg / 8 + took.min(u64::MAX >> 8) / 8
+        };
+        self.write_ns.store(next, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -219,6 +252,10 @@ impl DecisionLog for JsonlLog {
                 });
             }
         }
+    }
+
+    fn blocking(&self) -> bool {
+        self.write_time() > INLINE_WRITE_LIMIT
     }
 }
 

@@ -166,3 +166,27 @@ fn a_torn_last_line_is_closed_before_appending() {
     let last = text.lines().last().unwrap();
     assert_eq!(serde_json::from_str::<LogEntry>(last).unwrap(), d);
 }
+
+#[test]
+fn the_jsonl_log_starts_off_the_workers_and_measures_its_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.jsonl");
+    let log = JsonlLog::open(&path).unwrap();
+    // Until a write has shown how fast the medium is, appends are handed to a blocking thread.
+    assert!(log.blocking());
+    let unmeasured = log.write_time();
+    let d: LogEntry = serde_json::from_value(json!({
+        "kind": "decision", "id": "d-1", "decision": "allow", "reasons": [], "policies": [],
+        "flow": {"resource_labels": [], "argument_labels": [], "labels": [], "sources": [],
+                 "untrusted_direction": [], "untrusted_input": false, "sensitive": false,
+                 "external_action": false},
+        "tool": "a.b", "agent": "x", "principal": "y", "session": "s", "mission": "m",
+        "call_digest": "", "at_ms": 0
+    }))
+    .unwrap();
+    log.append(&d).unwrap();
+    let measured = log.write_time();
+    assert!(measured < unmeasured, "{measured:?} vs {unmeasured:?}");
+    // The answer follows the measurement, whichever it is on this machine's temp folder.
+    assert_eq!(log.blocking(), measured > warden_mcp::INLINE_WRITE_LIMIT);
+}
