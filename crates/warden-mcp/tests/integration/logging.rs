@@ -146,21 +146,26 @@ async fn the_jsonl_log_holds_every_decision_even_under_concurrency() {
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 25);
 }
 
-#[test]
-fn a_torn_last_line_is_closed_before_appending() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("d.jsonl");
-    std::fs::write(&path, "{\"kind\":\"decision\",\"cut").unwrap();
-    let log = JsonlLog::open(&path).unwrap();
-    let d: LogEntry = serde_json::from_value(json!({
-        "kind": "decision", "id": "d-1", "decision": "deny", "reasons": [], "policies": [],
+/// A log entry with nothing but the required fields.
+fn bare_entry(outcome: &str) -> LogEntry {
+    serde_json::from_value(json!({
+        "kind": "decision", "id": "d-1", "decision": outcome, "reasons": [], "policies": [],
         "flow": {"resource_labels": [], "argument_labels": [], "labels": [], "sources": [],
                  "untrusted_direction": [], "untrusted_input": false, "sensitive": false,
                  "external_action": false},
         "tool": "a.b", "agent": "x", "principal": "y", "session": "s", "mission": "m",
         "call_digest": "", "at_ms": 0
     }))
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_torn_last_line_is_closed_before_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.jsonl");
+    std::fs::write(&path, "{\"kind\":\"decision\",\"cut").unwrap();
+    let log = JsonlLog::open(&path).unwrap();
+    let d = bare_entry("deny");
     log.append(&d).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     let last = text.lines().last().unwrap();
@@ -175,15 +180,7 @@ fn the_jsonl_log_starts_off_the_workers_and_measures_its_writes() {
     // Until a write has shown how fast the medium is, appends are handed to a blocking thread.
     assert!(log.blocking());
     let unmeasured = log.write_time();
-    let d: LogEntry = serde_json::from_value(json!({
-        "kind": "decision", "id": "d-1", "decision": "allow", "reasons": [], "policies": [],
-        "flow": {"resource_labels": [], "argument_labels": [], "labels": [], "sources": [],
-                 "untrusted_direction": [], "untrusted_input": false, "sensitive": false,
-                 "external_action": false},
-        "tool": "a.b", "agent": "x", "principal": "y", "session": "s", "mission": "m",
-        "call_digest": "", "at_ms": 0
-    }))
-    .unwrap();
+    let d = bare_entry("allow");
     log.append(&d).unwrap();
     let measured = log.write_time();
     assert!(measured < unmeasured, "{measured:?} vs {unmeasured:?}");
