@@ -35,7 +35,7 @@ use criterion::{criterion_group, BenchmarkId, Criterion};
 use serde_json::{json, Value};
 use warden_core::directory::Audience;
 use warden_core::mission::{Mission, MissionUsage};
-use warden_core::model::LabelSource;
+use warden_core::model::{Label, LabelSource};
 use warden_core::session::SessionState;
 use warden_core::{Breakers, Call, Config, Decision, Engine, Outcome, Sources};
 
@@ -164,7 +164,7 @@ fn heavy_session() -> SessionState {
             } else {
                 "logs.query_logs".into()
             },
-            label: l,
+            label: l.into(),
             call: n as u64 / 5 + 1,
             at_ms: NOW_MS - 600_000 + n as i64 * 1000,
         });
@@ -354,12 +354,12 @@ fn flow_benches(c: &mut Criterion) {
     });
     let dir = &f.engine.config().directory;
     let aud = eng_help();
-    let one: BTreeSet<String> = ["channel:eng-help".to_string()].into();
+    let one: BTreeSet<Label> = ["channel:eng-help".into()].into();
     let heavy = &f.cases[4].session;
-    let hundred: BTreeSet<String> = heavy
+    let hundred: BTreeSet<Label> = heavy
         .taint
         .keys()
-        .filter(|l| l.as_str() != "public")
+        .filter(|l| &***l != "public")
         .cloned()
         .collect();
     g.bench_function("part/exposure_1_label", |b| {
@@ -466,11 +466,11 @@ fn percentile_pass() {
     });
     let dir = &f.engine.config().directory;
     let aud = eng_help();
-    let hundred: BTreeSet<String> = f.cases[4]
+    let hundred: BTreeSet<Label> = f.cases[4]
         .session
         .taint
         .keys()
-        .filter(|l| l.as_str() != "public")
+        .filter(|l| &***l != "public")
         .cloned()
         .collect();
     let expo = time_each(PERCENTILE_RUNS, || {

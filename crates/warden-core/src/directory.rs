@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::Issues;
-use crate::model::Exposure;
+use crate::model::{Exposure, Label};
 
 /// The label everybody is cleared for.
 pub const PUBLIC: &str = "public";
@@ -518,7 +518,7 @@ impl Directory {
     /// Labels are matched as bitsets over the labels the directory's clearance profiles name,
     /// so the cost is one lookup per label plus a few word operations per profile, whatever
     /// the audience's size.
-    pub fn exposure(&self, audience: &Audience, labels: &BTreeSet<String>) -> Exposure {
+    pub fn exposure(&self, audience: &Audience, labels: &BTreeSet<Label>) -> Exposure {
         let mut exp = Exposure::default();
         let mut want = Bits::new(self.label_names.len());
         // Labels no profile names: no one is cleared for them.
@@ -528,11 +528,11 @@ impl Directory {
         const PUBLIC_LABEL: usize = usize::MAX - 1;
         let mut ids: Vec<usize> = Vec::with_capacity(labels.len());
         for l in labels {
-            if l == PUBLIC {
+            if &**l == PUBLIC {
                 ids.push(PUBLIC_LABEL);
                 continue;
             }
-            match self.label_ids.get(l) {
+            match self.label_ids.get(&**l) {
                 Some(i) => {
                     want.set(*i);
                     ids.push(*i);

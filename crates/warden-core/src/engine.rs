@@ -22,7 +22,9 @@ use crate::config::Config;
 use crate::detect::Scan;
 use crate::directory::Audience;
 use crate::mission::{Mission, MissionUsage};
-use crate::model::{Decision, Effect, Exposure, FlowFacts, LabelSource, Outcome, Reason, Stage};
+use crate::model::{
+    Decision, Effect, Exposure, FlowFacts, Label, LabelSource, Outcome, Reason, Stage,
+};
 use crate::policy::{uid, ContextUse, Evaluation};
 use crate::session::{HistoryEntry, SessionState};
 
@@ -346,7 +348,7 @@ fn vstr(s: &str) -> CValue {
     CValue::from(Literal::from(s))
 }
 
-fn vset<'a>(it: impl IntoIterator<Item = &'a String>) -> CValue {
+fn vset<'a, S: AsRef<str> + 'a>(it: impl IntoIterator<Item = &'a S>) -> CValue {
     let mut it = it.into_iter().peekable();
     if it.peek().is_none() {
         // Most sets are empty; they share one value (a reference-counted clone).
@@ -355,7 +357,7 @@ fn vset<'a>(it: impl IntoIterator<Item = &'a String>) -> CValue {
             .get_or_init(|| CValue::set_of_lits(std::iter::empty(), None))
             .clone();
     }
-    CValue::set_of_lits(it.map(|s| Literal::from(s.as_str())), None)
+    CValue::set_of_lits(it.map(|s| Literal::from(s.as_ref())), None)
 }
 
 fn vlong(n: u64) -> CValue {
@@ -963,11 +965,12 @@ impl Engine {
         // a host (a URL) carries the session's data only when the URL holds some of it.
         let taint_flows = spec.effect != Effect::Read
             || (resolved.audience.is_some() && self.url_carries_session_data(spec, cx));
-        let mut labels: BTreeSet<String> = BTreeSet::new();
+        let mut labels: BTreeSet<Label> = BTreeSet::new();
         if taint_flows {
             // One pass over the taint for the labels and their first sources. The taint is
-            // sorted already: collecting it builds the set without reordering.
-            let mut names: Vec<String> = Vec::with_capacity(s.taint.len());
+            // sorted already: collecting it builds the set without reordering. Labels are
+            // shared, so this copies no text.
+            let mut names: Vec<Label> = Vec::with_capacity(s.taint.len());
             for (l, src) in s.taint.iter().filter(|(l, _)| cfg.is_confidentiality(l)) {
                 if f.sources.len() < MAX_SOURCES {
                     f.sources.push(src.clone());
@@ -977,12 +980,14 @@ impl Engine {
             labels = names.into_iter().collect();
         }
         if s.taint_overflow && taint_flows {
-            labels.extend(cfg.sensitive.iter().cloned());
+            labels.extend(cfg.sensitive.iter().map(|l| Label::from(l.as_str())));
         }
         for l in &f.argument_labels {
-            if cfg.is_confidentiality(l) && labels.insert(l.clone()) {
+            if cfg.is_confidentiality(l) && !labels.contains(l.as_str()) {
+                let l = Label::from(l.as_str());
+                labels.insert(l.clone());
                 f.sources.push(LabelSource {
-                    label: l.clone(),
+                    label: l,
                     source: "arguments".into(),
                     call: s.calls + 1,
                     at_ms: cx.now_ms,
@@ -991,10 +996,12 @@ impl Engine {
         }
         if spec.effect != Effect::Read {
             for l in &resolved.labels {
-                if cfg.is_confidentiality(l) && labels.insert(l.clone()) {
+                if cfg.is_confidentiality(l) && !labels.contains(l.as_str()) {
+                    let l = Label::from(l.as_str());
+                    labels.insert(l.clone());
                     f.sources.push(LabelSource {
-                        label: l.clone(),
-                        source: format!("resource {}", resolved.resource_id),
+                        label: l,
+                        source: format!("resource {}", resolved.resource_id).into(),
                         call: s.calls + 1,
                         at_ms: cx.now_ms,
                     });
@@ -1002,7 +1009,7 @@ impl Engine {
             }
         }
         f.labels = labels;
-        f.sensitive = cfg.sensitive.iter().any(|l| f.labels.contains(l))
+        f.sensitive = cfg.sensitive.iter().any(|l| f.labels.contains(l.as_str()))
             || (spec.effect == Effect::Read
                 && resolved.labels.iter().any(|l| cfg.sensitive.contains(l)));
         // Provenance of directing arguments.
@@ -1281,8 +1288,8 @@ impl Engine {
                 session.sensitive_read = true;
             }
             session.add_label(LabelSource {
-                label: label.clone(),
-                source: source.clone(),
+                label: label.as_str().into(),
+                source: source.as_str().into(),
                 call: call_no,
                 at_ms: now_ms,
             });
@@ -1357,7 +1364,7 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
             }
         }
         text.push_str(") are not cleared for ");
-        push_joined(&mut text, x.labels.iter().map(String::as_str), ", ");
+        push_joined(&mut text, x.labels.iter().map(|l| &**l), ", ");
         // Grouped by (source, call), in order of first appearance. A decision carries at most
         // `MAX_SOURCES` sources from the session plus a few from its arguments and resource, so
         // a linear search over the groups is cheaper than an index.
@@ -1365,7 +1372,7 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
         for src in f.sources.iter().filter(|s| x.labels.contains(&s.label)) {
             match groups
                 .iter_mut()
-                .find(|g| g.1 == src.call && g.0 == src.source)
+                .find(|g| g.1 == src.call && g.0 == &*src.source)
             {
                 Some(g) => g.3.push(&src.label),
                 None => groups.push((&src.source, src.call, src.at_ms, vec![&src.label])),

@@ -142,6 +142,11 @@ pub struct Reason {
     pub text: String,
 }
 
+/// A label name. Shared rather than copied: a session's labels go into every decision they
+/// flow into (a hundred or more in a long session), so copying one is a reference count, not
+/// an allocation. Serialized as a plain string.
+pub type Label = std::sync::Arc<str>;
+
 /// For a publish, write or egress: who in the audience is not cleared for what flows in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exposure {
@@ -156,16 +161,16 @@ pub struct Exposure {
     /// A few of the exposed, by name.
     pub sample: Vec<String>,
     /// The labels that cause the exposure.
-    pub labels: BTreeSet<String>,
+    pub labels: BTreeSet<Label>,
 }
 
 /// Where a label in the session came from: enough to explain it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelSource {
     /// The label.
-    pub label: String,
+    pub label: Label,
     /// `server.tool` that brought it in, or `arguments` / `detector:<name>`.
-    pub source: String,
+    pub source: Label,
     /// The session's call number (1-based) that brought it in.
     pub call: u64,
     /// When, in milliseconds since the Unix epoch.
@@ -180,7 +185,7 @@ pub struct FlowFacts {
     /// Labels found in the call's arguments by detectors.
     pub argument_labels: BTreeSet<String>,
     /// Labels flowing into the call: session taint ∪ argument labels (∪ resource labels for grants).
-    pub labels: BTreeSet<String>,
+    pub labels: BTreeSet<Label>,
     /// Where each label in `labels` came from.
     pub sources: Vec<LabelSource>,
     /// Arguments that direct the action and whose value was taken from untrusted content only.

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::mission::MissionUsage;
-use crate::model::{LabelSource, Outcome};
+use crate::model::{Label, LabelSource, Outcome};
 
 /// The most distinct labels a session keeps; past it, further labels collapse into `overflow`.
 pub const MAX_TAINT_LABELS: usize = 256;
@@ -94,7 +94,7 @@ pub struct SessionState {
     /// Calls allowed.
     pub allowed: u64,
     /// Labels read into the session, each with its first source.
-    pub taint: BTreeMap<String, LabelSource>,
+    pub taint: BTreeMap<Label, LabelSource>,
     /// More labels arrived than [`MAX_TAINT_LABELS`]; the session is treated as holding every
     /// sensitive label.
     pub taint_overflow: bool,

@@ -242,7 +242,7 @@ async fn calls_in_a_served_session_are_answered_in_front_of_rmcp_and_share_its_t
         .await
         .taint
         .keys()
-        .any(|l| l == "security-sensitive"));
+        .any(|l| &**l == "security-sensitive"));
     // Every call was logged, the fast path's included.
     assert_eq!(log.len(), 3);
     // A tool the mission never sees is still decided, logged and explained.
