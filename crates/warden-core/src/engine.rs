@@ -1326,15 +1326,23 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// The most labels an explanation names in one list; the rest are counted ("and 91 more").
+/// The decision's `exposure.labels` and `flow.sources` keep every one.
+const EXPLAIN_LABELS: usize = 8;
+/// The most sources an explanation names; the rest are counted.
+const EXPLAIN_SOURCES: usize = 4;
+
 /// Plain-language account of what flows where, for decisions that are not allowed:
 /// "2,999 of 3,000 in the audience (channel eng-help) are not cleared for security-sensitive,
-/// user-data — security-sensitive from logs.query_logs (call 2, 09:00:02 UTC) …".
+/// user-data — security-sensitive from logs.query_logs (call 2, 09:00:02 UTC) …". A long
+/// session's labels are named up to [`EXPLAIN_LABELS`] and their sources up to
+/// [`EXPLAIN_SOURCES`]: an approver reads the first few, the decision record holds them all.
 fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved) -> Option<String> {
     use std::fmt::Write as _;
     // Written into one buffer: an exposure can name a hundred labels and a few dozen sources.
     let mut text = String::new();
     if let Some(x) = exposure.filter(|x| x.count > 0) {
-        text.reserve(64 + x.labels.iter().map(|l| l.len() + 2).sum::<usize>() * 2);
+        text.reserve(256);
         let _ = write!(
             text,
             "{} of {} in the audience (",
@@ -1364,7 +1372,7 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
             }
         }
         text.push_str(") are not cleared for ");
-        push_joined(&mut text, x.labels.iter().map(|l| &**l), ", ");
+        push_listed(&mut text, x.labels.iter().map(|l| &**l), x.labels.len());
         // Grouped by (source, call), in order of first appearance. A decision carries at most
         // `MAX_SOURCES` sources from the session plus a few from its arguments and resource, so
         // a linear search over the groups is cheaper than an index.
@@ -1378,12 +1386,19 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
                 None => groups.push((&src.source, src.call, src.at_ms, vec![&src.label])),
             }
         }
-        for (i, (source, call, at, labels)) in groups.iter().enumerate() {
+        for (i, (source, call, at, labels)) in groups.iter().take(EXPLAIN_SOURCES).enumerate() {
             text.push_str(if i == 0 { ": " } else { "; " });
-            push_joined(&mut text, labels.iter().copied(), ", ");
+            push_listed(&mut text, labels.iter().copied(), labels.len());
             let _ = write!(text, " from {source} (call {call}, ");
             push_clock_time(&mut text, *at);
             text.push_str(" UTC)");
+        }
+        if groups.len() > EXPLAIN_SOURCES {
+            let _ = write!(
+                text,
+                "; and {} more sources",
+                groups.len() - EXPLAIN_SOURCES
+            );
         }
     }
     if !f.untrusted_direction.is_empty() {
@@ -1398,6 +1413,16 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
         );
     }
     (!text.is_empty()).then_some(text)
+}
+
+/// Append the first [`EXPLAIN_LABELS`] of `len` items, separated by commas, then how many
+/// were left out.
+fn push_listed<'a>(out: &mut String, items: impl Iterator<Item = &'a str>, len: usize) {
+    push_joined(out, items.take(EXPLAIN_LABELS), ", ");
+    if len > EXPLAIN_LABELS {
+        use std::fmt::Write as _;
+        let _ = write!(out, " and {} more", len - EXPLAIN_LABELS);
+    }
 }
 
 /// Append the items, separated by `sep`.
@@ -1508,6 +1533,59 @@ fn count_records(kind: RecordCount, output: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_flow_is_explained_by_its_first_labels_and_sources() {
+        // Twenty labels from ten reads (two per read) reach an audience not cleared for them.
+        let labels: BTreeSet<Label> = (0..20).map(|i| Label::from(format!("l{i:02}"))).collect();
+        let f = FlowFacts {
+            labels: labels.clone(),
+            sources: labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| LabelSource {
+                    label: l.clone(),
+                    source: "forum.read_thread".into(),
+                    call: i as u64 / 2 + 1,
+                    at_ms: 0,
+                })
+                .collect(),
+            ..FlowFacts::default()
+        };
+        let x = Exposure {
+            audience: 3_000,
+            count: 2_999,
+            labels,
+            ..Exposure::default()
+        };
+        let resolved = Resolved {
+            resource_type: "Channel".into(),
+            resource_id: "eng-help".into(),
+            labels: BTreeSet::new(),
+            audience: Some(Audience {
+                channels: vec!["eng-help".into()],
+                ..Audience::default()
+            }),
+            acts_as: None,
+            directing: Vec::new(),
+        };
+        let text = explain_flow(&f, Some(&x), &resolved).unwrap_or_default();
+        assert!(
+            text.starts_with(
+                "2,999 of 3,000 in the audience (channel eng-help) are not cleared for \
+                 l00, l01, l02, l03, l04, l05, l06, l07 and 12 more: l00, l01 from \
+                 forum.read_thread (call 1, 00:00:00 UTC); l02, l03 from"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("l08"), "{text}");
+        assert!(
+            text.ends_with(
+                "l06, l07 from forum.read_thread (call 4, 00:00:00 UTC); and 6 more sources"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn digest_is_the_hash_of_the_canonical_json() {
