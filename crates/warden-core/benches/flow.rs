@@ -552,6 +552,23 @@ fn percentile_pass() {
         )
         .unwrap();
     }
+    // The same split at equal arguments: what the session's labels and text add, and what the
+    // 4 KB of arguments add (their detector scan and their share of the call digest).
+    let (fresh4k, heavy_t, heavy4k) = (&rows[1].2, &rows[3].2, &rows[4].2);
+    writeln!(
+        out,
+        "| heavy_4k_args − fresh_4k_args (the session's 100 labels and 128 KiB of text, equal arguments) | {:+.1} | {:+.1} |",
+        heavy4k.p50 - fresh4k.p50,
+        heavy4k.p99 - fresh4k.p99
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| heavy_4k_args − heavy_tiny (4 KB of arguments, equal session) | {:+.1} | {:+.1} |",
+        heavy4k.p50 - heavy_t.p50,
+        heavy4k.p99 - heavy_t.p99
+    )
+    .unwrap();
     writeln!(out).unwrap();
     writeln!(out).unwrap();
     writeln!(out, "| part (timed alone) | p50 µs | p99 µs |").unwrap();
