@@ -520,7 +520,8 @@ impl Gateway {
         Ok(())
     }
 
-    /// Append durably; the entry comes back (moved through the blocking pool, not cloned).
+    /// Append durably, on this thread when the log is fast enough ([`DecisionLog::blocking`]),
+    /// else on the blocking pool; the entry comes back (moved, not cloned).
     async fn append(&self, entry: LogEntry) -> Result<LogEntry, (Option<LogEntry>, LogError)> {
         if !self.log.blocking() {
             return match self.log.append(&entry) {
