@@ -982,31 +982,32 @@ impl Engine {
         if s.taint_overflow && taint_flows {
             labels.extend(cfg.sensitive.iter().map(|l| Label::from(l.as_str())));
         }
-        for l in &f.argument_labels {
-            if cfg.is_confidentiality(l) && !labels.contains(l.as_str()) {
-                let l = Label::from(l.as_str());
-                labels.insert(l.clone());
-                f.sources.push(LabelSource {
-                    label: l,
-                    source: "arguments".into(),
-                    call: s.calls + 1,
-                    at_ms: cx.now_ms,
-                });
+        // The labels the call brings itself: its arguments' always, its resource's when it
+        // writes there.
+        let from_resource = spec.effect != Effect::Read;
+        let brought = f.argument_labels.iter().map(|l| (l, false)).chain(
+            resolved
+                .labels
+                .iter()
+                .filter(|_| from_resource)
+                .map(|l| (l, true)),
+        );
+        for (l, in_resource) in brought {
+            if !cfg.is_confidentiality(l) || labels.contains(l.as_str()) {
+                continue;
             }
-        }
-        if spec.effect != Effect::Read {
-            for l in &resolved.labels {
-                if cfg.is_confidentiality(l) && !labels.contains(l.as_str()) {
-                    let l = Label::from(l.as_str());
-                    labels.insert(l.clone());
-                    f.sources.push(LabelSource {
-                        label: l,
-                        source: format!("resource {}", resolved.resource_id).into(),
-                        call: s.calls + 1,
-                        at_ms: cx.now_ms,
-                    });
-                }
-            }
+            let l = Label::from(l.as_str());
+            labels.insert(l.clone());
+            f.sources.push(LabelSource {
+                label: l,
+                source: if in_resource {
+                    format!("resource {}", resolved.resource_id).into()
+                } else {
+                    "arguments".into()
+                },
+                call: s.calls + 1,
+                at_ms: cx.now_ms,
+            });
         }
         f.labels = labels;
         f.sensitive = cfg.sensitive.iter().any(|l| f.labels.contains(l.as_str()))
@@ -1286,6 +1287,10 @@ impl Engine {
             }
             if cfg.sensitive.contains(label) {
                 session.sensitive_read = true;
+            }
+            if session.taint.contains_key(label.as_str()) {
+                // First source wins: nothing to build.
+                continue;
             }
             session.add_label(LabelSource {
                 label: label.as_str().into(),

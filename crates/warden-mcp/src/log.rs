@@ -105,6 +105,9 @@ struct Batch {
 /// on the calling thread rather than on a blocking thread.
 pub const INLINE_WRITE_LIMIT: Duration = Duration::from_micros(50);
 
+/// `JsonlLog::write_ns` before the first write.
+const UNMEASURED: u64 = u64::MAX;
+
 /// An append-only JSON Lines file, fsynced before every append returns (with group commit).
 pub struct JsonlLog {
     path: PathBuf,
@@ -170,7 +173,7 @@ impl JsonlLog {
                 poisoned: None,
             }),
             done: Condvar::new(),
-            write_ns: AtomicU64::new(u64::MAX >> 8),
+            write_ns: AtomicU64::new(UNMEASURED),
         })
     }
 
@@ -190,13 +193,15 @@ impl JsonlLog {
         f.write_all(bytes).map_err(|e| e.to_string())?;
         f.flush().map_err(|e| e.to_string())?;
         f.sync_data().map_err(|e| e.to_string())?;
-        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX >> 8);
+        let took = u64::try_from(started.elapsed().as_nanos())
+            .unwrap_or(UNMEASURED)
+            .min(UNMEASURED - 1);
         let avg = self.write_ns.load(Ordering::Relaxed);
-        let next = if avg >= u64::MAX >> 8 {
+        let next = if avg == UNMEASURED {
             // The first write sets the average.
             took
         } else {
-            avg - avg / 8 + took.min(u64::MAX >> 8) / 8
+            avg - avg / 8 + took / 8
         };
         self.write_ns.store(next, Ordering::Relaxed);
         Ok(())
