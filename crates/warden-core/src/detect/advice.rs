@@ -105,11 +105,13 @@ impl Family {
                 format!(r"{v}\s+(?:{W}\s+){{0,3}}?(?:access|permissions?|rights|privileges?)\s+(?:{W}\s+){{0,5}}?(?:to|for|with)\s+{BROAD}"),
                 format!(r"{v}\s+{BROAD}\s+(?:{W}\s+){{0,2}}?(?:access|permissions?|rights|privileges?|role)\b"),
                 format!(r"^grant(?:ing)?\s+(?:{W}\s+){{0,3}}?to\s+{BROAD}"),
+                format!(r"{v}\s+{BROAD}\s+(?:{W}\s+){{0,2}}?{PRIV_ROLE}"),
             ],
             Self::Add => vec![
                 format!(r"{v}\s+{BROAD}\s+(?:to|into)\s+(?:{W}\s+){{0,3}}?(?:groups?|teams?|channels?|roles?|org|organi[sz]ation|repo|repository|project|acl|allow-?list|whitelist|list|workspace|space|server|vault|admins|owners|sudoers)\b"),
                 format!(r"{v}\s+(?:{W}\s+){{1,3}}?(?:to|into)\s+(?:{W}\s+){{0,2}}?{PRIV_GROUP}"),
                 format!(r"{v}\s+(?:{W}\s+){{1,3}}?as\s+(?:an?\s+)?(?:{W}\s+)?{PRIV_ROLE}"),
+                format!(r"^(?:promot|elevat)(?:e|es|ing)\s+(?:{W}\s+){{1,3}}?to\s+(?:an?\s+)?(?:{W}\s+)?{PRIV_ROLE}"),
             ],
             Self::Make => vec![
                 format!(r"{v}\s+(?:{W}\s+){{1,3}}?(?:public(?:ly\s+(?:readable|accessible|available|visible|writable|writeable))?|world[- ]?(?:readable|writable|writeable|accessible))\b"),
@@ -123,7 +125,9 @@ impl Family {
                 format!(r"{v}\s+(?:{W}\s+){{0,4}}?public\s+links?\b"),
             ],
             Self::Disable => vec![format!(r"{v}\s+(?:{W}\s+){{0,2}}?{AUTHN_ALL}")],
-            Self::Remove => vec![format!(r"{v}\s+(?:{W}\s+){{0,2}}?{AUTHN_STRONG}")],
+            Self::Remove => vec![format!(
+                r"{v}\s+(?:{W}\s+){{0,2}}?(?:{AUTHN_STRONG}|ip\s+allow-?list(?:ing)?\b)"
+            )],
             Self::Turn => vec![
                 format!(r"{v}\s+off\s+(?:{W}\s+){{0,2}}?{AUTHN_ALL}"),
                 format!(r"{v}\s+(?:{W}\s+){{0,2}}?{AUTHN_ALL}\s+off\b"),
@@ -140,7 +144,8 @@ impl Family {
                 format!(r"{v}\s+(?:{W}\s+){{0,4}}?from\s+(?:anywhere|0\.0\.0\.0/0|::/0|any\s+ip|all\s+ips)"),
             ],
             Self::Open => vec![
-                format!(r"{v}\s+(?:up\s+)?(?:{W}\s+){{0,4}}?to\s+(?:the\s+)?(?:world|internet|public|everyone|everybody|anyone|all[ -]employees|0\.0\.0\.0/0|all\s+ips)\b"),
+                format!(r"{v}\s+(?:up\s+)?(?:{W}\s+){{0,4}}?to\s+(?:(?:the\s+)?(?:world|internet|public|everyone|everybody|anyone|all[ -]employees|0\.0\.0\.0/0|all\s+ips)\b|{BROAD})"),
+                format!(r"{v}\s+(?:{W}\s+){{0,3}}?(?:access|permissions?|perms|rights|acls?|sharing|restrictions?)\s+(?:so\s+(?:that\s+)?)?{BROAD}\s+(?:can|could|may|will)\b"),
                 format!(r"{v}\s+(?:up\s+)?(?:{W}\s+){{0,3}}?access\s+(?:{W}\s+){{0,4}}?(?:to|for)\s+{BROAD}"),
             ],
             Self::Acl => vec![r#"^acls?["']?\s*(?:[:=]|\s+to|\s+of|\s+is|\s+as)?\s*["']?public-read(?:-write)?\b"#.to_owned()],
@@ -169,6 +174,14 @@ const WORDS: &[(&str, Family)] = {
         ("extend", Grant),
         ("add", Add),
         ("adding", Add),
+        ("invite", Add),
+        ("inviting", Add),
+        ("promote", Add),
+        ("promotes", Add),
+        ("promoting", Add),
+        ("elevate", Add),
+        ("elevates", Add),
+        ("elevating", Add),
         ("make", Make),
         ("making", Make),
         ("share", Share),
@@ -182,6 +195,8 @@ const WORDS: &[(&str, Family)] = {
         ("circumvent", Disable),
         ("remove", Remove),
         ("removing", Remove),
+        ("drop", Remove),
+        ("dropping", Remove),
         ("skip", Remove),
         ("skipping", Remove),
         ("turn", Turn),
@@ -208,6 +223,14 @@ const WORDS: &[(&str, Family)] = {
         ("opening", Open),
         ("expose", Open),
         ("exposing", Open),
+        ("loosen", Open),
+        ("loosening", Open),
+        ("relax", Open),
+        ("relaxing", Open),
+        ("widen", Open),
+        ("widening", Open),
+        ("broaden", Open),
+        ("broadening", Open),
         ("acl", Acl),
         ("acls", Acl),
         ("allusers", AllUsers),
@@ -432,7 +455,8 @@ fn object_families(word: &[u8]) -> u16 {
     ];
     let bits = |fs: &[Family]| fs.iter().fold(0u16, |acc, f| acc | f.bit());
     let starts = |list: &[&[u8]]| list.iter().any(|w| starts_with_ci(word, w));
-    if starts(BROAD) {
+    // `allowlist` is a control, though it starts like `all`.
+    if starts(BROAD) && !starts_with_ci(word, b"allow") {
         bits(&[Grant, Add, Make, Share, Set, Enable, Open, Turn])
     } else if starts(ACCESS) {
         bits(&[Grant, Open, Set, Disable, Remove, Turn, Enable])

@@ -801,3 +801,34 @@ proptest! {
         prop_assert_eq!(s.truncated || bytes.len() <= max_bytes, true);
     }
 }
+
+#[test]
+fn privileged_advice_in_other_wordings() {
+    for t in [
+        "open the repo to the whole company",
+        "remove the IP allowlist on the admin panel",
+        "grant Domain Users local admin",
+        "invite all staff as owners of the drive",
+        "loosen the permissions so anyone can read it",
+        "you can safely widen access to the whole org",
+        "drop the branch protection on main",
+        "elevate bob to org owner",
+        "promote the contractor to admin",
+        "relax the sharing restrictions so everyone can edit",
+    ] {
+        assert_finds(t, "privileged-advice", LABEL_PRIVILEGED_ADVICE);
+    }
+    for t in [
+        "remove bob from the allowlist",
+        "invite bob to the design review",
+        "promote the release to production",
+        "drop the table after the migration",
+        "relax, the deploy went fine",
+        "open the runbook to see the steps",
+        "widen the chart to show the whole week",
+        "don't open the repo to the whole company",
+        "never remove the IP allowlist",
+    ] {
+        assert_no_label(t, LABEL_PRIVILEGED_ADVICE);
+    }
+}
