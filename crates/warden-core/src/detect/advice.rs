@@ -59,6 +59,8 @@ pub(super) enum Family {
     Acl,
     AllUsers,
     Principal,
+    /// A broad audience as the subject: "everyone should get read access".
+    Subject,
 }
 
 impl Family {
@@ -89,7 +91,7 @@ impl Family {
     fn immediate(self) -> bool {
         matches!(
             self,
-            Self::Chmod | Self::Acl | Self::AllUsers | Self::Principal
+            Self::Chmod | Self::Acl | Self::AllUsers | Self::Principal | Self::Subject
         )
     }
 
@@ -150,6 +152,9 @@ impl Family {
             ],
             Self::Acl => vec![r#"^acls?["']?\s*(?:[:=]|\s+to|\s+of|\s+is|\s+as)?\s*["']?public-read(?:-write)?\b"#.to_owned()],
             Self::AllUsers => vec![r"^all(?:authenticated)?users\b".to_owned()],
+            Self::Subject => vec![format!(
+                r"^(?:every|any)(?:one|body)\s+(?:in\s+(?:the\s+)?(?:company|org|organi[sz]ation|team)\s+)?(?:should|can|could|must|will|would|may|needs?\s+to)\s+(?:(?:also|now|then|just|all)\s+)?(?:get|have|be\s+given|be\s+granted|receive)\s+(?:{W}\s+){{0,2}}?(?:{LEVEL}\s+{NOUN}|(?:an?\s+)?{PRIV_ROLE})"
+            )],
             Self::Principal => vec![
                 r#"^principal["']?\s*[:=]\s*(?:["']\*["']|\*|\{\s*["']aws["']\s*:\s*(?:["']\*["']|\[\s*["']\*["']\s*\])\s*\})"#
                     .to_owned(),
@@ -236,6 +241,10 @@ const WORDS: &[(&str, Family)] = {
         ("allusers", AllUsers),
         ("allauthenticatedusers", AllUsers),
         ("principal", Principal),
+        ("everyone", Subject),
+        ("everybody", Subject),
+        ("anyone", Subject),
+        ("anybody", Subject),
     ]
 };
 
@@ -264,7 +273,7 @@ static WORD_BYTE: [bool; 256] = {
 };
 
 /// All families, in a fixed order (the index into `Advice::phrases`).
-pub(super) const FAMILIES: [Family; 14] = [
+pub(super) const FAMILIES: [Family; 15] = [
     Family::Chmod,
     Family::Grant,
     Family::Add,
@@ -279,6 +288,7 @@ pub(super) const FAMILIES: [Family; 14] = [
     Family::Acl,
     Family::AllUsers,
     Family::Principal,
+    Family::Subject,
 ];
 
 /// The compiled privileged-advice detector.
@@ -318,7 +328,8 @@ impl Advice {
             if pos >= layer.advice.covered {
                 self.try_phrase(family, pos, ctx, layer);
             }
-            if family != Family::Acl {
+            // `acl` and a broad subject are objects of earlier verbs too.
+            if !matches!(family, Family::Acl | Family::Subject) {
                 return;
             }
         }

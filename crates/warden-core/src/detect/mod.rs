@@ -18,7 +18,7 @@
 //!   all-employees read access", "add everyone to the group", "make the bucket public",
 //!   "chmod -R o+rwx", "disable MFA", "set the ACL to public-read", `allUsers`, "open the
 //!   repo to the whole company", "loosen the permissions so anyone can read it", "remove the
-//!   IP allowlist", "promote bob to org owner", …),
+//!   IP allowlist", "promote bob to org owner", "everyone should get read access", …),
 //!   unless negated just before ("don't", "never", "avoid").
 //! * **Encoded payloads**: runs of ≥ 24 base64 (standard or URL-safe) characters and
 //!   of ≥ 32 hex digits are decoded; when the result is text it is scanned again, up

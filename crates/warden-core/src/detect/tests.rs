@@ -815,6 +815,9 @@ fn privileged_advice_in_other_wordings() {
         "elevate bob to org owner",
         "promote the contractor to admin",
         "relax the sharing restrictions so everyone can edit",
+        "everyone should get read access to prod logs",
+        "Everyone in the org can be given admin rights",
+        "anyone can have an owner role there",
     ] {
         assert_finds(t, "privileged-advice", LABEL_PRIVILEGED_ADVICE);
     }
@@ -828,6 +831,9 @@ fn privileged_advice_in_other_wordings() {
         "widen the chart to show the whole week",
         "don't open the repo to the whole company",
         "never remove the IP allowlist",
+        "everyone should get the onboarding doc",
+        "everyone should not get admin rights",
+        "anyone can read the runbook",
     ] {
         assert_no_label(t, LABEL_PRIVILEGED_ADVICE);
     }
