@@ -715,33 +715,17 @@ impl Gateway {
     ) -> Result<ReadResourceResult, ErrorData> {
         let server = self.server_of_resource(session, uri).unwrap_or_default();
         let call = Call::new(server, RESOURCES_READ, serde_json::json!({ "uri": uri }));
-        let mut inner = session.inner.lock().await;
-        let (decision, permitted) = self
-            .decide(session, &mut inner, call)
-            .await
-            .map_err(|(_, r)| ErrorData::invalid_request(first_text(&r), r.structured_content))?;
-        let Some(p) = permitted else {
-            return Err(ErrorData::invalid_request(
-                refusal_text(&decision),
-                serde_json::to_value(&decision).ok(),
-            ));
-        };
-        let up = self.upstreams.get(&p.get().server).ok_or_else(|| {
-            ErrorData::internal_error("the upstream of this resource is gone", None)
-        })?;
-        let r = up
-            .read_resource(&p, cancel)
-            .await
-            .map_err(|e| upstream_error_data(&decision, &e))?;
-        let mut text = String::new();
-        for c in &r.contents {
-            if let ResourceContents::TextResourceContents { text: t, .. } = c {
-                push_line(&mut text, t);
+        let send = async |up: &Upstream, p: &Permitted<Call>| up.read_resource(p, cancel).await;
+        self.forward_read(session, call, "resource", send, |r: &ReadResourceResult| {
+            let mut text = String::new();
+            for c in &r.contents {
+                if let ResourceContents::TextResourceContents { text: t, .. } = c {
+                    push_line(&mut text, t);
+                }
             }
-        }
-        let SessionInner { state, usage } = &mut *inner;
-        self.engine.absorb(&p, &text, state, usage, crate::now_ms());
-        Ok(r)
+            text
+        })
+        .await
     }
 
     /// Handle `prompts/get` of `server.prompt`: decided as a call of `server.prompts/get` with
@@ -763,6 +747,31 @@ impl Gateway {
             args.insert("arguments".into(), Value::Object(a));
         }
         let call = Call::new(server, PROMPTS_GET, Value::Object(args));
+        let send = async |up: &Upstream, p: &Permitted<Call>| up.get_prompt(p, cancel).await;
+        self.forward_read(session, call, "prompt", send, |r: &GetPromptResult| {
+            let mut text = String::new();
+            for m in &r.messages {
+                if let Some(t) = m.content.as_text() {
+                    push_line(&mut text, &t.text);
+                }
+            }
+            text
+        })
+        .await
+    }
+
+    /// Decide a request that reads from an upstream (`resources/read`, `prompts/get`) as
+    /// `call`, log and commit it; when allowed, `send` it to its upstream and feed the text
+    /// `text_of` finds in the result to the session. A refusal or failure is a JSON-RPC error
+    /// with the reason; `what` names the thing read in the error when its upstream is gone.
+    async fn forward_read<R>(
+        &self,
+        session: &Session,
+        call: Call,
+        what: &str,
+        send: impl AsyncFnOnce(&Upstream, &Permitted<Call>) -> Result<R, UpstreamError>,
+        text_of: impl FnOnce(&R) -> String,
+    ) -> Result<R, ErrorData> {
         let mut inner = session.inner.lock().await;
         let (decision, permitted) = self
             .decide(session, &mut inner, call)
@@ -775,18 +784,12 @@ impl Gateway {
             ));
         };
         let up = self.upstreams.get(&p.get().server).ok_or_else(|| {
-            ErrorData::internal_error("the upstream of this prompt is gone", None)
+            ErrorData::internal_error(format!("the upstream of this {what} is gone"), None)
         })?;
-        let r = up
-            .get_prompt(&p, cancel)
+        let r = send(up, &p)
             .await
             .map_err(|e| upstream_error_data(&decision, &e))?;
-        let mut text = String::new();
-        for m in &r.messages {
-            if let Some(t) = m.content.as_text() {
-                push_line(&mut text, &t.text);
-            }
-        }
+        let text = text_of(&r);
         let SessionInner { state, usage } = &mut *inner;
         self.engine.absorb(&p, &text, state, usage, crate::now_ms());
         Ok(r)

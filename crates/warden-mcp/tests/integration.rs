@@ -7,6 +7,8 @@
 //!   unexposed tools are audited; upstream requests to the client are refused.
 //! - `logging`   — decisions are logged before the upstream sees the call; a failing log denies;
 //!   the JSON Lines file holds every decision.
+//! - `reads`     — `resources/read` and `prompts/get` allowed: the upstream's result, logged, and
+//!   what they return joins the session.
 //! - `scenarios` — the Acme traces replayed over MCP decide as `warden_core::trace::replay`.
 //! - `http`      — 401 without a bearer token; session isolation; no credentials upstream;
 //!   HTTP upstreams.
@@ -30,6 +32,9 @@ mod enforce;
 
 #[path = "integration/logging.rs"]
 mod logging;
+
+#[path = "integration/reads.rs"]
+mod reads;
 
 #[path = "integration/scenarios.rs"]
 mod scenarios;
