@@ -9,6 +9,8 @@
 //!     --transports http,stdio --logs shm,disk --secs 60 --warmup 2000 [--reference]
 //! ```
 //!
+//! `--workers N` runs `warden serve --workers N` (default: one worker thread per core).
+//!
 //! `--reference` adds HTTP rows that are not part of the comparison but explain it: rmcp's
 //! default HTTP client opens a new TCP connection per request (it disables pooling because a
 //! reused connection stalls ~40 ms on delayed ACKs); the reference rows use a pooled client,
@@ -168,6 +170,8 @@ struct Opts {
     secs: f64,
     breakdown_calls: usize,
     reference: bool,
+    /// `warden serve --workers`; `None` leaves Warden's default (one per core).
+    workers: Option<usize>,
 }
 
 fn parse_opts() -> Option<Opts> {
@@ -184,6 +188,7 @@ fn parse_opts() -> Option<Opts> {
         secs: 60.0,
         breakdown_calls: 20_000,
         reference: false,
+        workers: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -194,6 +199,7 @@ fn parse_opts() -> Option<Opts> {
             "--secs" => o.secs = val().parse().expect("--secs S"),
             "--breakdown" => o.breakdown_calls = val().parse().expect("--breakdown N"),
             "--reference" => o.reference = true,
+            "--workers" => o.workers = Some(val().parse().expect("--workers N")),
             "--clients" => {
                 o.clients = val()
                     .split(',')
@@ -846,6 +852,9 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
             .arg("--decision-log")
             .arg(&log)
             .env(TOKEN_ENV, TOKEN);
+        if let Some(n) = o.workers {
+            cmd.args(["--workers", &n.to_string()]);
+        }
         let s = start_server(cmd, "warden serve").await;
         eprintln!(
             "Warden (log on {}): {} (pid {}), log {}",
@@ -1531,7 +1540,8 @@ fn main() {
         o.nets.iter().map(|n| n.name().to_lowercase()).collect::<Vec<_>>().join(","),
         o.places.iter().map(|p| match p { Place::Shm => "shm", Place::Disk => "disk" }).collect::<Vec<_>>().join(","),
         o.secs
-    ) + if o.reference { " --reference" } else { "" };
+    ) + if o.reference { " --reference" } else { "" }
+        + &o.workers.map(|n| format!(" --workers {n}")).unwrap_or_default();
     let machine = machine(&env);
     eprintln!("{machine}");
     eprintln!("Binaries: {}; {}", stale(&env.warden), stale(&env.acme));

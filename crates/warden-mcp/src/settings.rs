@@ -15,6 +15,7 @@
 //! max_message_bytes = 4194304        # largest JSON-RPC message accepted from a client
 //! decision_log = "decisions.jsonl"   # relative to warden.toml
 //! allowed_hosts = ["warden.internal"] # Host headers accepted (default: loopback only)
+//! workers = 1                        # async worker threads of `warden serve` (default: one per core)
 //! ```
 //!
 //! Like the rest of the configuration, every problem is reported at once, with its line.
@@ -33,6 +34,8 @@ use crate::upstream::Connector;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 /// Default largest message accepted from a client.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// The most async worker threads `[serve] workers` may ask for.
+pub const MAX_WORKERS: usize = 1024;
 /// Default listen address of `warden serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -111,6 +114,9 @@ pub struct ServeSettings {
     pub decision_log: Option<PathBuf>,
     /// `Host` headers accepted by `warden serve`; empty means rmcp's loopback default.
     pub allowed_hosts: Vec<String>,
+    /// Async worker threads of `warden serve`; `None` is one per core. On a machine Warden
+    /// shares with its clients or upstreams, fewer workers wake each other less (BENCHMARKS.md).
+    pub workers: Option<usize>,
 }
 
 impl Default for ServeSettings {
@@ -120,6 +126,7 @@ impl Default for ServeSettings {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             decision_log: None,
             allowed_hosts: Vec::new(),
+            workers: None,
         }
     }
 }
@@ -142,6 +149,7 @@ const SERVE_KEYS: &[&str] = &[
     "max_message_bytes",
     "decision_log",
     "allowed_hosts",
+    "workers",
 ];
 
 /// True for names usable as a server name (`[A-Za-z0-9_-]+`): a dot would make `server.tool`
@@ -447,6 +455,17 @@ fn parse_serve(cx: &mut Ctx<'_>, t: &toml::map::Map<String, Value>, base: &Path)
             &path,
             Some("allowed_hosts"),
             "serve.allowed_hosts must be an array of host names".into(),
+        ),
+    }
+    match t.get("workers") {
+        None => {}
+        Some(Value::Integer(n)) if (1..=MAX_WORKERS as i64).contains(n) => {
+            s.workers = Some(*n as usize)
+        }
+        Some(_) => cx.push(
+            &path,
+            Some("workers"),
+            format!("serve.workers must be a whole number of threads between 1 and {MAX_WORKERS}"),
         ),
     }
     s

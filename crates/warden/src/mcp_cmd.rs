@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// `warden-decisions.jsonl` in the current folder.
     #[arg(long)]
     pub decision_log: Option<PathBuf>,
+    /// Async worker threads (default: `serve.workers`, else one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=warden_mcp::settings::MAX_WORKERS as i64))]
+    pub workers: Option<u16>,
 }
 
 /// A started gateway and what the commands print about it.
@@ -57,9 +60,13 @@ struct Started {
     log_path: PathBuf,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
+/// A multi-threaded runtime with `workers` worker threads (`None`: one per core).
+fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all()
         .build()
         .context("cannot start the async runtime")
 }
@@ -82,10 +89,10 @@ pub fn load(config: &Path) -> anyhow::Result<(Engine, GatewaySettings)> {
 
 async fn start(
     config: &Path,
+    (engine, mut settings): (Engine, GatewaySettings),
     decision_log: Option<PathBuf>,
     listen: Option<String>,
 ) -> anyhow::Result<Started> {
-    let (engine, mut settings) = load(config)?;
     if let Some(l) = listen {
         settings.serve.listen = l;
     }
@@ -117,8 +124,9 @@ async fn start(
 
 /// Run `warden proxy`.
 pub fn proxy(a: ProxyArgs) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async move {
-        let started = start(&a.config, a.decision_log.clone(), None).await?;
+    let loaded = load(&a.config)?;
+    runtime(None)?.block_on(async move {
+        let started = start(&a.config, loaded, a.decision_log.clone(), None).await?;
         let gw = started.gateway;
         let id = format!("stdio-{}-{}", std::process::id(), now_ms());
         let who = Identity {
@@ -144,8 +152,10 @@ pub fn proxy(a: ProxyArgs) -> anyhow::Result<ExitCode> {
 
 /// Run `warden serve`.
 pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async move {
-        let started = start(&a.config, a.decision_log.clone(), a.listen.clone()).await?;
+    let loaded = load(&a.config)?;
+    let workers = a.workers.map(usize::from).or(loaded.1.serve.workers);
+    runtime(workers)?.block_on(async move {
+        let started = start(&a.config, loaded, a.decision_log.clone(), a.listen.clone()).await?;
         let gw = started.gateway;
         let (tokens, warnings) = Tokens::from_env(gw.engine());
         for w in &warnings {

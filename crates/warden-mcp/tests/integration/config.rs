@@ -48,6 +48,7 @@ listen = "0.0.0.0:9000"
 max_message_bytes = 65536
 decision_log = "logs/decisions.jsonl"
 allowed_hosts = ["warden.internal"]
+workers = 3
 "#,
     )
     .unwrap();
@@ -74,6 +75,7 @@ allowed_hosts = ["warden.internal"]
         Some(Path::new("/etc/warden/logs/decisions.jsonl"))
     );
     assert_eq!(s.serve.allowed_hosts, ["warden.internal"]);
+    assert_eq!(s.serve.workers, Some(3));
     // Catalog servers without an upstream are warnings, not errors.
     assert!(
         s.warnings.iter().any(|w| w.contains("`hr`")),
@@ -107,6 +109,7 @@ args = "--server web"
 [serve]
 listen = "everywhere"
 max_message_bytes = 10
+workers = 0
 "#,
     )
     .unwrap_err();
@@ -119,12 +122,13 @@ max_message_bytes = 10
         "servers.web.args must be an array of strings",
         "serve.listen must be an address",
         "serve.max_message_bytes must be a whole number",
+        "serve.workers must be a whole number of threads between 1 and 1024",
     ] {
         assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
     }
     assert!(err.contains("warden.toml:"), "{err}");
-    // `servers.logs` also lacks `command`/`url`: nine problems in all, reported together.
-    assert!(err.starts_with("9 problem(s)"), "{err}");
+    // `servers.logs` also lacks `command`/`url`: ten problems in all, reported together.
+    assert!(err.starts_with("10 problem(s)"), "{err}");
 }
 
 #[test]
@@ -133,4 +137,5 @@ fn no_servers_table_is_fine() {
     assert!(s.upstreams.is_empty());
     assert_eq!(s.serve.max_message_bytes, 4 << 20);
     assert_eq!(s.serve.listen, "127.0.0.1:8080");
+    assert_eq!(s.serve.workers, None);
 }
