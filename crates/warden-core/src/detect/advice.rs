@@ -147,7 +147,7 @@ impl Family {
             ],
             Self::Open => vec![
                 format!(r"{v}\s+(?:up\s+)?(?:{W}\s+){{0,4}}?to\s+(?:(?:the\s+)?(?:world|internet|public|everyone|everybody|anyone|all[ -]employees|0\.0\.0\.0/0|all\s+ips)\b|{BROAD})"),
-                format!(r"{v}\s+(?:{W}\s+){{0,3}}?(?:access|permissions?|perms|rights|acls?|sharing|restrictions?)\s+(?:so\s+(?:that\s+)?)?{BROAD}\s+(?:can|could|may|will)\b"),
+                format!(r"{v}\s+(?:{W}\s+){{0,3}}?(?:access|permissions?|perms|rights|acls?|sharing|restrictions?)\s+(?:(?:{W}\s+){{0,4}}?so\s+(?:that\s+)?)?{BROAD}\s+(?:can|could|may|will)\b"),
                 format!(r"{v}\s+(?:up\s+)?(?:{W}\s+){{0,3}}?access\s+(?:{W}\s+){{0,4}}?(?:to|for)\s+{BROAD}"),
             ],
             Self::Acl => vec![r#"^acls?["']?\s*(?:[:=]|\s+to|\s+of|\s+is|\s+as)?\s*["']?public-read(?:-write)?\b"#.to_owned()],

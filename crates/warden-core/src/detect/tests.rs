@@ -810,6 +810,7 @@ fn privileged_advice_in_other_wordings() {
         "grant Domain Users local admin",
         "invite all staff as owners of the drive",
         "loosen the permissions so anyone can read it",
+        "loosen the permissions on the dashboards folder so anyone can read it",
         "you can safely widen access to the whole org",
         "drop the branch protection on main",
         "elevate bob to org owner",
