@@ -107,7 +107,8 @@ impl Family {
                 format!(r"{v}\s+(?:{W}\s+){{0,3}}?(?:access|permissions?|rights|privileges?)\s+(?:{W}\s+){{0,5}}?(?:to|for|with)\s+{BROAD}"),
                 format!(r"{v}\s+{BROAD}\s+(?:{W}\s+){{0,2}}?(?:access|permissions?|rights|privileges?|role)\b"),
                 format!(r"^grant(?:ing)?\s+(?:{W}\s+){{0,3}}?to\s+{BROAD}"),
-                format!(r"{v}\s+{BROAD}\s+(?:{W}\s+){{0,2}}?{PRIV_ROLE}"),
+                // "grant Domain Users local admin": the role ends the phrase or names what it is.
+                format!(r"{v}\s+{BROAD}\s+(?:{W}\s+){{0,2}}?{PRIV_ROLE}(?:\s*(?:$|[.,;:!?)])|\s+(?:access|rights|role|permissions?|privileges?|on|to|in|for|over)\b)"),
             ],
             Self::Add => vec![
                 format!(r"{v}\s+{BROAD}\s+(?:to|into)\s+(?:{W}\s+){{0,3}}?(?:groups?|teams?|channels?|roles?|org|organi[sz]ation|repo|repository|project|acl|allow-?list|whitelist|list|workspace|space|server|vault|admins|owners|sudoers)\b"),

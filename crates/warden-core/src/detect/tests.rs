@@ -808,6 +808,7 @@ fn privileged_advice_in_other_wordings() {
         "open the repo to the whole company",
         "remove the IP allowlist on the admin panel",
         "grant Domain Users local admin",
+        "grant all contractors admin rights on the wiki",
         "invite all staff as owners of the drive",
         "loosen the permissions so anyone can read it",
         "loosen the permissions on the dashboards folder so anyone can read it",
@@ -833,6 +834,8 @@ fn privileged_advice_in_other_wordings() {
         "don't open the repo to the whole company",
         "never remove the IP allowlist",
         "everyone should get the onboarding doc",
+        "give all owners a heads-up before Friday",
+        "give everyone the admin's phone number",
         "everyone should not get admin rights",
         "anyone can read the runbook",
     ] {
