@@ -141,6 +141,10 @@ enum Route {
     /// HTTP only, with `--reference`: Warden (log on the first placement) with a pooled client.
     WardenPooled(Place),
     Warden(Place),
+    /// HTTP only, with `--reference`: a bare TCP relay in front of the same upstream (no HTTP,
+    /// no policy, no log), on Warden's CPUs: what one more hop costs on this machine; with
+    /// rmcp's default client (`false`) or a pooled one (`true`).
+    Relay(bool),
 }
 
 impl Route {
@@ -153,6 +157,8 @@ impl Route {
                 "reference: in-process Acme with TCP_NODELAY, pooled HTTP client".into()
             }
             Route::Warden(p) => format!("Warden, log on {}", p.name()),
+            Route::Relay(false) => "reference: bare TCP relay, no policy".into(),
+            Route::Relay(true) => "reference: bare TCP relay, no policy, pooled HTTP client".into(),
             Route::WardenPooled(p) => {
                 format!("reference: Warden, log on {}, pooled HTTP client", p.name())
             }
@@ -172,6 +178,9 @@ struct Opts {
     reference: bool,
     /// `warden serve --workers`; `None` leaves Warden's default (one per core).
     workers: Option<usize>,
+    /// `--warden-cpus LIST`: Warden runs on these CPUs (`taskset -c LIST`) and this process,
+    /// its clients and the upstream on the others, as on a machine of Warden's own.
+    warden_cpus: Option<String>,
 }
 
 fn parse_opts() -> Option<Opts> {
@@ -189,6 +198,7 @@ fn parse_opts() -> Option<Opts> {
         breakdown_calls: 20_000,
         reference: false,
         workers: None,
+        warden_cpus: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -200,6 +210,7 @@ fn parse_opts() -> Option<Opts> {
             "--breakdown" => o.breakdown_calls = val().parse().expect("--breakdown N"),
             "--reference" => o.reference = true,
             "--workers" => o.workers = Some(val().parse().expect("--workers N")),
+            "--warden-cpus" => o.warden_cpus = Some(val()),
             "--clients" => {
                 o.clients = val()
                     .split(',')
@@ -807,6 +818,101 @@ fn http_config(env: &Env, upstream: &str) -> PathBuf {
     path
 }
 
+/// The `warden` command, under `taskset -c LIST` with `--warden-cpus` (taskset execs it, so the
+/// process id is Warden's).
+fn warden_command(env: &Env, o: &Opts) -> tokio::process::Command {
+    match &o.warden_cpus {
+        Some(cpus) => {
+            let mut cmd = tokio::process::Command::new("taskset");
+            cmd.args(["-c", cpus]).arg(&env.warden);
+            cmd
+        }
+        None => tokio::process::Command::new(&env.warden),
+    }
+}
+
+/// A bare TCP relay to `upstream` (`host:port`) on its own thread and single-threaded runtime,
+/// pinned to `cpus` when given: one more hop with nothing done on it.
+fn start_relay(upstream: String, cpus: Option<String>) -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(cpus) = cpus {
+            // "/proc/thread-self" links to "PID/task/TID".
+            let tid = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .expect("thread id");
+            let ok = std::process::Command::new("taskset")
+                .args(["-p", "-c", &cpus, &tid])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "taskset could not pin the relay");
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("relay runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("relay bind");
+            tx.send(l.local_addr().expect("relay addr"))
+                .expect("relay addr");
+            while let Ok((mut down, _)) = l.accept().await {
+                let up = upstream.clone();
+                tokio::spawn(async move {
+                    let _ = down.set_nodelay(true);
+                    let Ok(mut upc) = tokio::net::TcpStream::connect(&up).await else {
+                        return;
+                    };
+                    let _ = upc.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut upc).await;
+                });
+            }
+        });
+    });
+    rx.recv().expect("relay started")
+}
+
+/// Keep this process (the clients) and the upstreams it starts off Warden's CPUs.
+fn pin_off(cpus: &str) {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let warden: Vec<usize> = cpus
+        .split(',')
+        .flat_map(|r| match r.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>().expect("--warden-cpus")
+                ..=b.trim().parse().expect("--warden-cpus"))
+                .collect::<Vec<_>>(),
+            None => vec![r.trim().parse().expect("--warden-cpus 1 or 1-3")],
+        })
+        .collect();
+    let rest: Vec<String> = (0..n)
+        .filter(|c| !warden.contains(c))
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        !rest.is_empty(),
+        "--warden-cpus leaves no CPU for the clients and the upstream"
+    );
+    let ok = std::process::Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &rest.join(","),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset could not pin the load generator");
+    eprintln!(
+        "Warden on CPU {cpus}; clients and upstreams on CPU {}",
+        rest.join(",")
+    );
+}
+
 async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
     let mut acme_cmd = tokio::process::Command::new(&env.acme);
     acme_cmd.args(["--server", "forum", "--http", "127.0.0.1:0"]);
@@ -814,6 +920,15 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
     let upstream = acme.url.clone();
     eprintln!("HTTP upstream: {upstream} (pid {})", acme.pid);
     let config = http_config(env, &upstream);
+    let relay_url = {
+        let up = upstream
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .expect("upstream address")
+            .to_string();
+        format!("http://{}/mcp", start_relay(up, o.warden_cpus.clone()))
+    };
     // Reference server: Acme in process, TCP_NODELAY on every accepted socket.
     let nodelay_cancel = tokio_util::sync::CancellationToken::new();
     let nodelay_url = {
@@ -844,7 +959,7 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
     for &place in &o.places {
         let log = env.log_dir(place).join("http-serve.jsonl");
         let _ = std::fs::remove_file(&log);
-        let mut cmd = tokio::process::Command::new(&env.warden);
+        let mut cmd = warden_command(env, o);
         cmd.arg("serve")
             .arg("--config")
             .arg(&config)
@@ -875,9 +990,19 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                 Route::NoDelay(true),
             ]);
             routes.extend(o.places.first().map(|p| Route::WardenPooled(*p)));
+            routes.extend([Route::Relay(false), Route::Relay(true)]);
         }
         for route in routes {
             let (url, tool, probe) = match route {
+                Route::Relay(_) => (
+                    relay_url.clone(),
+                    "list_threads",
+                    Probe {
+                        warden: vec![],
+                        upstream: vec![acme.pid],
+                        logs: vec![],
+                    },
+                ),
                 Route::NoDelay(_) => (
                     nodelay_url.clone(),
                     "list_threads",
@@ -917,7 +1042,10 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                         matches!(route, Route::Warden(_) | Route::WardenPooled(_)),
                         matches!(
                             route,
-                            Route::DirectPooled | Route::NoDelay(true) | Route::WardenPooled(_)
+                            Route::DirectPooled
+                                | Route::NoDelay(true)
+                                | Route::WardenPooled(_)
+                                | Route::Relay(true)
                         ),
                     )
                     .await,
@@ -926,9 +1054,10 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
             let peers = clients.iter().map(|c| c.peer().clone()).collect();
             // Reference rows only explain the others: at most 10 s each.
             let secs = match route {
-                Route::DirectPooled | Route::NoDelay(_) | Route::WardenPooled(_) => {
-                    o.secs.min(10.0)
-                }
+                Route::DirectPooled
+                | Route::NoDelay(_)
+                | Route::WardenPooled(_)
+                | Route::Relay(_) => o.secs.min(10.0),
                 _ => o.secs,
             };
             let m = drive(
@@ -995,7 +1124,10 @@ async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                         },
                     )
                 }
-                Route::DirectPooled | Route::NoDelay(_) | Route::WardenPooled(_) => {
+                Route::DirectPooled
+                | Route::NoDelay(_)
+                | Route::WardenPooled(_)
+                | Route::Relay(_) => {
                     unreachable!("HTTP only")
                 }
                 Route::Warden(place) => {
@@ -1006,7 +1138,7 @@ async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                         .map(|i| dir.join(format!("proxy-{i}.jsonl")))
                         .collect();
                     let cs = connect_stdio_many(n, |i| {
-                        let mut cmd = tokio::process::Command::new(&env.warden);
+                        let mut cmd = warden_command(env, o);
                         cmd.arg("proxy")
                             .arg("--config")
                             .arg(&config)
@@ -1333,7 +1465,7 @@ fn report(cells: &[Cell], o: &Opts) -> String {
             .find(|d| d.net == c.net && d.clients == c.clients && d.route == Route::Direct)
             .map(|d| &d.m);
         let (added50, added99) = match (c.route, direct) {
-            (Route::Warden(_), Some(d)) => {
+            (Route::Warden(_) | Route::Relay(false), Some(d)) => {
                 (f(m.pct(50.0) - d.pct(50.0)), f(m.pct(99.0) - d.pct(99.0)))
             }
             _ => ("".into(), "".into()),
@@ -1541,7 +1673,11 @@ fn main() {
         o.places.iter().map(|p| match p { Place::Shm => "shm", Place::Disk => "disk" }).collect::<Vec<_>>().join(","),
         o.secs
     ) + if o.reference { " --reference" } else { "" }
-        + &o.workers.map(|n| format!(" --workers {n}")).unwrap_or_default();
+        + &o.workers.map(|n| format!(" --workers {n}")).unwrap_or_default()
+        + &o.warden_cpus.as_ref().map(|c| format!(" --warden-cpus {c}")).unwrap_or_default();
+    if let Some(cpus) = &o.warden_cpus {
+        pin_off(cpus);
+    }
     let machine = machine(&env);
     eprintln!("{machine}");
     eprintln!("Binaries: {}; {}", stale(&env.warden), stale(&env.acme));
