@@ -46,16 +46,34 @@ impl BoundedText {
     /// Append text (lowercased). When the kept text would pass [`MAX_TEXT`] bytes, the oldest
     /// text is dropped down to three quarters of it and `overflowed` is set.
     pub fn push(&mut self, s: &str) {
-        let lower = s.to_lowercase();
+        // ASCII text (most tool output) is copied once and lowercased in place; other text
+        // goes through Unicode lowercasing first. Both keep the same bytes.
+        let ascii = s.is_ascii();
+        let lowered;
+        let lower = if ascii {
+            s
+        } else {
+            lowered = s.to_lowercase();
+            lowered.as_str()
+        };
         if lower.len() >= KEEP_AFTER_CUT {
-            let cut = boundary_from(&lower, lower.len() - KEEP_AFTER_CUT);
+            let cut = boundary_from(lower, lower.len() - KEEP_AFTER_CUT);
             self.text.clear();
             self.text.push_str(lower.get(cut..).unwrap_or_default());
+            if ascii {
+                self.text.make_ascii_lowercase();
+            }
             self.overflowed = true;
             return;
         }
+        let start = self.text.len();
         self.text.push('\n');
-        self.text.push_str(&lower);
+        self.text.push_str(lower);
+        if ascii {
+            if let Some(added) = self.text.get_mut(start..) {
+                added.make_ascii_lowercase();
+            }
+        }
         if self.text.len() > MAX_TEXT {
             let cut = boundary_from(&self.text, self.text.len() - KEEP_AFTER_CUT);
             self.text.drain(..cut);
@@ -188,6 +206,42 @@ impl SessionStore for MemorySessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text as Unicode lowercasing of every push would keep it (the plain rule `push`
+    /// speeds up for ASCII), for pushes that stay under the bound.
+    fn lowered_model(pushes: &[&str]) -> String {
+        pushes.iter().fold(String::new(), |mut t, p| {
+            t.push('\n');
+            t.push_str(&p.to_lowercase());
+            t
+        })
+    }
+
+    #[test]
+    fn ascii_and_unicode_pushes_keep_the_lowercased_text() {
+        let pushes = [
+            "User BOB@Acme.Example asked: Grant ALL-EMPLOYEES read?",
+            "Ünïcode ÄND ASCII Mixed: ΣΊΣΥΦΟΣ İstanbul",
+            "AWS_SECRET_ACCESS_KEY=AbCdEf0123",
+            "",
+            "plain lowercase text",
+        ];
+        let mut t = BoundedText::default();
+        for p in pushes {
+            t.push(p);
+        }
+        assert_eq!(t.text, lowered_model(&pushes));
+        assert!(t.contains("bob@acme.example"));
+        assert!(t.contains("AWS_SECRET_ACCESS_KEY=ABCDEF0123"));
+        assert!(!t.overflowed);
+        // One ASCII push over the bound keeps its lowercased tail.
+        let mut big = "X".repeat(2 * MAX_TEXT);
+        big.push_str("Tail-END");
+        t.push(&big);
+        assert!(t.overflowed);
+        assert!(t.text.ends_with("xxtail-end"));
+        assert!(!t.text.bytes().any(|b| b.is_ascii_uppercase()));
+    }
 
     #[test]
     fn bounded_text_keeps_the_newest_text_within_the_bound() {
