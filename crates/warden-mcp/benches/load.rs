@@ -11,10 +11,17 @@
 //!
 //! `--workers N` runs `warden serve --workers N` (default: one worker thread per core).
 //!
+//! `--warden-cpus LIST` runs every `warden` process under `taskset -c LIST` and this process (the
+//! clients) and the upstreams on the other CPUs, as when Warden has cores of its own. Without it
+//! everything shares every core, and at 16 and 64 clients the added latency is mostly the
+//! clients' and the upstream's queueing behind Warden's CPU.
+//!
 //! `--reference` adds HTTP rows that are not part of the comparison but explain it: rmcp's
 //! default HTTP client opens a new TCP connection per request (it disables pooling because a
 //! reused connection stalls ~40 ms on delayed ACKs); the reference rows use a pooled client,
 //! and an in-process Acme server whose sockets set TCP_NODELAY.
+//! It also runs a bare TCP relay (no HTTP, no policy, no log; on Warden's CPUs with
+//! `--warden-cpus`) in front of the same upstream: what one more hop costs before any work.
 //!
 //! The upstream is the Acme reference server (`target/release/acme-mcp --server forum`) and the
 //! call is `list_threads {"channel": "eng-help"}` (a cheap read). The Warden configuration is
