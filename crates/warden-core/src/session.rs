@@ -50,16 +50,17 @@ impl BoundedText {
         // goes through Unicode lowercasing first. Both keep the same bytes.
         let ascii = s.is_ascii();
         let lowered;
-        let lower = if ascii {
+        // The text to keep: `s` itself when ASCII (lowercased once copied), else its lowercase.
+        let text = if ascii {
             s
         } else {
             lowered = s.to_lowercase();
             lowered.as_str()
         };
-        if lower.len() >= KEEP_AFTER_CUT {
-            let cut = boundary_from(lower, lower.len() - KEEP_AFTER_CUT);
+        if text.len() >= KEEP_AFTER_CUT {
+            let cut = boundary_from(text, text.len() - KEEP_AFTER_CUT);
             self.text.clear();
-            self.text.push_str(lower.get(cut..).unwrap_or_default());
+            self.text.push_str(text.get(cut..).unwrap_or_default());
             if ascii {
                 self.text.make_ascii_lowercase();
             }
@@ -68,7 +69,7 @@ impl BoundedText {
         }
         let start = self.text.len();
         self.text.push('\n');
-        self.text.push_str(lower);
+        self.text.push_str(text);
         if ascii {
             if let Some(added) = self.text.get_mut(start..) {
                 added.make_ascii_lowercase();

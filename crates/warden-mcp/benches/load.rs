@@ -927,7 +927,8 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
     let upstream = acme.url.clone();
     eprintln!("HTTP upstream: {upstream} (pid {})", acme.pid);
     let config = http_config(env, &upstream);
-    let relay_url = {
+    // The bare relay is a reference row: started only with `--reference`.
+    let relay_url = if o.reference {
         let up = upstream
             .trim_start_matches("http://")
             .split('/')
@@ -935,6 +936,8 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
             .expect("upstream address")
             .to_string();
         format!("http://{}/mcp", start_relay(up, o.warden_cpus.clone()))
+    } else {
+        String::new()
     };
     // Reference server: Acme in process, TCP_NODELAY on every accepted socket.
     let nodelay_cancel = tokio_util::sync::CancellationToken::new();
