@@ -25,6 +25,33 @@ pub trait Sources {
     fn list(&self, dir: &str, ext: &str) -> Result<Vec<String>, String>;
 }
 
+/// Files held in memory, by path: a [`Sources`] for configurations that do not come from disk
+/// (built-in copies, tests, fuzzing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemorySources(pub BTreeMap<String, String>);
+
+impl Sources for MemorySources {
+    fn read(&self, path: &str) -> Result<String, String> {
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| format!("`{path}` does not exist"))
+    }
+
+    fn list(&self, dir: &str, ext: &str) -> Result<Vec<String>, String> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        Ok(self
+            .0
+            .keys()
+            .filter(|p| {
+                p.strip_prefix(&prefix)
+                    .is_some_and(|name| name.ends_with(ext) && !name.contains('/'))
+            })
+            .cloned()
+            .collect())
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -391,5 +418,34 @@ impl Config {
     pub fn is_confidentiality(&self, label: &str) -> bool {
         label.starts_with(crate::directory::CHANNEL_LABEL_PREFIX)
             || self.confidentiality.contains(label)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sources_read_files_and_list_one_folder_level_sorted() {
+        let files = [
+            ("warden.toml", "name = 'x'"),
+            ("policies/b.cedar", "b"),
+            ("policies/a.cedar", "a"),
+            ("policies/tests/t.toml", "t"),
+            ("policies-old/c.cedar", "c"),
+        ];
+        let src = MemorySources(
+            files
+                .iter()
+                .map(|(p, t)| (p.to_string(), t.to_string()))
+                .collect(),
+        );
+        assert_eq!(src.read("policies/a.cedar").unwrap(), "a");
+        assert!(src.read("missing.toml").is_err());
+        assert_eq!(
+            src.list("policies/", ".cedar").unwrap(),
+            vec!["policies/a.cedar", "policies/b.cedar"]
+        );
     }
 }

@@ -108,6 +108,38 @@ pub const INLINE_WRITE_LIMIT: Duration = Duration::from_micros(50);
 /// `JsonlLog::write_ns` before the first write.
 const UNMEASURED: u64 = u64::MAX;
 
+/// Open `path` to read and append, creating it and any missing folders. When anything was
+/// created, every folder whose entries changed is fsynced, innermost first, so that the new file
+/// (and the folders leading to it) survive a crash, not only its contents. Returns the file and
+/// the folders synced.
+fn open_durably(path: &Path) -> std::io::Result<(File, Vec<PathBuf>)> {
+    let parent = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // The folders that do not exist yet, innermost first.
+    let missing: Vec<&Path> = parent.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
+    std::fs::create_dir_all(parent)?;
+    let mut options = OpenOptions::new();
+    options.read(true).append(true);
+    let (file, created) = match options.clone().create_new(true).open(path) {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (options.open(path)?, false),
+        Err(e) => return Err(e),
+    };
+    let mut synced = Vec::new();
+    if created {
+        // The new file's folder, each new folder's parent, up to the first that existed.
+        let mut dirs = vec![parent];
+        dirs.extend(missing.iter().map(|d| d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))));
+        for dir in dirs {
+            File::open(dir)?.sync_all()?;
+            synced.push(dir.to_path_buf());
+        }
+    }
+    Ok((file, synced))
+}
+
 /// An append-only JSON Lines file, fsynced before every append returns (with group commit).
 pub struct JsonlLog {
     path: PathBuf,
@@ -143,15 +175,7 @@ impl JsonlLog {
             path: path.display().to_string(),
             message: e.to_string(),
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
+        let (mut file, _synced) = open_durably(&path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len > 0 {
             let mut last = [0u8; 1];
@@ -311,5 +335,34 @@ impl DecisionLog for MemoryLog {
 
     fn blocking(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_log_file_syncs_its_folder_and_every_folder_created_for_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a/b/decisions.jsonl");
+        let (_file, synced) = open_durably(&path).unwrap();
+        assert!(path.is_file());
+        assert_eq!(
+            synced,
+            vec![
+                tmp.path().join("a/b"),
+                tmp.path().join("a"),
+                tmp.path().to_path_buf(),
+            ]
+        );
+        // Reopening an existing file creates nothing, so nothing needs syncing.
+        let (_file, synced) = open_durably(&path).unwrap();
+        assert!(synced.is_empty(), "{synced:?}");
+        // A new file in an existing folder syncs that folder only.
+        let (_file, synced) = open_durably(&tmp.path().join("a/other.jsonl")).unwrap();
+        assert_eq!(synced, vec![tmp.path().join("a")]);
+        assert!(JsonlLog::open(tmp.path().join("c/d.jsonl")).is_ok());
     }
 }

@@ -1,80 +1,26 @@
 //! `warden proxy`: one MCP session over stdin/stdout.
 //!
-//! A framing guard sits between the client's byte stream and rmcp: each line is checked for
-//! size and JSON syntax first. A line longer than the limit is answered with JSON-RPC
-//! `-32600 Invalid Request` and skipped (never buffered whole); a line that is not JSON is
-//! answered with `-32700 Parse error` (rmcp alone would drop it silently, leaving the client
-//! waiting). Either way the session keeps serving. Guard replies are written between rmcp's
-//! messages, never inside one.
+//! A framing guard ([`frame`]) sits between the client's byte stream and rmcp: each line is
+//! checked for size and parsed as rmcp will parse it first. A line longer than the limit is
+//! answered with JSON-RPC `-32600 Invalid Request` and skipped (never buffered whole); a line
+//! rmcp could not read is answered with `-32700 Parse error` or `-32600 Invalid Request` (rmcp
+//! alone would drop many of them silently, leaving the client waiting). Either way the session
+//! keeps serving: every line gets an answer. Guard replies are written between rmcp's messages,
+//! never inside one.
 
 use std::sync::Arc;
 
 use rmcp::ServiceExt;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::gateway::{Gateway, Session};
 use crate::handler::WardenHandler;
 use crate::GatewayError;
 
-enum Line {
-    Complete(Vec<u8>),
-    Oversized(usize),
-    Eof,
-}
+pub mod frame;
 
-/// Read one line, never holding more than `max` bytes of it.
-async fn read_line<R: AsyncRead + Unpin>(
-    r: &mut BufReader<R>,
-    max: usize,
-) -> std::io::Result<Line> {
-    let mut buf = Vec::new();
-    let mut seen = 0usize;
-    let mut oversized = false;
-    loop {
-        let available = r.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(if oversized {
-                Line::Oversized(seen)
-            } else if buf.is_empty() {
-                Line::Eof
-            } else {
-                // A last line without a newline is still a message.
-                Line::Complete(buf)
-            });
-        }
-        let newline = available.iter().position(|b| *b == b'\n');
-        let take = newline.map_or(available.len(), |i| i + 1);
-        seen = seen.saturating_add(take);
-        if !oversized {
-            if buf.len() + take > max.saturating_add(1) {
-                oversized = true;
-                buf = Vec::new();
-            } else {
-                buf.extend_from_slice(available.get(..take).unwrap_or_default());
-            }
-        }
-        r.consume(take);
-        if newline.is_some() {
-            return Ok(if oversized {
-                Line::Oversized(seen)
-            } else {
-                Line::Complete(buf)
-            });
-        }
-    }
-}
-
-fn error_line(code: i64, message: &str) -> Vec<u8> {
-    let mut v = serde_json::to_vec(&serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": { "code": code, "message": message }
-    }))
-    .unwrap_or_default();
-    v.push(b'\n');
-    v
-}
+use frame::{GuardedLines, Step};
 
 /// Check client lines and pass the good ones to rmcp.
 async fn guard_input<R: AsyncRead + Unpin>(
@@ -83,38 +29,14 @@ async fn guard_input<R: AsyncRead + Unpin>(
     replies: mpsc::Sender<Vec<u8>>,
     max: usize,
 ) {
-    let mut r = BufReader::new(reader);
-    loop {
-        match read_line(&mut r, max).await {
-            Err(_) | Ok(Line::Eof) => break,
-            Ok(Line::Oversized(n)) => {
-                let msg = format!(
-                    "Invalid Request: the message is {n} bytes; Warden accepts at most {max} (serve.max_message_bytes)"
-                );
-                if replies.send(error_line(-32600, &msg)).await.is_err() {
-                    break;
-                }
-            }
-            Ok(Line::Complete(mut line)) => {
-                let body = line.strip_suffix(b"\n").unwrap_or(&line);
-                let body = body.strip_suffix(b"\r").unwrap_or(body);
-                if body.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                    let msg = format!("Parse error: the message is not JSON ({e})");
-                    if replies.send(error_line(-32700, &msg)).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-                if line.last() != Some(&b'\n') {
-                    line.push(b'\n');
-                }
-                if to_rmcp.write_all(&line).await.is_err() {
-                    break;
-                }
-            }
+    let mut lines = GuardedLines::new(reader, max);
+    while let Some(step) = lines.next().await {
+        let sent = match step {
+            Step::Forward(line) => to_rmcp.write_all(&line).await.is_ok(),
+            Step::Reply(reply) => replies.send(reply).await.is_ok(),
+        };
+        if !sent {
+            break;
         }
     }
     let _ = to_rmcp.shutdown().await;

@@ -16,6 +16,8 @@
 //!   everything it cannot check left to rmcp; HTTP upstream sessions reopened when lost.
 //! - `robust`    — upstream crash and restart (in process and `kill -9` of a child), timeouts,
 //!   a client leaving mid-call, garbage and oversized input on stdio (library and `warden proxy`).
+//! - `stdio_input` — hostile stdio lines (a 400-digit id, deep nesting, invalid UTF-8, a call
+//!   before `initialize`) each answered, and the session serving after (library and `warden proxy`).
 //! - `children`  — Acme as child processes (`acme-mcp`), and their scrubbed environment.
 //! - `config`    — the `[servers]` and `[serve]` tables: accepted forms and error messages.
 
@@ -53,3 +55,6 @@ mod children;
 
 #[path = "integration/config.rs"]
 mod config;
+
+#[path = "integration/stdio_input.rs"]
+mod stdio_input;
