@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::front::{header, is_json};
 use crate::gateway::Gateway;
+use crate::owners::Owners;
 use crate::http::{Authenticated, MCP_PATH};
 
 /// An MCP session with no request for this long is closed.
@@ -110,33 +112,25 @@ struct CallResponse<'a> {
     result: &'a CallToolResult,
 }
 
+/// Whether the `Accept` headers name both `application/json` and `text/event-stream`. Only
+/// plain lists are read here: a value with parameters or quotes (`q=0`, quoted commas) makes
+/// this path step aside, and rmcp applies its full rule.
 fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
     let (mut json, mut sse) = (false, false);
     for v in headers.get_all(header::ACCEPT) {
-        for part in v.to_str().unwrap_or_default().split(',') {
-            let essence = part.split(';').next().unwrap_or_default().trim();
+        let Ok(v) = v.to_str() else {
+            return false;
+        };
+        if v.contains([';', '"']) {
+            return false;
+        }
+        for part in v.split(',') {
+            let essence = part.trim();
             json |= essence.eq_ignore_ascii_case("application/json");
             sse |= essence.eq_ignore_ascii_case("text/event-stream");
         }
     }
     json && sse
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        })
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The middleware: answers the `tools/call` requests it can, passes on everything else.
@@ -176,7 +170,7 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
             return (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
-                    "Payload Too Large: the request body is larger than {} bytes\n",
+                    "Payload Too Large: request body exceeds {} bytes",
                     fast.max_bytes
                 ),
             )
@@ -245,7 +239,8 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
 /// Close MCP sessions idle for longer than [`IDLE`] until `stop`: sessions Warden serves by
 /// their last request, sessions that never opened one (initialized, then silent) from when the
 /// sweep first saw them.
-pub async fn sweep(fast: Arc<FastPath>, stop: CancellationToken) {
+/// Owners of sessions that are gone are forgotten.
+pub async fn sweep(fast: Arc<FastPath>, owners: Arc<Owners>, stop: CancellationToken) {
     let mut unopened: HashMap<String, Instant> = HashMap::new();
     loop {
         tokio::select! {
@@ -268,6 +263,7 @@ pub async fn sweep(fast: Arc<FastPath>, stop: CancellationToken) {
             s.idle_for() < SWEEP_EVERY || live.iter().any(|l| l == sid)
         });
         unopened.retain(|k, _| live.contains(k));
+        owners.retain_live(&live, SWEEP_EVERY);
         for sid in &live {
             if fast.gateway.find_http_session(sid).is_some() {
                 unopened.remove(sid);

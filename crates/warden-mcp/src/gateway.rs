@@ -62,6 +62,8 @@ struct SessionInner {
 /// One downstream session: its mission and its state.
 pub struct Session {
     id: String,
+    /// What the log, explanations and traces call it ([`crate::naming::session_name`]).
+    name: String,
     mission: Mission,
     /// Catalog names the mission may ever use (what `tools/list` may show).
     visible: BTreeSet<String>,
@@ -75,16 +77,21 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("id", &self.id)
+            .field("name", &self.name)
             .field("mission", &self.mission.id)
             .finish_non_exhaustive()
     }
 }
 
 impl Session {
-    /// The session id.
+    /// The session id (an HTTP `Mcp-Session-Id`: never logged or shown, see [`Session::name`]).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The session's name in the decision log, explanations and traces: a keyed hash of its id.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The mission.
@@ -383,7 +390,8 @@ impl Gateway {
             .collect()
     }
 
-    /// Open a session: grant the mission for `who`.
+    /// Open a session: grant the mission for `who`. Its decisions name it by
+    /// [`crate::naming::session_name`] of `id`, its mission `m-` and that name.
     ///
     /// # Errors
     /// When the template, agent or principal is unknown or the template is not for the agent.
@@ -394,10 +402,11 @@ impl Gateway {
         token: Option<[u8; 32]>,
     ) -> Result<Arc<Session>, crate::GatewayError> {
         let now = crate::now_ms();
+        let name = crate::naming::session_name(id);
         let mission = self
             .engine
             .grant(
-                &format!("m-{id}"),
+                &format!("m-{name}"),
                 &who.template,
                 &who.agent,
                 &who.principal,
@@ -417,10 +426,11 @@ impl Gateway {
             visible,
             token,
             inner: tokio::sync::Mutex::new(SessionInner {
-                state: SessionState::new(id, mission.id.clone()),
+                state: SessionState::new(&name, mission.id.clone()),
                 usage: MissionUsage::default(),
             }),
             mission,
+            name,
             last_used: Mutex::new(Instant::now()),
             _live: LiveGuard(self.live.clone()),
         }))

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams, GetPromptResponse,
     Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, ServerCapabilities, ServerConfig,
@@ -44,6 +44,9 @@ enum Mode {
 struct HttpSlot {
     gateway: Arc<Gateway>,
     cell: OnceCell<Arc<Session>>,
+    /// The token digest of the `initialize` request that created the MCP session: only it may
+    /// open (and use) the session.
+    owner: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl Drop for HttpSlot {
@@ -83,15 +86,17 @@ impl WardenHandler {
             mode: Mode::Http(Arc::new(HttpSlot {
                 gateway,
                 cell: OnceCell::new(),
+                owner: std::sync::OnceLock::new(),
             })),
         }
     }
 
     async fn session(&self, ctx: &RequestContext<RoleServer>) -> Result<Arc<Session>, ErrorData> {
-        let cell = match &self.mode {
+        let slot = match &self.mode {
             Mode::Fixed(s) => return Ok(s.clone()),
-            Mode::Http(slot) => &slot.cell,
+            Mode::Http(slot) => slot,
         };
+        let cell = &slot.cell;
         let parts = ctx
             .extensions
             .get::<http::request::Parts>()
@@ -105,6 +110,12 @@ impl WardenHandler {
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok());
         let session = match sid {
+            Some(_) if slot.owner.get().is_some_and(|o| *o != auth.token) => {
+                return Err(ErrorData::invalid_request(
+                    "this MCP session belongs to another agent token",
+                    None,
+                ));
+            }
             Some(sid) => cell
                 .get_or_try_init(|| async {
                     let who = identity_from_headers(&auth.agent, &parts.headers)
@@ -137,8 +148,10 @@ impl WardenHandler {
         Ok(session)
     }
 
+    /// Check that `initialize` names an identity that can open a session, and (HTTP) record
+    /// the token that creates the MCP session as its owner.
     fn check_identity(&self, ctx: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        let Mode::Http(_) = &self.mode else {
+        let Mode::Http(slot) = &self.mode else {
             return Ok(());
         };
         let Some(parts) = ctx.extensions.get::<http::request::Parts>() else {
@@ -147,6 +160,9 @@ impl WardenHandler {
         let Some(auth) = parts.extensions.get::<Authenticated>() else {
             return Err(ErrorData::invalid_request("not authenticated", None));
         };
+        if parts.headers.get("mcp-session-id").is_none() {
+            let _ = slot.owner.set(auth.token);
+        }
         let who: Identity = identity_from_headers(&auth.agent, &parts.headers)
             .map_err(|e| ErrorData::invalid_request(e, None))?;
         self.gateway
@@ -164,7 +180,66 @@ impl WardenHandler {
     }
 }
 
+/// Methods of MCP requests that rmcp reads into typed parameters: a request of one of them
+/// that reaches [`ServerHandler::on_custom_request`] had parameters rmcp could not read.
+const TYPED_METHODS: [&str; 12] = [
+    "initialize",
+    "ping",
+    "tools/call",
+    "tools/list",
+    "resources/read",
+    "resources/list",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/get",
+    "prompts/list",
+    "completion/complete",
+];
+
+/// Why the parameters of a `method` request could not be read, when they could not.
+fn invalid_params(method: &str, params: Option<&serde_json::Value>) -> String {
+    let why = match method {
+        "tools/call" => params
+            .map(|p| serde_json::from_value::<CallToolRequestParams>(p.clone()).err())
+            .unwrap_or_default()
+            .map(|e| e.to_string()),
+        "resources/read" => params
+            .map(|p| serde_json::from_value::<ReadResourceRequestParams>(p.clone()).err())
+            .unwrap_or_default()
+            .map(|e| e.to_string()),
+        "prompts/get" => params
+            .map(|p| serde_json::from_value::<GetPromptRequestParams>(p.clone()).err())
+            .unwrap_or_default()
+            .map(|e| e.to_string()),
+        _ => None,
+    };
+    match (params, why) {
+        (None, _) => format!("Invalid params: `{method}` needs params"),
+        (Some(_), Some(why)) => format!("Invalid params for `{method}`: {why}"),
+        (Some(_), None) => format!("Invalid params for `{method}`"),
+    }
+}
+
 impl ServerHandler for WardenHandler {
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if TYPED_METHODS.contains(&request.method.as_str()) {
+            return Err(ErrorData::invalid_params(
+                invalid_params(&request.method, request.params.as_ref()),
+                None,
+            ));
+        }
+        Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            request.method,
+            None,
+        ))
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()

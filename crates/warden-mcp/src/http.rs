@@ -24,8 +24,10 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::fastpath::{self, FastPath};
+use crate::front::{self, Front};
 use crate::gateway::{Gateway, Identity};
 use crate::handler::{WardenHandler, MISSION_HEADER, PRINCIPAL_HEADER, PURPOSE_HEADER};
+use crate::owners::Owners;
 use crate::GatewayError;
 
 /// The path MCP is served at.
@@ -61,7 +63,8 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+/// Whether two digests are equal, in time independent of where they differ.
+pub(crate) fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     let mut diff = 0u8;
     for (x, y) in a.iter().zip(b.iter()) {
         diff |= x ^ y;
@@ -146,10 +149,14 @@ pub async fn authenticate(
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return unauthorized("missing `Authorization: Bearer <token>`\n");
     };
-    let Some(token) = value.to_str().ok().and_then(|v| {
-        v.strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-    }) else {
+    // The scheme is case-insensitive (RFC 7235 §2.1); the token follows one or more spaces.
+    let Some(token) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
+    else {
         return unauthorized("the Authorization header must be `Bearer <token>`\n");
     };
     let Some(auth) = tokens.check(token.trim()) else {
@@ -185,8 +192,23 @@ pub fn identity_from_headers(agent: &str, headers: &HeaderMap) -> Result<Identit
     })
 }
 
-/// The axum router: `/mcp` behind the authentication layer.
+/// The axum router: `/mcp` behind the authentication layer, with the `tools/call` fast path.
 pub fn router(gateway: Arc<Gateway>, tokens: Tokens, cancel: CancellationToken) -> axum::Router {
+    router_with(gateway, tokens, cancel, true)
+}
+
+/// The axum router, with or without the `tools/call` fast path in front of rmcp (without it,
+/// rmcp answers every request; the answers are the same, which the tests hold both paths to).
+///
+/// Layers, outermost first: authentication ([`authenticate`]), the front door
+/// ([`crate::front::guard`]: session ownership, the initialization gate, malformed bodies),
+/// the fast path ([`fastpath::fast_call`]) when `fast_path`, and rmcp.
+pub fn router_with(
+    gateway: Arc<Gateway>,
+    tokens: Tokens,
+    cancel: CancellationToken,
+    fast_path: bool,
+) -> axum::Router {
     let serve = &gateway.settings().serve;
     let mut config = StreamableHttpServerConfig::default().with_cancellation_token(cancel);
     config.max_request_body_bytes = serve.max_message_bytes;
@@ -214,19 +236,26 @@ pub fn router(gateway: Arc<Gateway>, tokens: Tokens, cancel: CancellationToken) 
             sessions.clone(),
             config,
         );
+    let owners = Arc::new(Owners::default());
     let fast = Arc::new(FastPath {
         gateway: gateway.clone(),
         sessions,
         max_bytes: serve.max_message_bytes,
         allowed_hosts,
     });
-    tokio::spawn(fastpath::sweep(fast.clone(), stop));
-    axum::Router::new()
-        .nest_service(MCP_PATH, service)
-        .layer(axum::middleware::from_fn_with_state(
+    let front = Arc::new(Front {
+        owners: owners.clone(),
+        max_bytes: serve.max_message_bytes,
+    });
+    tokio::spawn(fastpath::sweep(fast.clone(), owners, stop));
+    let mut app = axum::Router::new().nest_service(MCP_PATH, service);
+    if fast_path {
+        app = app.layer(axum::middleware::from_fn_with_state(
             fast,
             fastpath::fast_call,
-        ))
+        ));
+    }
+    app.layer(axum::middleware::from_fn_with_state(front, front::guard))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(tokens),
             authenticate,

@@ -25,6 +25,10 @@
 //!   for the whole call so that a read's output is absorbed before the next call is decided).
 //! - [`handler`]: the rmcp `ServerHandler` the agent talks to.
 //! - [`stdio`] and [`http`]: the downstream transports (`warden proxy`, `warden serve`).
+//! - [`front`]: the layer in front of both HTTP paths: a session is served only for the token
+//!   that opened it ([`owners`]), requests wait for `notifications/initialized`, malformed
+//!   bodies get JSON-RPC errors.
+//! - [`naming`]: sessions are named in logs and texts by a keyed hash of their id.
 //! - [`fastpath`]: `warden serve` answers `tools/call` in an MCP session it already serves in
 //!   front of rmcp (same pipeline, one parse, one JSON response); everything else goes to rmcp.
 //!   `tools/call` to an `http://` upstream goes out as one JSON-RPC POST over kept-alive
@@ -45,10 +49,13 @@
 
 pub mod error;
 pub mod fastpath;
+pub mod front;
 pub mod gateway;
 pub mod handler;
 pub mod http;
 pub mod log;
+pub mod naming;
+pub mod owners;
 mod rawhttp;
 pub mod settings;
 pub mod stdio;

@@ -137,7 +137,8 @@ pub fn proxy(a: ProxyArgs) -> anyhow::Result<ExitCode> {
         };
         let session = gw.open_session(&id, &who, None)?;
         eprintln!(
-            "warden: proxy session `{id}`: agent `{}` for `{}` on mission `{}`; decisions in `{}`",
+            "warden: proxy session `{}`: agent `{}` for `{}` on mission `{}`; decisions in `{}`",
+            session.name(),
             who.agent,
             who.principal,
             who.template,
