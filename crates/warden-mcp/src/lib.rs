@@ -25,6 +25,9 @@
 //!   for the whole call so that a read's output is absorbed before the next call is decided).
 //! - [`handler`]: the rmcp `ServerHandler` the agent talks to.
 //! - [`stdio`] and [`http`]: the downstream transports (`warden proxy`, `warden serve`).
+//!   [`listener`] is `warden serve`'s accept loop: header, body and idle timeouts, and caps on
+//!   connections overall and per peer that shed the longest-idle connection first;
+//!   [`session_caps`] caps the MCP sessions open at once, overall and per agent.
 //! - [`fastpath`]: `warden serve` answers `tools/call` in an MCP session it already serves in
 //!   front of rmcp (same pipeline, one parse, one JSON response); everything else goes to rmcp.
 //!   `tools/call` to an `http://` upstream goes out as one JSON-RPC POST over kept-alive
@@ -48,8 +51,10 @@ pub mod fastpath;
 pub mod gateway;
 pub mod handler;
 pub mod http;
+pub mod listener;
 pub mod log;
 mod rawhttp;
+pub mod session_caps;
 pub mod settings;
 pub mod stdio;
 pub mod upstream;

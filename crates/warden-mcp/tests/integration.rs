@@ -18,6 +18,8 @@
 //!   a client leaving mid-call, garbage and oversized input on stdio (library and `warden proxy`).
 //! - `children`  — Acme as child processes (`acme-mcp`), and their scrubbed environment.
 //! - `config`    — the `[servers]` and `[serve]` tables: accepted forms and error messages.
+//! - `floods`    — `warden serve` under connection and session floods: header and idle
+//!   timeouts, connection caps that shed the longest-idle first, session caps.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -53,3 +55,6 @@ mod children;
 
 #[path = "integration/config.rs"]
 mod config;
+
+#[path = "integration/floods.rs"]
+mod floods;
