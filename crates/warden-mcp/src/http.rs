@@ -27,7 +27,9 @@ use crate::fastpath::{self, FastPath};
 use crate::front::{self, Front};
 use crate::gateway::{Gateway, Identity};
 use crate::handler::{WardenHandler, MISSION_HEADER, PRINCIPAL_HEADER, PURPOSE_HEADER};
+use crate::listener::{self, Limits};
 use crate::owners::Owners;
+use crate::session_caps::{self, SessionCaps};
 use crate::GatewayError;
 
 /// The path MCP is served at.
@@ -202,7 +204,9 @@ pub fn router(gateway: Arc<Gateway>, tokens: Tokens, cancel: CancellationToken) 
 ///
 /// Layers, outermost first: authentication ([`authenticate`]), the front door
 /// ([`crate::front::guard`]: session ownership, the initialization gate, malformed bodies),
-/// the fast path ([`fastpath::fast_call`]) when `fast_path`, and rmcp.
+/// the fast path ([`fastpath::fast_call`]) when `fast_path`, the session caps
+/// ([`session_caps::limit`]: `initialize` refused beyond `[serve] max_sessions` and
+/// `max_sessions_per_agent`), and rmcp.
 pub fn router_with(
     gateway: Arc<Gateway>,
     tokens: Tokens,
@@ -237,6 +241,12 @@ pub fn router_with(
             config,
         );
     let owners = Arc::new(Owners::default());
+    let caps = Arc::new(SessionCaps::new(
+        serve.max_sessions,
+        serve.max_sessions_per_agent,
+        serve.max_message_bytes,
+        sessions.clone(),
+    ));
     let fast = Arc::new(FastPath {
         gateway: gateway.clone(),
         sessions,
@@ -248,7 +258,12 @@ pub fn router_with(
         max_bytes: serve.max_message_bytes,
     });
     tokio::spawn(fastpath::sweep(fast.clone(), owners, stop));
-    let mut app = axum::Router::new().nest_service(MCP_PATH, service);
+    let mut app = axum::Router::new()
+        .nest_service(MCP_PATH, service)
+        .layer(axum::middleware::from_fn_with_state(
+            caps,
+            session_caps::limit,
+        ));
     if fast_path {
         app = app.layer(axum::middleware::from_fn_with_state(
             fast,
@@ -262,10 +277,11 @@ pub fn router_with(
         ))
 }
 
-/// Serve `gateway` on `listener` until `shutdown` completes.
+/// Serve `gateway` on `listener` until `shutdown` completes, with the timeouts and connection
+/// caps of `[serve]` ([`crate::listener`]).
 ///
 /// # Errors
-/// When accepting connections fails.
+/// When the server task fails.
 pub async fn serve(
     gateway: Arc<Gateway>,
     tokens: Tokens,
@@ -273,27 +289,20 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
     let cancel = CancellationToken::new();
+    let limits = Limits::from_settings(&gateway.settings().serve);
     let app = router(gateway, tokens, cancel.child_token());
     let stop = cancel.clone();
-    // Responses go out as soon as they are written (rmcp's SSE streams write the head and
-    // each event separately; with Nagle on, a kept-alive client would wait on each).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
     });
     // The accept loop runs on a runtime worker, not on the thread that called `serve`, so a
     // new connection is not a wake-up of that thread and a hand-off to a worker.
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                stop.cancel();
-            })
-            .await
-    });
+    let task = tokio::spawn(listener::serve(listener, app, limits, cancel.clone()));
     let served = task
         .await
         .map_err(|e| std::io::Error::other(format!("the HTTP server task failed: {e}")));
     cancel.cancel();
-    served??;
+    served?;
     Ok(())
 }

@@ -29,6 +29,9 @@
 //!   that opened it ([`owners`]), requests wait for `notifications/initialized`, malformed
 //!   bodies get JSON-RPC errors.
 //! - [`naming`]: sessions are named in logs and texts by a keyed hash of their id.
+//! - [`listener`] is `warden serve`'s accept loop: header, body and idle timeouts, and caps on
+//!   connections overall and per peer that shed the longest-idle connection first;
+//!   [`session_caps`] caps the MCP sessions open at once, overall and per agent.
 //! - [`fastpath`]: `warden serve` answers `tools/call` in an MCP session it already serves in
 //!   front of rmcp (same pipeline, one parse, one JSON response); everything else goes to rmcp.
 //!   `tools/call` to an `http://` upstream goes out as one JSON-RPC POST over kept-alive
@@ -53,10 +56,12 @@ pub mod front;
 pub mod gateway;
 pub mod handler;
 pub mod http;
+pub mod listener;
 pub mod log;
 pub mod naming;
 pub mod owners;
 mod rawhttp;
+pub mod session_caps;
 pub mod settings;
 pub mod stdio;
 pub mod upstream;

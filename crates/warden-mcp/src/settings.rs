@@ -16,7 +16,23 @@
 //! decision_log = "decisions.jsonl"   # relative to warden.toml
 //! allowed_hosts = ["warden.internal"] # Host headers accepted (default: loopback only)
 //! workers = 1                        # async worker threads of `warden serve` (default: one per core)
+//!
+//! # Hostile or broken clients (defaults shown)
+//! header_timeout_ms = 10000          # a request's head must arrive within this (from the connection,
+//!                                    # or from its first byte on a kept-alive connection)
+//! body_timeout_ms = 30000            # a request's whole body must arrive within this
+//! idle_timeout_ms = 60000            # a kept-alive connection with no request in progress is closed;
+//!                                    # an open SSE stream or a slow call is a request in progress
+//! max_connections = 4096             # connections held at once
+//! max_connections_per_peer = 256     # per client IPv4 address, or IPv6 /64
+//! max_sessions = 1024                # MCP sessions open at once (each holds an rmcp session)
+//! max_sessions_per_agent = 256       # per agent (bearer token)
 //! ```
+//!
+//! At a connection cap, `warden serve` closes the connection that has been idle longest (no
+//! request in progress, or never a byte sent) to make room; when every connection is busy, the new
+//! one gets `503` and is closed. At a session cap, `initialize` gets HTTP 503 with a JSON-RPC
+//! error naming the cap; a session frees its slot when it is closed (`DELETE`) or reaped idle.
 //!
 //! Like the rest of the configuration, every problem is reported at once, with its line.
 
@@ -38,6 +54,20 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
 pub const MAX_WORKERS: usize = 1024;
 /// Default listen address of `warden serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default time for a request's head to arrive.
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// Default time for a request's body to arrive.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 30_000;
+/// Default time a kept-alive connection may wait for its next request.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Default cap on connections held at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default cap on connections from one peer (IPv4 address or IPv6 /64).
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 256;
+/// Default cap on MCP sessions open at once.
+pub const DEFAULT_MAX_SESSIONS: usize = 1024;
+/// Default cap on MCP sessions of one agent.
+pub const DEFAULT_MAX_SESSIONS_PER_AGENT: usize = 256;
 
 /// How to reach an upstream server.
 #[derive(Clone)]
@@ -117,6 +147,21 @@ pub struct ServeSettings {
     /// Async worker threads of `warden serve`; `None` is one per core. On a machine Warden
     /// shares with its clients or upstreams, fewer workers wake each other less (BENCHMARKS.md).
     pub workers: Option<usize>,
+    /// A request's head must arrive within this: from the connection's start, or on a kept-alive
+    /// connection from the head's first byte.
+    pub header_timeout: Duration,
+    /// A request's whole body must arrive within this from its head.
+    pub body_timeout: Duration,
+    /// A kept-alive connection with no request in progress is closed after this.
+    pub idle_timeout: Duration,
+    /// Connections held at once.
+    pub max_connections: usize,
+    /// Connections held at once from one peer (an IPv4 address, or an IPv6 /64).
+    pub max_connections_per_peer: usize,
+    /// MCP sessions open at once.
+    pub max_sessions: usize,
+    /// MCP sessions open at once per agent.
+    pub max_sessions_per_agent: usize,
 }
 
 impl Default for ServeSettings {
@@ -127,6 +172,13 @@ impl Default for ServeSettings {
             decision_log: None,
             allowed_hosts: Vec::new(),
             workers: None,
+            header_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
+            body_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
+            idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_sessions_per_agent: DEFAULT_MAX_SESSIONS_PER_AGENT,
         }
     }
 }
@@ -150,6 +202,13 @@ const SERVE_KEYS: &[&str] = &[
     "decision_log",
     "allowed_hosts",
     "workers",
+    "header_timeout_ms",
+    "body_timeout_ms",
+    "idle_timeout_ms",
+    "max_connections",
+    "max_connections_per_peer",
+    "max_sessions",
+    "max_sessions_per_agent",
 ];
 
 /// True for names usable as a server name (`[A-Za-z0-9_-]+`): a dot would make `server.tool`
@@ -468,5 +527,50 @@ fn parse_serve(cx: &mut Ctx<'_>, t: &toml::map::Map<String, Value>, base: &Path)
             format!("serve.workers must be a whole number of threads between 1 and {MAX_WORKERS}"),
         ),
     }
+    parse_limits(cx, t, &mut s);
     s
+}
+
+/// The most any `[serve]` count or millisecond limit may be.
+const MAX_LIMIT: u64 = 3_600_000;
+
+/// The timeouts and caps of `[serve]`: whole numbers between 1 and [`MAX_LIMIT`].
+fn parse_limits(cx: &mut Ctx<'_>, t: &toml::map::Map<String, Value>, s: &mut ServeSettings) {
+    let mut whole = |key: &str, unit: &str| -> Option<u64> {
+        match t.get(key)? {
+            Value::Integer(n) if (1..=MAX_LIMIT as i64).contains(n) => Some(*n as u64),
+            _ => {
+                cx.push(
+                    &["serve"],
+                    Some(key),
+                    format!(
+                        "serve.{key} must be a whole number of {unit} between 1 and {MAX_LIMIT}"
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let ms = Duration::from_millis;
+    if let Some(n) = whole("header_timeout_ms", "milliseconds") {
+        s.header_timeout = ms(n);
+    }
+    if let Some(n) = whole("body_timeout_ms", "milliseconds") {
+        s.body_timeout = ms(n);
+    }
+    if let Some(n) = whole("idle_timeout_ms", "milliseconds") {
+        s.idle_timeout = ms(n);
+    }
+    if let Some(n) = whole("max_connections", "connections") {
+        s.max_connections = n as usize;
+    }
+    if let Some(n) = whole("max_connections_per_peer", "connections") {
+        s.max_connections_per_peer = n as usize;
+    }
+    if let Some(n) = whole("max_sessions", "sessions") {
+        s.max_sessions = n as usize;
+    }
+    if let Some(n) = whole("max_sessions_per_agent", "sessions") {
+        s.max_sessions_per_agent = n as usize;
+    }
 }

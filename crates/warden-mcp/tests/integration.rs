@@ -20,6 +20,8 @@
 //!   before `initialize`) each answered, and the session serving after (library and `warden proxy`).
 //! - `children`  — Acme as child processes (`acme-mcp`), and their scrubbed environment.
 //! - `config`    — the `[servers]` and `[serve]` tables: accepted forms and error messages.
+//! - `floods`    — `warden serve` under connection and session floods: header and idle
+//!   timeouts, connection caps that shed the longest-idle first, session caps.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -58,3 +60,5 @@ mod config;
 
 #[path = "integration/stdio_input.rs"]
 mod stdio_input;
+#[path = "integration/floods.rs"]
+mod floods;

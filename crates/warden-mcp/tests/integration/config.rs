@@ -139,3 +139,48 @@ fn no_servers_table_is_fine() {
     assert_eq!(s.serve.listen, "127.0.0.1:8080");
     assert_eq!(s.serve.workers, None);
 }
+
+#[test]
+fn serve_timeouts_and_caps_are_read_and_checked() {
+    let s = settings(
+        r#"
+[serve]
+header_timeout_ms = 2000
+body_timeout_ms = 3000
+idle_timeout_ms = 4000
+max_connections = 100
+max_connections_per_peer = 10
+max_sessions = 50
+max_sessions_per_agent = 5
+"#,
+    )
+    .unwrap();
+    assert_eq!(s.serve.header_timeout, Duration::from_secs(2));
+    assert_eq!(s.serve.body_timeout, Duration::from_secs(3));
+    assert_eq!(s.serve.idle_timeout, Duration::from_secs(4));
+    assert_eq!(s.serve.max_connections, 100);
+    assert_eq!(s.serve.max_connections_per_peer, 10);
+    assert_eq!(s.serve.max_sessions, 50);
+    assert_eq!(s.serve.max_sessions_per_agent, 5);
+    let d = settings("").unwrap().serve;
+    assert_eq!(
+        (d.header_timeout, d.idle_timeout, d.max_connections),
+        (Duration::from_secs(10), Duration::from_secs(60), 4096)
+    );
+    let err = settings(
+        r#"
+[serve]
+header_timeout_ms = 0
+max_connections = "many"
+max_sessions_per_agent = -1
+"#,
+    )
+    .unwrap_err();
+    for needle in [
+        "serve.header_timeout_ms must be a whole number of milliseconds between 1 and 3600000",
+        "serve.max_connections must be a whole number of connections",
+        "serve.max_sessions_per_agent must be a whole number of sessions",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
+    }
+}
