@@ -16,6 +16,10 @@
 //!   everything it cannot check left to rmcp; HTTP upstream sessions reopened when lost.
 //! - `robust`    — upstream crash and restart (in process and `kill -9` of a child), timeouts,
 //!   a client leaving mid-call, garbage and oversized input on stdio (library and `warden proxy`).
+//! - `stdio_faults` — a hung child upstream is cancelled, health-checked and restarted; a result
+//!   over `max_result_bytes` is refused with its size (a misbehaving Python MCP server).
+//! - `http_faults` — an HTTP upstream's invalid JSON, error status, wrong id, oversized and
+//!   malformed results each get their own error.
 //! - `children`  — Acme as child processes (`acme-mcp`), and their scrubbed environment.
 //! - `config`    — the `[servers]` and `[serve]` tables: accepted forms and error messages.
 
@@ -47,6 +51,12 @@ mod fastpath;
 
 #[path = "integration/robust.rs"]
 mod robust;
+
+#[path = "integration/stdio_faults.rs"]
+mod stdio_faults;
+
+#[path = "integration/http_faults.rs"]
+mod http_faults;
 
 #[path = "integration/children.rs"]
 mod children;
