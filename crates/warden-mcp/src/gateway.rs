@@ -23,7 +23,7 @@ use warden_core::model::{Reason, Stage};
 use warden_core::session::SessionState;
 use warden_core::{Breakers, Call, Decided, Decision, Engine, Outcome, Permitted};
 
-use crate::log::{DecisionLog, EntryKind, LogEntry, LogError};
+use crate::log::{DecisionLog, EntryKind, LogEntry, LogError, OutcomeEntry};
 use crate::settings::GatewaySettings;
 use crate::upstream::{Upstream, UpstreamError, UpstreamStatus};
 
@@ -555,6 +555,33 @@ impl Gateway {
         }
     }
 
+    /// Append what came of the forward `decision` allowed (`outcome` and a short `reason`).
+    /// The reply does not wait for it: on a log that blocks, it is appended on the blocking
+    /// pool.
+    fn record_outcome(&self, decision: &Decision, outcome: &str, reason: String) {
+        let entry = OutcomeEntry {
+            kind: EntryKind::Outcome,
+            decision_id: decision.id.clone(),
+            tool: decision.tool.clone(),
+            outcome: outcome.to_string(),
+            reason,
+            at_ms: u64::try_from(crate::now_ms()).unwrap_or(0),
+        };
+        let append = {
+            let log = self.log.clone();
+            move || {
+                if let Err(e) = log.append_outcome(&entry) {
+                    tracing::error!("decision log: cannot record an outcome: {e}");
+                }
+            }
+        };
+        if self.log.blocking() {
+            drop(tokio::task::spawn_blocking(append));
+        } else {
+            append();
+        }
+    }
+
     /// Decide `call` for `session`, log it, commit it; returns the logged decision and, when
     /// allowed, the permitted call. `Err` carries the refusal to return when logging failed.
     async fn decide(
@@ -658,12 +685,21 @@ impl Gateway {
         };
         let result = match up.call(&p, cancel).await {
             Ok(r) => {
+                let outcome = if r.is_error == Some(true) {
+                    "tool-error"
+                } else {
+                    "result"
+                };
+                self.record_outcome(&decision, outcome, String::new());
                 let text = result_text(&r);
                 let SessionInner { state, usage } = &mut *inner;
                 self.engine.absorb(&p, &text, state, usage, crate::now_ms());
                 r
             }
-            Err(e) => upstream_failure(&decision, &e),
+            Err(e) => {
+                self.record_outcome(&decision, e.code(), e.to_string());
+                upstream_failure(&decision, &e)
+            }
         };
         CallOutcome {
             decision: Some(decision),
@@ -796,9 +832,16 @@ impl Gateway {
         let up = self.upstreams.get(&p.get().server).ok_or_else(|| {
             ErrorData::internal_error(format!("the upstream of this {what} is gone"), None)
         })?;
-        let r = send(up, &p)
-            .await
-            .map_err(|e| upstream_error_data(&decision, &e))?;
+        let r = match send(up, &p).await {
+            Ok(r) => {
+                self.record_outcome(&decision, "result", String::new());
+                r
+            }
+            Err(e) => {
+                self.record_outcome(&decision, e.code(), e.to_string());
+                return Err(upstream_error_data(&decision, &e));
+            }
+        };
         let text = text_of(&r);
         let SessionInner { state, usage } = &mut *inner;
         self.engine.absorb(&p, &text, state, usage, crate::now_ms());

@@ -70,10 +70,11 @@ pub use error::GatewayError;
 pub use gateway::{Gateway, Identity, Session};
 pub use handler::WardenHandler;
 pub use log::{
-    DecisionLog, EntryKind, JsonlLog, LogEntry, LogError, MemoryLog, INLINE_WRITE_LIMIT,
+    DecisionLog, EntryKind, JsonlLog, LogEntry, LogError, MemoryLog, OutcomeEntry,
+    INLINE_WRITE_LIMIT,
 };
 pub use settings::{GatewaySettings, ServeSettings, Transport, UpstreamSettings};
-pub use upstream::{Connector, Upstream, UpstreamStatus};
+pub use upstream::{Connector, Upstream, UpstreamError, UpstreamStatus};
 
 /// Milliseconds since the Unix epoch (the gateway owns the clock; the core is handed the time).
 pub fn now_ms() -> i64 {

@@ -13,6 +13,11 @@
 //! [`INLINE_WRITE_LIMIT`]. It starts out blocking, so a slow disk never stalls an async worker
 //! for more than the one write that shows it is slow.
 //!
+//! After an allowed call is forwarded, an [`OutcomeEntry`] (`"kind": "outcome"`) records what
+//! came of it — a result, an upstream error, a timeout, a cancellation — under the decision's
+//! id. It is appended after the reply is on its way, and need not be durable before it: the
+//! decision was.
+//!
 //! The tamper-evident audit chain (DESIGN §1) belongs to the store; this log is the gateway's
 //! own durable record and the first consumer of [`LogEntry`].
 
@@ -36,6 +41,28 @@ pub enum EntryKind {
     /// the catalog, outside the ceiling or mission, or not served by the upstream). Always a
     /// deny; kept distinct so that probing is visible.
     Unexposed,
+    /// What came of a forwarded call ([`OutcomeEntry`]).
+    Outcome,
+}
+
+/// One line recording what came of a forwarded call, after its decision's line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeEntry {
+    /// Always [`EntryKind::Outcome`].
+    pub kind: EntryKind,
+    /// The decision that allowed the call.
+    pub decision_id: String,
+    /// The tool, as the agent named it.
+    pub tool: String,
+    /// `result`, or the kind of failure: `timeout`, `cancelled`, `too-large`, `http-status`,
+    /// `invalid-json`, `wrong-id`, `malformed`, `exited`, `down`, `restarting`, `unreachable`,
+    /// `upstream-error`, `unsupported`.
+    pub outcome: String,
+    /// A short reason (the error's message); empty for a result.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// When the forward ended (Unix milliseconds).
+    pub at_ms: u64,
 }
 
 /// One line of the decision log: the kind and the decision, flattened.
@@ -83,6 +110,10 @@ pub trait DecisionLog: Send + Sync + 'static {
     /// Append one entry durably. May block on I/O: the gateway calls it off the async workers
     /// when [`DecisionLog::blocking`] is true.
     fn append(&self, entry: &LogEntry) -> Result<(), LogError>;
+
+    /// Append what came of a forwarded call. The gateway calls it as it calls `append`, but
+    /// does not wait for it before replying.
+    fn append_outcome(&self, entry: &OutcomeEntry) -> Result<(), LogError>;
 
     /// Whether `append` can block long enough that it should run off the async workers. Asked
     /// before every append; the answer may change as the log learns how fast its medium is.
@@ -232,8 +263,9 @@ impl JsonlLog {
     }
 }
 
-impl DecisionLog for JsonlLog {
-    fn append(&self, entry: &LogEntry) -> Result<(), LogError> {
+impl JsonlLog {
+    /// Append one serialized entry as a line, durably (group commit).
+    fn append_value(&self, entry: &impl Serialize) -> Result<(), LogError> {
         let mut line = serde_json::to_vec(entry).map_err(|e| LogError::Serialize(e.to_string()))?;
         line.push(b'\n');
         let path = || self.path.display().to_string();
@@ -282,6 +314,16 @@ impl DecisionLog for JsonlLog {
             }
         }
     }
+}
+
+impl DecisionLog for JsonlLog {
+    fn append(&self, entry: &LogEntry) -> Result<(), LogError> {
+        self.append_value(entry)
+    }
+
+    fn append_outcome(&self, entry: &OutcomeEntry) -> Result<(), LogError> {
+        self.append_value(entry)
+    }
 
     fn blocking(&self) -> bool {
         self.write_time() > INLINE_WRITE_LIMIT
@@ -292,6 +334,7 @@ impl DecisionLog for JsonlLog {
 #[derive(Debug, Default)]
 pub struct MemoryLog {
     entries: Mutex<Vec<LogEntry>>,
+    outcomes: Mutex<Vec<OutcomeEntry>>,
     failing: AtomicBool,
 }
 
@@ -304,6 +347,11 @@ impl MemoryLog {
     /// Every entry appended so far.
     pub fn entries(&self) -> Vec<LogEntry> {
         lock(&self.entries).clone()
+    }
+
+    /// Every outcome appended so far.
+    pub fn outcomes(&self) -> Vec<OutcomeEntry> {
+        lock(&self.outcomes).clone()
     }
 
     /// How many entries were appended.
@@ -330,6 +378,16 @@ impl DecisionLog for MemoryLog {
             ));
         }
         lock(&self.entries).push(entry.clone());
+        Ok(())
+    }
+
+    fn append_outcome(&self, entry: &OutcomeEntry) -> Result<(), LogError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(LogError::Unavailable(
+                "the test log was told to fail".into(),
+            ));
+        }
+        lock(&self.outcomes).push(entry.clone());
         Ok(())
     }
 

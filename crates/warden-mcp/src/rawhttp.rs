@@ -7,13 +7,18 @@
 //! says the session is gone). It reads a JSON or an SSE response, answers `ping` from the
 //! upstream, refuses every other request an upstream makes of the client, and sends
 //! `notifications/cancelled` when a call is abandoned (timeout, client gone).
+//!
+//! Every failure is reported as what it is ([`UpstreamError`]): the upstream cannot be reached,
+//! answers an HTTP error status, invalid JSON, another request's id or a malformed result, or a
+//! response over `max_result_bytes`. SSE is parsed by `sse-stream`, in one pass.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use http::header::{ACCEPT, CONTENT_TYPE, HOST};
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -23,6 +28,7 @@ use hyper_util::rt::TokioIo;
 use rmcp::model::{CallToolResult, ErrorCode, ErrorData, JsonObject};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sse_stream::SseStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -328,10 +334,59 @@ impl RawHttp {
         })
     }
 
-    fn closed(&self, why: impl std::fmt::Display) -> UpstreamError {
-        tracing::warn!(upstream = %self.name, "call failed: {why}");
-        UpstreamError::Closed {
+    fn unreachable(&self, why: impl std::fmt::Display) -> UpstreamError {
+        UpstreamError::Unreachable {
             name: self.name.clone(),
+            detail: why.to_string(),
+        }
+    }
+
+    fn malformed(&self, why: impl std::fmt::Display) -> UpstreamError {
+        UpstreamError::Malformed {
+            name: self.name.clone(),
+            detail: why.to_string(),
+        }
+    }
+
+    fn too_large(&self, size: Option<u64>) -> UpstreamError {
+        UpstreamError::TooLarge {
+            name: self.name.clone(),
+            limit: self.max_bytes,
+            size,
+        }
+    }
+
+    fn status(&self, status: StatusCode, body: &[u8]) -> UpstreamError {
+        let body = String::from_utf8_lossy(body.get(..200).unwrap_or(body));
+        UpstreamError::HttpStatus {
+            name: self.name.clone(),
+            status: status.as_u16(),
+            body: body.trim().to_string(),
+        }
+    }
+
+    /// Why `text` (which did not parse as a response to request `id`) is not one.
+    fn unreadable(&self, text: &[u8], id: u64, e: &serde_json::Error) -> UpstreamError {
+        let v: Value = match serde_json::from_slice(text) {
+            Ok(v) => v,
+            Err(e) => {
+                return UpstreamError::InvalidJson {
+                    name: self.name.clone(),
+                    detail: e.to_string(),
+                }
+            }
+        };
+        match v.get("id") {
+            Some(got) if got.as_u64() != Some(id) => self.wrong_id(id, Some(got)),
+            _ => self.malformed(e),
+        }
+    }
+
+    fn wrong_id(&self, id: u64, got: Option<&Value>) -> UpstreamError {
+        UpstreamError::WrongId {
+            name: self.name.clone(),
+            expected: id.to_string(),
+            got: got.map_or_else(|| "none".to_string(), Value::to_string),
         }
     }
 
@@ -382,13 +437,13 @@ impl RawHttp {
             method: "initialize",
             params,
         })
-        .map_err(|e| self.closed(e))?;
+        .map_err(|e| self.unreachable(e))?;
         let version = HeaderValue::from_static(PROTOCOL_VERSION);
         let (resp, conn) = self
             .pool
             .post(&[(VERSION_HEADER, &version)], body.into())
             .await
-            .map_err(|e| self.closed(e))?;
+            .map_err(|e| self.unreachable(e))?;
         let pending = RawSession {
             id: resp.headers().get(SESSION_HEADER).cloned(),
             version,
@@ -396,10 +451,10 @@ impl RawHttp {
         let init: InitResult = match self.read::<InitResult>(resp, conn, id, &pending).await? {
             Posted::Done(Ok(r)) => r,
             Posted::Done(Err(e)) => return Err(self.protocol(e)),
-            Posted::SessionGone => return Err(self.closed("initialize was answered 404")),
+            Posted::SessionGone => return Err(self.status(StatusCode::NOT_FOUND, b"")),
         };
         let version = HeaderValue::from_str(&init.protocol_version)
-            .map_err(|_| self.closed("the negotiated protocol version is not a header value"))?;
+            .map_err(|_| self.malformed("the negotiated protocol version is not a header value"))?;
         let session = RawSession {
             id: pending.id,
             version,
@@ -409,12 +464,12 @@ impl RawHttp {
             .pool
             .post(&Self::headers(&session), note)
             .await
-            .map_err(|e| self.closed(e))?;
+            .map_err(|e| self.unreachable(e))?;
         let status = resp.status();
-        let _ = self.body(resp.into_body(), &mut conn).await;
+        let body = self.body(resp.into_body(), &mut conn).await;
         self.pool.give_back(conn);
         if !status.is_success() {
-            return Err(self.closed(format!("notifications/initialized was answered {status}")));
+            return Err(self.status(status, &body.unwrap_or_default()));
         }
         Ok(session)
     }
@@ -457,7 +512,7 @@ impl RawHttp {
                     arguments: args,
                 },
             })
-            .map_err(|e| self.closed(e))?;
+            .map_err(|e| self.unreachable(e))?;
             let mut guard = Abandon {
                 raw: self,
                 session: session.clone(),
@@ -468,7 +523,7 @@ impl RawHttp {
                 .pool
                 .post(&Self::headers(&session), body.into())
                 .await
-                .map_err(|e| self.closed(e))?;
+                .map_err(|e| self.unreachable(e))?;
             let posted = self
                 .read::<CallToolResult>(resp, sender, id, &session)
                 .await;
@@ -482,7 +537,10 @@ impl RawHttp {
                 Posted::SessionGone => break,
             }
         }
-        Err(self.closed("the upstream lost the new session too"))
+        Err(self.status(
+            StatusCode::NOT_FOUND,
+            b"the upstream lost the new session too",
+        ))
     }
 
     /// Read the response to request `id`: a JSON body, or an SSE stream up to the response.
@@ -521,71 +579,81 @@ impl RawHttp {
         if !content_type.starts_with("text/event-stream") {
             let bytes = self.body(body, conn).await?;
             return match serde_json::from_slice::<Incoming<R>>(&bytes) {
-                Ok(m) => self.settle(m, id).ok_or_else(|| {
-                    self.closed(format!(
-                        "HTTP {status}: the response does not answer request {id}"
-                    ))
-                }),
-                Err(e) if status.is_success() => {
-                    Err(self.closed(format!("HTTP {status}: unreadable JSON-RPC response: {e}")))
-                }
-                Err(_) => Err(self.closed(format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(bytes.get(..200).unwrap_or(&bytes))
-                ))),
+                Ok(m) => self.settle(m, id),
+                Err(_) if !status.is_success() => Err(self.status(status, &bytes)),
+                Err(e) => Err(self.unreadable(&bytes, id, &e)),
             };
         }
-        let mut buf: Vec<u8> = Vec::new();
-        let mut read = 0usize;
-        loop {
-            while let Some((event, rest)) = split_event(&buf) {
-                let data = event_data(buf.get(..event).unwrap_or_default());
-                buf.drain(..rest);
-                if data.is_empty() {
-                    continue;
-                }
-                let m = serde_json::from_slice::<Incoming<R>>(&data)
-                    .map_err(|e| self.closed(format!("unreadable SSE event: {e}")))?;
-                if let Some(done) = self.settle_or_answer(m, id, session) {
-                    // The stream should end right after the response; then the connection
-                    // is reused.
-                    let _ = tokio::time::timeout(DRAIN_LIMIT, async {
-                        while let Some(Ok(_)) = conn.frame(&mut body).await {}
-                    })
-                    .await;
-                    return Ok(done);
-                }
-            }
-            match conn.frame(&mut body).await {
-                Some(Ok(frame)) => {
-                    if let Ok(chunk) = frame.into_data() {
-                        read += chunk.len();
-                        if read > self.max_bytes {
-                            return Err(self.closed(format!(
-                                "the response is larger than {} bytes",
-                                self.max_bytes
-                            )));
+        if !status.is_success() {
+            return Err(self.status(status, b""));
+        }
+        let max = self.max_bytes;
+        let over = AtomicBool::new(false);
+        let chunks = futures_util::stream::unfold(
+            (&mut *conn, &mut body, 0usize, &over),
+            move |(conn, body, read, over)| async move {
+                loop {
+                    match conn.frame(body).await? {
+                        Err(e) => {
+                            let e = std::io::Error::other(e);
+                            return Some((Err(e), (conn, body, read, over)));
                         }
-                        buf.extend_from_slice(&chunk);
+                        Ok(frame) => {
+                            if let Ok(chunk) = frame.into_data() {
+                                let read = read + chunk.len();
+                                if read > max {
+                                    over.store(true, Ordering::Relaxed);
+                                    return None;
+                                }
+                                return Some((Ok(chunk), (conn, body, read, over)));
+                            }
+                        }
                     }
                 }
-                Some(Err(e)) => return Err(self.closed(e)),
-                None => return Err(self.closed("the event stream ended without a response")),
+            },
+        );
+        let mut events = std::pin::pin!(SseStream::from_bytes_stream(Box::pin(chunks)));
+        let mut done = None;
+        while let Some(event) = events.next().await {
+            let event =
+                event.map_err(|e| self.unreachable(format!("reading the event stream: {e}")))?;
+            let Some(data) = event.data.filter(|d| !d.is_empty()) else {
+                continue;
+            };
+            let m = serde_json::from_str::<Incoming<R>>(&data)
+                .map_err(|e| self.unreadable(data.as_bytes(), id, &e))?;
+            if let Some(posted) = self.settle_or_answer(m, id, session) {
+                done = Some(posted?);
+                break;
             }
         }
+        if let Some(done) = done {
+            // The stream should end right after the response; then the connection is reused.
+            let _ = tokio::time::timeout(DRAIN_LIMIT, async {
+                while let Some(Ok(_)) = events.next().await {}
+            })
+            .await;
+            return Ok(done);
+        }
+        drop(events);
+        if over.load(Ordering::Relaxed) {
+            return Err(self.too_large(None));
+        }
+        Err(self.malformed("the event stream ended without a response"))
     }
 
     /// The whole body, bounded.
     async fn body(&self, mut body: Body, conn: &mut Conn) -> Result<Vec<u8>, UpstreamError> {
+        let announced = hyper::body::Body::size_hint(&body).exact();
+        if announced.is_some_and(|n| n > self.max_bytes as u64) {
+            return Err(self.too_large(announced));
+        }
         let mut out = Vec::new();
         while let Some(frame) = conn.frame(&mut body).await {
-            let frame = frame.map_err(|e| self.closed(e))?;
+            let frame = frame.map_err(|e| self.unreachable(e))?;
             if let Ok(chunk) = frame.into_data() {
                 if out.len() + chunk.len() > self.max_bytes {
-                    return Err(self.closed(format!(
-                        "the response is larger than {} bytes",
-                        self.max_bytes
-                    )));
+                    return Err(self.too_large(None));
                 }
                 out.extend_from_slice(&chunk);
             }
@@ -593,18 +661,22 @@ impl RawHttp {
         Ok(out)
     }
 
-    /// The outcome when `m` answers request `id`.
-    fn settle<R>(&self, m: Incoming<R>, id: u64) -> Option<Posted<R>> {
-        if m.method.is_some() || m.id.as_ref().and_then(Value::as_u64) != Some(id) {
-            return None;
+    /// The outcome when `m` is the response to request `id`.
+    fn settle<R>(&self, m: Incoming<R>, id: u64) -> Result<Posted<R>, UpstreamError> {
+        if m.method.is_some() {
+            return Err(self.malformed("a request or notification came instead of the response"));
+        }
+        if m.id.as_ref().and_then(Value::as_u64) != Some(id) {
+            // An error about an unreadable request may come without an id.
+            if let (None, Some(e)) = (&m.id, m.error) {
+                return Ok(Posted::Done(Err(e)));
+            }
+            return Err(self.wrong_id(id, m.id.as_ref()));
         }
         match (m.result, m.error) {
-            (_, Some(e)) => Some(Posted::Done(Err(e))),
-            (Some(r), None) => Some(Posted::Done(Ok(r))),
-            (None, None) => Some(Posted::Done(Err(ErrorData::internal_error(
-                "the response has neither a result nor an error",
-                None,
-            )))),
+            (_, Some(e)) => Ok(Posted::Done(Err(e))),
+            (Some(r), None) => Ok(Posted::Done(Ok(r))),
+            (None, None) => Err(self.malformed("the response has neither a result nor an error")),
         }
     }
 
@@ -615,8 +687,12 @@ impl RawHttp {
         m: Incoming<R>,
         id: u64,
         session: &RawSession,
-    ) -> Option<Posted<R>> {
-        if let (Some(method), Some(req_id)) = (&m.method, &m.id) {
+    ) -> Option<Result<Posted<R>, UpstreamError>> {
+        if let Some(method) = &m.method {
+            let Some(req_id) = &m.id else {
+                // A notification (progress, logging) on the stream: not relayed.
+                return None;
+            };
             let reply = if method == "ping" {
                 serde_json::json!({ "jsonrpc": "2.0", "id": req_id, "result": {} })
             } else {
@@ -630,7 +706,7 @@ impl RawHttp {
             self.notify(session, &reply);
             return None;
         }
-        self.settle(m, id)
+        Some(self.settle(m, id))
     }
 }
 
@@ -654,56 +730,5 @@ impl Drop for Abandon<'_> {
             "params": { "requestId": self.id, "reason": "Warden abandoned the call (timeout or the client went away)" },
         });
         self.raw.notify(&self.session, &note);
-    }
-}
-
-/// The end of the first complete SSE event in `buf` and where the next begins.
-fn split_event(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            if buf.get(i + 1) == Some(&b'\n') {
-                return Some((i, i + 2));
-            }
-            if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
-                return Some((i, i + 3));
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-/// The `data` of one SSE event (its `data:` lines joined with newlines).
-fn event_data(event: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for line in event.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(d) = line.strip_prefix(b"data:") {
-            let d = d.strip_prefix(b" ").unwrap_or(d);
-            if !out.is_empty() {
-                out.push(b'\n');
-            }
-            out.extend_from_slice(d);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-#[allow(clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sse_events_are_split_and_joined() {
-        let buf = b"id: 0\nretry: 3000\ndata: \n\ndata: {\"a\":\ndata: 1}\r\n\r\nrest";
-        let (end, next) = split_event(buf).expect("first event");
-        assert!(event_data(&buf[..end]).is_empty());
-        let rest = &buf[next..];
-        let (end, next) = split_event(rest).expect("second event");
-        assert_eq!(event_data(&rest[..end]), b"{\"a\":\n1}");
-        assert_eq!(&rest[next..], b"rest");
-        assert!(split_event(b"data: incomplete\n").is_none());
     }
 }

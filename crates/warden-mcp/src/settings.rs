@@ -6,6 +6,7 @@
 //! args = ["--server", "forum"]
 //! env = { RUST_LOG = "warn" }        # added to the child's environment
 //! timeout_ms = 10000                 # per call (default 10000)
+//! max_result_bytes = 8388608         # largest result passed on (default 8388608 = 8 MiB)
 //!
 //! [servers.remote]
 //! url = "http://127.0.0.1:8931/mcp"  # streamable HTTP
@@ -34,6 +35,11 @@
 //! one gets `503` and is closed. At a session cap, `initialize` gets HTTP 503 with a JSON-RPC
 //! error naming the cap; a session frees its slot when it is closed (`DELETE`) or reaped idle.
 //!
+//! A call that gets no answer within `timeout_ms` is cancelled upstream; if the upstream then
+//! fails a `ping` too, it is killed and restarted, and calls to it fail at once meanwhile. A
+//! result (one JSON-RPC message) larger than `max_result_bytes` (1 KiB to 1 GiB) is refused with
+//! an error that names the limit and the size, and never passed on.
+//!
 //! Like the rest of the configuration, every problem is reported at once, with its line.
 
 use std::collections::BTreeMap;
@@ -48,6 +54,8 @@ use crate::upstream::Connector;
 
 /// Default per-call timeout of an upstream.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// Default largest result accepted from an upstream (one JSON-RPC message): 8 MiB.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 8 << 20;
 /// Default largest message accepted from a client.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
 /// The most async worker threads `[serve] workers` may ask for.
@@ -114,6 +122,8 @@ pub struct UpstreamSettings {
     pub transport: Transport,
     /// Per-call timeout.
     pub timeout: Duration,
+    /// Largest result (one JSON-RPC message) passed on; larger ones are refused.
+    pub max_result_bytes: usize,
 }
 
 impl UpstreamSettings {
@@ -123,7 +133,24 @@ impl UpstreamSettings {
             name: name.into(),
             transport: Transport::InProcess(connector),
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
+    }
+
+    /// An upstream reached over `transport`, with the default timeout and result limit.
+    pub fn new(name: impl Into<String>, transport: Transport) -> Self {
+        UpstreamSettings {
+            name: name.into(),
+            transport,
+            timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+        }
+    }
+
+    /// The same upstream with another result limit.
+    pub fn with_max_result_bytes(mut self, max: usize) -> Self {
+        self.max_result_bytes = max;
+        self
     }
 
     /// The same upstream with another per-call timeout.
@@ -195,7 +222,14 @@ pub struct GatewaySettings {
     pub warnings: Vec<String>,
 }
 
-const SERVER_KEYS: &[&str] = &["command", "args", "env", "url", "timeout_ms"];
+const SERVER_KEYS: &[&str] = &[
+    "command",
+    "args",
+    "env",
+    "url",
+    "timeout_ms",
+    "max_result_bytes",
+];
 const SERVE_KEYS: &[&str] = &[
     "listen",
     "max_message_bytes",
@@ -402,6 +436,18 @@ fn parse_server(cx: &mut Ctx<'_>, name: &str, v: &Value) -> Option<UpstreamSetti
             DEFAULT_TIMEOUT_MS
         }
     };
+    let max_result_bytes = match t.get("max_result_bytes") {
+        None => DEFAULT_MAX_RESULT_BYTES,
+        Some(Value::Integer(n)) if *n >= 1024 && *n <= (1 << 30) => *n as usize,
+        Some(_) => {
+            cx.push(
+                &path,
+                Some("max_result_bytes"),
+                format!("servers.{name}.max_result_bytes must be a whole number of bytes between 1024 and 1073741824"),
+            );
+            DEFAULT_MAX_RESULT_BYTES
+        }
+    };
     let transport = match (command, url) {
         (Some(_), Some(_)) => {
             cx.push(
@@ -447,6 +493,7 @@ fn parse_server(cx: &mut Ctx<'_>, name: &str, v: &Value) -> Option<UpstreamSetti
         name: name.to_string(),
         transport,
         timeout: Duration::from_millis(timeout_ms),
+        max_result_bytes,
     })
 }
 

@@ -18,6 +18,10 @@
 //!   a client leaving mid-call, garbage and oversized input on stdio (library and `warden proxy`).
 //! - `stdio_input` — hostile stdio lines (a 400-digit id, deep nesting, invalid UTF-8, a call
 //!   before `initialize`) each answered, and the session serving after (library and `warden proxy`).
+//! - `stdio_faults` — a hung child upstream is cancelled, health-checked and restarted; a result
+//!   over `max_result_bytes` is refused with its size (a misbehaving Python MCP server).
+//! - `http_faults` — an HTTP upstream's invalid JSON, error status, wrong id, oversized and
+//!   malformed results each get their own error.
 //! - `children`  — Acme as child processes (`acme-mcp`), and their scrubbed environment.
 //! - `config`    — the `[servers]` and `[serve]` tables: accepted forms and error messages.
 //! - `floods`    — `warden serve` under connection and session floods: header and idle
@@ -51,6 +55,12 @@ mod fastpath;
 
 #[path = "integration/robust.rs"]
 mod robust;
+
+#[path = "integration/stdio_faults.rs"]
+mod stdio_faults;
+
+#[path = "integration/http_faults.rs"]
+mod http_faults;
 
 #[path = "integration/children.rs"]
 mod children;

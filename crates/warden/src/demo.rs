@@ -192,6 +192,11 @@ impl DecisionLog for Tee {
         self.file.append(entry)?;
         self.memory.append(entry)
     }
+
+    fn append_outcome(&self, entry: &warden_mcp::OutcomeEntry) -> Result<(), warden_mcp::LogError> {
+        self.file.append_outcome(entry)?;
+        self.memory.append_outcome(entry)
+    }
 }
 
 async fn run_steps(

@@ -15,11 +15,8 @@ fn child(
     args: Vec<String>,
     env: BTreeMap<String, String>,
 ) -> UpstreamSettings {
-    UpstreamSettings {
-        name: name.into(),
-        transport: Transport::Command { program, args, env },
-        timeout: Duration::from_secs(10),
-    }
+    UpstreamSettings::new(name, Transport::Command { program, args, env })
+        .with_timeout(Duration::from_secs(10))
 }
 
 fn acme_child(name: &str) -> UpstreamSettings {

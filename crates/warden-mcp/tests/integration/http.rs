@@ -293,13 +293,13 @@ pub async fn recorded_forum() -> (HeaderRecorder, Arc<LocalSessionManager>, Upst
             .await
             .unwrap()
     });
-    let upstream = UpstreamSettings {
-        name: "forum".into(),
-        transport: Transport::Http {
+    let upstream = UpstreamSettings::new(
+        "forum",
+        Transport::Http {
             url: format!("http://{addr}/mcp"),
         },
-        timeout: Duration::from_secs(10),
-    };
+    )
+    .with_timeout(Duration::from_secs(10));
     (recorder, sessions, upstream)
 }
 

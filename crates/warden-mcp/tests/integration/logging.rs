@@ -1,6 +1,7 @@
 //! The decision log holds every decision before the upstream sees the call.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use warden_mcp::{DecisionLog, JsonlLog, LogEntry, MemoryLog};
@@ -125,9 +126,19 @@ async fn the_jsonl_log_holds_every_decision_even_under_concurrency() {
     for t in tasks {
         t.await.unwrap();
     }
+    // Each allowed call's outcome follows its decision, appended without waiting for it.
+    let outcomes = || {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"outcome\""))
+            .count()
+    };
+    assert!(eventually(Duration::from_secs(20), || outcomes() == 20).await);
     let text = std::fs::read_to_string(&path).unwrap();
     let entries: Vec<LogEntry> = text
         .lines()
+        .filter(|l| !l.contains("\"kind\":\"outcome\""))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(entries.len(), 24);
@@ -143,7 +154,7 @@ async fn the_jsonl_log_holds_every_decision_even_under_concurrency() {
     drop(gw);
     let again = JsonlLog::open(&path).unwrap();
     again.append(&entries[0]).unwrap();
-    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 25);
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 45);
 }
 
 /// A log entry with nothing but the required fields.

@@ -7,6 +7,16 @@
 //! Calls made while an upstream is down fail at once with a clear error; calls in flight when it
 //! dies fail when the transport closes, and at the latest at the upstream's `timeout_ms`.
 //!
+//! A call that times out is cancelled upstream (`notifications/cancelled`), and the upstream is
+//! health-checked with a `ping` (deadline: its timeout, at most 5 s). If the ping fails too, the
+//! upstream has stopped answering: it is killed and restarted at once, and until it is back every
+//! call to it fails immediately ([`UpstreamError::Restarting`]) instead of waiting out the
+//! timeout.
+//!
+//! Child processes and in-process servers are read through [`lines::LineTransport`], which
+//! refuses a message over the upstream's `max_result_bytes` with an error for the request it
+//! answers ([`UpstreamError::TooLarge`]) rather than dropping it.
+//!
 //! Upstreams may not talk to the agent: Warden advertises no client capabilities upstream and
 //! answers sampling, roots and elicitation requests with an error.
 
@@ -16,25 +26,32 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
-    CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult, ErrorCode,
-    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, JsonObject,
-    ListRootsResult, Prompt, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Resource, Tool,
+    ClientRequest, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
+    ElicitResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+    Implementation, JsonObject, ListRootsResult, PingRequest, Prompt, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService, ServiceError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, ErrorData, Peer, RoleClient, ServiceExt};
 use tokio_util::sync::CancellationToken;
 use warden_core::{Call, Permitted};
 
 use crate::rawhttp::RawHttp;
 use crate::settings::{Transport, UpstreamSettings};
+
+mod error;
+pub(crate) mod lines;
+
+pub use error::UpstreamError;
+use lines::LineTransport;
 
 /// Makes a fresh in-process connection: returns Warden's end of a duplex stream whose other end
 /// is served by an MCP server (the function spawns it). Called once per (re)connection.
@@ -43,54 +60,6 @@ pub type Connector = Arc<dyn Fn() -> std::io::Result<tokio::io::DuplexStream> + 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const STABLE_AFTER: Duration = Duration::from_secs(10);
-
-/// Why a forwarded request did not produce a result.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum UpstreamError {
-    /// The upstream is not connected.
-    #[error("upstream `{name}` is down ({reason}); Warden is restarting it, try again shortly")]
-    Down {
-        /// The upstream.
-        name: String,
-        /// Why it is down.
-        reason: String,
-    },
-    /// No answer within the timeout; the request was cancelled upstream.
-    #[error("upstream `{name}` did not answer within {ms} ms; the request was cancelled")]
-    Timeout {
-        /// The upstream.
-        name: String,
-        /// The timeout.
-        ms: u128,
-    },
-    /// The connection closed while the request was in flight.
-    #[error("upstream `{name}` closed the connection during the call (it crashed or exited); Warden is restarting it")]
-    Closed {
-        /// The upstream.
-        name: String,
-    },
-    /// The upstream answered with a JSON-RPC error.
-    #[error("upstream `{name}` returned an error: {message}")]
-    Protocol {
-        /// The upstream.
-        name: String,
-        /// Its message.
-        message: String,
-        /// Its JSON-RPC error.
-        error: Box<ErrorData>,
-    },
-    /// The upstream asked for something Warden does not relay (client input, tasks).
-    #[error("upstream `{name}` {what}, which Warden does not relay")]
-    Unsupported {
-        /// The upstream.
-        name: String,
-        /// What it asked.
-        what: String,
-    },
-    /// The client went away; the request was cancelled upstream.
-    #[error("the request was cancelled by the client")]
-    Cancelled,
-}
 
 /// A snapshot of an upstream's health.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,12 +87,18 @@ struct Live {
     prompts: Arc<Vec<Prompt>>,
     connects: u64,
     last_error: Option<String>,
+    /// The upstream stopped answering and is being restarted (the circuit is open).
+    hung: bool,
+    /// Cancelled to make the supervisor kill the current connection.
+    kill: Option<CancellationToken>,
 }
 
 struct Shared {
     name: String,
     live: RwLock<Live>,
     changed: tokio::sync::Notify,
+    /// A health check is running.
+    checking: AtomicBool,
 }
 
 impl Shared {
@@ -144,10 +119,31 @@ impl Shared {
         }
         self.changed.notify_waiters();
     }
-}
 
-/// Responses larger than this from an HTTP upstream are refused.
-pub const MAX_UPSTREAM_RESPONSE_BYTES: usize = 32 << 20;
+    /// The connection numbered `connects` stopped answering: open the circuit and have the
+    /// supervisor kill and restart it (unless it was replaced already).
+    fn stopped_answering(&self, connects: u64) {
+        {
+            let mut l = self.write();
+            if l.connects != connects || l.peer.is_none() {
+                return;
+            }
+            l.hung = true;
+            l.peer = None;
+            l.pid = None;
+            l.last_error = Some("it stopped answering".into());
+            if let Some(k) = l.kill.take() {
+                k.cancel();
+            }
+        }
+        tracing::warn!(upstream = %self.name, "stopped answering; restarting it");
+        self.changed.notify_waiters();
+    }
+
+    fn hung(&self) -> bool {
+        self.read().hung
+    }
+}
 
 /// One upstream server: its cached lists and, while connected, its peer.
 pub struct Upstream {
@@ -157,6 +153,9 @@ pub struct Upstream {
     /// HTTP upstreams: the pooled client `tools/call` is forwarded over.
     raw: Option<RawHttp>,
 }
+
+/// The longest a health check waits for the `ping` answer.
+const HEALTH_DEADLINE: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -269,6 +268,7 @@ fn connect<'a>(
     transport: &'a Transport,
     client: UpstreamClient,
     scrub_env: &'a [String],
+    max_bytes: usize,
 ) -> BoxFut<'a, Result<(Running, Option<u32>), String>> {
     Box::pin(async move {
         match transport {
@@ -280,10 +280,19 @@ fn connect<'a>(
                 for v in scrub_env {
                     cmd.env_remove(v);
                 }
-                cmd.envs(env);
-                let proc = TokioChildProcess::new(cmd)
+                cmd.envs(env)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::inherit())
+                    .kill_on_drop(true);
+                let mut child = cmd
+                    .spawn()
                     .map_err(|e| format!("cannot start `{}`: {e}", path.display()))?;
-                let pid = proc.id();
+                let pid = child.id();
+                let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+                    return Err(format!("cannot start `{}`: no stdio pipes", path.display()));
+                };
+                let proc = LineTransport::new(stdout, stdin, max_bytes).with_child(child);
                 let running = client
                     .serve(proc)
                     .await
@@ -303,8 +312,9 @@ fn connect<'a>(
             }
             Transport::InProcess(connector) => {
                 let io = connector().map_err(|e| format!("cannot connect in process: {e}"))?;
+                let (read, write) = tokio::io::split(io);
                 let running = client
-                    .serve(io)
+                    .serve(LineTransport::new(read, write, max_bytes))
                     .await
                     .map_err(|e| format!("the MCP handshake failed: {e}"))?;
                 Ok((running, None))
@@ -340,6 +350,7 @@ async fn supervise(
     transport: Transport,
     timeout: Duration,
     scrub_env: Vec<String>,
+    max_bytes: usize,
     stop: CancellationToken,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -351,7 +362,7 @@ async fn supervise(
         };
         let attempt = tokio::select! {
             _ = stop.cancelled() => return,
-            r = tokio::time::timeout(timeout, connect(&transport, client, &scrub_env)) => r,
+            r = tokio::time::timeout(timeout, connect(&transport, client, &scrub_env, max_bytes)) => r,
         };
         match attempt {
             Err(_) => shared.down(format!(
@@ -368,6 +379,7 @@ async fn supervise(
                     )),
                     Ok(Err(e)) => shared.down(e),
                     Ok(Ok((tools, resources, prompts))) => {
+                        let kill = CancellationToken::new();
                         {
                             let mut l = shared.write();
                             l.peer = Some(running.peer().clone());
@@ -376,20 +388,32 @@ async fn supervise(
                             l.resources = Arc::new(resources);
                             l.prompts = Arc::new(prompts);
                             l.connects += 1;
+                            l.hung = false;
+                            l.kill = Some(kill.clone());
                         }
                         shared.changed.notify_waiters();
                         let ct = running.cancellation_token();
                         let wait = running.waiting();
                         tokio::pin!(wait);
-                        let stopping = tokio::select! {
-                            _ = &mut wait => false,
-                            _ = stop.cancelled() => true,
+                        let (stopping, killed) = tokio::select! {
+                            _ = &mut wait => (false, false),
+                            _ = stop.cancelled() => (true, false),
+                            _ = kill.cancelled() => (false, true),
                         };
-                        if stopping {
+                        if stopping || killed {
+                            // Closing the transport kills a child process.
                             ct.cancel();
                             let _ = wait.await;
+                        }
+                        if stopping {
                             shared.down("Warden is shutting down".into());
                             return;
+                        }
+                        if killed {
+                            // Restart at once: callers are failing fast meanwhile.
+                            shared.down("it stopped answering; Warden is restarting it".into());
+                            backoff = MIN_BACKOFF;
+                            continue;
                         }
                         shared.down("the connection closed (the server crashed or exited)".into());
                     }
@@ -407,21 +431,53 @@ async fn supervise(
     }
 }
 
-fn map_err(name: &str, timeout: Duration, e: ServiceError) -> UpstreamError {
+/// The typed error for a JSON-RPC error the transport made up for a response it refused.
+fn refused_response(name: &str, error: &ErrorData) -> Option<UpstreamError> {
+    let data = error.data.as_ref()?;
+    let name = name.to_string();
+    match data.get("warden")?.as_str()? {
+        lines::TOO_LARGE => Some(UpstreamError::TooLarge {
+            name,
+            limit: data
+                .get("limit")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or_default(),
+            size: data.get("size").and_then(serde_json::Value::as_u64),
+        }),
+        lines::MALFORMED => Some(UpstreamError::Malformed {
+            name,
+            detail: data
+                .get("detail")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+        }),
+        _ => None,
+    }
+}
+
+fn map_err(shared: &Shared, timeout: Duration, e: ServiceError) -> UpstreamError {
+    let name = shared.name.clone();
     match e {
-        ServiceError::McpError(error) => UpstreamError::Protocol {
-            name: name.to_string(),
-            message: error.message.to_string(),
-            error: Box::new(error),
-        },
+        ServiceError::McpError(error) => {
+            refused_response(&name, &error).unwrap_or_else(|| UpstreamError::Protocol {
+                name,
+                message: error.message.to_string(),
+                error: Box::new(error),
+            })
+        }
         ServiceError::Timeout { .. } => UpstreamError::Timeout {
-            name: name.to_string(),
+            name,
             ms: timeout.as_millis(),
         },
         ServiceError::Cancelled { .. } => UpstreamError::Cancelled,
-        _ => UpstreamError::Closed {
-            name: name.to_string(),
+        ServiceError::UnexpectedResponse => UpstreamError::Malformed {
+            name,
+            detail: "it is not the kind of result that was asked for".into(),
         },
+        _ if shared.hung() => UpstreamError::Restarting { name },
+        _ => UpstreamError::Exited { name },
     }
 }
 
@@ -438,10 +494,11 @@ impl Upstream {
             name: settings.name.clone(),
             live: RwLock::new(Live::default()),
             changed: tokio::sync::Notify::new(),
+            checking: AtomicBool::new(false),
         });
         let raw = match &settings.transport {
             Transport::Http { url } => {
-                match RawHttp::new(&settings.name, url, MAX_UPSTREAM_RESPONSE_BYTES) {
+                match RawHttp::new(&settings.name, url, settings.max_result_bytes) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         tracing::warn!(upstream = %settings.name, "{e}; calls go through the MCP client");
@@ -456,6 +513,7 @@ impl Upstream {
             settings.transport.clone(),
             settings.timeout,
             scrub_env,
+            settings.max_result_bytes,
             stop,
         ));
         Upstream {
@@ -532,10 +590,16 @@ impl Upstream {
         self.shared.read().prompts.clone()
     }
 
-    fn peer(&self) -> Result<Peer<RoleClient>, UpstreamError> {
+    /// The peer of the current connection and its number.
+    fn peer(&self) -> Result<(Peer<RoleClient>, u64), UpstreamError> {
         let l = self.shared.read();
+        if l.hung {
+            return Err(UpstreamError::Restarting {
+                name: self.name.clone(),
+            });
+        }
         match &l.peer {
-            Some(p) if !p.is_transport_closed() => Ok(p.clone()),
+            Some(p) if !p.is_transport_closed() => Ok((p.clone(), l.connects)),
             _ => Err(UpstreamError::Down {
                 name: self.name.clone(),
                 reason: l
@@ -546,20 +610,51 @@ impl Upstream {
         }
     }
 
-    async fn bounded<T>(
+    /// Run `fut` (a request on connection `live`) within the timeout and until `cancel`.
+    async fn bounded<T, E>(
         &self,
-        fut: impl Future<Output = Result<T, ServiceError>>,
+        fut: impl Future<Output = Result<T, E>>,
+        live: &(Peer<RoleClient>, u64),
         cancel: &CancellationToken,
+        map: impl FnOnce(E) -> UpstreamError,
     ) -> Result<T, UpstreamError> {
         // Dropping `fut` (timeout or cancellation) sends `notifications/cancelled` upstream.
-        tokio::select! {
+        let r = tokio::select! {
             r = tokio::time::timeout(self.timeout, fut) => match r {
                 Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(map_err(&self.name, self.timeout, e)),
+                Ok(Err(e)) => Err(map(e)),
                 Err(_) => Err(UpstreamError::Timeout { name: self.name.clone(), ms: self.timeout.as_millis() }),
             },
             _ = cancel.cancelled() => Err(UpstreamError::Cancelled),
+        };
+        if matches!(r, Err(UpstreamError::Timeout { .. })) {
+            self.health_check(live);
         }
+        r
+    }
+
+    /// After a timeout: `ping` the upstream; if that goes unanswered too, it has stopped
+    /// answering and is restarted. One check at a time.
+    fn health_check(&self, (peer, connects): &(Peer<RoleClient>, u64)) {
+        if self.shared.checking.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let peer = peer.clone();
+        let connects = *connects;
+        let deadline = self.timeout.min(HEALTH_DEADLINE);
+        tokio::spawn(async move {
+            let ping = peer.send_request(ClientRequest::PingRequest(PingRequest::default()));
+            let answered = matches!(tokio::time::timeout(deadline, ping).await, Ok(Ok(_)));
+            if !answered {
+                shared.stopped_answering(connects);
+            }
+            shared.checking.store(false, Ordering::SeqCst);
+        });
+    }
+
+    fn rmcp_error(&self) -> impl FnOnce(ServiceError) -> UpstreamError + '_ {
+        |e| map_err(&self.shared, self.timeout, e)
     }
 
     /// Forward an authorized tool call. The upstream's result is returned unchanged.
@@ -573,7 +668,7 @@ impl Upstream {
         cancel: &CancellationToken,
     ) -> Result<CallToolResult, UpstreamError> {
         let call = permitted.get();
-        let peer = self.peer()?;
+        let live = self.peer()?;
         if let Some(raw) = &self.raw {
             let empty = JsonObject::new();
             let args = match &call.args {
@@ -581,13 +676,9 @@ impl Upstream {
                 _ => &empty,
             };
             // Dropping the call (timeout or cancellation) sends `notifications/cancelled`.
-            let mut r = tokio::select! {
-                r = tokio::time::timeout(self.timeout, raw.call(&call.tool, args)) => match r {
-                    Ok(r) => r?,
-                    Err(_) => return Err(UpstreamError::Timeout { name: self.name.clone(), ms: self.timeout.as_millis() }),
-                },
-                _ = cancel.cancelled() => return Err(UpstreamError::Cancelled),
-            };
+            let mut r = self
+                .bounded(raw.call(&call.tool, args), &live, cancel, |e| e)
+                .await?;
             if r.result_type.is_none() {
                 r.result_type = Some(rmcp::model::ResultType::COMPLETE);
             }
@@ -597,7 +688,15 @@ impl Upstream {
         if let serde_json::Value::Object(m) = &call.args {
             params = params.with_arguments(JsonObject::clone(m));
         }
-        match self.bounded(peer.call_tool_once(params), cancel).await? {
+        match self
+            .bounded(
+                live.0.call_tool_once(params),
+                &live,
+                cancel,
+                self.rmcp_error(),
+            )
+            .await?
+        {
             CallToolResponse::Complete(mut r) => {
                 // An upstream on an older protocol leaves `resultType` out; downstream peers on
                 // 2026-07-28 require it (rmcp strips it again for older downstream peers).
@@ -633,11 +732,14 @@ impl Upstream {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
-        let peer = self.peer()?;
+        let live = self.peer()?;
         match self
             .bounded(
-                peer.read_resource_once(ReadResourceRequestParams::new(uri)),
+                live.0
+                    .read_resource_once(ReadResourceRequestParams::new(uri)),
+                &live,
                 cancel,
+                self.rmcp_error(),
             )
             .await?
         {
@@ -668,8 +770,16 @@ impl Upstream {
         if let Some(serde_json::Value::Object(m)) = args.get("arguments") {
             params = params.with_arguments(m.clone());
         }
-        let peer = self.peer()?;
-        match self.bounded(peer.get_prompt_once(params), cancel).await? {
+        let live = self.peer()?;
+        match self
+            .bounded(
+                live.0.get_prompt_once(params),
+                &live,
+                cancel,
+                self.rmcp_error(),
+            )
+            .await?
+        {
             GetPromptResponse::Complete(r) => Ok(r),
             _ => Err(UpstreamError::Unsupported {
                 name: self.name.clone(),
