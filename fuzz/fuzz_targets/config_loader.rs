@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let text = String::from_utf8_lossy(rest).into_owned();
-    let sources = warden_fuzz::acme_sources(Some((path, text)));
+    let sources = warden_fuzz::acme_sources(Some((*path, text)));
     if let Ok(config) = warden_fuzz::load(&sources) {
         // A configuration that loads builds an engine.
         let _ = warden_core::Engine::new(config);

@@ -75,7 +75,9 @@ fn request(raw: &[u8], session: &str) -> Option<Request<Body>> {
             continue;
         };
         let name = HeaderName::from_bytes(&line[..colon]).ok()?;
-        let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
+        let value = line[colon + 1..]
+            .strip_prefix(b" ")
+            .unwrap_or(&line[colon + 1..]);
         let value = HeaderValue::from_bytes(&replace(value, session)).ok()?;
         builder = builder.header(name, value);
     }
@@ -127,7 +129,8 @@ fuzz_target!(|data: &[u8]| {
         }
         for id in opened {
             if let Some(req) = delete(&id) {
-                let _ = tokio::time::timeout(Duration::from_secs(5), app.clone().oneshot(req)).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), app.clone().oneshot(req)).await;
             }
         }
     });

@@ -16,7 +16,7 @@ const MAX: usize = 4096;
 fuzz_target!(|data: &[u8]| {
     warden_fuzz::runtime().block_on(async {
         let mut lines = GuardedLines::new(data, MAX);
-        while let Some(step) = lines.next().await {
+        while let Some(step) = lines.next_step().await {
             match step {
                 Step::Forward(line) => {
                     assert!(line.len() <= MAX + 1, "{} bytes forwarded", line.len());

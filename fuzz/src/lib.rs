@@ -15,10 +15,22 @@ use warden_mcp::{
 
 /// The Acme configuration files, by path relative to `warden.toml`.
 pub const ACME_FILES: &[(&str, &str)] = &[
-    ("warden.toml", include_str!("../../examples/acme/warden.toml")),
-    ("catalog.toml", include_str!("../../examples/acme/catalog.toml")),
-    ("missions.toml", include_str!("../../examples/acme/missions.toml")),
-    ("directory.json", include_str!("../../examples/acme/directory.json")),
+    (
+        "warden.toml",
+        include_str!("../../examples/acme/warden.toml"),
+    ),
+    (
+        "catalog.toml",
+        include_str!("../../examples/acme/catalog.toml"),
+    ),
+    (
+        "missions.toml",
+        include_str!("../../examples/acme/missions.toml"),
+    ),
+    (
+        "directory.json",
+        include_str!("../../examples/acme/directory.json"),
+    ),
     (
         "policies/default.cedar",
         include_str!("../../examples/acme/policies/default.cedar"),

@@ -149,7 +149,10 @@ fn open_durably(path: &Path) -> std::io::Result<(File, Vec<PathBuf>)> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     // The folders that do not exist yet, innermost first.
-    let missing: Vec<&Path> = parent.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
+    let missing: Vec<&Path> = parent
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
     std::fs::create_dir_all(parent)?;
     let mut options = OpenOptions::new();
     options.read(true).append(true);
@@ -162,7 +165,11 @@ fn open_durably(path: &Path) -> std::io::Result<(File, Vec<PathBuf>)> {
     if created {
         // The new file's folder, each new folder's parent, up to the first that existed.
         let mut dirs = vec![parent];
-        dirs.extend(missing.iter().map(|d| d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))));
+        dirs.extend(missing.iter().map(|d| {
+            d.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+        }));
         for dir in dirs {
             File::open(dir)?.sync_all()?;
             synced.push(dir.to_path_buf());

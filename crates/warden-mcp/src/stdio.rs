@@ -30,7 +30,7 @@ async fn guard_input<R: AsyncRead + Unpin>(
     max: usize,
 ) {
     let mut lines = GuardedLines::new(reader, max);
-    while let Some(step) = lines.next().await {
+    while let Some(step) = lines.next_step().await {
         let sent = match step {
             Step::Forward(line) => to_rmcp.write_all(&line).await.is_ok(),
             Step::Reply(reply) => replies.send(reply).await.is_ok(),

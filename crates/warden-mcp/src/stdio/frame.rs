@@ -190,7 +190,8 @@ impl Guard {
         let value = serde_json::from_slice::<Value>(body).ok();
         let object = value.as_ref().and_then(Value::as_object);
         if let Some(o) = object {
-            let notification = o.get("method").is_some_and(Value::is_string) && !o.contains_key("id");
+            let notification =
+                o.get("method").is_some_and(Value::is_string) && !o.contains_key("id");
             if notification {
                 // Notifications get no answer; rmcp ignores the unknown ones and answers the
                 // rest as it always has, once the session is initialized.
@@ -254,7 +255,7 @@ impl<R: AsyncRead + Unpin> GuardedLines<R> {
 
     /// The next line to forward or answer; `None` at the end of the input or when reading
     /// fails.
-    pub async fn next(&mut self) -> Option<Step> {
+    pub async fn next_step(&mut self) -> Option<Step> {
         loop {
             match read_line(&mut self.reader, self.max).await {
                 Err(_) | Ok(Line::Eof) => return None,
@@ -297,9 +298,13 @@ mod tests {
     #[test]
     fn lines_rmcp_would_drop_are_answered_with_a_parse_error() {
         let mut g = initialized();
-        let big_id = format!(r#"{{"jsonrpc":"2.0","id":{},"method":"ping"}}"#, "9".repeat(400));
+        let big_id = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":"ping"}}"#,
+            "9".repeat(400)
+        );
         let deep = format!("[{}{}]", "[".repeat(10_000), "]".repeat(10_000));
-        let bad_utf8 = b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\",\"x\":\"\xff\"}".to_vec();
+        let bad_utf8 =
+            b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\",\"x\":\"\xff\"}".to_vec();
         for line in [big_id.into_bytes(), deep.into_bytes(), bad_utf8] {
             let e = reply(g.check(&line));
             assert_eq!(e["error"]["code"], PARSE_ERROR, "{e}");
