@@ -42,9 +42,10 @@ fn policies_of_one_shape_that_fail_each_report_their_own_error() {
     let got = issues(&[("policies/zz-same.cedar", text)]);
     for (id, line) in [("a", 3), ("b", 7)] {
         assert!(
-            got.iter().any(|i| i
-                .starts_with(&format!("policies/zz-same.cedar:{line}:"))
-                && i.contains(&format!("policy `{id}`"))),
+            got.iter().any(
+                |i| i.starts_with(&format!("policies/zz-same.cedar:{line}:"))
+                    && i.contains(&format!("policy `{id}`"))
+            ),
             "{id}: {got:#?}"
         );
     }
@@ -58,5 +59,8 @@ fn policies_that_differ_only_in_an_action_are_validated_apart() {
         got.iter().any(|i| i.contains("policy `unknown`")),
         "{got:#?}"
     );
-    assert!(!got.iter().any(|i| i.contains("policy `known`")), "{got:#?}");
+    assert!(
+        !got.iter().any(|i| i.contains("policy `known`")),
+        "{got:#?}"
+    );
 }
