@@ -73,6 +73,33 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .unwrap_or(1)
 }
 
+/// The lines of one text, for many lookups: [`line_of`] counts the newlines before an offset on
+/// every call, which is quadratic when every policy of a large file asks for its line.
+#[derive(Debug, Clone, Default)]
+pub struct LineIndex {
+    /// Byte offsets of the newlines, in order.
+    newlines: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Index `text`.
+    pub fn new(text: &str) -> LineIndex {
+        LineIndex {
+            newlines: text
+                .bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+
+    /// 1-based line of a byte offset: the same as [`line_of`] on the indexed text.
+    pub fn line(&self, offset: usize) -> usize {
+        self.newlines.partition_point(|&n| n < offset) + 1
+    }
+}
+
 /// Best-effort line of a TOML key: the line of the table header `[a.b]` (or `[a."b"]`) that
 /// holds the path's prefix, then of `key =` below it. Used to point semantic errors at a line.
 pub fn locate_toml(text: &str, table: &[&str], key: Option<&str>) -> Option<usize> {
@@ -138,5 +165,19 @@ mod tests {
         assert_eq!(locate_toml(text, &["tools", "b"], Some("effect")), Some(5));
         assert_eq!(locate_toml(text, &["tools", "zzz"], None), None);
         assert_eq!(line_of("a\nb\nc", 2), 2);
+    }
+
+    #[test]
+    fn the_line_index_agrees_with_line_of() {
+        for text in ["", "a", "\n", "a\nb\nc", "\n\nx\n", "é\nü\n\nz"] {
+            let idx = LineIndex::new(text);
+            for offset in 0..text.len() + 3 {
+                assert_eq!(
+                    idx.line(offset),
+                    line_of(text, offset),
+                    "{text:?} at {offset}"
+                );
+            }
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod policy;
 pub mod policytest;
 pub mod session;
 pub mod trace;
+mod validation;
 
 pub use config::{Config, Sources};
 pub use engine::{Breakers, Call, Decided, Engine, Permitted};

@@ -31,7 +31,7 @@ use std::sync::{Arc, RwLock};
 
 use cedar_policy::{
     ActionConstraint, Context, Effect as CedarEffect, Entities, EntityUid, Policy, PolicyId,
-    PolicySet, PrincipalConstraint, Schema, ValidationMode, Validator,
+    PolicySet, PrincipalConstraint, Schema,
 };
 use cedar_policy_core::ast::Effect as CoreEffect;
 use cedar_policy_core::ast::{
@@ -43,7 +43,7 @@ use cedar_policy_core::extensions::Extensions;
 use miette::Diagnostic;
 
 use crate::catalog::{Catalog, RESOURCE_TYPES};
-use crate::error::{line_of, Issues};
+use crate::error::{Issues, LineIndex};
 use crate::model::Effect;
 use crate::pattern::ToolPattern;
 
@@ -366,12 +366,13 @@ impl ContextUse {
             }
     }
 
-    fn of(policies: &PolicySet) -> ContextUse {
+    /// From every policy's JSON form (`None`: a policy without one, which keeps everything).
+    fn of<'a>(json: impl IntoIterator<Item = Option<&'a serde_json::Value>>) -> ContextUse {
         let mut u = ContextUse::default();
-        for p in policies.policies() {
-            match p.to_json() {
-                Ok(j) => u.walk(&j),
-                Err(_) => u.all = true,
+        for j in json {
+            match j {
+                Some(j) => u.walk(j),
+                None => u.all = true,
             }
         }
         u
@@ -424,7 +425,7 @@ impl ContextUse {
 /// True when a policy's conditions refer to `principal` (its JSON form holds `{"Var": "principal"}`).
 /// Policies with an open principal scope that never refer to it decide the same for the agent
 /// and for the person, so they are evaluated once. Fails safe: when in doubt, true.
-fn mentions_principal(p: &Policy) -> bool {
+fn mentions_principal(json: Option<&serde_json::Value>) -> bool {
     fn walk(v: &serde_json::Value) -> bool {
         match v {
             serde_json::Value::Object(m) => {
@@ -434,9 +435,9 @@ fn mentions_principal(p: &Policy) -> bool {
             _ => false,
         }
     }
-    match p.to_json() {
-        Ok(j) => j.get("conditions").is_none_or(walk),
-        Err(_) => true,
+    match json {
+        Some(j) => j.get("conditions").is_none_or(walk),
+        None => true,
     }
 }
 
@@ -450,10 +451,10 @@ fn slice_key_principal(c: &PrincipalConstraint) -> String {
     }
 }
 
-fn diag_line(d: &dyn Diagnostic, text: &str) -> Option<usize> {
+fn diag_line(d: &dyn Diagnostic, lines: &LineIndex) -> Option<usize> {
     d.labels()
         .and_then(|mut ls| ls.next())
-        .map(|l| line_of(text, l.offset()))
+        .map(|l| lines.line(l.offset()))
 }
 
 /// Build the Cedar schema for a catalog.
@@ -474,13 +475,15 @@ impl PolicyEngine {
     ) -> PolicyEngine {
         let mut all = PolicySet::new();
         let mut info: HashMap<String, PolicyInfo> = HashMap::new();
-        let mut texts: HashMap<String, &str> = HashMap::new();
-        for f in files {
+        // The lines of each file, by file index, and the file of each policy id.
+        let lines: Vec<LineIndex> = files.iter().map(|f| LineIndex::new(&f.text)).collect();
+        let mut file_of: HashMap<String, usize> = HashMap::new();
+        for (fi, (f, lines)) in files.iter().zip(&lines).enumerate() {
             let set = match PolicySet::from_str(&f.text) {
                 Ok(s) => s,
                 Err(errs) => {
                     for e in errs.iter() {
-                        issues.push(&f.file, diag_line(e, &f.text), e.to_string());
+                        issues.push(&f.file, diag_line(e, lines), e.to_string());
                     }
                     continue;
                 }
@@ -493,7 +496,7 @@ impl PolicyEngine {
                     .strip_prefix("policy")
                     .and_then(|x| x.parse::<usize>().ok())
                     .unwrap_or(n);
-                let line = starts.get(idx).map(|o| line_of(&f.text, *o)).unwrap_or(1);
+                let line = starts.get(idx).map(|o| lines.line(*o)).unwrap_or(1);
                 let id = p
                     .annotation("id")
                     .map(String::from)
@@ -533,7 +536,7 @@ impl PolicyEngine {
                     issues.push(&f.file, Some(line), e.to_string());
                     continue;
                 }
-                texts.insert(id.clone(), &f.text);
+                file_of.insert(id.clone(), fi);
                 info.insert(
                     id.clone(),
                     PolicyInfo {
@@ -588,15 +591,21 @@ impl PolicyEngine {
             }
         }
 
-        let v = Validator::new(schema.clone()).validate(&all, ValidationMode::Strict);
+        // Each policy's JSON form, made once: for validation, slicing and the context's use.
+        let json: HashMap<PolicyId, serde_json::Value> = all
+            .policies()
+            .filter_map(|p| p.to_json().ok().map(|j| (p.id().clone(), j)))
+            .collect();
+        let v = crate::validation::validate_strict(&schema, &all, &json);
         for e in v.validation_errors() {
             let id = e.policy_id().to_string();
             let (file, line) = match info.get(&id) {
                 Some(i) => (
                     i.file.clone(),
-                    texts
+                    file_of
                         .get(&id)
-                        .and_then(|t| diag_line(e, t))
+                        .and_then(|fi| lines.get(*fi))
+                        .and_then(|l| diag_line(e, l))
                         .or(Some(i.line)),
                 ),
                 None => ("<policies>".into(), None),
@@ -608,7 +617,7 @@ impl PolicyEngine {
         let mut shared = HashSet::new();
         for p in all.policies() {
             let mut pkey = slice_key_principal(&p.principal_constraint());
-            if pkey == "*" && !mentions_principal(p) {
+            if pkey == "*" && !mentions_principal(json.get(p.id())) {
                 pkey = SHARED.to_string();
                 shared.insert(p.id().to_string());
             }
@@ -633,7 +642,7 @@ impl PolicyEngine {
                 .insert(ak, slice_policies.len());
             slice_policies.push(ps);
         }
-        let context_use = ContextUse::of(&all);
+        let context_use = ContextUse::of(all.policies().map(|p| json.get(p.id())));
         let conditions = all
             .as_ref()
             .policies()
@@ -954,7 +963,9 @@ mod tests {
     use super::*;
 
     fn uses(src: &str) -> ContextUse {
-        ContextUse::of(&PolicySet::from_str(src).unwrap())
+        let set = PolicySet::from_str(src).unwrap();
+        let json: Vec<_> = set.policies().map(|p| p.to_json().ok()).collect();
+        ContextUse::of(json.iter().map(Option::as_ref))
     }
 
     #[test]
