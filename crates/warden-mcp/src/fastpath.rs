@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::front::{header, is_json};
 use crate::gateway::Gateway;
-use crate::owners::Owners;
 use crate::http::{Authenticated, MCP_PATH};
+use crate::owners::Owners;
 
 /// An MCP session with no request for this long is closed.
 pub const IDLE: Duration = Duration::from_secs(300);
