@@ -139,7 +139,10 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
         || req.uri().path() != MCP_PATH
         || !accepts_json_and_sse(req.headers())
         || !is_json(req.headers())
-        || header(req.headers(), "mcp-protocol-version").is_some_and(|v| !VERSIONS.contains(&v))
+        || req
+            .headers()
+            .get("mcp-protocol-version")
+            .is_some_and(|v| v.to_str().map_or(true, |v| !VERSIONS.contains(&v)))
         // Browsers' requests (Origin) and SEP-2243 parameter headers are rmcp's to check.
         || req.headers().contains_key(header::ORIGIN)
         || req

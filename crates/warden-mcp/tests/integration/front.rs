@@ -110,7 +110,6 @@ async fn unreadable_tools_call_params_get_invalid_params_on_both_paths() {
             json!({"name": 5}),
             json!({"arguments": {}}),
             json!({"name": "forum.read_thread", "arguments": "T-1042"}),
-            json!("forum.read_thread"),
         ] {
             let r = c.request("tools/call", params.clone()).await;
             assert_eq!(code(&r), -32602, "fast={fast} {params}: {}", r.body);
