@@ -142,7 +142,7 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
         || req
             .headers()
             .get("mcp-protocol-version")
-            .is_some_and(|v| v.to_str().map_or(true, |v| !VERSIONS.contains(&v)))
+            .is_some_and(|v| !v.to_str().is_ok_and(|v| VERSIONS.contains(&v)))
         // Browsers' requests (Origin) and SEP-2243 parameter headers are rmcp's to check.
         || req.headers().contains_key(header::ORIGIN)
         || req
