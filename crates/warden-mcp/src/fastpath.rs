@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::front::{header, is_json};
 use crate::gateway::Gateway;
-use crate::owners::Owners;
 use crate::http::{Authenticated, MCP_PATH};
+use crate::owners::Owners;
 
 /// An MCP session with no request for this long is closed.
 pub const IDLE: Duration = Duration::from_secs(300);
@@ -139,7 +139,10 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
         || req.uri().path() != MCP_PATH
         || !accepts_json_and_sse(req.headers())
         || !is_json(req.headers())
-        || header(req.headers(), "mcp-protocol-version").is_some_and(|v| !VERSIONS.contains(&v))
+        || req
+            .headers()
+            .get("mcp-protocol-version")
+            .is_some_and(|v| !v.to_str().is_ok_and(|v| VERSIONS.contains(&v)))
         // Browsers' requests (Origin) and SEP-2243 parameter headers are rmcp's to check.
         || req.headers().contains_key(header::ORIGIN)
         || req

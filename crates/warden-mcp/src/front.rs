@@ -94,7 +94,10 @@ pub fn rpc_error(status: StatusCode, id: Option<&Value>, code: i32, message: &st
     });
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body.to_string(),
     )
         .into_response()
@@ -195,7 +198,9 @@ async fn post(
             "Invalid Request: this MCP session is not initialized yet: send `notifications/initialized` after the `initialize` response, then requests",
         );
     }
-    let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     if resp.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
         // The content type was JSON: rmcp could not read the body as an MCP message.
         let detail = axum::body::to_bytes(resp.into_body(), 64 * 1024)

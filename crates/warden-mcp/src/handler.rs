@@ -9,10 +9,11 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams, GetPromptResponse,
-    Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -201,16 +202,13 @@ const TYPED_METHODS: [&str; 12] = [
 fn invalid_params(method: &str, params: Option<&serde_json::Value>) -> String {
     let why = match method {
         "tools/call" => params
-            .map(|p| serde_json::from_value::<CallToolRequestParams>(p.clone()).err())
-            .unwrap_or_default()
+            .and_then(|p| serde_json::from_value::<CallToolRequestParams>(p.clone()).err())
             .map(|e| e.to_string()),
         "resources/read" => params
-            .map(|p| serde_json::from_value::<ReadResourceRequestParams>(p.clone()).err())
-            .unwrap_or_default()
+            .and_then(|p| serde_json::from_value::<ReadResourceRequestParams>(p.clone()).err())
             .map(|e| e.to_string()),
         "prompts/get" => params
-            .map(|p| serde_json::from_value::<GetPromptRequestParams>(p.clone()).err())
-            .unwrap_or_default()
+            .and_then(|p| serde_json::from_value::<GetPromptRequestParams>(p.clone()).err())
             .map(|e| e.to_string()),
         _ => None,
     };

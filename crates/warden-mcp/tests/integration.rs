@@ -14,6 +14,12 @@
 //!   HTTP upstreams.
 //! - `fastpath`  — `tools/call` answered in front of rmcp: same decisions and shared taint, and
 //!   everything it cannot check left to rmcp; HTTP upstream sessions reopened when lost.
+//! - `ownership` — a session belongs to the token that opened it: any other token gets 404 for
+//!   every operation; the decision log names sessions by a keyed hash of their id.
+//! - `front`     — malformed bodies (-32700/-32600 with 400), unreadable params (-32602), the
+//!   `Bearer` scheme without case, requests wait for `notifications/initialized`.
+//! - `differential` — every request variant through the router with and without the fast path:
+//!   same answers, same decisions.
 //! - `robust`    — upstream crash and restart (in process and `kill -9` of a child), timeouts,
 //!   a client leaving mid-call, garbage and oversized input on stdio (library and `warden proxy`).
 //! - `stdio_input` — hostile stdio lines (a 400-digit id, deep nesting, invalid UTF-8, a call
@@ -52,6 +58,15 @@ mod http;
 
 #[path = "integration/fastpath.rs"]
 mod fastpath;
+
+#[path = "integration/ownership.rs"]
+mod ownership;
+
+#[path = "integration/front.rs"]
+mod front;
+
+#[path = "integration/differential.rs"]
+mod differential;
 
 #[path = "integration/robust.rs"]
 mod robust;

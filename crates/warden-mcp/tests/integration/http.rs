@@ -219,7 +219,7 @@ async fn a_2026_07_28_stateless_client_keeps_one_session_per_token_and_identity(
     assert_ne!(outcome(&r), "allow", "{}", text(&r));
     let e = log.entries();
     assert_eq!(e[0].decision.session, e[1].decision.session);
-    assert!(e[0].decision.session.starts_with("sl-"));
+    assert!(e[0].decision.session.starts_with("s-"));
     client.cancel().await.unwrap();
     let _ = stop.send(());
 }
