@@ -112,7 +112,7 @@ pub fn acme_gateway() -> Arc<Gateway> {
                             });
                             Ok(ours)
                         });
-                        UpstreamSettings::in_process(s, connector)
+                        UpstreamSettings::in_process(*s, connector)
                     })
                     .collect();
                 let settings = GatewaySettings {
