@@ -635,7 +635,6 @@ impl RawHttp {
             .await;
             return Ok(done);
         }
-        drop(events);
         if over.load(Ordering::Relaxed) {
             return Err(self.too_large(None));
         }
