@@ -45,7 +45,4 @@ if [ -x scripts/e2e.sh ]; then
   scripts/e2e.sh
 fi
 
-step "fuzz smoke: every cargo-fuzz target for a minute"
-scripts/fuzz-smoke.sh
-
 printf '\nall checks passed\n'

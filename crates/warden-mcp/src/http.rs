@@ -258,12 +258,9 @@ pub fn router_with(
         max_bytes: serve.max_message_bytes,
     });
     tokio::spawn(fastpath::sweep(fast.clone(), owners, stop));
-    let mut app = axum::Router::new()
-        .nest_service(MCP_PATH, service)
-        .layer(axum::middleware::from_fn_with_state(
-            caps,
-            session_caps::limit,
-        ));
+    let mut app = axum::Router::new().nest_service(MCP_PATH, service).layer(
+        axum::middleware::from_fn_with_state(caps, session_caps::limit),
+    );
     if fast_path {
         app = app.layer(axum::middleware::from_fn_with_state(
             fast,

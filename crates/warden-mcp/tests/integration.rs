@@ -83,7 +83,7 @@ mod children;
 #[path = "integration/config.rs"]
 mod config;
 
-#[path = "integration/stdio_input.rs"]
-mod stdio_input;
 #[path = "integration/floods.rs"]
 mod floods;
+#[path = "integration/stdio_input.rs"]
+mod stdio_input;
