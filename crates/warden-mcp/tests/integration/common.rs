@@ -322,3 +322,23 @@ impl ServerHandler for Probe {
         self.inner.call_tool(request, context).await
     }
 }
+
+/// `warden proxy` over pipes in front of the Acme configuration, as `forum-helper` for alice on
+/// the forum-question mission, logging to `log`; killed when dropped.
+pub fn spawn_acme_proxy(log: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(workspace_bin("warden", "warden"))
+        .args(["proxy", "--config"])
+        .arg(acme_dir().join("warden.toml"))
+        .arg("--decision-log")
+        .arg(log)
+        .env("WARDEN_AGENT", "forum-helper")
+        .env("WARDEN_PRINCIPAL", "alice")
+        .env("WARDEN_MISSION", "answer-forum-question")
+        .env("WARDEN_PURPOSE", "Help me answer Bob's question in T-1042")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}

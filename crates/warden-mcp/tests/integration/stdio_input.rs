@@ -132,23 +132,8 @@ async fn every_hostile_stdio_line_is_answered_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn warden_proxy_answers_every_hostile_line_over_pipes() {
-    let warden = workspace_bin("warden", "warden");
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(&warden)
-        .args(["proxy", "--config"])
-        .arg(acme_dir().join("warden.toml"))
-        .arg("--decision-log")
-        .arg(dir.path().join("d.jsonl"))
-        .env("WARDEN_AGENT", "forum-helper")
-        .env("WARDEN_PRINCIPAL", "alice")
-        .env("WARDEN_MISSION", "answer-forum-question")
-        .env("WARDEN_PURPOSE", "Help me answer Bob's question in T-1042")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_acme_proxy(&dir.path().join("d.jsonl"));
     let mut w = child.stdin.take().unwrap();
     let mut r = BufReader::new(child.stdout.take().unwrap());
     exercise(&mut w, &mut r).await;
