@@ -13,7 +13,7 @@
 //! call to it fails immediately ([`UpstreamError::Restarting`]) instead of waiting out the
 //! timeout.
 //!
-//! Child processes and in-process servers are read through [`lines::LineTransport`], which
+//! Child processes and in-process servers are read through `lines::LineTransport`, which
 //! refuses a message over the upstream's `max_result_bytes` with an error for the request it
 //! answers ([`UpstreamError::TooLarge`]) rather than dropping it.
 //!
