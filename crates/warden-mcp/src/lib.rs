@@ -35,8 +35,9 @@
 //! - [`fastpath`]: `warden serve` answers `tools/call` in an MCP session it already serves in
 //!   front of rmcp (same pipeline, one parse, one JSON response); everything else goes to rmcp.
 //!   `tools/call` to an `http://` upstream goes out as one JSON-RPC POST over kept-alive
-//!   connections on Warden's own MCP session with it (`rawhttp`); lists, resources, prompts
-//!   and health stay on the supervised rmcp client.
+//!   connections (`rawhttp`), in the one MCP session the supervised rmcp client holds with
+//!   that upstream (`upstream::session`); lists, resources, prompts and health stay on that
+//!   client.
 //!
 //! # Invariants
 //!

@@ -2,11 +2,13 @@
 //! per call over a pooled keep-alive connection.
 //!
 //! The supervisor in [`crate::upstream`] keeps an rmcp client session for the tool list and
-//! health; calls go through this client instead, which holds its own MCP session with the
-//! upstream (opened with the `initialize` handshake on first use and again when the upstream
-//! says the session is gone). It reads a JSON or an SSE response, answers `ping` from the
-//! upstream, refuses every other request an upstream makes of the client, and sends
-//! `notifications/cancelled` when a call is abandoned (timeout, client gone).
+//! health; calls go through this client instead, in that same MCP session (one session per
+//! upstream, shared through `crate::upstream::session`). When the upstream says the session is
+//! gone (HTTP 404), the call asks the supervisor's client to open a new one, waits for it and is
+//! sent again, once. Its requests have ids of their own (from 2^40), apart from rmcp's in the
+//! same session. It reads a JSON or an SSE response, answers `ping` from the upstream, refuses
+//! every other request an upstream makes of the client, and sends `notifications/cancelled`
+//! when a call is abandoned (timeout, client gone).
 //!
 //! Every failure is reported as what it is ([`UpstreamError`]): the upstream cannot be reached,
 //! answers an HTTP error status, invalid JSON, another request's id or a malformed result, or a
@@ -32,12 +34,13 @@ use sse_stream::SseStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::upstream::session::{HttpSession, SessionCell, VERSION_HEADER};
 use crate::upstream::UpstreamError;
 
-/// The protocol version Warden asks for in its own upstream sessions.
-const PROTOCOL_VERSION: &str = "2025-11-25";
 const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
+/// The first id of the calls path's requests: far above the ids rmcp's client gives its own
+/// requests in the same session, and exact as a JSON number in every language.
+const FIRST_ID: u64 = 1 << 40;
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 
 /// A JSON-RPC message from the upstream, with the result typed as `R`.
@@ -65,19 +68,6 @@ struct Outgoing<'a, P: Serialize> {
 struct CallParams<'a> {
     name: &'a str,
     arguments: &'a JsonObject,
-}
-
-#[derive(Deserialize)]
-struct InitResult {
-    #[serde(rename = "protocolVersion")]
-    protocol_version: String,
-}
-
-/// One MCP session of Warden's own with the upstream.
-#[derive(Debug)]
-struct RawSession {
-    id: Option<HeaderValue>,
-    version: HeaderValue,
 }
 
 /// A TCP stream that acknowledges every segment it reads at once. An upstream that leaves
@@ -309,7 +299,7 @@ impl Pool {
 pub(crate) struct RawHttp {
     name: String,
     pool: Arc<Pool>,
-    session: tokio::sync::Mutex<Option<Arc<RawSession>>>,
+    sessions: SessionCell,
     next_id: AtomicU64,
     max_bytes: usize,
 }
@@ -318,18 +308,24 @@ pub(crate) struct RawHttp {
 enum Posted<R> {
     /// The response to the request.
     Done(Result<R, ErrorData>),
-    /// The upstream does not know the session (HTTP 404): open a new one and retry.
+    /// The upstream does not know the session (HTTP 404): wait for a new one and retry.
     SessionGone,
 }
 
 impl RawHttp {
-    /// A client for `url` (http:// only); responses larger than `max_bytes` are refused.
-    pub(crate) fn new(name: &str, url: &str, max_bytes: usize) -> Result<RawHttp, String> {
+    /// A client for `url` (http:// only) that sends its calls in the session `sessions` holds;
+    /// responses larger than `max_bytes` are refused.
+    pub(crate) fn new(
+        name: &str,
+        url: &str,
+        max_bytes: usize,
+        sessions: SessionCell,
+    ) -> Result<RawHttp, String> {
         Ok(RawHttp {
             name: name.to_string(),
             pool: Arc::new(Pool::new(url)?),
-            session: tokio::sync::Mutex::new(None),
-            next_id: AtomicU64::new(1),
+            sessions,
+            next_id: AtomicU64::new(FIRST_ID),
             max_bytes,
         })
     }
@@ -398,25 +394,19 @@ impl RawHttp {
         }
     }
 
-    /// The current session, opened if there is none; `stale` is a session the caller found
-    /// gone, replaced unless another caller replaced it already.
+    /// The current session; when `stale` is the current one, the one that replaces it. The
+    /// caller bounds the wait.
     async fn session(
         &self,
-        stale: Option<&Arc<RawSession>>,
-    ) -> Result<Arc<RawSession>, UpstreamError> {
-        let mut slot = self.session.lock().await;
-        if let Some(s) = slot.as_ref() {
-            if !stale.is_some_and(|st| Arc::ptr_eq(st, s)) {
-                return Ok(s.clone());
-            }
-        }
-        *slot = None;
-        let s = Arc::new(self.initialize().await?);
-        *slot = Some(s.clone());
-        Ok(s)
+        stale: Option<&Arc<HttpSession>>,
+    ) -> Result<Arc<HttpSession>, UpstreamError> {
+        self.sessions
+            .current(stale)
+            .await
+            .ok_or_else(|| self.unreachable("the upstream's session was closed"))
     }
 
-    fn headers(session: &RawSession) -> Vec<(&'static str, &HeaderValue)> {
+    fn headers(session: &HttpSession) -> Vec<(&'static str, &HeaderValue)> {
         let mut h = vec![(VERSION_HEADER, &session.version)];
         if let Some(id) = &session.id {
             h.push((SESSION_HEADER, id));
@@ -424,58 +414,8 @@ impl RawHttp {
         h
     }
 
-    async fn initialize(&self) -> Result<RawSession, UpstreamError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let params = serde_json::json!({
-            "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
-            "clientInfo": { "name": "warden", "version": env!("CARGO_PKG_VERSION") },
-        });
-        let body = serde_json::to_vec(&Outgoing {
-            jsonrpc: "2.0",
-            id,
-            method: "initialize",
-            params,
-        })
-        .map_err(|e| self.unreachable(e))?;
-        let version = HeaderValue::from_static(PROTOCOL_VERSION);
-        let (resp, conn) = self
-            .pool
-            .post(&[(VERSION_HEADER, &version)], body.into())
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let pending = RawSession {
-            id: resp.headers().get(SESSION_HEADER).cloned(),
-            version,
-        };
-        let init: InitResult = match self.read::<InitResult>(resp, conn, id, &pending).await? {
-            Posted::Done(Ok(r)) => r,
-            Posted::Done(Err(e)) => return Err(self.protocol(e)),
-            Posted::SessionGone => return Err(self.status(StatusCode::NOT_FOUND, b"")),
-        };
-        let version = HeaderValue::from_str(&init.protocol_version)
-            .map_err(|_| self.malformed("the negotiated protocol version is not a header value"))?;
-        let session = RawSession {
-            id: pending.id,
-            version,
-        };
-        let note = Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        let (resp, mut conn) = self
-            .pool
-            .post(&Self::headers(&session), note)
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        let body = self.body(resp.into_body(), &mut conn).await;
-        self.pool.give_back(conn);
-        if !status.is_success() {
-            return Err(self.status(status, &body.unwrap_or_default()));
-        }
-        Ok(session)
-    }
-
     /// POST a message that needs no answer, in the background.
-    fn notify(&self, session: &RawSession, message: &Value) {
+    fn notify(&self, session: &HttpSession, message: &Value) {
         let body = Bytes::from(message.to_string());
         let id = session.id.clone();
         let version = session.version.clone();
@@ -493,12 +433,14 @@ impl RawHttp {
         });
     }
 
-    /// Forward `tools/call` of `tool` with `args`. Retries once, on a new session, when the
-    /// upstream no longer knows Warden's session (the call was not run then).
+    /// Forward `tools/call` of `tool` with `args`. When the upstream no longer knows the
+    /// session (the call was not run then), `renew` asks for a new one, and the call is sent
+    /// again in it, once.
     pub(crate) async fn call(
         &self,
         tool: &str,
         args: &JsonObject,
+        renew: impl Fn(),
     ) -> Result<CallToolResult, UpstreamError> {
         let mut session = self.session(None).await?;
         for attempt in 0..2 {
@@ -532,6 +474,7 @@ impl RawHttp {
                 Posted::Done(Ok(r)) => return Ok(r),
                 Posted::Done(Err(e)) => return Err(self.protocol(e)),
                 Posted::SessionGone if attempt == 0 => {
+                    renew();
                     session = self.session(Some(&session)).await?;
                 }
                 Posted::SessionGone => break,
@@ -550,7 +493,7 @@ impl RawHttp {
         resp: http::Response<Body>,
         mut conn: Conn,
         id: u64,
-        session: &RawSession,
+        session: &HttpSession,
     ) -> Result<Posted<R>, UpstreamError> {
         let r = self.read_on::<R>(resp, &mut conn, id, session).await;
         self.pool.give_back(conn);
@@ -562,7 +505,7 @@ impl RawHttp {
         resp: http::Response<Body>,
         conn: &mut Conn,
         id: u64,
-        session: &RawSession,
+        session: &HttpSession,
     ) -> Result<Posted<R>, UpstreamError> {
         let status = resp.status();
         let content_type = resp
@@ -685,7 +628,7 @@ impl RawHttp {
         &self,
         m: Incoming<R>,
         id: u64,
-        session: &RawSession,
+        session: &HttpSession,
     ) -> Option<Result<Posted<R>, UpstreamError>> {
         if let Some(method) = &m.method {
             let Some(req_id) = &m.id else {
@@ -713,7 +656,7 @@ impl RawHttp {
 /// abandoned (timeout or client gone) before its response arrived.
 struct Abandon<'a> {
     raw: &'a RawHttp,
-    session: Arc<RawSession>,
+    session: Arc<HttpSession>,
     id: u64,
     armed: bool,
 }

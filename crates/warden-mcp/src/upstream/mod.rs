@@ -49,9 +49,11 @@ use crate::settings::{Transport, UpstreamSettings};
 
 mod error;
 pub(crate) mod lines;
+pub(crate) mod session;
 
 pub use error::UpstreamError;
 use lines::LineTransport;
+use session::{Recording, SessionCell};
 
 /// Makes a fresh in-process connection: returns Warden's end of a duplex stream whose other end
 /// is served by an MCP server (the function spawns it). Called once per (re)connection.
@@ -99,6 +101,8 @@ struct Shared {
     changed: tokio::sync::Notify,
     /// A health check is running.
     checking: AtomicBool,
+    /// HTTP upstreams: the MCP session of the current connection, which calls share.
+    session: SessionCell,
 }
 
 impl Shared {
@@ -111,6 +115,7 @@ impl Shared {
     }
 
     fn down(&self, reason: String) {
+        self.session.clear();
         {
             let mut l = self.write();
             l.peer = None;
@@ -300,7 +305,9 @@ fn connect<'a>(
                 Ok((running, pid))
             }
             Transport::Http { url } => {
-                let t = StreamableHttpClientTransport::from_config(
+                // Calls (`crate::rawhttp`) are sent in this client's session.
+                let t = StreamableHttpClientTransport::with_client(
+                    Recording::new(client.shared.session.clone()),
                     StreamableHttpClientTransportConfig::with_uri(url.as_str())
                         .reinit_on_expired_session(true),
                 );
@@ -495,10 +502,12 @@ impl Upstream {
             live: RwLock::new(Live::default()),
             changed: tokio::sync::Notify::new(),
             checking: AtomicBool::new(false),
+            session: SessionCell::default(),
         });
         let raw = match &settings.transport {
             Transport::Http { url } => {
-                match RawHttp::new(&settings.name, url, settings.max_result_bytes) {
+                let session = shared.session.clone();
+                match RawHttp::new(&settings.name, url, settings.max_result_bytes, session) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         tracing::warn!(upstream = %settings.name, "{e}; calls go through the MCP client");
@@ -675,9 +684,18 @@ impl Upstream {
                 serde_json::Value::Object(m) => m,
                 _ => &empty,
             };
+            // When the upstream forgot the session, any request of the supervisor's client
+            // meets the 404 and opens a new one, which the call then waits for.
+            let renew = || {
+                let peer = live.0.clone();
+                tokio::spawn(async move {
+                    let ping = ClientRequest::PingRequest(PingRequest::default());
+                    let _ = tokio::time::timeout(HEALTH_DEADLINE, peer.send_request(ping)).await;
+                });
+            };
             // Dropping the call (timeout or cancellation) sends `notifications/cancelled`.
             let mut r = self
-                .bounded(raw.call(&call.tool, args), &live, cancel, |e| e)
+                .bounded(raw.call(&call.tool, args, renew), &live, cancel, |e| e)
                 .await?;
             if r.result_type.is_none() {
                 r.result_type = Some(rmcp::model::ResultType::COMPLETE);

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use serde_json::{json, Value};
 use warden_mcp::MemoryLog;
@@ -355,6 +356,43 @@ async fn what_the_fast_path_cannot_check_is_left_to_rmcp() {
     let _ = stop.send(());
 }
 
+/// The ids of the sessions the upstream holds open.
+async fn open_sessions(sessions: &LocalSessionManager) -> Vec<String> {
+    let mut ids: Vec<String> = sessions
+        .sessions
+        .read()
+        .await
+        .keys()
+        .map(|k| k.to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn calls_to_an_http_upstream_share_the_one_session_of_its_client() {
+    let (recorder, up_sessions, upstream) = recorded_forum().await;
+    let gw = start(vec![upstream], Arc::new(MemoryLog::new())).await;
+    let (addr, stop) = serve(gw.clone()).await;
+    let args = json!({"channel": "eng-help", "thread_id": "T-1042"});
+    // Two agents' sessions, several calls each: the upstream sees one session, Warden's.
+    for _ in 0..2 {
+        let mut c = RawClient::new(addr, TOKEN);
+        c.open().await;
+        let _ = c.request("tools/list", json!({})).await;
+        for _ in 0..3 {
+            let r = c.call("forum.read_thread", args.clone()).await;
+            assert!(result_text(&r).contains("T-1042"), "{}", r.body);
+        }
+    }
+    let open = open_sessions(&up_sessions).await;
+    assert_eq!(open.len(), 1, "one upstream session: {open:?}");
+    let used = recorder.sessions.lock().unwrap().clone();
+    assert_eq!(used.len(), 6);
+    assert!(used.iter().all(|s| *s == open[0]), "{used:?} vs {open:?}");
+    let _ = stop.send(());
+}
+
 #[tokio::test]
 async fn an_http_upstream_that_loses_wardens_session_gets_a_new_one() {
     let (recorder, up_sessions, upstream) = recorded_forum().await;
@@ -368,16 +406,25 @@ async fn an_http_upstream_that_loses_wardens_session_gets_a_new_one() {
     assert!(result_text(&first).contains("T-1042"), "{}", first.body);
     let used = recorder.sessions.lock().unwrap().clone();
     assert_eq!(used.len(), 1);
-    // The upstream forgets the session Warden's calls use (its tool-list session stays).
+    // The upstream forgets Warden's one session.
     up_sessions
         .close_session(&used[0].clone().into())
         .await
         .unwrap();
+    assert!(open_sessions(&up_sessions).await.is_empty());
     let second = c.call("forum.read_thread", args).await;
     assert!(result_text(&second).contains("T-1042"), "{}", second.body);
     let used = recorder.sessions.lock().unwrap().clone();
     assert_eq!(used.len(), 2, "the call ran exactly once more");
     assert_ne!(used[0], used[1], "on a new session");
-    assert!(gw.upstream_status()[0].up);
+    // The new session is the only one, and the lists and health use it too: no restart.
+    assert_eq!(open_sessions(&up_sessions).await, vec![used[1].clone()]);
+    let status = &gw.upstream_status()[0];
+    assert!(status.up, "{status:?}");
+    assert_eq!(status.connects, 1, "{status:?}");
+    let mut fresh = RawClient::new(addr, TOKEN);
+    fresh.open().await;
+    let listed = fresh.request("tools/list", json!({})).await;
+    assert!(listed.body.contains("forum.read_thread"), "{}", listed.body);
     let _ = stop.send(());
 }
