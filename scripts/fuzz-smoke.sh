@@ -4,10 +4,14 @@
 # memory blow-up (2 GiB) fails the script. New inputs go to a scratch folder, never into the
 # committed seeds; a failing input is kept in fuzz/artifacts/<target>/.
 #
-# Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). No nightly toolchain: the stable
+# Installs cargo-fuzz from crates.io when it is missing. No nightly toolchain: the stable
 # compiler is allowed the unstable flags cargo-fuzz uses through RUSTC_BOOTSTRAP=1.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
 
 seconds="${FUZZ_SECONDS:-60}"
 targets=(stdio_frame http_request trace_reader config_loader decoders)

@@ -40,6 +40,9 @@ step "policy validate and policy test (Acme)"
 step "replay --check every Acme scenario"
 "$warden" replay --config examples/acme/warden.toml --check --format json examples/acme/scenarios/*.jsonl > /dev/null
 
+step "fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:-60} s from the committed seeds"
+scripts/fuzz-smoke.sh
+
 if [ -x scripts/e2e.sh ]; then
   step "end-to-end tests against real MCP servers and clients"
   scripts/e2e.sh

@@ -1,5 +1,5 @@
-//! The configuration and catalog loader, with Cedar parsing and validation: the Acme files in
-//! memory with one of them replaced by the input.
+//! The configuration and catalog loader, with Cedar parsing and validation: the small
+//! configuration of `fuzz/base/` in memory with one of its files replaced by the input.
 //!
 //! Input: the first byte picks the file (`warden.toml`, `catalog.toml`, `missions.toml`,
 //! `directory.json`, `policies/default.cedar`, `policies/people.cedar`, or a new policy file);
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let text = String::from_utf8_lossy(rest).into_owned();
-    let sources = warden_fuzz::acme_sources(Some((*path, text)));
+    let sources = warden_fuzz::sources_of(warden_fuzz::BASE_FILES, Some((*path, text)));
     if let Ok(config) = warden_fuzz::load(&sources) {
         // A configuration that loads builds an engine.
         let _ = warden_core::Engine::new(config);

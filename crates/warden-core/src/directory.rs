@@ -23,6 +23,10 @@ pub const CHANNEL_LABEL_PREFIX: &str = "channel:";
 /// How many exposed names a decision reports.
 pub const EXPOSURE_SAMPLE: usize = 5;
 
+/// The most members `[[directory.generate]]` rules may make together: a directory of a million
+/// people loads in seconds; a mistyped count of billions would never load.
+pub const MAX_GENERATED_MEMBERS: u64 = 1_000_000;
+
 /// Rules for generating directory members, so that audiences have real sizes without a huge file.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -240,7 +244,20 @@ impl Directory {
                 _ => others.push(raw_entity_json(e)),
             }
         }
-        for g in &src.generated {
+        let asked: u64 = src.generated.iter().map(|g| u64::from(g.count)).sum();
+        let generated: &[GeneratedMembers] = if asked > MAX_GENERATED_MEMBERS {
+            issues.push(
+                &src.file,
+                None,
+                format!(
+                    "`[[directory.generate]]` asks for {asked} members; at most {MAX_GENERATED_MEMBERS} can be generated"
+                ),
+            );
+            &[]
+        } else {
+            &src.generated
+        };
+        for g in generated {
             for c in &g.clearances {
                 if !known_labels.contains(c) {
                     issues.push(

@@ -20,6 +20,7 @@ pub mod model;
 pub mod pattern;
 pub mod policy;
 pub mod policytest;
+pub mod schema;
 pub mod session;
 pub mod trace;
 mod validation;

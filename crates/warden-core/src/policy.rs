@@ -42,99 +42,10 @@ use cedar_policy_core::evaluator::Evaluator;
 use cedar_policy_core::extensions::Extensions;
 use miette::Diagnostic;
 
-use crate::catalog::{Catalog, RESOURCE_TYPES};
+use crate::catalog::RESOURCE_TYPES;
 use crate::error::{Issues, LineIndex};
-use crate::model::Effect;
 use crate::pattern::ToolPattern;
-
-/// Entity types and the context shape. Actions are generated from the catalog.
-pub const SCHEMA_BASE: &str = r#"
-// People and groups. `clearances` are the labels a user is cleared for, including `public`
-// and `channel:<name>` for every channel the user can read (computed by Warden).
-entity Group in [Group];
-entity User in [Group] { clearances: Set<String>, email: String };
-// Agents: non-human actors with a ceiling.
-entity Agent;
-// Things calls touch.
-entity Channel { readers: Set<Group> };
-entity Dataset;
-entity File;
-entity Url;
-entity Mailbox;
-entity Resource;
-
-// Information flow into the call.
-type Flow = {
-  // Everything flowing in: session taint ∪ argument labels (∪ resource labels for grants).
-  // Reader-set labels (`channel:<name>`) are counted in `exposure`, not listed here.
-  labels: Set<String>,
-  // Labels of the data the call touches.
-  resource_labels: Set<String>,
-  // Labels detectors found in the arguments.
-  argument_labels: Set<String>,
-  // Sensitive data flows in.
-  sensitive: Bool,
-  // The session has read untrusted content.
-  untrusted_input: Bool,
-  // A directing argument (recipient, URL, path …) was taken from untrusted content only.
-  untrusted_direction: Bool,
-  // The arguments tell a reader to widen access.
-  privileged_advice: Bool,
-};
-
-// Who would see the call's output and is not cleared for it (all zero without an audience).
-type Exposure = {
-  audience: Long,
-  count: Long,
-  external: Long,
-  external_exposed: Long,
-  // The labels that cause the exposure (reader-set labels left out, as in `flow.labels`).
-  labels: Set<String>,
-};
-
-type Mission = {
-  id: String,
-  template: String,
-  purpose: String,
-  approval_effects: Set<String>,
-  publish_to: String,
-  seconds_left: Long,
-  calls_left: Long,
-};
-
-type Session = {
-  calls: Long,
-  untrusted_input: Bool,
-  sensitive_read: Bool,
-};
-
-// Meta's rule of two: at most two of these in one session without approval.
-type RuleOfTwo = {
-  untrusted_input: Bool,
-  sensitive_data: Bool,
-  external_action: Bool,
-  count: Long,
-};
-
-type Ctx = {
-  tool: String,
-  server: String,
-  effect: String,
-  agent: Agent,
-  on_behalf_of: User,
-  has_audience: Bool,
-  // The call acts under a person's name.
-  acts_as: Bool,
-  // … under the name of someone other than the principal.
-  acts_as_other: Bool,
-  flow: Flow,
-  exposure: Exposure,
-  mission: Mission,
-  session: Session,
-  rule_of_two: RuleOfTwo,
-  hour_utc: Long,
-};
-"#;
+pub use crate::schema::{build_schema, schema_text, SCHEMA_BASE};
 
 /// Build a Cedar entity uid. Ids are arbitrary strings; this cannot fail for a valid type name.
 pub fn uid(ty: &str, id: &str) -> EntityUid {
@@ -167,30 +78,6 @@ fn fallback_type() -> cedar_policy::EntityTypeName {
     // `Resource` is always a valid type name.
     #[allow(clippy::expect_used)]
     cedar_policy::EntityTypeName::from_str("Resource").expect("`Resource` is a valid type name")
-}
-
-/// Generate the full schema text: [`SCHEMA_BASE`] plus effect, server and tool actions.
-pub fn schema_text(catalog: &Catalog) -> String {
-    let mut s = String::from(SCHEMA_BASE);
-    s.push_str("\n// Effect groups.\n");
-    for e in Effect::ALL {
-        s.push_str(&format!("action \"{}\";\n", e.as_str()));
-    }
-    s.push_str("\n// Server groups.\n");
-    for srv in catalog.servers() {
-        s.push_str(&format!("action \"{srv}\";\n"));
-    }
-    s.push_str("\n// Tools.\n");
-    let resources = RESOURCE_TYPES.join(", ");
-    for t in catalog.tools() {
-        s.push_str(&format!(
-            "action \"{}\" in [\"{}\", \"{}\"] appliesTo {{ principal: [Agent, User], resource: [{resources}], context: Ctx }};\n",
-            t.name,
-            t.effect.as_str(),
-            t.server
-        ));
-    }
-    s
 }
 
 /// One policy, with where it came from.
@@ -455,14 +342,6 @@ fn diag_line(d: &dyn Diagnostic, lines: &LineIndex) -> Option<usize> {
     d.labels()
         .and_then(|mut ls| ls.next())
         .map(|l| lines.line(l.offset()))
-}
-
-/// Build the Cedar schema for a catalog.
-pub fn build_schema(catalog: &Catalog) -> Result<Schema, PolicyError> {
-    let text = schema_text(catalog);
-    Schema::from_cedarschema_str(&text)
-        .map(|(s, _warnings)| s)
-        .map_err(|e| PolicyError::Schema(e.to_string()))
 }
 
 impl PolicyEngine {

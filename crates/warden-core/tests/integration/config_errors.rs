@@ -125,3 +125,18 @@ fn no_policies_at_all_refuses_to_start() {
         "{got:#?}"
     );
 }
+
+#[test]
+fn generated_members_beyond_the_cap_are_an_error_not_a_hang() {
+    // Three rules of four billion members each: refused before any is made.
+    let main = acme_text().replace("count = 2997", "count = 4294967295");
+    let main = main.replace("count = 8998", "count = 4294967295");
+    let got = issues(&main, &[]);
+    assert!(
+        got.iter().any(
+            |i| i.contains("`[[directory.generate]]` asks for 8589934789 members")
+                && i.contains("at most 1000000")
+        ),
+        "{got:#?}"
+    );
+}

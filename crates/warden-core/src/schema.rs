@@ -1,0 +1,283 @@
+//! Warden's Cedar schema: the entity types and the context shape ([`SCHEMA_BASE`]), and one
+//! action per catalog tool, member of its effect group and of its server group.
+//!
+//! The schema is written out as Cedar schema text ([`schema_text`], what `warden policy schema`
+//! prints) but built from Cedar's JSON schema format ([`build_schema`]): the base is converted
+//! from text to JSON once per process and the actions are added as JSON, so a load never runs
+//! Cedar's schema grammar over the generated actions (it builds a lexer for every identifier,
+//! the largest cost of loading a small configuration). A test holds the two forms equal.
+
+use std::sync::OnceLock;
+
+use cedar_policy::{Schema, SchemaFragment};
+use serde_json::{json, Map, Value};
+
+use crate::catalog::{Catalog, RESOURCE_TYPES};
+use crate::model::Effect;
+use crate::policy::PolicyError;
+
+/// Entity types and the context shape. Actions are generated from the catalog.
+pub const SCHEMA_BASE: &str = r#"
+// People and groups. `clearances` are the labels a user is cleared for, including `public`
+// and `channel:<name>` for every channel the user can read (computed by Warden).
+entity Group in [Group];
+entity User in [Group] { clearances: Set<String>, email: String };
+// Agents: non-human actors with a ceiling.
+entity Agent;
+// Things calls touch.
+entity Channel { readers: Set<Group> };
+entity Dataset;
+entity File;
+entity Url;
+entity Mailbox;
+entity Resource;
+
+// Information flow into the call.
+type Flow = {
+  // Everything flowing in: session taint ∪ argument labels (∪ resource labels for grants).
+  // Reader-set labels (`channel:<name>`) are counted in `exposure`, not listed here.
+  labels: Set<String>,
+  // Labels of the data the call touches.
+  resource_labels: Set<String>,
+  // Labels detectors found in the arguments.
+  argument_labels: Set<String>,
+  // Sensitive data flows in.
+  sensitive: Bool,
+  // The session has read untrusted content.
+  untrusted_input: Bool,
+  // A directing argument (recipient, URL, path …) was taken from untrusted content only.
+  untrusted_direction: Bool,
+  // The arguments tell a reader to widen access.
+  privileged_advice: Bool,
+};
+
+// Who would see the call's output and is not cleared for it (all zero without an audience).
+type Exposure = {
+  audience: Long,
+  count: Long,
+  external: Long,
+  external_exposed: Long,
+  // The labels that cause the exposure (reader-set labels left out, as in `flow.labels`).
+  labels: Set<String>,
+};
+
+type Mission = {
+  id: String,
+  template: String,
+  purpose: String,
+  approval_effects: Set<String>,
+  publish_to: String,
+  seconds_left: Long,
+  calls_left: Long,
+};
+
+type Session = {
+  calls: Long,
+  untrusted_input: Bool,
+  sensitive_read: Bool,
+};
+
+// Meta's rule of two: at most two of these in one session without approval.
+type RuleOfTwo = {
+  untrusted_input: Bool,
+  sensitive_data: Bool,
+  external_action: Bool,
+  count: Long,
+};
+
+type Ctx = {
+  tool: String,
+  server: String,
+  effect: String,
+  agent: Agent,
+  on_behalf_of: User,
+  has_audience: Bool,
+  // The call acts under a person's name.
+  acts_as: Bool,
+  // … under the name of someone other than the principal.
+  acts_as_other: Bool,
+  flow: Flow,
+  exposure: Exposure,
+  mission: Mission,
+  session: Session,
+  rule_of_two: RuleOfTwo,
+  hour_utc: Long,
+};
+"#;
+
+/// Generate the full schema text: [`SCHEMA_BASE`] plus effect, server and tool actions.
+pub fn schema_text(catalog: &Catalog) -> String {
+    let mut s = String::from(SCHEMA_BASE);
+    s.push_str("\n// Effect groups.\n");
+    for e in Effect::ALL {
+        s.push_str(&format!("action \"{}\";\n", e.as_str()));
+    }
+    s.push_str("\n// Server groups.\n");
+    for srv in catalog.servers() {
+        s.push_str(&format!("action \"{srv}\";\n"));
+    }
+    s.push_str("\n// Tools.\n");
+    let resources = RESOURCE_TYPES.join(", ");
+    for t in catalog.tools() {
+        s.push_str(&format!(
+            "action \"{}\" in [\"{}\", \"{}\"] appliesTo {{ principal: [Agent, User], resource: [{resources}], context: Ctx }};\n",
+            t.name,
+            t.effect.as_str(),
+            t.server
+        ));
+    }
+    s
+}
+
+/// [`SCHEMA_BASE`] in Cedar's JSON schema format (the empty namespace), converted once.
+fn base_json() -> Result<&'static Map<String, Value>, PolicyError> {
+    static BASE: OnceLock<Result<Map<String, Value>, String>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let (fragment, _warnings) =
+            SchemaFragment::from_cedarschema_str(SCHEMA_BASE).map_err(|e| e.to_string())?;
+        match fragment.to_json_value().map_err(|e| e.to_string())? {
+            Value::Object(m) => Ok(m),
+            other => Err(format!("the base schema is not a JSON object: {other}")),
+        }
+    })
+    .as_ref()
+    .map_err(|e| PolicyError::Schema(e.clone()))
+}
+
+/// An action name the schema text can write: no quote, backslash or control character.
+fn expressible(name: &str) -> Result<(), PolicyError> {
+    if name
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        return Err(PolicyError::Schema(format!(
+            "the action name {name:?} has a quote, a backslash or a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// Build the Cedar schema for a catalog: the same schema as [`schema_text`] describes.
+pub fn build_schema(catalog: &Catalog) -> Result<Schema, PolicyError> {
+    let mut root = base_json()?.clone();
+    let ns = root
+        .get_mut("")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| PolicyError::Schema("the base schema has no empty namespace".into()))?;
+    let mut actions = Map::new();
+    let mut add = |name: &str, action: Value| -> Result<(), PolicyError> {
+        expressible(name)?;
+        if actions.insert(name.to_string(), action).is_some() {
+            return Err(PolicyError::Schema(format!(
+                "the action `{name}` is declared twice (a server, an effect or a tool of that name)"
+            )));
+        }
+        Ok(())
+    };
+    for e in Effect::ALL {
+        add(e.as_str(), json!({}))?;
+    }
+    for srv in catalog.servers() {
+        add(srv, json!({}))?;
+    }
+    for t in catalog.tools() {
+        add(
+            &t.name,
+            json!({
+                "memberOf": [{ "id": t.effect.as_str() }, { "id": t.server }],
+                "appliesTo": {
+                    "principalTypes": ["Agent", "User"],
+                    "resourceTypes": RESOURCE_TYPES,
+                    "context": { "type": "Ctx" },
+                },
+            }),
+        )?;
+    }
+    ns.insert("actions".into(), Value::Object(actions));
+    Schema::from_json_value(Value::Object(root)).map_err(|e| PolicyError::Schema(e.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn acme_catalog() -> Catalog {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/acme");
+        let text = std::fs::read_to_string(dir.join("catalog.toml")).unwrap();
+        let labels = [
+            "public",
+            "internal",
+            "pii",
+            "hr-compensation",
+            "security-sensitive",
+        ]
+        .into_iter()
+        .chain(["user-data", "secret"])
+        .map(String::from)
+        .collect();
+        let mut issues = crate::error::Issues::default();
+        let catalog = Catalog::parse("catalog.toml", &text, &labels, &mut issues);
+        assert!(issues.0.is_empty(), "{:?}", issues.0);
+        catalog
+    }
+
+    /// Everything a schema says that validation reads: entity types, actions, action groups and
+    /// memberships, and the principals and resources of every action.
+    fn outline(s: &Schema) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for t in s.entity_types() {
+            out.insert(format!("type {t}"));
+        }
+        for g in s.action_groups() {
+            out.insert(format!("group {g}"));
+        }
+        for a in s.actions() {
+            out.insert(format!("action {a}"));
+            for p in s.principals_for_action(a).into_iter().flatten() {
+                out.insert(format!("{a} principal {p}"));
+            }
+            for r in s.resources_for_action(a).into_iter().flatten() {
+                out.insert(format!("{a} resource {r}"));
+            }
+        }
+        let actions = s.action_entities().unwrap().to_json_value().unwrap();
+        for a in actions.as_array().unwrap() {
+            let mut parents: Vec<String> = a["parents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].to_string())
+                .collect();
+            parents.sort();
+            out.insert(format!("{} in {parents:?}", a["uid"]["id"]));
+        }
+        out
+    }
+
+    #[test]
+    fn the_json_build_is_the_schema_the_text_describes() {
+        let catalog = acme_catalog();
+        let from_json = build_schema(&catalog).unwrap();
+        let (from_text, _) = Schema::from_cedarschema_str(&schema_text(&catalog)).unwrap();
+        let outline = outline(&from_json);
+        assert_eq!(outline, super::tests::outline(&from_text));
+        assert!(
+            outline.contains("group Action::\"publish\""),
+            "{outline:#?}"
+        );
+        assert!(outline.len() > 100, "{}", outline.len());
+    }
+
+    #[test]
+    fn a_server_named_like_an_effect_is_refused_as_the_text_form_refuses_it() {
+        let text = "[tools.\"read.x\"]\neffect = \"read\"\nrequired = []\nresource = { type = \"File\", arg = \"p\" }\n";
+        let mut issues = crate::error::Issues::default();
+        let catalog = Catalog::parse("catalog.toml", text, &BTreeSet::new(), &mut issues);
+        assert_eq!(catalog.tools().count(), 1, "{:?}", issues.0);
+        let err = build_schema(&catalog).unwrap_err().to_string();
+        assert!(err.contains("`read` is declared twice"), "{err}");
+        assert!(Schema::from_cedarschema_str(&schema_text(&catalog)).is_err());
+    }
+}
