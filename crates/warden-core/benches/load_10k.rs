@@ -114,28 +114,46 @@ fn ms(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1000.0)
 }
 
-/// One cold load of each, timed once, with Cedar's parse and validation apart.
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (nanoseconds on the CPU):
+/// on a machine shared with other work, wall time also counts the time spent waiting for a
+/// core. `None` where the kernel does not keep it.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Wall and CPU time of `f`, as "wall (cpu)" in milliseconds.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration, String) {
+    let cpu = thread_cpu();
+    let t = Instant::now();
+    let out = f();
+    let wall = t.elapsed();
+    let text = match (cpu, thread_cpu()) {
+        (Some(a), Some(b)) => format!("{} ({})", ms(wall), ms(b.saturating_sub(a))),
+        _ => ms(wall),
+    };
+    (out, wall, text)
+}
+
+/// One cold load of each, timed once, with Cedar's parse and validation apart: wall time and,
+/// in parentheses, the CPU time of the thread.
 fn single_loads(inputs: &[Input]) {
-    println!("| N | policies | Warden load ms | Cedar parse ms | Cedar validate ms | Cedar total ms | Warden / Cedar |");
+    println!("| N | policies | Warden load ms (CPU) | Cedar parse ms (CPU) | Cedar validate ms (CPU) | Cedar total ms | Warden / Cedar |");
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for i in inputs {
-        let t = Instant::now();
-        black_box(i.warden());
-        let warden = t.elapsed();
-        let t = Instant::now();
-        let (set, v) = i.cedar_parse();
-        let parse = t.elapsed();
-        let t = Instant::now();
-        i.cedar_validate(&set, v);
-        let validate = t.elapsed();
+        let (engine, warden, warden_text) = timed(|| i.warden());
+        black_box(engine);
+        let ((set, v), parse, parse_text) = timed(|| i.cedar_parse());
+        let ((), validate, validate_text) = timed(|| i.cedar_validate(&set, v));
         let cedar = parse + validate;
         println!(
             "| {} | {} | {} | {} | {} | {} | {:.2}× |",
             i.n,
             i.n + PACK_POLICIES,
-            ms(warden),
-            ms(parse),
-            ms(validate),
+            warden_text,
+            parse_text,
+            validate_text,
             ms(cedar),
             warden.as_secs_f64() / cedar.as_secs_f64()
         );
@@ -143,8 +161,28 @@ fn single_loads(inputs: &[Input]) {
     println!();
 }
 
+/// With `WARDEN_BENCH_WRITE=DIR`, write each generated configuration to `DIR/<N>/` so that
+/// the binary's own cold start can be timed (`warden policy validate --config DIR/<N>/warden.toml`).
+fn write_out(inputs: &[Input]) {
+    let Some(dir) = std::env::var_os("WARDEN_BENCH_WRITE") else {
+        return;
+    };
+    for i in inputs {
+        let root = std::path::Path::new(&dir).join(i.n.to_string());
+        let files = std::iter::once(("warden.toml", &i.toml))
+            .chain(i.sources.0.iter().map(|(p, t)| (p.as_str(), t)));
+        for (path, text) in files {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().expect("a folder")).expect("create the folder");
+            std::fs::write(&path, text).expect("write a generated file");
+        }
+        println!("wrote {}", root.display());
+    }
+}
+
 fn main() {
     let inputs: Vec<Input> = sizes().into_iter().map(Input::new).collect();
+    write_out(&inputs);
     if bench_mode() {
         single_loads(&inputs);
     }
