@@ -1,0 +1,276 @@
+//! The supervisor of one upstream: connects (spawning the child process, opening the HTTP
+//! session or calling the in-process connector), lists the server's tools, resources and
+//! prompts into the shared cache, waits for the connection to end, and reconnects with
+//! exponential backoff; and Warden's client side of each connection, which refuses everything
+//! an upstream might ask of the agent.
+
+#![allow(deprecated)]
+
+use super::*;
+
+/// Warden's client side towards an upstream: refuses everything an upstream might ask of the
+/// agent and keeps the cached tool list fresh.
+#[derive(Clone)]
+struct UpstreamClient {
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+fn refused(what: &str) -> ErrorData {
+    ErrorData::new(
+        ErrorCode::METHOD_NOT_FOUND,
+        format!("Warden does not relay {what} requests from upstream servers to the agent"),
+        None,
+    )
+}
+
+impl ClientHandler for UpstreamClient {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("warden", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn create_message(
+        &self,
+        _params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        Err(refused("sampling"))
+    }
+
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        Err(refused("roots"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        _request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        Err(refused("elicitation"))
+    }
+
+    async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        let shared = self.shared.clone();
+        let peer = context.peer.clone();
+        let timeout = self.timeout;
+        tokio::spawn(async move {
+            if let Ok(Ok(tools)) = tokio::time::timeout(timeout, peer.list_all_tools()).await {
+                shared.write().tools = Arc::new(index(tools));
+                shared.changed.notify_waiters();
+            }
+        });
+    }
+}
+
+fn index(tools: Vec<Tool>) -> HashMap<String, Tool> {
+    tools.into_iter().map(|t| (t.name.to_string(), t)).collect()
+}
+
+type Running = RunningService<RoleClient, UpstreamClient>;
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Resolve `@name` to the `name` binary beside the running executable.
+pub fn resolve_program(program: &str) -> std::io::Result<std::path::PathBuf> {
+    match program.strip_prefix('@') {
+        None => Ok(program.into()),
+        Some(name) => {
+            let exe = std::env::current_exe()?;
+            let dir = exe.parent().ok_or_else(|| {
+                std::io::Error::other("the running executable has no parent folder")
+            })?;
+            let mut path = dir.join(name);
+            if cfg!(windows) {
+                path.set_extension("exe");
+            }
+            if !path.exists() {
+                // `cargo test` runs binaries from target/debug/deps; look one level up too.
+                if let Some(up) = dir.parent().map(|d| d.join(name)).filter(|p| p.exists()) {
+                    return Ok(up);
+                }
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "`{name}` was not found beside warden in `{}` (build it with `cargo build --workspace`)",
+                        dir.display()
+                    ),
+                ));
+            }
+            Ok(path)
+        }
+    }
+}
+
+fn connect<'a>(
+    transport: &'a Transport,
+    client: UpstreamClient,
+    scrub_env: &'a [String],
+    max_bytes: usize,
+) -> BoxFut<'a, Result<(Running, Option<u32>), String>> {
+    Box::pin(async move {
+        match transport {
+            Transport::Command { program, args, env } => {
+                let path = resolve_program(program)
+                    .map_err(|e| format!("cannot start `{program}`: {e}"))?;
+                let mut cmd = tokio::process::Command::new(&path);
+                cmd.args(args);
+                for v in scrub_env {
+                    cmd.env_remove(v);
+                }
+                cmd.envs(env)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::inherit())
+                    .kill_on_drop(true);
+                let mut child = cmd
+                    .spawn()
+                    .map_err(|e| format!("cannot start `{}`: {e}", path.display()))?;
+                let pid = child.id();
+                let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+                    return Err(format!("cannot start `{}`: no stdio pipes", path.display()));
+                };
+                let proc = LineTransport::new(stdout, stdin, max_bytes).with_child(child);
+                let running = client
+                    .serve(proc)
+                    .await
+                    .map_err(|e| format!("the MCP handshake with `{program}` failed: {e}"))?;
+                Ok((running, pid))
+            }
+            Transport::Http { url } => {
+                // Calls (`crate::rawhttp`) are sent in this client's session.
+                let t = StreamableHttpClientTransport::with_client(
+                    Recording::new(client.shared.session.clone()),
+                    StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                        .reinit_on_expired_session(true),
+                );
+                let running = client
+                    .serve(t)
+                    .await
+                    .map_err(|e| format!("the MCP handshake with `{url}` failed: {e}"))?;
+                Ok((running, None))
+            }
+            Transport::InProcess(connector) => {
+                let io = connector().map_err(|e| format!("cannot connect in process: {e}"))?;
+                let (read, write) = tokio::io::split(io);
+                let running = client
+                    .serve(LineTransport::new(read, write, max_bytes))
+                    .await
+                    .map_err(|e| format!("the MCP handshake failed: {e}"))?;
+                Ok((running, None))
+            }
+        }
+    })
+}
+
+async fn fetch_lists(
+    peer: &Peer<RoleClient>,
+) -> Result<(Vec<Tool>, Vec<Resource>, Vec<Prompt>), String> {
+    let caps = peer.peer_info().map(|i| i.capabilities.clone());
+    let tools = match caps.as_ref().map(|c| c.tools.is_some()) {
+        Some(false) => Vec::new(),
+        _ => peer
+            .list_all_tools()
+            .await
+            .map_err(|e| format!("tools/list failed: {e}"))?,
+    };
+    let resources = match caps.as_ref().map(|c| c.resources.is_some()) {
+        Some(true) => peer.list_all_resources().await.unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let prompts = match caps.as_ref().map(|c| c.prompts.is_some()) {
+        Some(true) => peer.list_all_prompts().await.unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    Ok((tools, resources, prompts))
+}
+
+pub(super) async fn supervise(
+    shared: Arc<Shared>,
+    transport: Transport,
+    timeout: Duration,
+    scrub_env: Vec<String>,
+    max_bytes: usize,
+    stop: CancellationToken,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let started = Instant::now();
+        let client = UpstreamClient {
+            shared: shared.clone(),
+            timeout,
+        };
+        let attempt = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = tokio::time::timeout(timeout, connect(&transport, client, &scrub_env, max_bytes)) => r,
+        };
+        match attempt {
+            Err(_) => shared.down(format!(
+                "no MCP handshake within {} ms",
+                timeout.as_millis()
+            )),
+            Ok(Err(e)) => shared.down(e),
+            Ok(Ok((running, pid))) => {
+                let lists = tokio::time::timeout(timeout, fetch_lists(running.peer())).await;
+                match lists {
+                    Err(_) => shared.down(format!(
+                        "tools/list took longer than {} ms",
+                        timeout.as_millis()
+                    )),
+                    Ok(Err(e)) => shared.down(e),
+                    Ok(Ok((tools, resources, prompts))) => {
+                        let kill = CancellationToken::new();
+                        {
+                            let mut l = shared.write();
+                            l.peer = Some(running.peer().clone());
+                            l.pid = pid;
+                            l.tools = Arc::new(index(tools));
+                            l.resources = Arc::new(resources);
+                            l.prompts = Arc::new(prompts);
+                            l.connects += 1;
+                            l.hung = false;
+                            l.kill = Some(kill.clone());
+                        }
+                        shared.changed.notify_waiters();
+                        let ct = running.cancellation_token();
+                        let wait = running.waiting();
+                        tokio::pin!(wait);
+                        let (stopping, killed) = tokio::select! {
+                            _ = &mut wait => (false, false),
+                            _ = stop.cancelled() => (true, false),
+                            _ = kill.cancelled() => (false, true),
+                        };
+                        if stopping || killed {
+                            // Closing the transport kills a child process.
+                            ct.cancel();
+                            let _ = wait.await;
+                        }
+                        if stopping {
+                            shared.down("Warden is shutting down".into());
+                            return;
+                        }
+                        if killed {
+                            // Restart at once: callers are failing fast meanwhile.
+                            shared.down("it stopped answering; Warden is restarting it".into());
+                            backoff = MIN_BACKOFF;
+                            continue;
+                        }
+                        shared.down("the connection closed (the server crashed or exited)".into());
+                    }
+                }
+            }
+        }
+        if started.elapsed() >= STABLE_AFTER {
+            backoff = MIN_BACKOFF;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
