@@ -6,7 +6,13 @@
 //! one `application/json` JSON-RPC response. Every other request, and every `tools/call` this
 //! path is not sure about (no known session, another token, a version or header it does not
 //! check, a `Host` rmcp would refuse, an `Origin`, protocol keys in `_meta`, task augmentation, a batch, malformed JSON), goes on to rmcp untouched,
-//! which answers it or rejects it with the proper error.
+//! which answers it or rejects it with the proper error. A call that asks for progress
+//! (`_meta.progressToken`), or made in a session that asked for log messages, is answered with
+//! an SSE stream instead: the notifications about the call, then its response.
+//!
+//! Cancellation: the calls in flight on this path are known by session and request id; a
+//! `notifications/cancelled` for one of them is taken here (`202 Accepted`) and cancels it, so
+//! the upstream request is cancelled in turn.
 //!
 //! Sessions: rmcp keeps no idle timer here (its keep-alive is off, since calls on this path do
 //! not pass through it); [`sweep`] closes sessions idle for [`IDLE`] instead, counting both
@@ -21,7 +27,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{CallToolResult, JsonObject};
+use rmcp::model::{CallToolResult, JsonObject, ProgressToken};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use serde::{Deserialize, Serialize};
@@ -29,7 +35,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::front::{header, is_json};
-use crate::gateway::Gateway;
+use crate::gateway::{Caller, Gateway};
 use crate::http::{Authenticated, MCP_PATH};
 use crate::owners::Owners;
 
@@ -52,6 +58,66 @@ pub struct FastPath {
     /// The `Host` values rmcp accepts (DNS-rebinding protection); empty accepts every host.
     /// A request whose `Host` is not among them goes on to rmcp, which refuses it.
     pub allowed_hosts: Vec<String>,
+    /// The calls in flight on this path, by session id and JSON-RPC id.
+    pub inflight: InFlightCalls,
+}
+
+type CallMap = HashMap<(String, String), CancellationToken>;
+
+/// The calls in flight on the fast path: their cancellation, by session and request id.
+#[derive(Default, Clone)]
+pub struct InFlightCalls(Arc<std::sync::Mutex<CallMap>>);
+
+impl InFlightCalls {
+    fn map(&self) -> std::sync::MutexGuard<'_, CallMap> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keep `cancel` under (`sid`, `id`) until the guard is dropped.
+    fn track(&self, sid: &str, id: &Value, cancel: CancellationToken) -> Tracked {
+        let key = (sid.to_string(), id.to_string());
+        self.map().insert(key.clone(), cancel);
+        Tracked {
+            calls: self.clone(),
+            key,
+        }
+    }
+
+    /// Cancel call `id` of session `sid`; false when no such call is in flight here.
+    fn cancel(&self, sid: &str, id: &Value) -> bool {
+        match self.map().get(&(sid.to_string(), id.to_string())) {
+            Some(c) => {
+                c.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+struct Tracked {
+    calls: InFlightCalls,
+    key: (String, String),
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.calls.map().remove(&self.key);
+    }
+}
+
+/// `notifications/cancelled`, as far as this path reads it.
+#[derive(Deserialize)]
+struct Cancelled {
+    jsonrpc: String,
+    method: String,
+    params: CancelledParams,
+}
+
+#[derive(Deserialize)]
+struct CancelledParams {
+    #[serde(rename = "requestId")]
+    request_id: Value,
 }
 
 /// `host` or `host:port`, lowercased, without IPv6 brackets.
@@ -180,6 +246,14 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
                 .into_response();
         }
     };
+    if let Ok(c) = serde_json::from_slice::<Cancelled>(&bytes) {
+        if c.jsonrpc == "2.0"
+            && c.method == "notifications/cancelled"
+            && fast.inflight.cancel(&sid, &c.params.request_id)
+        {
+            return StatusCode::ACCEPTED.into_response();
+        }
+    }
     let call = match serde_json::from_slice::<CallRequest>(&bytes) {
         Ok(c)
             if c.jsonrpc == "2.0"
@@ -209,22 +283,30 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
     }
-    // Dropped with this future when the client goes away: the upstream call is cancelled.
     fast.gateway.count_fast_call();
+    let progress = call
+        .params
+        .meta
+        .as_ref()
+        .and_then(|m| m.get("progressToken"))
+        .and_then(|v| serde_json::from_value::<ProgressToken>(v.clone()).ok());
+    if progress.is_some() || session.log_level().is_some() {
+        return streamed(&fast, &sid, session, call, progress);
+    }
+    // Dropped with this future when the client goes away: the upstream call is cancelled.
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
+    let _tracked = fast.inflight.track(&sid, &call.id, cancel.clone());
     let out = fast
         .gateway
-        .call_tool(&session, &call.params.name, call.params.arguments, &cancel)
+        .call_tool(
+            &session,
+            &call.params.name,
+            call.params.arguments,
+            &Caller::cancel_only(cancel),
+        )
         .await;
-    let mut result = out.result;
-    // `resultType` belongs to 2026-07-28; the session-based revisions do not have it.
-    result.result_type = None;
-    match serde_json::to_vec(&CallResponse {
-        jsonrpc: "2.0",
-        id: &call.id,
-        result: &result,
-    }) {
+    match response_json(&call.id, out.result) {
         Ok(body) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
@@ -237,6 +319,92 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
         )
             .into_response(),
     }
+}
+
+/// The JSON-RPC response with `result` to request `id`.
+fn response_json(id: &Value, mut result: CallToolResult) -> serde_json::Result<Vec<u8>> {
+    // `resultType` belongs to 2026-07-28; the session-based revisions do not have it.
+    result.result_type = None;
+    serde_json::to_vec(&CallResponse {
+        jsonrpc: "2.0",
+        id,
+        result: &result,
+    })
+}
+
+/// One SSE event carrying `json`.
+fn event(json: &[u8]) -> Bytes {
+    let mut e = Vec::with_capacity(json.len() + 8);
+    e.extend_from_slice(b"data: ");
+    e.extend_from_slice(json);
+    e.extend_from_slice(b"\n\n");
+    Bytes::from(e)
+}
+
+/// Answer `call` with an SSE stream: the notifications about it (progress for `progress`, log
+/// messages at the session's level), then its response. The client going away (the stream
+/// dropped) cancels the call.
+fn streamed(
+    fast: &Arc<FastPath>,
+    sid: &str,
+    session: Arc<crate::gateway::Session>,
+    call: CallRequest,
+    progress: Option<ProgressToken>,
+) -> Response {
+    let cancel = CancellationToken::new();
+    let tracked = fast.inflight.track(sid, &call.id, cancel.clone());
+    let (notes, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (done, result) = tokio::sync::oneshot::channel();
+    let caller = Caller {
+        cancel: cancel.clone(),
+        notes: Some(notes),
+        progress,
+    };
+    let gateway = fast.gateway.clone();
+    let id = call.id.clone();
+    tokio::spawn(async move {
+        let out = gateway
+            .call_tool(&session, &call.params.name, call.params.arguments, &caller)
+            .await;
+        drop(caller);
+        let _ = done.send(out.result);
+    });
+    struct State {
+        notes: tokio::sync::mpsc::UnboundedReceiver<rmcp::model::ServerNotification>,
+        result: Option<tokio::sync::oneshot::Receiver<CallToolResult>>,
+        id: Value,
+        _cancel_on_drop: tokio_util::sync::DropGuard,
+        _tracked: Tracked,
+    }
+    let state = State {
+        notes: rx,
+        result: Some(result),
+        id,
+        _cancel_on_drop: cancel.drop_guard(),
+        _tracked: tracked,
+    };
+    let body = futures_util::stream::unfold(state, |mut st| async move {
+        if let Some(n) = st.notes.recv().await {
+            let mut v = serde_json::to_value(&n).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("jsonrpc".into(), Value::from("2.0"));
+            }
+            let bytes = serde_json::to_vec(&v).unwrap_or_default();
+            return Some((Ok::<_, std::convert::Infallible>(event(&bytes)), st));
+        }
+        let result = st.result.take()?.await.ok()?;
+        let bytes = response_json(&st.id, result).ok()?;
+        Some((Ok(event(&bytes)), st))
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 /// Close MCP sessions idle for longer than [`IDLE`] until `stop`: sessions Warden serves by

@@ -6,20 +6,24 @@
 //! ([`crate::http::Authenticated`], put there by the bearer-token layer) and the identity headers
 //! `X-Warden-Principal`, `X-Warden-Mission` and `X-Warden-Purpose`.
 
+// Logging is deprecated by SEP-2577; clients of earlier revisions still use it.
+#![allow(deprecated)]
+
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode,
-    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
-    InitializeResult, ListPromptsResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, CustomRequest,
+    CustomResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::OnceCell;
 
-use crate::gateway::{Gateway, Identity, Session};
+use crate::gateway::pipeline::notify_peer;
+use crate::gateway::{Caller, Gateway, Identity, Session};
 use crate::http::{identity_from_headers, Authenticated};
 
 /// Header naming the person the agent acts for.
@@ -93,6 +97,15 @@ impl WardenHandler {
     }
 
     async fn session(&self, ctx: &RequestContext<RoleServer>) -> Result<Arc<Session>, ErrorData> {
+        let s = self.find_session(ctx).await?;
+        s.attach_peer(&ctx.peer);
+        Ok(s)
+    }
+
+    async fn find_session(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Arc<Session>, ErrorData> {
         let slot = match &self.mode {
             Mode::Fixed(s) => return Ok(s.clone()),
             Mode::Http(slot) => slot,
@@ -181,6 +194,22 @@ impl WardenHandler {
     }
 }
 
+/// Run `f` with the agent's side of the request `ctx` (its cancellation, progress token and a
+/// channel to its peer); the notifications about the request reach the peer before `f`'s
+/// result is returned.
+async fn with_caller<T>(ctx: &RequestContext<RoleServer>, f: impl AsyncFnOnce(&Caller) -> T) -> T {
+    let (notes, sent) = notify_peer(ctx.peer.clone());
+    let caller = Caller {
+        cancel: ctx.ct.clone(),
+        notes: Some(notes),
+        progress: ctx.meta.get_progress_token(),
+    };
+    let out = f(&caller).await;
+    drop(caller);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sent).await;
+    out
+}
+
 /// Methods of MCP requests that rmcp reads into typed parameters: a request of one of them
 /// that reaches [`ServerHandler::on_custom_request`] had parameters rmcp could not read.
 const TYPED_METHODS: [&str; 12] = [
@@ -242,8 +271,13 @@ impl ServerHandler for WardenHandler {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tool_list_changed()
                 .enable_resources()
+                .enable_resources_list_changed()
                 .enable_prompts()
+                .enable_prompts_list_changed()
+                .enable_completions()
+                .enable_logging()
                 .build(),
         )
         .with_server_info(
@@ -282,10 +316,12 @@ impl ServerHandler for WardenHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let s = self.session(&context).await?;
-        let out = self
-            .gateway
-            .call_tool(&s, &request.name, request.arguments, &context.ct)
-            .await;
+        let out = with_caller(&context, async |c: &Caller| {
+            self.gateway
+                .call_tool(&s, &request.name, request.arguments, c)
+                .await
+        })
+        .await;
         Ok(out.result.into())
     }
 
@@ -306,10 +342,42 @@ impl ServerHandler for WardenHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let s = self.session(&context).await?;
-        self.gateway
-            .read_resource(&s, &request.uri, &context.ct)
-            .await
-            .map(ReadResourceResponse::Complete)
+        with_caller(&context, async |c: &Caller| {
+            self.gateway.read_resource(&s, &request.uri, c).await
+        })
+        .await
+        .map(ReadResourceResponse::Complete)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let s = self.session(&context).await?;
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.gateway.list_resource_templates(&s),
+        ))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let s = self.session(&context).await?;
+        self.gateway.complete(&s, request, &context.ct).await
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let s = self.session(&context).await?;
+        self.gateway.set_log_level(&s, request.level).await;
+        Ok(())
     }
 
     async fn list_prompts(
@@ -329,9 +397,12 @@ impl ServerHandler for WardenHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let s = self.session(&context).await?;
-        self.gateway
-            .get_prompt(&s, &request.name, request.arguments, &context.ct)
-            .await
-            .map(GetPromptResponse::Complete)
+        with_caller(&context, async |c: &Caller| {
+            self.gateway
+                .get_prompt(&s, &request.name, request.arguments, c)
+                .await
+        })
+        .await
+        .map(GetPromptResponse::Complete)
     }
 }

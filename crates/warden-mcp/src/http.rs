@@ -252,6 +252,7 @@ pub fn router_with(
         sessions,
         max_bytes: serve.max_message_bytes,
         allowed_hosts,
+        inflight: Default::default(),
     });
     let front = Arc::new(Front {
         owners: owners.clone(),

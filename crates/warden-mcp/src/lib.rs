@@ -68,14 +68,14 @@ pub mod stdio;
 pub mod upstream;
 
 pub use error::GatewayError;
-pub use gateway::{Gateway, Identity, Session};
+pub use gateway::{Caller, Gateway, Identity, Session};
 pub use handler::WardenHandler;
 pub use log::{
     DecisionLog, EntryKind, JsonlLog, LogEntry, LogError, MemoryLog, OutcomeEntry,
     INLINE_WRITE_LIMIT,
 };
 pub use settings::{GatewaySettings, ServeSettings, Transport, UpstreamSettings};
-pub use upstream::{Connector, Upstream, UpstreamError, UpstreamStatus};
+pub use upstream::{Connector, Deadline, Note, Relay, Upstream, UpstreamError, UpstreamStatus};
 
 /// Milliseconds since the Unix epoch (the gateway owns the clock; the core is handed the time).
 pub fn now_ms() -> i64 {

@@ -35,7 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::upstream::session::{HttpSession, SessionCell, VERSION_HEADER};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Note, Relay, UpstreamError};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 /// The first id of the calls path's requests: far above the ids rmcp's client gives its own
@@ -51,6 +51,8 @@ struct Incoming<R> {
     id: Option<Value>,
     #[serde(default)]
     method: Option<String>,
+    #[serde(default)]
+    params: Option<Value>,
     result: Option<R>,
     #[serde(default)]
     error: Option<ErrorData>,
@@ -68,6 +70,15 @@ struct Outgoing<'a, P: Serialize> {
 struct CallParams<'a> {
     name: &'a str,
     arguments: &'a JsonObject,
+    #[serde(rename = "_meta")]
+    meta: CallMeta,
+}
+
+#[derive(Serialize)]
+struct CallMeta {
+    /// Warden's own token: the upstream's progress about the call comes back with it.
+    #[serde(rename = "progressToken")]
+    progress_token: String,
 }
 
 /// A TCP stream that acknowledges every segment it reads at once. An upstream that leaves
@@ -440,6 +451,7 @@ impl RawHttp {
         &self,
         tool: &str,
         args: &JsonObject,
+        relay: &Relay,
         renew: impl Fn(),
     ) -> Result<CallToolResult, UpstreamError> {
         let mut session = self.session(None).await?;
@@ -452,6 +464,9 @@ impl RawHttp {
                 params: CallParams {
                     name: tool,
                     arguments: args,
+                    meta: CallMeta {
+                        progress_token: format!("warden-{id}"),
+                    },
                 },
             })
             .map_err(|e| self.unreachable(e))?;
@@ -467,7 +482,7 @@ impl RawHttp {
                 .await
                 .map_err(|e| self.unreachable(e))?;
             let posted = self
-                .read::<CallToolResult>(resp, sender, id, &session)
+                .read::<CallToolResult>(resp, sender, id, &session, relay)
                 .await;
             guard.armed = false;
             match posted? {
@@ -494,8 +509,9 @@ impl RawHttp {
         mut conn: Conn,
         id: u64,
         session: &HttpSession,
+        relay: &Relay,
     ) -> Result<Posted<R>, UpstreamError> {
-        let r = self.read_on::<R>(resp, &mut conn, id, session).await;
+        let r = self.read_on::<R>(resp, &mut conn, id, session, relay).await;
         self.pool.give_back(conn);
         r
     }
@@ -506,6 +522,7 @@ impl RawHttp {
         conn: &mut Conn,
         id: u64,
         session: &HttpSession,
+        relay: &Relay,
     ) -> Result<Posted<R>, UpstreamError> {
         let status = resp.status();
         let content_type = resp
@@ -565,7 +582,7 @@ impl RawHttp {
             };
             let m = serde_json::from_str::<Incoming<R>>(&data)
                 .map_err(|e| self.unreadable(data.as_bytes(), id, &e))?;
-            if let Some(posted) = self.settle_or_answer(m, id, session) {
+            if let Some(posted) = self.settle_or_answer(m, id, session, relay) {
                 done = Some(posted?);
                 break;
             }
@@ -623,16 +640,20 @@ impl RawHttp {
     }
 
     /// As [`RawHttp::settle`]; a request from the upstream on the stream is answered (ping) or
-    /// refused, in the background, and notifications are dropped.
+    /// refused, in the background; progress and log messages on the stream are about this call
+    /// and go to its `relay`; other notifications are dropped.
     fn settle_or_answer<R>(
         &self,
         m: Incoming<R>,
         id: u64,
         session: &HttpSession,
+        relay: &Relay,
     ) -> Option<Result<Posted<R>, UpstreamError>> {
         if let Some(method) = &m.method {
             let Some(req_id) = &m.id else {
-                // A notification (progress, logging) on the stream: not relayed.
+                if let Some(note) = note_of(method, m.params.as_ref()) {
+                    relay.hear(note);
+                }
                 return None;
             };
             let reply = if method == "ping" {
@@ -649,6 +670,32 @@ impl RawHttp {
             return None;
         }
         Some(self.settle(m, id))
+    }
+}
+
+/// The note a notification on a call's own response stream carries, if it is one Warden relays.
+#[allow(deprecated)]
+fn note_of(method: &str, params: Option<&Value>) -> Option<Note> {
+    let params = params?.clone();
+    match method {
+        "notifications/progress" => {
+            let p: rmcp::model::ProgressNotificationParam = serde_json::from_value(params).ok()?;
+            Some(Note::Progress {
+                progress: p.progress,
+                total: p.total,
+                message: p.message,
+            })
+        }
+        "notifications/message" => {
+            let p: rmcp::model::LoggingMessageNotificationParam =
+                serde_json::from_value(params).ok()?;
+            Some(Note::Log {
+                level: p.level,
+                logger: p.logger,
+                data: p.data,
+            })
+        }
+        _ => None,
     }
 }
 

@@ -5,8 +5,16 @@
 //! command = "@acme-mcp"              # `@name`: the `name` binary beside the running warden
 //! args = ["--server", "forum"]
 //! env = { RUST_LOG = "warn" }        # added to the child's environment
-//! timeout_ms = 10000                 # per call (default 10000)
+//! timeout_ms = 10000                 # a request with no answer and no word (progress, log)
+//!                                    # from the upstream for this long ends (default 10000)
+//! max_timeout_ms = 300000            # progress extends a request's deadline up to this
+//!                                    # (default 300000, at least timeout_ms)
 //! max_result_bytes = 8388608         # largest result passed on (default 8388608 = 8 MiB)
+//!
+//!
+//! [servers.forum.tools.export_threads] # one tool's own deadline (the upstream's name for it)
+//! timeout_ms = 60000
+//! max_timeout_ms = 1800000
 //!
 //! [servers.remote]
 //! url = "http://127.0.0.1:8931/mcp"  # streamable HTTP
@@ -50,10 +58,14 @@ use toml::Value;
 use warden_core::error::{locate_toml, ConfigError, Issues};
 use warden_core::Config;
 
-use crate::upstream::Connector;
+use crate::upstream::{Connector, Deadline};
 
 /// Default per-call timeout of an upstream.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// Default longest a request may run while the upstream reports progress.
+pub const DEFAULT_MAX_TIMEOUT_MS: u64 = 300_000;
+/// The longest any timeout may be: one hour.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 /// Default largest result accepted from an upstream (one JSON-RPC message): 8 MiB.
 pub const DEFAULT_MAX_RESULT_BYTES: usize = 8 << 20;
 /// Default largest message accepted from a client.
@@ -120,8 +132,12 @@ pub struct UpstreamSettings {
     pub name: String,
     /// How to reach it.
     pub transport: Transport,
-    /// Per-call timeout.
+    /// Longest wait for a request's answer or the next word (progress, log) about it.
     pub timeout: Duration,
+    /// Longest a request may run while the upstream keeps reporting progress.
+    pub max_timeout: Duration,
+    /// Deadlines of particular tools (by the upstream's name for them).
+    pub tool_deadlines: BTreeMap<String, Deadline>,
     /// Largest result (one JSON-RPC message) passed on; larger ones are refused.
     pub max_result_bytes: usize,
 }
@@ -133,6 +149,8 @@ impl UpstreamSettings {
             name: name.into(),
             transport: Transport::InProcess(connector),
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+            max_timeout: Duration::from_millis(DEFAULT_MAX_TIMEOUT_MS),
+            tool_deadlines: BTreeMap::new(),
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
     }
@@ -143,8 +161,22 @@ impl UpstreamSettings {
             name: name.into(),
             transport,
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+            max_timeout: Duration::from_millis(DEFAULT_MAX_TIMEOUT_MS),
+            tool_deadlines: BTreeMap::new(),
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
+    }
+
+    /// The same upstream with a deadline of its own for `tool`.
+    pub fn with_tool_deadline(mut self, tool: impl Into<String>, deadline: Deadline) -> Self {
+        self.tool_deadlines.insert(tool.into(), deadline);
+        self
+    }
+
+    /// The same upstream with another longest run under progress.
+    pub fn with_max_timeout(mut self, max: Duration) -> Self {
+        self.max_timeout = max;
+        self
     }
 
     /// The same upstream with another result limit.
@@ -228,6 +260,8 @@ const SERVER_KEYS: &[&str] = &[
     "env",
     "url",
     "timeout_ms",
+    "max_timeout_ms",
+    "tools",
     "max_result_bytes",
 ];
 const SERVE_KEYS: &[&str] = &[
@@ -424,18 +458,52 @@ fn parse_server(cx: &mut Ctx<'_>, name: &str, v: &Value) -> Option<UpstreamSetti
             format!("servers.{name}.env must be a table of strings"),
         ),
     }
-    let timeout_ms = match t.get("timeout_ms") {
-        None => DEFAULT_TIMEOUT_MS,
-        Some(Value::Integer(n)) if *n > 0 && *n <= 3_600_000 => *n as u64,
-        Some(_) => {
-            cx.push(
-                &path,
-                Some("timeout_ms"),
-                format!("servers.{name}.timeout_ms must be a whole number of milliseconds between 1 and 3600000"),
-            );
-            DEFAULT_TIMEOUT_MS
+    let timeout_ms = millis(cx, &path, t, "timeout_ms").unwrap_or(DEFAULT_TIMEOUT_MS);
+    let max_timeout_ms = millis(cx, &path, t, "max_timeout_ms")
+        .unwrap_or(DEFAULT_MAX_TIMEOUT_MS)
+        .max(timeout_ms);
+    let mut tool_deadlines = BTreeMap::new();
+    match t.get("tools") {
+        None => {}
+        Some(Value::Table(tools)) => {
+            for (tool, v) in tools {
+                let tpath = ["servers", name, "tools", tool.as_str()];
+                let Value::Table(tt) = v else {
+                    cx.push(
+                        &path,
+                        Some("tools"),
+                        format!("servers.{name}.tools.{tool} must be a table with timeout_ms and/or max_timeout_ms"),
+                    );
+                    continue;
+                };
+                for k in tt.keys() {
+                    if k != "timeout_ms" && k != "max_timeout_ms" {
+                        cx.push(
+                            &tpath,
+                            Some(k),
+                            format!("servers.{name}.tools.{tool}: unknown key `{k}` (expected timeout_ms, max_timeout_ms)"),
+                        );
+                    }
+                }
+                let idle = millis(cx, &tpath, tt, "timeout_ms").unwrap_or(timeout_ms);
+                let max = millis(cx, &tpath, tt, "max_timeout_ms")
+                    .unwrap_or(max_timeout_ms)
+                    .max(idle);
+                tool_deadlines.insert(
+                    tool.clone(),
+                    Deadline {
+                        idle: Duration::from_millis(idle),
+                        max: Duration::from_millis(max),
+                    },
+                );
+            }
         }
-    };
+        Some(_) => cx.push(
+            &path,
+            Some("tools"),
+            format!("servers.{name}.tools must be a table of `[servers.{name}.tools.TOOL]` tables"),
+        ),
+    }
     let max_result_bytes = match t.get("max_result_bytes") {
         None => DEFAULT_MAX_RESULT_BYTES,
         Some(Value::Integer(n)) if *n >= 1024 && *n <= (1 << 30) => *n as usize,
@@ -493,8 +561,34 @@ fn parse_server(cx: &mut Ctx<'_>, name: &str, v: &Value) -> Option<UpstreamSetti
         name: name.to_string(),
         transport,
         timeout: Duration::from_millis(timeout_ms),
+        max_timeout: Duration::from_millis(max_timeout_ms),
+        tool_deadlines,
         max_result_bytes,
     })
+}
+
+/// A duration in milliseconds at `key` of table `t` (at `path`), between 1 ms and an hour.
+fn millis(
+    cx: &mut Ctx<'_>,
+    path: &[&str],
+    t: &toml::map::Map<String, Value>,
+    key: &str,
+) -> Option<u64> {
+    match t.get(key) {
+        None => None,
+        Some(Value::Integer(n)) if *n > 0 && (*n as u64) <= MAX_TIMEOUT_MS => Some(*n as u64),
+        Some(_) => {
+            cx.push(
+                path,
+                Some(key),
+                format!(
+                    "{}.{key} must be a whole number of milliseconds between 1 and {MAX_TIMEOUT_MS}",
+                    path.join(".")
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn parse_serve(cx: &mut Ctx<'_>, t: &toml::map::Map<String, Value>, base: &Path) -> ServeSettings {

@@ -32,6 +32,9 @@
 //! - `config`    — the `[servers]` and `[serve]` tables: accepted forms and error messages.
 //! - `floods`    — `warden serve` under connection and session floods: header and idle
 //!   timeouts, connection caps that shed the longest-idle first, session caps.
+//! - `notes`     — calls of one session at once; progress to the agent that asked and no other
+//!   (stdio, rmcp and the HTTP fast path); cancellation of every call over HTTP; deadlines that
+//!   progress extends up to a maximum.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -87,3 +90,6 @@ mod config;
 mod floods;
 #[path = "integration/stdio_input.rs"]
 mod stdio_input;
+
+#[path = "integration/notes.rs"]
+mod notes;

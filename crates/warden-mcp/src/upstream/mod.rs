@@ -31,13 +31,18 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
-    ClientRequest, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
-    ElicitResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
-    Implementation, JsonObject, ListRootsResult, PingRequest, Prompt, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, Tool,
+    CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
+    ClientCapabilities, ClientConfig, ClientRequest, CompleteRequest, CompleteRequestParams,
+    CompleteResult, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
+    ElicitResult, ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResult,
+    Implementation, JsonObject, ListRootsResult, LoggingLevel, LoggingMessageNotificationParam,
+    PingRequest, ProgressNotificationParam, Prompt, ReadResourceRequest, ReadResourceRequestParams,
+    ReadResourceResult, RequestId, Resource, ResourceTemplate, ResultType, ServerResult,
+    SetLevelRequest, SetLevelRequestParams, Tool,
 };
-use rmcp::service::{NotificationContext, RequestContext, RunningService, ServiceError};
+use rmcp::service::{
+    NotificationContext, PeerRequestOptions, RequestContext, RunningService, ServiceError,
+};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, ErrorData, Peer, RoleClient, ServiceExt};
@@ -49,11 +54,14 @@ use crate::settings::{Transport, UpstreamSettings};
 
 mod error;
 pub(crate) mod lines;
+pub mod relay;
 pub(crate) mod session;
 mod supervisor;
 
 pub use error::UpstreamError;
 use lines::LineTransport;
+use relay::InFlight;
+pub use relay::{Deadline, Note, Relay};
 use session::{Recording, SessionCell};
 pub use supervisor::resolve_program;
 use supervisor::supervise;
@@ -89,6 +97,7 @@ struct Live {
     pid: Option<u32>,
     tools: Arc<HashMap<String, Tool>>,
     resources: Arc<Vec<Resource>>,
+    templates: Arc<Vec<ResourceTemplate>>,
     prompts: Arc<Vec<Prompt>>,
     connects: u64,
     last_error: Option<String>,
@@ -106,6 +115,23 @@ struct Shared {
     checking: AtomicBool,
     /// HTTP upstreams: the MCP session of the current connection, which calls share.
     session: SessionCell,
+    /// Requests in flight, by progress token: where their notes go.
+    inflight: Arc<InFlight>,
+    /// The connection number and severity of the log level asked of it last.
+    log_level: std::sync::Mutex<Option<(u64, u8)>>,
+    /// Which list changed (after the cache was refreshed).
+    lists: tokio::sync::broadcast::Sender<ListKind>,
+}
+
+/// One of the lists an upstream serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// `tools/list`.
+    Tools,
+    /// `resources/list` and `resources/templates/list`.
+    Resources,
+    /// `prompts/list`.
+    Prompts,
 }
 
 impl Shared {
@@ -157,6 +183,10 @@ impl Shared {
 pub struct Upstream {
     name: String,
     timeout: Duration,
+    /// The deadline of requests, and of calls of tools without one of their own.
+    deadline: Deadline,
+    /// Deadlines of particular tools.
+    tool_deadlines: HashMap<String, Deadline>,
     shared: Arc<Shared>,
     /// HTTP upstreams: the pooled client `tools/call` is forwarded over.
     raw: Option<RawHttp>,
@@ -239,6 +269,9 @@ impl Upstream {
             changed: tokio::sync::Notify::new(),
             checking: AtomicBool::new(false),
             session: SessionCell::default(),
+            inflight: Arc::default(),
+            log_level: std::sync::Mutex::new(None),
+            lists: tokio::sync::broadcast::channel(16).0,
         });
         let raw = match &settings.transport {
             Transport::Http { url } => {
@@ -264,6 +297,15 @@ impl Upstream {
         Upstream {
             name: settings.name.clone(),
             timeout: settings.timeout,
+            deadline: Deadline {
+                idle: settings.timeout,
+                max: settings.max_timeout.max(settings.timeout),
+            },
+            tool_deadlines: settings
+                .tool_deadlines
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
             shared,
             raw,
         }
@@ -274,7 +316,7 @@ impl Upstream {
         &self.name
     }
 
-    /// The per-call timeout.
+    /// The per-request timeout (without a word from the upstream).
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -330,6 +372,16 @@ impl Upstream {
         self.shared.read().resources.clone()
     }
 
+    /// The cached resource templates.
+    pub fn templates(&self) -> Arc<Vec<ResourceTemplate>> {
+        self.shared.read().templates.clone()
+    }
+
+    /// Told which list changed, after the cache was refreshed.
+    pub fn list_changes(&self) -> tokio::sync::broadcast::Receiver<ListKind> {
+        self.shared.lists.subscribe()
+    }
+
     /// The cached prompts.
     pub fn prompts(&self) -> Arc<Vec<Prompt>> {
         self.shared.read().prompts.clone()
@@ -355,25 +407,85 @@ impl Upstream {
         }
     }
 
-    /// Run `fut` (a request on connection `live`) within the timeout and until `cancel`.
+    /// The deadline of a request for `tool` (as the upstream names it; `None` for requests
+    /// that are not tool calls).
+    pub fn deadline(&self, tool: Option<&str>) -> Deadline {
+        tool.and_then(|t| self.tool_deadlines.get(t))
+            .copied()
+            .unwrap_or(self.deadline)
+    }
+
+    /// Run `fut` (a request on connection `live`) until it answers, its deadline passes (every
+    /// note the relay hears restarts the idle wait, up to the deadline's maximum) or the
+    /// relay's agent cancels it.
     async fn bounded<T, E>(
         &self,
         fut: impl Future<Output = Result<T, E>>,
         live: &(Peer<RoleClient>, u64),
-        cancel: &CancellationToken,
+        relay: &Relay,
+        deadline: Deadline,
         map: impl FnOnce(E) -> UpstreamError,
     ) -> Result<T, UpstreamError> {
-        // Dropping `fut` (timeout or cancellation) sends `notifications/cancelled` upstream.
-        let r = tokio::select! {
-            r = tokio::time::timeout(self.timeout, fut) => match r {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(map(e)),
-                Err(_) => Err(UpstreamError::Timeout { name: self.name.clone(), ms: self.timeout.as_millis() }),
-            },
-            _ = cancel.cancelled() => Err(UpstreamError::Cancelled),
+        let start = tokio::time::Instant::now();
+        let end = start + deadline.max;
+        let mut idle_until = (start + deadline.idle).min(end);
+        tokio::pin!(fut);
+        let r = loop {
+            tokio::select! {
+                r = &mut fut => break r.map_err(map),
+                _ = relay.cancel.cancelled() => break Err(UpstreamError::Cancelled),
+                _ = relay.beat() => {
+                    idle_until = (tokio::time::Instant::now() + deadline.idle).min(end);
+                }
+                _ = tokio::time::sleep_until(idle_until) => {
+                    let limit = if idle_until >= end { deadline.max } else { deadline.idle };
+                    break Err(UpstreamError::Timeout { name: self.name.clone(), ms: limit.as_millis() });
+                }
+            }
         };
         if matches!(r, Err(UpstreamError::Timeout { .. })) {
             self.health_check(live);
+        }
+        r
+    }
+
+    /// Send `request` on connection `live` and wait for its result within `deadline`. Notes the
+    /// upstream sends about it (by the progress token rmcp put on it) go to `relay`; a request
+    /// given up on (deadline, cancellation) is cancelled upstream.
+    async fn request(
+        &self,
+        live: &(Peer<RoleClient>, u64),
+        request: ClientRequest,
+        relay: &Relay,
+        deadline: Deadline,
+    ) -> Result<ServerResult, UpstreamError> {
+        let handle = live
+            .0
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(self.rmcp_error())?;
+        let _routed = self
+            .shared
+            .inflight
+            .register(handle.progress_token.clone(), relay.clone());
+        let mut abandon = CancelUpstream {
+            peer: live.0.clone(),
+            id: Some(handle.id.clone()),
+        };
+        let r = self
+            .bounded(
+                handle.await_response(),
+                live,
+                relay,
+                deadline,
+                self.rmcp_error(),
+            )
+            .await;
+        if !matches!(
+            r,
+            Err(UpstreamError::Timeout { .. } | UpstreamError::Cancelled)
+        ) {
+            abandon.id = None;
         }
         r
     }
@@ -402,19 +514,22 @@ impl Upstream {
         |e| map_err(&self.shared, self.timeout, e)
     }
 
-    /// Forward an authorized tool call. The upstream's result is returned unchanged.
+    /// Forward an authorized tool call. The upstream's result is returned unchanged, but for
+    /// `resultType`, which is filled in for older upstreams (downstream peers on 2026-07-28
+    /// require it; rmcp strips it again for older ones).
     ///
     /// # Errors
     /// When the upstream is down, times out, closes, answers with a JSON-RPC error or asks for
-    /// client input; or when `cancel` fires (the request is then cancelled upstream).
+    /// client input; or when the relay's agent cancels (the request is then cancelled upstream).
     pub async fn call(
         &self,
         permitted: &Permitted<Call>,
-        cancel: &CancellationToken,
+        relay: &Relay,
     ) -> Result<CallToolResult, UpstreamError> {
         let call = permitted.get();
         let live = self.peer()?;
-        if let Some(raw) = &self.raw {
+        let deadline = self.deadline(Some(&call.tool));
+        let mut r = if let Some(raw) = &self.raw {
             let empty = JsonObject::new();
             let args = match &call.args {
                 serde_json::Value::Object(m) => m,
@@ -430,43 +545,48 @@ impl Upstream {
                 });
             };
             // Dropping the call (timeout or cancellation) sends `notifications/cancelled`.
-            let mut r = self
-                .bounded(raw.call(&call.tool, args, renew), &live, cancel, |e| e)
-                .await?;
-            if r.result_type.is_none() {
-                r.result_type = Some(rmcp::model::ResultType::COMPLETE);
-            }
-            return Ok(r);
-        }
-        let mut params = CallToolRequestParams::new(call.tool.clone());
-        if let serde_json::Value::Object(m) = &call.args {
-            params = params.with_arguments(JsonObject::clone(m));
-        }
-        match self
-            .bounded(
-                live.0.call_tool_once(params),
+            self.bounded(
+                raw.call(&call.tool, args, relay, renew),
                 &live,
-                cancel,
-                self.rmcp_error(),
+                relay,
+                deadline,
+                |e| e,
             )
             .await?
-        {
-            CallToolResponse::Complete(mut r) => {
-                // An upstream on an older protocol leaves `resultType` out; downstream peers on
-                // 2026-07-28 require it (rmcp strips it again for older downstream peers).
-                if r.result_type.is_none() {
-                    r.result_type = Some(rmcp::model::ResultType::COMPLETE);
-                }
-                Ok(r)
+        } else {
+            let mut params = CallToolRequestParams::new(call.tool.clone());
+            if let serde_json::Value::Object(m) = &call.args {
+                params = params.with_arguments(JsonObject::clone(m));
             }
-            CallToolResponse::InputRequired(_) => Err(UpstreamError::Unsupported {
-                name: self.name.clone(),
-                what: "asked for input from the client".into(),
-            }),
-            _ => Err(UpstreamError::Unsupported {
-                name: self.name.clone(),
-                what: "answered with a task".into(),
-            }),
+            let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+            match self.request(&live, request, relay, deadline).await? {
+                ServerResult::CallToolResult(r) => r,
+                ServerResult::InputRequiredResult(_) => {
+                    return Err(self.unsupported("asked for input from the client"))
+                }
+                ServerResult::CreateTaskResult(_) => {
+                    return Err(self.unsupported("answered with a task"))
+                }
+                _ => return Err(self.not_asked_for()),
+            }
+        };
+        if r.result_type.is_none() {
+            r.result_type = Some(ResultType::COMPLETE);
+        }
+        Ok(r)
+    }
+
+    fn unsupported(&self, what: &str) -> UpstreamError {
+        UpstreamError::Unsupported {
+            name: self.name.clone(),
+            what: what.into(),
+        }
+    }
+
+    fn not_asked_for(&self) -> UpstreamError {
+        UpstreamError::Malformed {
+            name: self.name.clone(),
+            detail: "it is not the kind of result that was asked for".into(),
         }
     }
 
@@ -477,7 +597,7 @@ impl Upstream {
     pub async fn read_resource(
         &self,
         permitted: &Permitted<Call>,
-        cancel: &CancellationToken,
+        relay: &Relay,
     ) -> Result<ReadResourceResult, UpstreamError> {
         let uri = permitted
             .get()
@@ -487,21 +607,23 @@ impl Upstream {
             .unwrap_or_default()
             .to_string();
         let live = self.peer()?;
+        let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(
+            ReadResourceRequestParams::new(uri),
+        ));
         match self
-            .bounded(
-                live.0
-                    .read_resource_once(ReadResourceRequestParams::new(uri)),
-                &live,
-                cancel,
-                self.rmcp_error(),
-            )
+            .request(&live, request, relay, self.deadline(None))
             .await?
         {
-            ReadResourceResponse::Complete(r) => Ok(r),
-            _ => Err(UpstreamError::Unsupported {
-                name: self.name.clone(),
-                what: "asked for input from the client".into(),
-            }),
+            ServerResult::ReadResourceResult(mut r) => {
+                if r.result_type.is_none() {
+                    r.result_type = Some(ResultType::COMPLETE);
+                }
+                Ok(r)
+            }
+            ServerResult::InputRequiredResult(_) => {
+                Err(self.unsupported("asked for input from the client"))
+            }
+            _ => Err(self.not_asked_for()),
         }
     }
 
@@ -512,7 +634,7 @@ impl Upstream {
     pub async fn get_prompt(
         &self,
         permitted: &Permitted<Call>,
-        cancel: &CancellationToken,
+        relay: &Relay,
     ) -> Result<GetPromptResult, UpstreamError> {
         let args = &permitted.get().args;
         let name = args
@@ -525,25 +647,106 @@ impl Upstream {
             params = params.with_arguments(m.clone());
         }
         let live = self.peer()?;
+        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
         match self
-            .bounded(
-                live.0.get_prompt_once(params),
-                &live,
-                cancel,
-                self.rmcp_error(),
-            )
+            .request(&live, request, relay, self.deadline(None))
             .await?
         {
-            GetPromptResponse::Complete(r) => Ok(r),
-            _ => Err(UpstreamError::Unsupported {
-                name: self.name.clone(),
-                what: "asked for input from the client".into(),
-            }),
+            ServerResult::GetPromptResult(mut r) => {
+                if r.result_type.is_none() {
+                    r.result_type = Some(ResultType::COMPLETE);
+                }
+                Ok(r)
+            }
+            ServerResult::InputRequiredResult(_) => {
+                Err(self.unsupported("asked for input from the client"))
+            }
+            _ => Err(self.not_asked_for()),
+        }
+    }
+
+    /// Forward `completion/complete` (already routed and allowed by the gateway).
+    ///
+    /// # Errors
+    /// As [`Upstream::call`].
+    pub async fn complete(
+        &self,
+        params: CompleteRequestParams,
+        relay: &Relay,
+    ) -> Result<CompleteResult, UpstreamError> {
+        let live = self.peer()?;
+        let request = ClientRequest::CompleteRequest(CompleteRequest::new(params));
+        match self
+            .request(&live, request, relay, self.deadline(None))
+            .await?
+        {
+            ServerResult::CompleteResult(r) => Ok(r),
+            _ => Err(self.not_asked_for()),
+        }
+    }
+
+    /// Whether the upstream serves log messages (it has the `logging` capability).
+    pub fn logs(&self) -> bool {
+        self.peer().is_ok_and(|(p, _)| {
+            p.peer_info()
+                .is_some_and(|i| i.capabilities.logging.is_some())
+        })
+    }
+
+    /// Ask the upstream for log messages at `level` and above, unless it was already asked for
+    /// as much on this connection. The upstream session is shared by every agent: it is asked
+    /// for the most any agent asked for, and each agent gets what it asked for.
+    pub async fn want_logs(&self, level: LoggingLevel) {
+        let Ok(live) = self.peer() else { return };
+        {
+            let mut asked = self
+                .shared
+                .log_level
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let rank = crate::gateway::pipeline::severity(level);
+            match *asked {
+                Some((connects, r)) if connects == live.1 && r <= rank => return,
+                _ => *asked = Some((live.1, rank)),
+            }
+        }
+        let request =
+            ClientRequest::SetLevelRequest(SetLevelRequest::new(SetLevelRequestParams::new(level)));
+        let relay = Relay::cancel_only(CancellationToken::new());
+        if let Err(e) = self
+            .request(&live, request, &relay, self.deadline(None))
+            .await
+        {
+            tracing::warn!(upstream = %self.name, "logging/setLevel failed: {e}");
         }
     }
 
     /// The name the supervisor uses in messages.
     pub fn label(&self) -> &str {
         &self.shared.name
+    }
+}
+
+/// Sends `notifications/cancelled` for request `id` when dropped with one: the request was given
+/// up on (deadline, or the agent cancelled) before its response arrived.
+struct CancelUpstream {
+    peer: Peer<RoleClient>,
+    id: Option<RequestId>,
+}
+
+impl Drop for CancelUpstream {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let peer = self.peer.clone();
+        tokio::spawn(async move {
+            let note = CancelledNotificationParam::new(
+                Some(id),
+                Some("Warden gave up on the request (deadline, or the agent cancelled it)".into()),
+            );
+            let _ = peer.notify_cancelled(note).await;
+        });
     }
 }

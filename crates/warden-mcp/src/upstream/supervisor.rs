@@ -55,14 +55,79 @@ impl ClientHandler for UpstreamClient {
         Err(refused("elicitation"))
     }
 
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Some(relay) = self.shared.inflight.find(&params.progress_token) {
+            relay.hear(Note::Progress {
+                progress: params.progress,
+                total: params.total,
+                message: params.message,
+            });
+        }
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        // The upstream session is shared by every agent, and a log message names no request:
+        // it could be about any agent's work, so it reaches none. (Log messages an HTTP upstream
+        // sends on a call's own response stream do reach that call's agent.)
+        tracing::debug!(
+            upstream = %self.shared.name,
+            level = ?params.level,
+            "log message from the upstream (not relayed: it names no request): {}",
+            params.data
+        );
+    }
+
     async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.refresh(context.peer, ListKind::Tools);
+    }
+
+    async fn on_resource_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.refresh(context.peer, ListKind::Resources);
+    }
+
+    async fn on_prompt_list_changed(&self, context: NotificationContext<RoleClient>) {
+        self.refresh(context.peer, ListKind::Prompts);
+    }
+}
+
+impl UpstreamClient {
+    /// List `kind` again, in the background, and tell the gateway the list changed.
+    fn refresh(&self, peer: Peer<RoleClient>, kind: ListKind) {
         let shared = self.shared.clone();
-        let peer = context.peer.clone();
         let timeout = self.timeout;
         tokio::spawn(async move {
-            if let Ok(Ok(tools)) = tokio::time::timeout(timeout, peer.list_all_tools()).await {
-                shared.write().tools = Arc::new(index(tools));
+            let fresh = tokio::time::timeout(timeout, async {
+                match kind {
+                    ListKind::Tools => peer
+                        .list_all_tools()
+                        .await
+                        .map(|t| shared.write().tools = Arc::new(index(t))),
+                    ListKind::Resources => {
+                        let r = peer.list_all_resources().await?;
+                        let t = peer.list_all_resource_templates().await.unwrap_or_default();
+                        let mut l = shared.write();
+                        l.resources = Arc::new(r);
+                        l.templates = Arc::new(t);
+                        Ok(())
+                    }
+                    ListKind::Prompts => peer
+                        .list_all_prompts()
+                        .await
+                        .map(|p| shared.write().prompts = Arc::new(p)),
+                }
+            })
+            .await;
+            if matches!(fresh, Ok(Ok(()))) {
                 shared.changed.notify_waiters();
+                let _ = shared.lists.send(kind);
             }
         });
     }
@@ -167,9 +232,10 @@ fn connect<'a>(
     })
 }
 
-async fn fetch_lists(
-    peer: &Peer<RoleClient>,
-) -> Result<(Vec<Tool>, Vec<Resource>, Vec<Prompt>), String> {
+/// What an upstream serves: tools, resources, resource templates and prompts.
+type Lists = (Vec<Tool>, Vec<Resource>, Vec<ResourceTemplate>, Vec<Prompt>);
+
+async fn fetch_lists(peer: &Peer<RoleClient>) -> Result<Lists, String> {
     let caps = peer.peer_info().map(|i| i.capabilities.clone());
     let tools = match caps.as_ref().map(|c| c.tools.is_some()) {
         Some(false) => Vec::new(),
@@ -178,15 +244,18 @@ async fn fetch_lists(
             .await
             .map_err(|e| format!("tools/list failed: {e}"))?,
     };
-    let resources = match caps.as_ref().map(|c| c.resources.is_some()) {
-        Some(true) => peer.list_all_resources().await.unwrap_or_default(),
-        _ => Vec::new(),
+    let (resources, templates) = match caps.as_ref().map(|c| c.resources.is_some()) {
+        Some(true) => (
+            peer.list_all_resources().await.unwrap_or_default(),
+            peer.list_all_resource_templates().await.unwrap_or_default(),
+        ),
+        _ => (Vec::new(), Vec::new()),
     };
     let prompts = match caps.as_ref().map(|c| c.prompts.is_some()) {
         Some(true) => peer.list_all_prompts().await.unwrap_or_default(),
         _ => Vec::new(),
     };
-    Ok((tools, resources, prompts))
+    Ok((tools, resources, templates, prompts))
 }
 
 pub(super) async fn supervise(
@@ -222,7 +291,7 @@ pub(super) async fn supervise(
                         timeout.as_millis()
                     )),
                     Ok(Err(e)) => shared.down(e),
-                    Ok(Ok((tools, resources, prompts))) => {
+                    Ok(Ok((tools, resources, templates, prompts))) => {
                         let kill = CancellationToken::new();
                         {
                             let mut l = shared.write();
@@ -230,6 +299,7 @@ pub(super) async fn supervise(
                             l.pid = pid;
                             l.tools = Arc::new(index(tools));
                             l.resources = Arc::new(resources);
+                            l.templates = Arc::new(templates);
                             l.prompts = Arc::new(prompts);
                             l.connects += 1;
                             l.hung = false;

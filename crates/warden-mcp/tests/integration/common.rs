@@ -300,6 +300,31 @@ impl ServerHandler for Probe {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
+        if let Some(which) = thread.strip_prefix("T-SLOW") {
+            // Four steps of 150 ms, each reported (when asked) with the thread named, then a
+            // result of the probe's own; cancellation ends it early.
+            let token = context.meta.get_progress_token();
+            for step in 1..=4u32 {
+                tokio::select! {
+                    _ = context.ct.cancelled() => {
+                        self.cancelled.fetch_add(1, Ordering::SeqCst);
+                        return Ok(CallToolResult::error(vec![ContentBlock::text("cancelled")]).into());
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(150)) => {}
+                }
+                if let Some(token) = &token {
+                    let mut p =
+                        rmcp::model::ProgressNotificationParam::new(token.clone(), f64::from(step));
+                    p.total = Some(4.0);
+                    p.message = Some(format!("step {step} of T-SLOW{which}"));
+                    let _ = context.peer.notify_progress(p).await;
+                }
+            }
+            return Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+                "slow read of T-SLOW{which} done"
+            ))])
+            .into());
+        }
         if self.hang && thread == "T-HANG" {
             tokio::select! {
                 _ = context.ct.cancelled() => {

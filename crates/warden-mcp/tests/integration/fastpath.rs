@@ -277,15 +277,22 @@ async fn what_the_fast_path_cannot_check_is_left_to_rmcp() {
     other.session = c.session.clone();
     let r = other.call("forum.read_thread", args.clone()).await;
     assert_eq!(r.status, 404, "{}", r.body);
-    // A progress token is fine; parameters it does not know (task augmentation) go to rmcp.
+    // A progress token is answered here too, on an SSE stream (for the progress); parameters
+    // it does not know (task augmentation) go to rmcp.
+    let fast_before = gw.fast_calls();
     let r = c
         .request(
             "tools/call",
             json!({"name": "forum.read_thread", "arguments": args, "_meta": {"progressToken": 7}}),
         )
         .await;
-    assert!(r.content_type.starts_with("application/json"), "{}", r.body);
+    assert!(
+        r.content_type.starts_with("text/event-stream"),
+        "{}",
+        r.body
+    );
     assert!(result_text(&r).contains("T-1042"), "{}", r.body);
+    assert_eq!(gw.fast_calls(), fast_before + 1);
     let r = c
         .request(
             "tools/call",

@@ -1,0 +1,530 @@
+//! The gateway: the engine, the upstreams, the decision log and the live sessions.
+//!
+//! One [`Session`] per downstream MCP session holds one granted mission and one
+//! [`SessionState`]. The pipeline of each request is in [`pipeline`]; resources, prompts and
+//! completions in [`reads`]; the words agents read in [`text`]. Different sessions, and the
+//! calls of one session, run in parallel.
+//!
+//! When an upstream's tools, resources or prompts change, Warden refreshes its lists and tells
+//! every session that may see that upstream (`notifications/*/list_changed`); the session's
+//! next list is filtered as always.
+
+// Logging is deprecated by SEP-2577; clients of earlier revisions still use it.
+#![allow(deprecated)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolResult, LoggingLevel, Tool};
+use rmcp::{Peer, RoleServer};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use warden_core::mission::{Mission, MissionUsage};
+use warden_core::session::SessionState;
+use warden_core::{Breakers, Decision, Engine};
+
+use crate::log::DecisionLog;
+use crate::settings::GatewaySettings;
+use crate::upstream::{ListKind, Upstream, UpstreamStatus};
+
+pub mod pipeline;
+pub mod reads;
+pub mod text;
+
+pub use pipeline::Caller;
+pub use text::{exposure_line, refusal_text, result_text, thousands};
+
+/// The catalog tool name under which `resources/read` of a server is decided.
+pub const RESOURCES_READ: &str = "resources/read";
+/// The catalog tool name under which `prompts/get` of a server is decided.
+pub const PROMPTS_GET: &str = "prompts/get";
+
+/// Who a session acts as: the agent, the person it acts for, and the mission they agreed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The agent (authenticated by its bearer token over HTTP, named by the operator on stdio).
+    pub agent: String,
+    /// The person the agent acts for.
+    pub principal: String,
+    /// The mission template.
+    pub template: String,
+    /// The principal's own words for the task (trusted text).
+    pub purpose: String,
+}
+
+/// Counts live sessions; the count drops when a session is dropped.
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct SessionInner {
+    state: SessionState,
+    usage: MissionUsage,
+}
+
+/// One downstream session: its mission and its state.
+pub struct Session {
+    id: String,
+    /// What the log, explanations and traces call it ([`crate::naming::session_name`]).
+    name: String,
+    mission: Mission,
+    /// Catalog names the mission may ever use (what `tools/list` may show).
+    visible: BTreeSet<String>,
+    /// SHA-256 of the bearer token that opened it (HTTP), checked on every request.
+    token: Option<[u8; 32]>,
+    inner: tokio::sync::Mutex<SessionInner>,
+    last_used: Mutex<Instant>,
+    /// The least severe log level the agent asked for (`logging/setLevel`); none: no log
+    /// messages.
+    log_level: Mutex<Option<LoggingLevel>>,
+    /// The agent's MCP peer, for notifications that belong to no request (lists changed).
+    peer: std::sync::OnceLock<Peer<RoleServer>>,
+    _live: LiveGuard,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("name", &self.name)
+            .field("mission", &self.mission.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The session id (an HTTP `Mcp-Session-Id`: never logged or shown, see [`Session::name`]).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The session's name in the decision log, explanations and traces: a keyed hash of its id.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The mission.
+    pub fn mission(&self) -> &Mission {
+        &self.mission
+    }
+
+    /// The token digest that opened it.
+    pub fn token(&self) -> Option<&[u8; 32]> {
+        self.token.as_ref()
+    }
+
+    /// How long since its last request.
+    pub fn idle_for(&self) -> Duration {
+        lock(&self.last_used).elapsed()
+    }
+
+    /// Note a request now.
+    pub fn touch(&self) {
+        *lock(&self.last_used) = Instant::now();
+    }
+
+    /// The log level the agent asked for, if any.
+    pub fn log_level(&self) -> Option<LoggingLevel> {
+        *lock(&self.log_level)
+    }
+
+    /// Set the log level the agent asked for.
+    pub fn set_log_level(&self, level: LoggingLevel) {
+        *lock(&self.log_level) = Some(level);
+    }
+
+    /// Note the agent's MCP peer (the first one seen stays).
+    pub fn attach_peer(&self, peer: &Peer<RoleServer>) {
+        if self.peer.get().is_none() {
+            let _ = self.peer.set(peer.clone());
+        }
+    }
+
+    /// A copy of the session state (for tests and diagnostics).
+    pub async fn state(&self) -> SessionState {
+        self.inner.lock().await.state.clone()
+    }
+}
+
+/// The gateway: engine, upstreams, decision log and live sessions.
+pub struct Gateway {
+    engine: Arc<Engine>,
+    upstreams: BTreeMap<String, Upstream>,
+    log: Arc<dyn DecisionLog>,
+    breakers: RwLock<Breakers>,
+    live: Arc<AtomicUsize>,
+    stateless: Mutex<HashMap<[u8; 32], Arc<Session>>>,
+    /// Sessions of HTTP MCP sessions, by `Mcp-Session-Id`: shared by the rmcp handler of the
+    /// session and the `tools/call` fast path.
+    http_sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// `tools/call` requests answered by the HTTP fast path.
+    fast_calls: AtomicUsize,
+    /// Every session opened, to tell them when lists change.
+    sessions: Mutex<Vec<Weak<Session>>>,
+    /// URIs named in upstreams' results, and the upstream that named each (see [`reads`]).
+    named_uris: Mutex<HashMap<String, String>>,
+    settings: GatewaySettings,
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("upstreams", &self.upstreams.keys().collect::<Vec<_>>())
+            .field("live_sessions", &self.live_sessions())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stateless sessions idle longer than this are forgotten.
+const STATELESS_IDLE: Duration = Duration::from_secs(30 * 60);
+/// At most this many stateless sessions are kept; past it the idlest are dropped.
+const STATELESS_MAX: usize = 10_000;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What happened to one call, for callers that want more than the MCP result.
+#[derive(Debug)]
+pub struct CallOutcome {
+    /// The decision as logged (`None` when it could not be recorded: then the call was denied).
+    pub decision: Option<Decision>,
+    /// What the agent receives.
+    pub result: CallToolResult,
+}
+
+impl Gateway {
+    /// Start the gateway: start every upstream and wait (up to each one's timeout, in
+    /// parallel) for the first connections. Upstreams that are not up yet keep retrying in the
+    /// background.
+    pub async fn start(
+        engine: Arc<Engine>,
+        settings: GatewaySettings,
+        log: Arc<dyn DecisionLog>,
+    ) -> Arc<Gateway> {
+        let stop = CancellationToken::new();
+        let scrub: Vec<String> = engine
+            .config()
+            .agents
+            .values()
+            .filter_map(|a| a.token_env.clone())
+            .collect();
+        let mut upstreams = BTreeMap::new();
+        for u in &settings.upstreams {
+            upstreams.insert(
+                u.name.clone(),
+                Upstream::start(u, scrub.clone(), stop.child_token()),
+            );
+        }
+        let waits = upstreams.values().map(|u| u.wait_ready(u.timeout()));
+        for w in waits {
+            // Sequential awaits of futures that all started at once: total wait is the slowest.
+            let _ = w.await;
+        }
+        let gateway = Arc::new(Gateway {
+            engine,
+            upstreams,
+            log,
+            breakers: RwLock::new(Breakers::default()),
+            live: Arc::new(AtomicUsize::new(0)),
+            stateless: Mutex::new(HashMap::new()),
+            http_sessions: Mutex::new(HashMap::new()),
+            fast_calls: AtomicUsize::new(0),
+            sessions: Mutex::new(Vec::new()),
+            named_uris: Mutex::new(HashMap::new()),
+            settings,
+            stop,
+        });
+        for (name, u) in &gateway.upstreams {
+            tokio::spawn(pass_on_list_changes(
+                Arc::downgrade(&gateway),
+                name.clone(),
+                u.list_changes(),
+                gateway.stop.child_token(),
+            ));
+        }
+        gateway
+    }
+
+    /// The agent of `session` asked for log messages at `level` and above: ask every upstream it
+    /// may use that serves logs for them.
+    pub async fn set_log_level(&self, session: &Session, level: LoggingLevel) {
+        session.set_log_level(level);
+        for (name, u) in &self.upstreams {
+            let prefix = format!("{name}.");
+            if u.logs() && session.visible.iter().any(|v| v.starts_with(&prefix)) {
+                u.want_logs(level).await;
+            }
+        }
+    }
+
+    /// Tell every session that may see something of upstream `server` that its `kind` list
+    /// changed.
+    async fn list_changed(&self, server: &str, kind: ListKind) {
+        let prefix = format!("{server}.");
+        let peers: Vec<Peer<RoleServer>> = {
+            let mut sessions = lock(&self.sessions);
+            sessions.retain(|w| w.strong_count() > 0);
+            sessions
+                .iter()
+                .filter_map(Weak::upgrade)
+                .filter(|s| s.visible.iter().any(|v| v.starts_with(&prefix)))
+                .filter_map(|s| s.peer.get().cloned())
+                .collect()
+        };
+        for peer in peers {
+            let _ = match kind {
+                ListKind::Tools => peer.notify_tool_list_changed().await,
+                ListKind::Resources => peer.notify_resource_list_changed().await,
+                ListKind::Prompts => peer.notify_prompt_list_changed().await,
+            };
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &GatewaySettings {
+        &self.settings
+    }
+
+    /// An upstream by server name.
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.get(name)
+    }
+
+    /// Health of every upstream.
+    pub fn upstream_status(&self) -> Vec<UpstreamStatus> {
+        self.upstreams.values().map(Upstream::status).collect()
+    }
+
+    /// Sessions alive now (stdio, HTTP and stateless).
+    pub fn live_sessions(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Replace the breakers in force.
+    pub fn set_breakers(&self, b: Breakers) {
+        *self.breakers.write().unwrap_or_else(|p| p.into_inner()) = b;
+    }
+
+    /// Stop every upstream (children are killed) and refuse further work.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+        lock(&self.stateless).clear();
+        lock(&self.http_sessions).clear();
+    }
+
+    /// The session of HTTP MCP session `sid`, opened for `who` on first use. Later requests get
+    /// the same session whatever their identity headers say; the caller checks the token.
+    ///
+    /// # Errors
+    /// As [`Gateway::open_session`].
+    pub fn http_session(
+        &self,
+        sid: &str,
+        who: &Identity,
+        token: [u8; 32],
+    ) -> Result<Arc<Session>, crate::GatewayError> {
+        let mut map = lock(&self.http_sessions);
+        if let Some(s) = map.get(sid) {
+            return Ok(s.clone());
+        }
+        let s = self.open_session(sid, who, Some(token))?;
+        map.insert(sid.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// How many `tools/call` requests the HTTP fast path has answered.
+    pub fn fast_calls(&self) -> usize {
+        self.fast_calls.load(Ordering::Relaxed)
+    }
+
+    /// Count one `tools/call` answered by the HTTP fast path.
+    pub fn count_fast_call(&self) {
+        self.fast_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The open session of HTTP MCP session `sid`, if any.
+    pub fn find_http_session(&self, sid: &str) -> Option<Arc<Session>> {
+        lock(&self.http_sessions).get(sid).cloned()
+    }
+
+    /// Forget HTTP session `sid` (its MCP session ended), if it is still `session`.
+    pub fn end_http_session(&self, sid: &str, session: &Arc<Session>) {
+        let mut map = lock(&self.http_sessions);
+        if map.get(sid).is_some_and(|s| Arc::ptr_eq(s, session)) {
+            map.remove(sid);
+        }
+    }
+
+    /// Forget every HTTP session that `keep` rejects (its MCP session is gone).
+    pub fn retain_http_sessions(&self, keep: impl Fn(&str, &Session) -> bool) {
+        lock(&self.http_sessions).retain(|sid, s| keep(sid, s));
+    }
+
+    /// The HTTP sessions idle for longer than `idle`.
+    pub fn idle_http_sessions(&self, idle: Duration) -> Vec<String> {
+        lock(&self.http_sessions)
+            .iter()
+            .filter(|(_, s)| s.idle_for() > idle)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Open a session: grant the mission for `who`. Its decisions name it by
+    /// [`crate::naming::session_name`] of `id`, its mission `m-` and that name.
+    ///
+    /// # Errors
+    /// When the template, agent or principal is unknown or the template is not for the agent.
+    pub fn open_session(
+        &self,
+        id: &str,
+        who: &Identity,
+        token: Option<[u8; 32]>,
+    ) -> Result<Arc<Session>, crate::GatewayError> {
+        let now = crate::now_ms();
+        let name = crate::naming::session_name(id);
+        let mission = self
+            .engine
+            .grant(
+                &format!("m-{name}"),
+                &who.template,
+                &who.agent,
+                &who.principal,
+                &who.purpose,
+                now,
+            )
+            .map_err(crate::GatewayError::Mission)?;
+        let visible = self
+            .engine
+            .visible_tools(&mission)
+            .into_iter()
+            .map(|s| s.name.clone())
+            .collect();
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let session = Arc::new(Session {
+            id: id.to_string(),
+            visible,
+            token,
+            inner: tokio::sync::Mutex::new(SessionInner {
+                state: SessionState::new(&name, mission.id.clone()),
+                usage: MissionUsage::default(),
+            }),
+            mission,
+            name,
+            last_used: Mutex::new(Instant::now()),
+            log_level: Mutex::new(None),
+            peer: std::sync::OnceLock::new(),
+            _live: LiveGuard(self.live.clone()),
+        });
+        let mut sessions = lock(&self.sessions);
+        if sessions.len() >= 1024 && sessions.len().is_power_of_two() {
+            sessions.retain(|w| w.strong_count() > 0);
+        }
+        sessions.push(Arc::downgrade(&session));
+        Ok(session)
+    }
+
+    /// The session for stateless requests (no `Mcp-Session-Id`): keyed by the bearer token, the
+    /// identity headers and the client's `X-Warden-Session` value (`hint`, may be empty), so the
+    /// same caller with the same mission keeps its taint and separate sessions stay separate.
+    ///
+    /// # Errors
+    /// As [`Gateway::open_session`].
+    pub fn stateless_session(
+        &self,
+        who: &Identity,
+        token: [u8; 32],
+        hint: &str,
+    ) -> Result<Arc<Session>, crate::GatewayError> {
+        let mut h = Sha256::new();
+        h.update(token);
+        for part in [
+            who.agent.as_str(),
+            who.principal.as_str(),
+            who.template.as_str(),
+            who.purpose.as_str(),
+            hint,
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        let key: [u8; 32] = h.finalize().into();
+        let mut map = lock(&self.stateless);
+        if let Some(s) = map.get(&key) {
+            *lock(&s.last_used) = Instant::now();
+            return Ok(s.clone());
+        }
+        if map.len() >= STATELESS_MAX {
+            map.retain(|_, s| lock(&s.last_used).elapsed() < STATELESS_IDLE);
+        }
+        if map.len() >= STATELESS_MAX {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| *lock(&s.last_used))
+                .map(|(k, _)| *k)
+            {
+                map.remove(&oldest);
+            }
+        }
+        let id = format!("sl-{}", hex::encode(key.get(..12).unwrap_or_default()));
+        let s = self.open_session(&id, who, Some(token))?;
+        map.insert(key, s.clone());
+        Ok(s)
+    }
+
+    /// The tools `session` may see: the mission's visible catalog tools that their upstream
+    /// serves, named `server.tool`, in catalog order.
+    pub fn list_tools(&self, session: &Session) -> Vec<Tool> {
+        let mut out = Vec::new();
+        for spec in self.engine.visible_tools(&session.mission) {
+            if let Some(t) = self
+                .upstreams
+                .get(&spec.server)
+                .and_then(|u| u.tool(&spec.tool))
+            {
+                let mut t = t;
+                t.name = spec.name.clone().into();
+                out.push(t);
+            }
+        }
+        out
+    }
+}
+
+/// Pass `server`'s list changes on to the sessions, until the gateway stops.
+async fn pass_on_list_changes(
+    gateway: Weak<Gateway>,
+    server: String,
+    mut changes: tokio::sync::broadcast::Receiver<ListKind>,
+    stop: CancellationToken,
+) {
+    loop {
+        let kind = tokio::select! {
+            _ = stop.cancelled() => return,
+            k = changes.recv() => match k {
+                Ok(k) => k,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+        };
+        let Some(gw) = gateway.upgrade() else { return };
+        gw.list_changed(&server, kind).await;
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

@@ -1,0 +1,436 @@
+//! The pipeline of one request: decide, log, commit, forward, absorb.
+//!
+//! The session's state is locked to decide and commit, and again to absorb; it is not locked
+//! while the request is upstream, so the calls of one session run at once. A call is decided on
+//! what the session has absorbed by then: the output of a call still running has not reached
+//! the agent, so it cannot direct anything yet. Outputs are absorbed in the order their calls
+//! complete, each before the agent receives it.
+//!
+//! What an upstream says about a request on the way (progress, log messages) reaches the agent
+//! through a [`Relay`], and text in it is absorbed before it is passed on, like a result.
+
+// Logging is deprecated by SEP-2577; clients of earlier revisions still use it.
+#![allow(deprecated)]
+
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolResult, ContentBlock, JsonObject, LoggingLevel, LoggingMessageNotification,
+    LoggingMessageNotificationParam, ProgressNotification, ProgressNotificationParam,
+    ProgressToken, ServerNotification,
+};
+use rmcp::ErrorData;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use warden_core::model::{Reason, Stage};
+use warden_core::{Call, Decided, Decision, Outcome, Permitted};
+
+use super::text::{
+    first_text, log_failure_text, refusal_result, refusal_text, result_text, upstream_error_data,
+    upstream_failure,
+};
+use super::{CallOutcome, Gateway, Session, SessionInner, PROMPTS_GET, RESOURCES_READ};
+use crate::log::{EntryKind, LogEntry, LogError, OutcomeEntry};
+use crate::upstream::{Note, Relay, Upstream, UpstreamError};
+
+/// Pass `notes` to `peer` in order until every sender is gone (the request completed).
+pub fn notify_peer(peer: rmcp::Peer<rmcp::RoleServer>) -> (Notes, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<ServerNotification>();
+    let task = tokio::spawn(async move {
+        while let Some(n) = rx.recv().await {
+            if peer.send_notification(n).await.is_err() {
+                break;
+            }
+        }
+    });
+    (tx, task)
+}
+
+/// The longest Warden waits, after a request completed, for its last notes to reach the agent.
+const FLUSH: Duration = Duration::from_secs(2);
+
+/// Where the notifications about one request go, in order, on their way to the agent.
+pub type Notes = mpsc::UnboundedSender<ServerNotification>;
+
+/// The agent's side of one request: how it gives up on it, and where notes about it go.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// Fires when the agent cancels the request or goes away.
+    pub cancel: CancellationToken,
+    /// Where notifications about the request go (none: the agent hears nothing but the result).
+    pub notes: Option<Notes>,
+    /// The progress token the agent put on the request, if it wants progress.
+    pub progress: Option<ProgressToken>,
+}
+
+impl Caller {
+    /// A caller that only cancels.
+    pub fn cancel_only(cancel: CancellationToken) -> Caller {
+        Caller {
+            cancel,
+            ..Caller::default()
+        }
+    }
+}
+
+/// How severe a log level is (`debug` 0 … `emergency` 7).
+#[allow(deprecated)]
+pub(crate) fn severity(l: LoggingLevel) -> u8 {
+    match l {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+impl Gateway {
+    fn exposed(&self, session: &Session, call: &Call) -> Result<(), String> {
+        let name = call.name();
+        if call.server.is_empty() && call.tool == RESOURCES_READ {
+            let uri = call.args.get("uri").and_then(Value::as_str).unwrap_or("");
+            return Err(format!(
+                "no upstream server this session may read resources of serves `{uri}`"
+            ));
+        }
+        if !session.visible.contains(&name) {
+            return Err(format!(
+                "`{name}` is not offered to this session (it is not in its tools/list)"
+            ));
+        }
+        let Some(u) = self.upstreams.get(&call.server) else {
+            return Err(format!(
+                "no upstream server `{}` is configured, so `{name}` is not offered",
+                call.server
+            ));
+        };
+        let present = match call.tool.as_str() {
+            RESOURCES_READ | PROMPTS_GET => true,
+            t => u.has_tool(t),
+        };
+        if !present {
+            return Err(format!(
+                "upstream `{}` does not serve a tool `{}` (it is {}), so `{name}` is not offered",
+                call.server,
+                call.tool,
+                if u.status().up { "up" } else { "down" }
+            ));
+        }
+        Ok(())
+    }
+
+    /// Append durably, on this thread when the log is fast enough ([`DecisionLog::blocking`]),
+    /// else on the blocking pool; the entry comes back (moved, not cloned).
+    async fn append(&self, entry: LogEntry) -> Result<LogEntry, (Option<LogEntry>, LogError)> {
+        if !self.log.blocking() {
+            return match self.log.append(&entry) {
+                Ok(()) => Ok(entry),
+                Err(e) => Err((Some(entry), e)),
+            };
+        }
+        let log = self.log.clone();
+        match tokio::task::spawn_blocking(move || {
+            let r = log.append(&entry);
+            (entry, r)
+        })
+        .await
+        {
+            Ok((entry, Ok(()))) => Ok(entry),
+            Ok((entry, Err(e))) => Err((Some(entry), e)),
+            Err(e) => Err((
+                None,
+                LogError::Unavailable(format!("the log writer failed: {e}")),
+            )),
+        }
+    }
+
+    /// Append what came of the forward `decision` allowed (`outcome` and a short `reason`).
+    /// The reply does not wait for it: on a log that blocks, it is appended on the blocking
+    /// pool.
+    fn record_outcome(&self, decision: &Decision, outcome: &str, reason: String) {
+        let entry = OutcomeEntry {
+            kind: EntryKind::Outcome,
+            decision_id: decision.id.clone(),
+            tool: decision.tool.clone(),
+            outcome: outcome.to_string(),
+            reason,
+            at_ms: u64::try_from(crate::now_ms()).unwrap_or(0),
+        };
+        let append = {
+            let log = self.log.clone();
+            move || {
+                if let Err(e) = log.append_outcome(&entry) {
+                    tracing::error!("decision log: cannot record an outcome: {e}");
+                }
+            }
+        };
+        if self.log.blocking() {
+            drop(tokio::task::spawn_blocking(append));
+        } else {
+            append();
+        }
+    }
+
+    /// Decide `call` for `session`, log it, commit it; returns the logged decision and, when
+    /// allowed, the permitted call. `Err` carries the refusal to return when logging failed.
+    async fn decide(
+        &self,
+        session: &Session,
+        inner: &mut SessionInner,
+        call: Call,
+    ) -> Result<(Decision, Option<Permitted<Call>>), (Option<Decision>, CallToolResult)> {
+        let exposed = self.exposed(session, &call);
+        let started = Instant::now();
+        let now = crate::now_ms();
+        let Decided {
+            mut decision,
+            mut permitted,
+        } = {
+            let b = self.breakers.read().unwrap_or_else(|p| p.into_inner());
+            self.engine
+                .decide(call, &session.mission, &inner.state, &inner.usage, &b, now)
+        };
+        let kind = match exposed {
+            Ok(()) => EntryKind::Decision,
+            Err(why) => {
+                if decision.decision != Outcome::Deny {
+                    decision.decision = Outcome::Deny;
+                    decision.reasons.insert(
+                        0,
+                        Reason {
+                            stage: Stage::Resolve,
+                            outcome: Outcome::Deny,
+                            policy: None,
+                            text: why,
+                        },
+                    );
+                }
+                permitted = None;
+                EntryKind::Unexposed
+            }
+        };
+        decision.elapsed_us = Some(started.elapsed().as_micros() as u64);
+        let tool = decision.tool.clone();
+        let id = decision.id.clone();
+        let decision = match self.append(LogEntry { kind, decision }).await {
+            Ok(entry) => entry.decision,
+            Err((entry, e)) => {
+                tracing::error!("decision log: {e}");
+                let mut r = CallToolResult::error(vec![ContentBlock::text(log_failure_text(
+                    &tool, &id, &e,
+                ))]);
+                r.structured_content = Some(serde_json::json!({
+                    "decision": "deny",
+                    "error": "decision-log",
+                    "message": e.to_string(),
+                    "decision_id": id,
+                }));
+                let denied = entry.map(|mut en| {
+                    en.decision.decision = Outcome::Deny;
+                    en.decision
+                });
+                return Err((denied, r));
+            }
+        };
+        self.engine
+            .commit(&decision, &mut inner.state, &mut inner.usage);
+        Ok((decision, permitted))
+    }
+
+    /// The relay of a permitted request of `session` from `caller`, and the task that passes
+    /// its notes on: each note the agent asked for (progress when it gave a token, log messages
+    /// at or above the level its session set) is absorbed into the session, then sent.
+    fn relay(
+        self: &std::sync::Arc<Self>,
+        session: &std::sync::Arc<Session>,
+        permitted: &Permitted<Call>,
+        caller: &Caller,
+    ) -> (Relay, Option<tokio::task::JoinHandle<()>>) {
+        let Some(out) = caller.notes.clone() else {
+            return (Relay::cancel_only(caller.cancel.clone()), None);
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Note>();
+        let gateway = self.clone();
+        let session = session.clone();
+        let permitted = permitted.clone();
+        let token = caller.progress.clone();
+        let drain = tokio::spawn(async move {
+            while let Some(note) = rx.recv().await {
+                let wanted = match &note {
+                    Note::Progress { .. } => token.is_some(),
+                    Note::Log { level, .. } => session
+                        .log_level()
+                        .is_some_and(|min| severity(*level) >= severity(min)),
+                };
+                if !wanted {
+                    continue;
+                }
+                let text = note.text();
+                if !text.is_empty() {
+                    let mut inner = session.inner.lock().await;
+                    let SessionInner { state, usage } = &mut *inner;
+                    gateway
+                        .engine
+                        .absorb(&permitted, &text, state, usage, crate::now_ms());
+                }
+                let n = match note {
+                    Note::Progress {
+                        progress,
+                        total,
+                        message,
+                    } => {
+                        let Some(token) = token.clone() else { continue };
+                        let mut p = ProgressNotificationParam::new(token, progress);
+                        p.total = total;
+                        p.message = message;
+                        ServerNotification::ProgressNotification(ProgressNotification::new(p))
+                    }
+                    Note::Log {
+                        level,
+                        logger,
+                        data,
+                    } => {
+                        let mut m = LoggingMessageNotificationParam::new(level, data);
+                        m.logger = logger;
+                        ServerNotification::LoggingMessageNotification(
+                            LoggingMessageNotification::new(m),
+                        )
+                    }
+                };
+                if out.send(n).is_err() {
+                    break;
+                }
+            }
+        });
+        (Relay::new(caller.cancel.clone(), Some(tx)), Some(drain))
+    }
+
+    /// Handle one `tools/call`: decide, log, commit; forward when allowed and absorb the
+    /// output. Never a protocol error: refusals and upstream failures are tool results with
+    /// `isError`.
+    pub async fn call_tool(
+        self: &std::sync::Arc<Self>,
+        session: &std::sync::Arc<Session>,
+        name: &str,
+        args: Option<JsonObject>,
+        caller: &Caller,
+    ) -> CallOutcome {
+        let (server, tool) = name.split_once('.').unwrap_or(("", name));
+        let call = Call::new(server, tool, Value::Object(args.unwrap_or_default()));
+        session.touch();
+        let decided = {
+            let mut inner = session.inner.lock().await;
+            self.decide(session, &mut inner, call).await
+        };
+        let (decision, permitted) = match decided {
+            Ok(x) => x,
+            Err((decision, result)) => return CallOutcome { decision, result },
+        };
+        let Some(p) = permitted else {
+            let result = refusal_result(&decision);
+            return CallOutcome {
+                decision: Some(decision),
+                result,
+            };
+        };
+        let Some(up) = self.upstreams.get(&p.get().server) else {
+            let result = CallToolResult::error(vec![ContentBlock::text(format!(
+                "no upstream server `{}` is configured",
+                p.get().server
+            ))]);
+            return CallOutcome {
+                decision: Some(decision),
+                result,
+            };
+        };
+        let (relay, drain) = self.relay(session, &p, caller);
+        let sent = up.call(&p, &relay).await;
+        flush(relay, drain).await;
+        let result = match sent {
+            Ok(r) => {
+                let outcome = if r.is_error == Some(true) {
+                    "tool-error"
+                } else {
+                    "result"
+                };
+                self.record_outcome(&decision, outcome, String::new());
+                self.note_named(&p.get().server, &r.content);
+                let text = result_text(&r);
+                let mut inner = session.inner.lock().await;
+                let SessionInner { state, usage } = &mut *inner;
+                self.engine.absorb(&p, &text, state, usage, crate::now_ms());
+                r
+            }
+            Err(e) => {
+                self.record_outcome(&decision, e.code(), e.to_string());
+                upstream_failure(&decision, &e)
+            }
+        };
+        CallOutcome {
+            decision: Some(decision),
+            result,
+        }
+    }
+
+    /// Decide a request that reads from an upstream (`resources/read`, `prompts/get`) as
+    /// `call`, log and commit it; when allowed, `send` it to its upstream and feed the text
+    /// `text_of` finds in the result to the session. A refusal or failure is a JSON-RPC error
+    /// with the reason; `what` names the thing read in the error when its upstream is gone.
+    pub(crate) async fn forward_read<R>(
+        self: &std::sync::Arc<Self>,
+        session: &std::sync::Arc<Session>,
+        call: Call,
+        caller: &Caller,
+        what: &str,
+        send: impl AsyncFnOnce(&Upstream, &Permitted<Call>, &Relay) -> Result<R, UpstreamError>,
+        text_of: impl FnOnce(&R) -> String,
+    ) -> Result<R, ErrorData> {
+        session.touch();
+        let decided = {
+            let mut inner = session.inner.lock().await;
+            self.decide(session, &mut inner, call).await
+        };
+        let (decision, permitted) = decided
+            .map_err(|(_, r)| ErrorData::invalid_request(first_text(&r), r.structured_content))?;
+        let Some(p) = permitted else {
+            return Err(ErrorData::invalid_request(
+                refusal_text(&decision),
+                serde_json::to_value(&decision).ok(),
+            ));
+        };
+        let up = self.upstreams.get(&p.get().server).ok_or_else(|| {
+            ErrorData::internal_error(format!("the upstream of this {what} is gone"), None)
+        })?;
+        let (relay, drain) = self.relay(session, &p, caller);
+        let sent = send(up, &p, &relay).await;
+        flush(relay, drain).await;
+        let r = match sent {
+            Ok(r) => {
+                self.record_outcome(&decision, "result", String::new());
+                r
+            }
+            Err(e) => {
+                self.record_outcome(&decision, e.code(), e.to_string());
+                return Err(upstream_error_data(&decision, &e));
+            }
+        };
+        let text = text_of(&r);
+        let mut inner = session.inner.lock().await;
+        let SessionInner { state, usage } = &mut *inner;
+        self.engine.absorb(&p, &text, state, usage, crate::now_ms());
+        Ok(r)
+    }
+}
+
+/// Let the notes of a completed request reach the agent before its result does.
+async fn flush(relay: Relay, drain: Option<tokio::task::JoinHandle<()>>) {
+    drop(relay);
+    if let Some(d) = drain {
+        let _ = tokio::time::timeout(FLUSH, d).await;
+    }
+}

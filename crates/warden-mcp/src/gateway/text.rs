@@ -1,0 +1,132 @@
+//! The words an agent reads: the text of a result Warden labels, refusals, failures.
+
+use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
+use rmcp::ErrorData;
+use warden_core::{Decision, Outcome};
+
+use crate::log::LogError;
+use crate::upstream::UpstreamError;
+
+/// The text of a tool result that Warden labels: its text blocks and embedded text resources;
+/// the structured content when there is no text.
+pub fn result_text(r: &CallToolResult) -> String {
+    let mut out = String::new();
+    for c in &r.content {
+        match c {
+            ContentBlock::Text(t) => push_line(&mut out, &t.text),
+            ContentBlock::Resource(e) => {
+                if let ResourceContents::TextResourceContents { text, .. } = &e.resource {
+                    push_line(&mut out, text);
+                }
+            }
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        if let Some(v) = &r.structured_content {
+            out = v.to_string();
+        }
+    }
+    out
+}
+
+pub(crate) fn push_line(out: &mut String, s: &str) {
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(s);
+}
+
+/// Format a count with thousands separators (`2,999`).
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One line describing a decision's exposure, when anyone is exposed.
+pub fn exposure_line(d: &Decision) -> Option<String> {
+    let x = d.exposure.as_ref().filter(|x| x.count > 0)?;
+    let labels = x.labels.iter().cloned().collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "{} of {} people in the audience are not cleared for {}",
+        thousands(x.count),
+        thousands(x.audience),
+        labels
+    ))
+}
+
+/// The text an agent reads for a call that was not allowed.
+pub fn refusal_text(d: &Decision) -> String {
+    let mut text = match d.decision {
+        Outcome::Ask => format!(
+            "Warden held `{}`: approval required: {} (decision {})",
+            d.tool,
+            d.summary(),
+            d.id
+        ),
+        _ => format!(
+            "Warden denied `{}`: {} (decision {})",
+            d.tool,
+            d.summary(),
+            d.id
+        ),
+    };
+    if let Some(x) = exposure_line(d) {
+        text.push_str("\nexposure: ");
+        text.push_str(&x);
+    }
+    text
+}
+
+pub(crate) fn refusal_result(d: &Decision) -> CallToolResult {
+    let mut r = CallToolResult::error(vec![ContentBlock::text(refusal_text(d))]);
+    r.structured_content = serde_json::to_value(d).ok();
+    r
+}
+
+pub(crate) fn log_failure_text(tool: &str, id: &str, e: &LogError) -> String {
+    format!(
+        "Warden denied `{tool}`: the decision could not be recorded ({e}); nothing was forwarded (decision {id})"
+    )
+}
+
+pub(crate) fn first_text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+        .unwrap_or_default()
+}
+
+pub(crate) fn upstream_failure(d: &Decision, e: &UpstreamError) -> CallToolResult {
+    let mut r = CallToolResult::error(vec![ContentBlock::text(format!(
+        "Warden allowed `{}` (decision {}), but the call failed: {e}",
+        d.tool, d.id
+    ))]);
+    r.structured_content = Some(serde_json::json!({
+        "decision": "allow",
+        "decision_id": d.id,
+        "error": "upstream",
+        "message": e.to_string(),
+    }));
+    r
+}
+
+pub(crate) fn upstream_error_data(d: &Decision, e: &UpstreamError) -> ErrorData {
+    match e {
+        UpstreamError::Protocol { error, .. } => (**error).clone(),
+        _ => ErrorData::internal_error(
+            format!(
+                "Warden allowed `{}` (decision {}), but the call failed: {e}",
+                d.tool, d.id
+            ),
+            None,
+        ),
+    }
+}
