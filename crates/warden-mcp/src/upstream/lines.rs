@@ -14,12 +14,15 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use rmcp::model::{ErrorCode, ErrorData, NumberOrString, RequestId};
+use rmcp::model::{ErrorCode, ErrorData, NumberOrString, RequestId, ServerNotification};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use rmcp::RoleClient;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+use super::relay::InFlight;
+use super::Note;
 
 /// The `warden` value in the data of an error that stands for a line over the limit.
 pub const TOO_LARGE: &str = "result-too-large";
@@ -47,6 +50,9 @@ pub struct LineTransport<R, W> {
     write: Arc<tokio::sync::Mutex<Option<W>>>,
     pending: Arc<Mutex<HashSet<RequestId>>>,
     child: Option<tokio::process::Child>,
+    /// Where progress about requests in flight goes: taken here, in the order the upstream
+    /// wrote it, so that it reaches its agent before the response does.
+    notes: Option<Arc<InFlight>>,
 }
 
 impl<R, W> LineTransport<R, W>
@@ -64,7 +70,14 @@ where
             write: Arc::new(tokio::sync::Mutex::new(Some(write))),
             pending: Arc::new(Mutex::new(HashSet::new())),
             child: None,
+            notes: None,
         }
+    }
+
+    /// The same transport, passing progress about the requests in `notes` to their relays.
+    pub(crate) fn with_notes(mut self, notes: Arc<InFlight>) -> Self {
+        self.notes = Some(notes);
+        self
     }
 
     /// The same transport, owning the child process it talks to: the child is killed when the
@@ -192,6 +205,21 @@ where
                     RxJsonRpcMessage::<RoleClient>::Error(e) => {
                         if let Some(id) = &e.id {
                             self.pending().remove(id);
+                        }
+                    }
+                    RxJsonRpcMessage::<RoleClient>::Notification(n) => {
+                        if let (Some(notes), ServerNotification::ProgressNotification(p)) =
+                            (&self.notes, &n.notification)
+                        {
+                            if let Some(relay) = notes.find(&p.params.progress_token) {
+                                relay.hear(Note::Progress {
+                                    progress: p.params.progress,
+                                    total: p.params.total,
+                                    message: p.params.message.clone(),
+                                });
+                                self.line.clear();
+                                return None;
+                            }
                         }
                     }
                     _ => {}

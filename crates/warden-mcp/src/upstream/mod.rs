@@ -680,7 +680,12 @@ impl Upstream {
             .request(&live, request, relay, self.deadline(None))
             .await?
         {
-            ServerResult::CompleteResult(r) => Ok(r),
+            ServerResult::CompleteResult(mut r) => {
+                if r.result_type.is_none() {
+                    r.result_type = Some(ResultType::COMPLETE);
+                }
+                Ok(r)
+            }
             _ => Err(self.not_asked_for()),
         }
     }

@@ -199,7 +199,9 @@ fn connect<'a>(
                 let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
                     return Err(format!("cannot start `{}`: no stdio pipes", path.display()));
                 };
-                let proc = LineTransport::new(stdout, stdin, max_bytes).with_child(child);
+                let proc = LineTransport::new(stdout, stdin, max_bytes)
+                    .with_child(child)
+                    .with_notes(client.shared.inflight.clone());
                 let running = client
                     .serve(proc)
                     .await
@@ -222,8 +224,9 @@ fn connect<'a>(
             Transport::InProcess(connector) => {
                 let io = connector().map_err(|e| format!("cannot connect in process: {e}"))?;
                 let (read, write) = tokio::io::split(io);
+                let notes = client.shared.inflight.clone();
                 let running = client
-                    .serve(LineTransport::new(read, write, max_bytes))
+                    .serve(LineTransport::new(read, write, max_bytes).with_notes(notes))
                     .await
                     .map_err(|e| format!("the MCP handshake failed: {e}"))?;
                 Ok((running, None))
