@@ -266,3 +266,51 @@ async def test_reads_are_decided_and_labelled_by_uri(env, kind):
             assert "Warden denied" in str(e.value), str(e.value)
             ok = await c.read_resource("demo://resource/dynamic/blob/1")
             assert ok.contents
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_sampling_elicitation_and_roots_under_policy(env, kind):
+    """The server asks the client for roots, for input (elicitation) and for its model
+    (sampling). Directly, every one is answered. Through Warden each is a decision: roots and
+    elicitation are allowed to erin's own client and relayed; sampling is held for approval and
+    never reaches the client."""
+    n = lambda bare: env.name(kind, bare)  # noqa: E731
+    asked: list[str] = []
+
+    async def sampling(context, params: types.CreateMessageRequestParams):
+        asked.append("sampling")
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="sampled text"), model="e2e"
+        )
+
+    async def elicitation(context, params: types.ElicitRequestParams):
+        asked.append("elicitation")
+        return types.ElicitResult(action="accept", content={"name": "Erin Example", "check": True})
+
+    async def roots(context):
+        asked.append("roots")
+        return types.ListRootsResult(roots=[types.Root(uri="file:///srv/erin-project", name="erin-project")])
+
+    with anyio.fail_after(TEST_TIMEOUT):
+        async with env.connect(
+            kind, "legacy",
+            sampling_callback=sampling, elicitation_callback=elicitation, list_roots_callback=roots,
+        ) as c:
+            tools = {t.name for t in (await c.list_tools()).tools}
+            for t in ("get-roots-list", "trigger-elicitation-request", "trigger-sampling-request"):
+                assert n(t) in tools, sorted(tools)
+
+            r = await c.call_tool(n("get-roots-list"), {})
+            assert "erin-project" in texts(r.content), r
+            r = await c.call_tool(n("trigger-elicitation-request"), {})
+            assert "Erin Example" in texts(r.content), r
+
+            r = await c.call_tool(n("trigger-sampling-request"), {"prompt": "say hi", "maxTokens": 20})
+            if kind == "direct":
+                assert "sampled text" in texts(r.content), r
+                assert "sampling" in asked
+            else:
+                assert r.is_error, r
+                assert "approval required" in texts(r.content), texts(r.content)
+                assert "sampling" not in asked, asked
+    assert "roots" in asked and "elicitation" in asked, asked

@@ -359,6 +359,7 @@ fn streamed(
         cancel: cancel.clone(),
         notes: Some(notes),
         progress,
+        peer: None,
     };
     let gateway = fast.gateway.clone();
     let id = call.id.clone();

@@ -203,6 +203,7 @@ async fn with_caller<T>(ctx: &RequestContext<RoleServer>, f: impl AsyncFnOnce(&C
         cancel: ctx.ct.clone(),
         notes: Some(notes),
         progress: ctx.meta.get_progress_token(),
+        peer: Some(ctx.peer.clone()),
     };
     let out = f(&caller).await;
     drop(caller);

@@ -27,7 +27,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming as Body};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use rmcp::model::{CallToolResult, ErrorCode, ErrorData, JsonObject};
+use rmcp::model::{CallToolResult, ErrorCode, ErrorData, JsonObject, ServerRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sse_stream::SseStream;
@@ -427,21 +427,12 @@ impl RawHttp {
 
     /// POST a message that needs no answer, in the background.
     fn notify(&self, session: &HttpSession, message: &Value) {
-        let body = Bytes::from(message.to_string());
-        let id = session.id.clone();
-        let version = session.version.clone();
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let mut h = vec![(VERSION_HEADER, &version)];
-            if let Some(id) = &id {
-                h.push((SESSION_HEADER, id));
-            }
-            if let Ok((resp, mut conn)) = pool.post(&h, body).await {
-                let mut body = resp.into_body();
-                while let Some(Ok(_)) = conn.frame(&mut body).await {}
-                pool.give_back(conn);
-            }
-        });
+        tokio::spawn(post_back(
+            self.pool.clone(),
+            session.id.clone(),
+            session.version.clone(),
+            Bytes::from(message.to_string()),
+        ));
     }
 
     /// Forward `tools/call` of `tool` with `args`. When the upstream no longer knows the
@@ -656,20 +647,57 @@ impl RawHttp {
                 }
                 return None;
             };
-            let reply = if method == "ping" {
-                serde_json::json!({ "jsonrpc": "2.0", "id": req_id, "result": {} })
-            } else {
-                let e = ErrorData::new(
-                    ErrorCode::METHOD_NOT_FOUND,
-                    format!("Warden does not relay {method} requests from upstream servers to the agent"),
-                    None,
-                );
-                serde_json::json!({ "jsonrpc": "2.0", "id": req_id, "error": e })
-            };
-            self.notify(session, &reply);
+            if method == "ping" {
+                let reply = serde_json::json!({ "jsonrpc": "2.0", "id": req_id, "result": {} });
+                self.notify(session, &reply);
+                return None;
+            }
+            // A request of the client on this call's stream belongs to this call: its relay
+            // decides it and asks the agent; the answer is posted back.
+            let request = serde_json::from_value::<ServerRequest>(serde_json::json!({
+                "method": method,
+                "params": m.params.clone().unwrap_or(Value::Object(Default::default())),
+            }));
+            let relay = relay.clone();
+            let (pool, sid, version) = (
+                self.pool.clone(),
+                session.id.clone(),
+                session.version.clone(),
+            );
+            let req_id = req_id.clone();
+            let method = method.clone();
+            tokio::spawn(async move {
+                let answer = match request {
+                    Ok(r) => relay.ask(r).await,
+                    Err(e) => Err(ErrorData::new(
+                        ErrorCode::METHOD_NOT_FOUND,
+                        format!("Warden does not relay `{method}` requests from upstream servers to agents: {e}"),
+                        None,
+                    )),
+                };
+                let reply = match answer {
+                    Ok(r) => serde_json::json!({ "jsonrpc": "2.0", "id": req_id, "result": r }),
+                    Err(e) => serde_json::json!({ "jsonrpc": "2.0", "id": req_id, "error": e }),
+                };
+                post_back(pool, sid, version, Bytes::from(reply.to_string())).await;
+            });
             return None;
         }
         Some(self.settle(m, id))
+    }
+}
+
+/// POST `body` (a response or notification for the upstream) in session `sid`, reading and
+/// dropping the answer.
+async fn post_back(pool: Arc<Pool>, sid: Option<HeaderValue>, version: HeaderValue, body: Bytes) {
+    let mut h = vec![(VERSION_HEADER, &version)];
+    if let Some(id) = &sid {
+        h.push((SESSION_HEADER, id));
+    }
+    if let Ok((resp, mut conn)) = pool.post(&h, body).await {
+        let mut body = resp.into_body();
+        while let Some(Ok(_)) = conn.frame(&mut body).await {}
+        pool.give_back(conn);
     }
 }
 

@@ -58,7 +58,7 @@ use toml::Value;
 use warden_core::error::{locate_toml, ConfigError, Issues};
 use warden_core::Config;
 
-use crate::upstream::{Connector, Deadline};
+use crate::upstream::{ClientAsks, Connector, Deadline};
 
 /// Default per-call timeout of an upstream.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -138,6 +138,8 @@ pub struct UpstreamSettings {
     pub max_timeout: Duration,
     /// Deadlines of particular tools (by the upstream's name for them).
     pub tool_deadlines: BTreeMap<String, Deadline>,
+    /// The requests of the client it may make of agents (from the catalog).
+    pub asks: ClientAsks,
     /// Largest result (one JSON-RPC message) passed on; larger ones are refused.
     pub max_result_bytes: usize,
 }
@@ -151,6 +153,7 @@ impl UpstreamSettings {
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             max_timeout: Duration::from_millis(DEFAULT_MAX_TIMEOUT_MS),
             tool_deadlines: BTreeMap::new(),
+            asks: ClientAsks::default(),
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
     }
@@ -163,6 +166,7 @@ impl UpstreamSettings {
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             max_timeout: Duration::from_millis(DEFAULT_MAX_TIMEOUT_MS),
             tool_deadlines: BTreeMap::new(),
+            asks: ClientAsks::default(),
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
     }
@@ -563,6 +567,7 @@ fn parse_server(cx: &mut Ctx<'_>, name: &str, v: &Value) -> Option<UpstreamSetti
         timeout: Duration::from_millis(timeout_ms),
         max_timeout: Duration::from_millis(max_timeout_ms),
         tool_deadlines,
+        asks: ClientAsks::default(),
         max_result_bytes,
     })
 }

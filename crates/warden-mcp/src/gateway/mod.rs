@@ -27,7 +27,9 @@ use warden_core::{Breakers, Decision, Engine};
 
 use crate::log::DecisionLog;
 use crate::settings::GatewaySettings;
-use crate::upstream::{ListKind, Upstream, UpstreamStatus};
+use crate::upstream::{
+    ClientAsks, ListKind, Upstream, UpstreamStatus, ELICITATION, ROOTS, SAMPLING,
+};
 
 pub mod pipeline;
 pub mod reads;
@@ -216,10 +218,18 @@ impl Gateway {
             .filter_map(|a| a.token_env.clone())
             .collect();
         let mut upstreams = BTreeMap::new();
+        let catalog = &engine.config().catalog;
         for u in &settings.upstreams {
+            let mut u = u.clone();
+            let described = |what: &str| catalog.get(&format!("{}.{what}", u.name)).is_some();
+            u.asks = ClientAsks {
+                sampling: described(SAMPLING),
+                elicitation: described(ELICITATION),
+                roots: described(ROOTS),
+            };
             upstreams.insert(
                 u.name.clone(),
-                Upstream::start(u, scrub.clone(), stop.child_token()),
+                Upstream::start(&u, scrub.clone(), stop.child_token()),
             );
         }
         let waits = upstreams.values().map(|u| u.wait_ready(u.timeout()));

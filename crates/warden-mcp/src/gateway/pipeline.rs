@@ -12,14 +12,15 @@
 // Logging is deprecated by SEP-2577; clients of earlier revisions still use it.
 #![allow(deprecated)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolResult, ContentBlock, JsonObject, LoggingLevel, LoggingMessageNotification,
-    LoggingMessageNotificationParam, ProgressNotification, ProgressNotificationParam,
-    ProgressToken, ServerNotification,
+    CallToolResult, ClientResult, ContentBlock, JsonObject, LoggingLevel,
+    LoggingMessageNotification, LoggingMessageNotificationParam, ProgressNotification,
+    ProgressNotificationParam, ProgressToken, ServerNotification, ServerRequest,
 };
-use rmcp::ErrorData;
+use rmcp::{ErrorData, Peer, RoleServer};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +33,7 @@ use super::text::{
 };
 use super::{CallOutcome, Gateway, Session, SessionInner, PROMPTS_GET, RESOURCES_READ};
 use crate::log::{EntryKind, LogEntry, LogError, OutcomeEntry};
-use crate::upstream::{Note, Relay, Upstream, UpstreamError};
+use crate::upstream::{Asker, Note, Relay, Upstream, UpstreamError, ELICITATION, ROOTS, SAMPLING};
 
 /// Pass `notes` to `peer` in order until every sender is gone (the request completed).
 pub fn notify_peer(peer: rmcp::Peer<rmcp::RoleServer>) -> (Notes, tokio::task::JoinHandle<()>) {
@@ -62,6 +63,9 @@ pub struct Caller {
     pub notes: Option<Notes>,
     /// The progress token the agent put on the request, if it wants progress.
     pub progress: Option<ProgressToken>,
+    /// The agent's MCP peer, for the upstream's requests of the client (sampling, elicitation,
+    /// roots); none: the session's peer, if it has one.
+    pub peer: Option<Peer<RoleServer>>,
 }
 
 impl Caller {
@@ -110,7 +114,7 @@ impl Gateway {
             ));
         };
         let present = match call.tool.as_str() {
-            RESOURCES_READ | PROMPTS_GET => true,
+            RESOURCES_READ | PROMPTS_GET | SAMPLING | ELICITATION | ROOTS => true,
             t => u.has_tool(t),
         };
         if !present {
@@ -251,8 +255,17 @@ impl Gateway {
         permitted: &Permitted<Call>,
         caller: &Caller,
     ) -> (Relay, Option<tokio::task::JoinHandle<()>>) {
+        let asker: Arc<dyn Asker> = Arc::new(AskAgent {
+            gateway: self.clone(),
+            session: session.clone(),
+            peer: caller.peer.clone(),
+            server: permitted.get().server.clone(),
+        });
         let Some(out) = caller.notes.clone() else {
-            return (Relay::cancel_only(caller.cancel.clone()), None);
+            return (
+                Relay::with_asker(caller.cancel.clone(), None, Some(asker)),
+                None,
+            );
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Note>();
         let gateway = self.clone();
@@ -307,7 +320,10 @@ impl Gateway {
                 }
             }
         });
-        (Relay::new(caller.cancel.clone(), Some(tx)), Some(drain))
+        (
+            Relay::with_asker(caller.cancel.clone(), Some(tx), Some(asker)),
+            Some(drain),
+        )
     }
 
     /// Handle one `tools/call`: decide, log, commit; forward when allowed and absorb the
@@ -424,6 +440,108 @@ impl Gateway {
         let SessionInner { state, usage } = &mut *inner;
         self.engine.absorb(&p, &text, state, usage, crate::now_ms());
         Ok(r)
+    }
+}
+
+/// Decides the requests an upstream makes of the client during one of a session's requests,
+/// as calls of `server.sampling/createMessage`, `server.elicitation/create` and
+/// `server.roots/list` with the request's parameters as arguments, and relays the allowed ones
+/// to the agent's client. What the server says in them is absorbed into the session first.
+struct AskAgent {
+    gateway: Arc<Gateway>,
+    session: Arc<Session>,
+    peer: Option<Peer<RoleServer>>,
+    server: String,
+}
+
+impl Asker for AskAgent {
+    fn ask(
+        &self,
+        request: ServerRequest,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<ClientResult, ErrorData>> + Send + '_>,
+    > {
+        Box::pin(self.decide_and_relay(request))
+    }
+}
+
+impl AskAgent {
+    async fn decide_and_relay(&self, request: ServerRequest) -> Result<ClientResult, ErrorData> {
+        let (tool, params) = match &request {
+            ServerRequest::CreateMessageRequest(r) => (SAMPLING, serde_json::to_value(&r.params)),
+            ServerRequest::ElicitRequest(r) => (ELICITATION, serde_json::to_value(&r.params)),
+            ServerRequest::ListRootsRequest(_) => (ROOTS, Ok(Value::Object(Default::default()))),
+            _ => {
+                return Err(ErrorData::invalid_request(
+                    "Warden relays sampling, elicitation and roots requests only",
+                    None,
+                ))
+            }
+        };
+        let args = match params {
+            Ok(Value::Object(m)) => Value::Object(m),
+            _ => Value::Object(Default::default()),
+        };
+        let text = if tool == ROOTS {
+            String::new()
+        } else {
+            args.to_string()
+        };
+        let session = &self.session;
+        let gateway = &self.gateway;
+        let call = Call::new(self.server.clone(), tool, args);
+        let decided = {
+            let mut inner = session.inner.lock().await;
+            gateway.decide(session, &mut inner, call).await
+        };
+        let (decision, permitted) = decided
+            .map_err(|(_, r)| ErrorData::invalid_request(first_text(&r), r.structured_content))?;
+        let Some(p) = permitted else {
+            return Err(ErrorData::invalid_request(
+                refusal_text(&decision),
+                serde_json::to_value(&decision).ok(),
+            ));
+        };
+        let peer = self.peer.clone().or_else(|| session.peer.get().cloned());
+        let offered = peer.as_ref().and_then(|p| p.peer_info()).is_some_and(|i| {
+            let c = &i.capabilities;
+            match tool {
+                SAMPLING => c.sampling.is_some(),
+                ELICITATION => c.elicitation.is_some(),
+                _ => c.roots.is_some(),
+            }
+        });
+        let Some(peer) = peer.filter(|_| offered) else {
+            let why = format!(
+                "Warden allowed `{}` (decision {}), but the agent's client does not offer {tool} (on the session-based protocol revisions only)",
+                decision.tool, decision.id
+            );
+            gateway.record_outcome(&decision, "unsupported", why.clone());
+            return Err(ErrorData::invalid_request(why, None));
+        };
+        if !text.is_empty() {
+            let mut inner = session.inner.lock().await;
+            let SessionInner { state, usage } = &mut *inner;
+            gateway
+                .engine
+                .absorb(&p, &text, state, usage, crate::now_ms());
+        }
+        match peer.send_request(request).await {
+            Ok(r) => {
+                gateway.record_outcome(&decision, "result", String::new());
+                Ok(r)
+            }
+            Err(e) => {
+                gateway.record_outcome(&decision, "client-error", e.to_string());
+                Err(match e {
+                    rmcp::ServiceError::McpError(e) => e,
+                    other => ErrorData::internal_error(
+                        format!("the agent's client did not answer: {other}"),
+                        None,
+                    ),
+                })
+            }
+        }
     }
 }
 

@@ -32,13 +32,14 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
-    ClientCapabilities, ClientConfig, ClientRequest, CompleteRequest, CompleteRequestParams,
-    CompleteResult, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
-    ElicitResult, ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResult,
-    Implementation, JsonObject, ListRootsResult, LoggingLevel, LoggingMessageNotificationParam,
-    PingRequest, ProgressNotificationParam, Prompt, ReadResourceRequest, ReadResourceRequestParams,
-    ReadResourceResult, RequestId, Resource, ResourceTemplate, ResultType, ServerResult,
-    SetLevelRequest, SetLevelRequestParams, Tool,
+    ClientCapabilities, ClientConfig, ClientRequest, ClientResult, CompleteRequest,
+    CompleteRequestParams, CompleteResult, CreateMessageRequest, CreateMessageRequestParams,
+    CreateMessageResult, ElicitRequest, ElicitRequestParams, ElicitResult, ErrorCode,
+    GetPromptRequest, GetPromptRequestParams, GetPromptResult, Implementation, JsonObject,
+    ListRootsRequest, ListRootsResult, LoggingLevel, LoggingMessageNotificationParam, PingRequest,
+    ProgressNotificationParam, Prompt, ReadResourceRequest, ReadResourceRequestParams,
+    ReadResourceResult, RequestId, Resource, ResourceTemplate, ResultType, ServerRequest,
+    ServerResult, SetLevelRequest, SetLevelRequestParams, Tool,
 };
 use rmcp::service::{
     NotificationContext, PeerRequestOptions, RequestContext, RunningService, ServiceError,
@@ -61,7 +62,7 @@ mod supervisor;
 pub use error::UpstreamError;
 use lines::LineTransport;
 use relay::InFlight;
-pub use relay::{Deadline, Note, Relay};
+pub use relay::{Asker, Deadline, Note, Relay};
 use session::{Recording, SessionCell};
 pub use supervisor::resolve_program;
 use supervisor::supervise;
@@ -121,6 +122,43 @@ struct Shared {
     log_level: std::sync::Mutex<Option<(u64, u8)>>,
     /// Which list changed (after the cache was refreshed).
     lists: tokio::sync::broadcast::Sender<ListKind>,
+}
+
+/// The requests of the client an upstream may make of agents: those the catalog describes for
+/// it (`server.sampling/createMessage`, `server.elicitation/create`, `server.roots/list`). Only
+/// these capabilities are advertised to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientAsks {
+    /// Sampling.
+    pub sampling: bool,
+    /// Elicitation.
+    pub elicitation: bool,
+    /// Roots.
+    pub roots: bool,
+}
+
+/// Catalog name of the sampling requests of a server.
+pub const SAMPLING: &str = "sampling/createMessage";
+/// Catalog name of the elicitation requests of a server.
+pub const ELICITATION: &str = "elicitation/create";
+/// Catalog name of the roots requests of a server.
+pub const ROOTS: &str = "roots/list";
+
+impl ClientAsks {
+    /// The client capabilities to advertise upstream.
+    pub fn capabilities(&self) -> ClientCapabilities {
+        let mut c = ClientCapabilities::default();
+        if self.sampling {
+            c.sampling = Some(Default::default());
+        }
+        if self.elicitation {
+            c.elicitation = Some(Default::default());
+        }
+        if self.roots {
+            c.roots = Some(Default::default());
+        }
+        c
+    }
 }
 
 /// One of the lists an upstream serves.
@@ -289,6 +327,7 @@ impl Upstream {
         tokio::spawn(supervise(
             shared.clone(),
             settings.transport.clone(),
+            settings.asks,
             settings.timeout,
             scrub_env,
             settings.max_result_bytes,
@@ -432,9 +471,13 @@ impl Upstream {
         tokio::pin!(fut);
         let r = loop {
             tokio::select! {
+                biased;
                 r = &mut fut => break r.map_err(map),
                 _ = relay.cancel.cancelled() => break Err(UpstreamError::Cancelled),
                 _ = relay.beat() => {
+                    idle_until = (tokio::time::Instant::now() + deadline.idle).min(end);
+                }
+                _ = tokio::time::sleep_until(idle_until), if relay.asking() && idle_until < end => {
                     idle_until = (tokio::time::Instant::now() + deadline.idle).min(end);
                 }
                 _ = tokio::time::sleep_until(idle_until) => {

@@ -8,12 +8,23 @@
 //!
 //! Every note about a request also extends its deadline (see [`Deadline`]): an upstream that
 //! reports progress is alive.
+//!
+//! A request the upstream makes of the client while a request is in flight (sampling,
+//! elicitation, roots) goes to that request's [`Asker`], which decides it and relays it to the
+//! agent. It belongs to a request when it came on that request's HTTP response stream, or, on a
+//! stream that names no request (stdio), when that request is the only one in flight to the
+//! upstream. Otherwise no agent can be named, and it is refused. While the agent is being asked,
+//! the request's deadline waits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::model::{LoggingLevel, ProgressToken};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rmcp::model::{ClientResult, ErrorData, LoggingLevel, ProgressToken, ServerRequest};
 use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -54,9 +65,23 @@ impl Note {
     }
 }
 
+/// Decides a request an upstream makes of the client during one of an agent's requests, and
+/// relays it to the agent when it is allowed.
+pub trait Asker: Send + Sync {
+    /// Decide and relay `request`.
+    fn ask(
+        &self,
+        request: ServerRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<ClientResult, ErrorData>> + Send + '_>>;
+}
+
 struct Inner {
     /// Where the notes go (the agent's side drains it in order).
     notes: Option<mpsc::UnboundedSender<Note>>,
+    /// Where the upstream's requests go.
+    asker: Option<Arc<dyn Asker>>,
+    /// Requests to the agent being answered now.
+    asking: AtomicUsize,
     /// Signalled by every note: the request is alive.
     beat: Notify,
 }
@@ -81,13 +106,47 @@ impl std::fmt::Debug for Relay {
 impl Relay {
     /// A relay that passes notes to `notes` (none: they are only counted as signs of life).
     pub fn new(cancel: CancellationToken, notes: Option<mpsc::UnboundedSender<Note>>) -> Relay {
+        Relay::with_asker(cancel, notes, None)
+    }
+
+    /// A relay that also passes the upstream's requests to `asker`.
+    pub fn with_asker(
+        cancel: CancellationToken,
+        notes: Option<mpsc::UnboundedSender<Note>>,
+        asker: Option<Arc<dyn Asker>>,
+    ) -> Relay {
         Relay {
             cancel,
             inner: Arc::new(Inner {
                 notes,
+                asker,
+                asking: AtomicUsize::new(0),
                 beat: Notify::new(),
             }),
         }
+    }
+
+    /// Decide and relay a request the upstream made of the client during this request.
+    ///
+    /// # Errors
+    /// The refusal (no one to ask, not allowed, the agent's answer was an error).
+    pub async fn ask(&self, request: ServerRequest) -> Result<ClientResult, ErrorData> {
+        let Some(asker) = self.inner.asker.clone() else {
+            return Err(ErrorData::invalid_request(
+                "Warden does not relay this request from the upstream to the agent: the agent's request cannot take it",
+                None,
+            ));
+        };
+        self.inner.asking.fetch_add(1, Ordering::SeqCst);
+        let r = asker.ask(request).await;
+        self.inner.asking.fetch_sub(1, Ordering::SeqCst);
+        self.inner.beat.notify_one();
+        r
+    }
+
+    /// Whether the agent is being asked something now (the deadline waits).
+    pub(crate) fn asking(&self) -> bool {
+        self.inner.asking.load(Ordering::SeqCst) > 0
     }
 
     /// A relay that only carries `cancel`.
@@ -142,6 +201,21 @@ impl InFlight {
         Registered {
             flight: self.clone(),
             token,
+        }
+    }
+
+    /// How many requests are in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// The relay of the only request in flight, if exactly one is.
+    pub(crate) fn sole(&self) -> Option<Relay> {
+        let map = self.map();
+        if map.len() == 1 {
+            map.values().next().cloned()
+        } else {
+            None
         }
     }
 

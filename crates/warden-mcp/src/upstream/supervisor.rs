@@ -14,45 +14,94 @@ use super::*;
 struct UpstreamClient {
     shared: Arc<Shared>,
     timeout: Duration,
+    asks: ClientAsks,
 }
 
 fn refused(what: &str) -> ErrorData {
     ErrorData::new(
         ErrorCode::METHOD_NOT_FOUND,
-        format!("Warden does not relay {what} requests from upstream servers to the agent"),
+        format!("Warden does not relay {what} requests from this upstream server to agents (the catalog does not describe them)"),
         None,
     )
+}
+
+impl UpstreamClient {
+    /// Pass `request` to the agent whose request it belongs to: the only request in flight.
+    async fn ask(
+        &self,
+        allowed: bool,
+        what: &str,
+        request: ServerRequest,
+    ) -> Result<ClientResult, ErrorData> {
+        if !allowed {
+            return Err(refused(what));
+        }
+        match self.shared.inflight.sole() {
+            Some(relay) => relay.ask(request).await,
+            None => Err(ErrorData::invalid_request(
+                format!(
+                    "Warden cannot tell which agent this {what} request is for: it names no request, and {} requests are in flight",
+                    self.shared.inflight.len()
+                ),
+                None,
+            )),
+        }
+    }
 }
 
 impl ClientHandler for UpstreamClient {
     fn get_info(&self) -> ClientConfig {
         ClientConfig::new(
-            ClientCapabilities::default(),
+            self.asks.capabilities(),
             Implementation::new("warden", env!("CARGO_PKG_VERSION")),
         )
     }
 
     async fn create_message(
         &self,
-        _params: CreateMessageRequestParams,
+        params: CreateMessageRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
-        Err(refused("sampling"))
+        let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
+        match self.ask(self.asks.sampling, "sampling", request).await? {
+            ClientResult::CreateMessageResult(r) => Ok(*r),
+            _ => Err(ErrorData::internal_error(
+                "the agent answered sampling with something else",
+                None,
+            )),
+        }
     }
 
     async fn list_roots(
         &self,
         _context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
-        Err(refused("roots"))
+        let request = ServerRequest::ListRootsRequest(ListRootsRequest::default());
+        match self.ask(self.asks.roots, "roots", request).await? {
+            ClientResult::ListRootsResult(r) => Ok(r),
+            _ => Err(ErrorData::internal_error(
+                "the agent answered roots/list with something else",
+                None,
+            )),
+        }
     }
 
     async fn create_elicitation(
         &self,
-        _request: ElicitRequestParams,
+        request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        Err(refused("elicitation"))
+        let request = ServerRequest::ElicitRequest(ElicitRequest::new(request));
+        match self
+            .ask(self.asks.elicitation, "elicitation", request)
+            .await?
+        {
+            ClientResult::ElicitResult(r) => Ok(r),
+            _ => Err(ErrorData::internal_error(
+                "the agent answered elicitation with something else",
+                None,
+            )),
+        }
     }
 
     async fn on_progress(
@@ -261,9 +310,11 @@ async fn fetch_lists(peer: &Peer<RoleClient>) -> Result<Lists, String> {
     Ok((tools, resources, templates, prompts))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn supervise(
     shared: Arc<Shared>,
     transport: Transport,
+    asks: ClientAsks,
     timeout: Duration,
     scrub_env: Vec<String>,
     max_bytes: usize,
@@ -275,6 +326,7 @@ pub(super) async fn supervise(
         let client = UpstreamClient {
             shared: shared.clone(),
             timeout,
+            asks,
         };
         let attempt = tokio::select! {
             _ = stop.cancelled() => return,
