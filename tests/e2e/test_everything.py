@@ -314,3 +314,38 @@ async def test_sampling_elicitation_and_roots_under_policy(env, kind):
                 assert "approval required" in texts(r.content), texts(r.content)
                 assert "sampling" not in asked, asked
     assert "roots" in asked and "elicitation" in asked, asked
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_subscriptions_reach_only_their_subscribers(env, kind):
+    """One session subscribes to a document and turns on the server's simulated updates; the
+    updates reach it, and not a second session that did not subscribe. Through Warden, a
+    subscription is decided as a read: a URI the catalog labels secret cannot be subscribed to."""
+    n = lambda bare: env.name(kind, bare)  # noqa: E731
+    seen: dict[str, list[str]] = {"sub": [], "other": []}
+
+    def recorder(who: str):
+        async def on_message(m) -> None:
+            if isinstance(m, types.ResourceUpdatedNotification):
+                seen[who].append(str(m.params.uri))
+
+        return on_message
+
+    with anyio.fail_after(TEST_TIMEOUT):
+        async with env.connect(kind, "legacy", message_handler=recorder("sub")) as c, env.connect(
+            kind, "legacy", message_handler=recorder("other")
+        ) as d:
+            await d.list_tools()
+            await c.subscribe_resource(STATIC_DOC)
+            await c.call_tool(n("toggle-subscriber-updates"), {})
+            with anyio.move_on_after(8):
+                while not seen["sub"]:
+                    await anyio.sleep(0.1)
+            await c.call_tool(n("toggle-subscriber-updates"), {})
+            await c.unsubscribe_resource(STATIC_DOC)
+            assert STATIC_DOC in seen["sub"], seen
+            assert not seen["other"], seen
+            if kind != "direct":
+                with pytest.raises(Exception) as e:
+                    await c.subscribe_resource("demo://resource/dynamic/blob/9")
+                assert "Warden denied" in str(e.value), str(e.value)

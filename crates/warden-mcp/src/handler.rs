@@ -17,6 +17,7 @@ use rmcp::model::{
     InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -275,6 +276,7 @@ impl ServerHandler for WardenHandler {
                 .enable_tool_list_changed()
                 .enable_resources()
                 .enable_resources_list_changed()
+                .enable_resources_subscribe()
                 .enable_prompts()
                 .enable_prompts_list_changed()
                 .enable_completions()
@@ -368,6 +370,25 @@ impl ServerHandler for WardenHandler {
     ) -> Result<CompleteResult, ErrorData> {
         let s = self.session(&context).await?;
         self.gateway.complete(&s, request, &context.ct).await
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let s = self.session(&context).await?;
+        self.gateway.subscribe(&s, &request.uri).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let s = self.session(&context).await?;
+        self.gateway.unsubscribe(&s, &request.uri).await;
+        Ok(())
     }
 
     #[allow(deprecated)]

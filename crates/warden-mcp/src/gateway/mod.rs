@@ -28,11 +28,12 @@ use warden_core::{Breakers, Decision, Engine};
 use crate::log::DecisionLog;
 use crate::settings::GatewaySettings;
 use crate::upstream::{
-    ClientAsks, ListKind, Upstream, UpstreamStatus, ELICITATION, ROOTS, SAMPLING,
+    Change, ClientAsks, ListKind, Upstream, UpstreamStatus, ELICITATION, ROOTS, SAMPLING,
 };
 
 pub mod pipeline;
 pub mod reads;
+pub mod subscriptions;
 pub mod text;
 
 pub use pipeline::Caller;
@@ -65,9 +66,10 @@ impl Drop for LiveGuard {
     }
 }
 
-struct SessionInner {
-    state: SessionState,
-    usage: MissionUsage,
+/// The state of a session that calls change.
+pub(crate) struct SessionInner {
+    pub(crate) state: SessionState,
+    pub(crate) usage: MissionUsage,
 }
 
 /// One downstream session: its mission and its state.
@@ -170,6 +172,8 @@ pub struct Gateway {
     sessions: Mutex<Vec<Weak<Session>>>,
     /// URIs named in upstreams' results, and the upstream that named each (see [`reads`]).
     named_uris: Mutex<HashMap<String, String>>,
+    /// Resource subscriptions (see [`subscriptions`]).
+    subscribers: Mutex<subscriptions::Subscribers>,
     settings: GatewaySettings,
     stop: CancellationToken,
 }
@@ -248,14 +252,15 @@ impl Gateway {
             fast_calls: AtomicUsize::new(0),
             sessions: Mutex::new(Vec::new()),
             named_uris: Mutex::new(HashMap::new()),
+            subscribers: Mutex::new(HashMap::new()),
             settings,
             stop,
         });
         for (name, u) in &gateway.upstreams {
-            tokio::spawn(pass_on_list_changes(
+            tokio::spawn(pass_on_changes(
                 Arc::downgrade(&gateway),
                 name.clone(),
-                u.list_changes(),
+                u.changes(),
                 gateway.stop.child_token(),
             ));
         }
@@ -512,15 +517,15 @@ impl Gateway {
     }
 }
 
-/// Pass `server`'s list changes on to the sessions, until the gateway stops.
-async fn pass_on_list_changes(
+/// Pass `server`'s changes on to the sessions, until the gateway stops.
+async fn pass_on_changes(
     gateway: Weak<Gateway>,
     server: String,
-    mut changes: tokio::sync::broadcast::Receiver<ListKind>,
+    mut changes: tokio::sync::broadcast::Receiver<Change>,
     stop: CancellationToken,
 ) {
     loop {
-        let kind = tokio::select! {
+        let change = tokio::select! {
             _ = stop.cancelled() => return,
             k = changes.recv() => match k {
                 Ok(k) => k,
@@ -529,7 +534,10 @@ async fn pass_on_list_changes(
             },
         };
         let Some(gw) = gateway.upgrade() else { return };
-        gw.list_changed(&server, kind).await;
+        match change {
+            Change::List(kind) => gw.list_changed(&server, kind).await,
+            Change::Updated(uri) => gw.resource_updated(&server, &uri).await,
+        }
     }
 }
 

@@ -182,7 +182,21 @@ impl Gateway {
 
     /// Decide `call` for `session`, log it, commit it; returns the logged decision and, when
     /// allowed, the permitted call. `Err` carries the refusal to return when logging failed.
-    async fn decide(
+    pub(crate) async fn decide(
+        &self,
+        session: &Session,
+        inner: &mut SessionInner,
+        call: Call,
+    ) -> Result<(Decision, Option<Permitted<Call>>), (Option<Decision>, CallToolResult)> {
+        let (decision, permitted) = self.decide_only(session, inner, call).await?;
+        self.engine
+            .commit(&decision, &mut inner.state, &mut inner.usage);
+        Ok((decision, permitted))
+    }
+
+    /// Decide `call` for `session` and log it, without counting it against the session or the
+    /// mission (for what the agent did not ask for: a subscription's updates).
+    pub(crate) async fn decide_only(
         &self,
         session: &Session,
         inner: &mut SessionInner,
@@ -241,8 +255,6 @@ impl Gateway {
                 return Err((denied, r));
             }
         };
-        self.engine
-            .commit(&decision, &mut inner.state, &mut inner.usage);
         Ok((decision, permitted))
     }
 

@@ -67,7 +67,7 @@ impl Gateway {
     }
 
     /// The upstream `uri` is read from, for `session` (see the module's documentation).
-    fn server_of_resource(&self, session: &Session, uri: &str) -> Option<String> {
+    pub(crate) fn server_of_resource(&self, session: &Session, uri: &str) -> Option<String> {
         let mine: Vec<(&String, &Upstream)> = self
             .upstreams
             .iter()

@@ -39,6 +39,8 @@ use rmcp::model::{
     ListRootsRequest, ListRootsResult, LoggingLevel, LoggingMessageNotificationParam, PingRequest,
     ProgressNotificationParam, Prompt, ReadResourceRequest, ReadResourceRequestParams,
     ReadResourceResult, RequestId, Resource, ResourceTemplate, ResultType, ServerRequest,
+    SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest, UnsubscribeRequestParams,
+    ResourceUpdatedNotificationParam,
     ServerResult, SetLevelRequest, SetLevelRequestParams, Tool,
 };
 use rmcp::service::{
@@ -120,8 +122,17 @@ struct Shared {
     inflight: Arc<InFlight>,
     /// The connection number and severity of the log level asked of it last.
     log_level: std::sync::Mutex<Option<(u64, u8)>>,
-    /// Which list changed (after the cache was refreshed).
-    lists: tokio::sync::broadcast::Sender<ListKind>,
+    /// What changed: a list (after the cache was refreshed), or a subscribed resource.
+    changes: tokio::sync::broadcast::Sender<Change>,
+}
+
+/// Something that changed upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// One of its lists (the cache is fresh already).
+    List(ListKind),
+    /// A resource it was subscribed to (`notifications/resources/updated`).
+    Updated(String),
 }
 
 /// The requests of the client an upstream may make of agents: those the catalog describes for
@@ -309,7 +320,7 @@ impl Upstream {
             session: SessionCell::default(),
             inflight: Arc::default(),
             log_level: std::sync::Mutex::new(None),
-            lists: tokio::sync::broadcast::channel(16).0,
+            changes: tokio::sync::broadcast::channel(256).0,
         });
         let raw = match &settings.transport {
             Transport::Http { url } => {
@@ -416,9 +427,35 @@ impl Upstream {
         self.shared.read().templates.clone()
     }
 
-    /// Told which list changed, after the cache was refreshed.
-    pub fn list_changes(&self) -> tokio::sync::broadcast::Receiver<ListKind> {
-        self.shared.lists.subscribe()
+    /// Told what changed: lists (after the cache was refreshed) and subscribed resources.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Subscribe to (`on`) or unsubscribe from `uri` (`resources/subscribe`, `…/unsubscribe`).
+    ///
+    /// # Errors
+    /// As [`Upstream::call`].
+    pub async fn subscribe(
+        &self,
+        uri: &str,
+        on: bool,
+        cancel: &CancellationToken,
+    ) -> Result<(), UpstreamError> {
+        let live = self.peer()?;
+        let request = if on {
+            ClientRequest::SubscribeRequest(SubscribeRequest::new(SubscribeRequestParams::new(
+                uri,
+            )))
+        } else {
+            ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(
+                UnsubscribeRequestParams::new(uri),
+            ))
+        };
+        let relay = Relay::cancel_only(cancel.clone());
+        self.request(&live, request, &relay, self.deadline(None))
+            .await
+            .map(|_| ())
     }
 
     /// The cached prompts.

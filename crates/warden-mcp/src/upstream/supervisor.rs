@@ -145,6 +145,14 @@ impl ClientHandler for UpstreamClient {
     async fn on_prompt_list_changed(&self, context: NotificationContext<RoleClient>) {
         self.refresh(context.peer, ListKind::Prompts);
     }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let _ = self.shared.changes.send(Change::Updated(params.uri));
+    }
 }
 
 impl UpstreamClient {
@@ -176,7 +184,7 @@ impl UpstreamClient {
             .await;
             if matches!(fresh, Ok(Ok(()))) {
                 shared.changed.notify_waiters();
-                let _ = shared.lists.send(kind);
+                let _ = shared.changes.send(Change::List(kind));
             }
         });
     }

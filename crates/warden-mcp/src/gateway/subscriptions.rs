@@ -1,0 +1,129 @@
+//! Resource subscriptions (`resources/subscribe`, `resources/unsubscribe`,
+//! `notifications/resources/updated`).
+//!
+//! A subscription is decided as a read of its URI (`server.resources/read`): a session may
+//! subscribe to what it may read. Warden subscribes upstream once per URI, for all the sessions
+//! that subscribed to it, and unsubscribes when the last one leaves. An update carries data (it
+//! says the resource changed), so each one is decided again, as a read, for each subscribed
+//! session, and reaches only the sessions it is allowed for. These decisions are logged but not
+//! counted against the session's or the mission's budgets: the agent did not ask for them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use rmcp::model::ResourceUpdatedNotificationParam;
+use rmcp::ErrorData;
+use tokio_util::sync::CancellationToken;
+use warden_core::Call;
+
+use super::text::{first_text, refusal_text};
+use super::{lock, Gateway, Session, RESOURCES_READ};
+
+/// The sessions subscribed to each (server, URI).
+pub(crate) type Subscribers = HashMap<(String, String), Vec<Weak<Session>>>;
+
+impl Gateway {
+    /// Handle `resources/subscribe` of `uri` for `session`.
+    ///
+    /// # Errors
+    /// A JSON-RPC error with the reason when the session may not read `uri`, or the upstream
+    /// refuses the subscription.
+    pub async fn subscribe(&self, session: &Arc<Session>, uri: &str) -> Result<(), ErrorData> {
+        let server = self.server_of_resource(session, uri).unwrap_or_default();
+        let call = Call::new(
+            server.clone(),
+            RESOURCES_READ,
+            serde_json::json!({ "uri": uri }),
+        );
+        let decided = {
+            let mut inner = session.inner.lock().await;
+            self.decide(session, &mut inner, call).await
+        };
+        let (decision, permitted) = decided
+            .map_err(|(_, r)| ErrorData::invalid_request(first_text(&r), r.structured_content))?;
+        if permitted.is_none() {
+            return Err(ErrorData::invalid_request(
+                refusal_text(&decision),
+                serde_json::to_value(&decision).ok(),
+            ));
+        }
+        let key = (server.clone(), uri.to_string());
+        let first = {
+            let mut subs = lock(&self.subscribers);
+            let list = subs.entry(key.clone()).or_default();
+            list.retain(|w| w.strong_count() > 0);
+            let first = list.is_empty();
+            if !list.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(session))) {
+                list.push(Arc::downgrade(session));
+            }
+            first
+        };
+        if first {
+            let up = self.upstreams.get(&server).ok_or_else(|| {
+                ErrorData::internal_error(format!("no upstream server `{server}`"), None)
+            })?;
+            if let Err(e) = up.subscribe(uri, true, &CancellationToken::new()).await {
+                self.forget_subscriber(&key, session);
+                return Err(ErrorData::internal_error(
+                    format!("the upstream refused the subscription: {e}"),
+                    None,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Handle `resources/unsubscribe` of `uri` for `session`; the upstream is unsubscribed when
+    /// no session is left.
+    pub async fn unsubscribe(&self, session: &Arc<Session>, uri: &str) {
+        let keys: Vec<(String, String)> = lock(&self.subscribers)
+            .keys()
+            .filter(|(_, u)| u == uri)
+            .cloned()
+            .collect();
+        for key in keys {
+            if self.forget_subscriber(&key, session) {
+                if let Some(up) = self.upstreams.get(&key.0) {
+                    let _ = up.subscribe(uri, false, &CancellationToken::new()).await;
+                }
+            }
+        }
+    }
+
+    /// Remove `session` from the subscribers of `key`; true when none are left (and the key
+    /// was dropped).
+    fn forget_subscriber(&self, key: &(String, String), session: &Arc<Session>) -> bool {
+        let mut subs = lock(&self.subscribers);
+        let Some(list) = subs.get_mut(key) else {
+            return false;
+        };
+        list.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(session)));
+        if list.is_empty() {
+            subs.remove(key);
+            return true;
+        }
+        false
+    }
+
+    /// Upstream `server` says `uri` changed: decide a read of it for each subscribed session,
+    /// and tell those it is allowed for.
+    pub(crate) async fn resource_updated(&self, server: &str, uri: &str) {
+        let sessions: Vec<Arc<Session>> = lock(&self.subscribers)
+            .get(&(server.to_string(), uri.to_string()))
+            .map(|l| l.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        for session in sessions {
+            let call = Call::new(server, RESOURCES_READ, serde_json::json!({ "uri": uri }));
+            let decided = {
+                let mut inner = session.inner.lock().await;
+                self.decide_only(&session, &mut inner, call).await
+            };
+            let allowed = matches!(decided, Ok((_, Some(_))));
+            if let (true, Some(peer)) = (allowed, session.peer.get()) {
+                let _ = peer
+                    .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                    .await;
+            }
+        }
+    }
+}
