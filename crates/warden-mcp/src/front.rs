@@ -132,11 +132,17 @@ pub async fn guard(State(front): State<Arc<Front>>, req: Request, next: Next) ->
     match *req.method() {
         Method::POST => post(&front, req, next, sid.as_deref(), access, token).await,
         Method::DELETE => {
-            let resp = next.run(req).await;
+            let mut resp = next.run(req).await;
             if let Some(s) = &sid {
                 if resp.status().is_success() {
                     front.owners.forget(s);
                 }
+            }
+            // The session is closed when rmcp answers: say so as clients expect (`204 No
+            // Content`), not `202 Accepted`, which the SDKs report as a failed termination.
+            if resp.status() == StatusCode::ACCEPTED {
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                *resp.body_mut() = Body::empty();
             }
             resp
         }

@@ -53,7 +53,10 @@ impl Gateway {
             let list = subs.entry(key.clone()).or_default();
             list.retain(|w| w.strong_count() > 0);
             let first = list.is_empty();
-            if !list.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(session))) {
+            if !list
+                .iter()
+                .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(session)))
+            {
                 list.push(Arc::downgrade(session));
             }
             first

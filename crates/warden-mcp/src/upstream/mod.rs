@@ -38,10 +38,9 @@ use rmcp::model::{
     GetPromptRequest, GetPromptRequestParams, GetPromptResult, Implementation, JsonObject,
     ListRootsRequest, ListRootsResult, LoggingLevel, LoggingMessageNotificationParam, PingRequest,
     ProgressNotificationParam, Prompt, ReadResourceRequest, ReadResourceRequestParams,
-    ReadResourceResult, RequestId, Resource, ResourceTemplate, ResultType, ServerRequest,
-    SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest, UnsubscribeRequestParams,
-    ResourceUpdatedNotificationParam,
-    ServerResult, SetLevelRequest, SetLevelRequestParams, Tool,
+    ReadResourceResult, RequestId, Resource, ResourceTemplate, ResourceUpdatedNotificationParam,
+    ResultType, ServerRequest, ServerResult, SetLevelRequest, SetLevelRequestParams,
+    SubscribeRequest, SubscribeRequestParams, Tool, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{
     NotificationContext, PeerRequestOptions, RequestContext, RunningService, ServiceError,
@@ -444,9 +443,7 @@ impl Upstream {
     ) -> Result<(), UpstreamError> {
         let live = self.peer()?;
         let request = if on {
-            ClientRequest::SubscribeRequest(SubscribeRequest::new(SubscribeRequestParams::new(
-                uri,
-            )))
+            ClientRequest::SubscribeRequest(SubscribeRequest::new(SubscribeRequestParams::new(uri)))
         } else {
             ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(
                 UnsubscribeRequestParams::new(uri),

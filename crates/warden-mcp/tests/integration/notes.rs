@@ -303,3 +303,117 @@ async fn progress_over_http_reaches_only_the_session_that_asked() {
     }
     assert!(gw.fast_calls() >= 2);
 }
+
+/// The Acme forum that serves `read_thread` only, until `list_threads` is called through a
+/// back door (`grow`): then it serves `list_threads` too and says its tool list changed.
+#[derive(Clone)]
+struct GrowingForum {
+    inner: AcmeServer,
+    grown: Arc<std::sync::atomic::AtomicBool>,
+    peer: Arc<Mutex<Option<rmcp::Peer<rmcp::RoleServer>>>>,
+}
+
+impl rmcp::ServerHandler for GrowingForum {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
+        *self.peer.lock().unwrap() = Some(context.peer.clone());
+        let mut all = self.inner.list_tools(request, context).await?;
+        let grown = self.grown.load(Ordering::SeqCst);
+        all.tools
+            .retain(|t| t.name == "read_thread" || (grown && t.name == "list_threads"));
+        Ok(all)
+    }
+
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        self.inner.call_tool(request, context).await
+    }
+}
+
+/// Records the tool-list changes it hears.
+#[derive(Clone, Default)]
+struct HearsLists(Arc<std::sync::atomic::AtomicUsize>);
+
+impl ClientHandler for HearsLists {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::default()
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn agent_hearing_lists(
+    gw: &Arc<Gateway>,
+    who: &warden_mcp::Identity,
+    hears: HearsLists,
+) -> RunningService<RoleClient, HearsLists> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    let id = format!("lists-{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    let session = gw.open_session(&id, who, None).unwrap();
+    let handler = WardenHandler::for_session(gw.clone(), session);
+    let (server_io, client_io) = tokio::io::duplex(256 * 1024);
+    tokio::spawn(async move {
+        if let Ok(running) = handler.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    hears.serve(client_io).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_changed_tool_list_is_refreshed_and_told_to_the_sessions_that_see_it() {
+    let acme = AcmeServer::new();
+    let forum = GrowingForum {
+        inner: acme.subset(Some("forum")).unwrap(),
+        grown: Arc::default(),
+        peer: Arc::default(),
+    };
+    let f = forum.clone();
+    let mut ups = acme_upstreams(&acme);
+    ups.retain(|u| u.name != "forum");
+    ups.push(in_process("forum", move || f.clone()));
+    let gw = start(ups, Arc::new(MemoryLog::new())).await;
+    let (a, ops) = (HearsLists::default(), HearsLists::default());
+    let ca = agent_hearing_lists(&gw, &alice(), a.clone()).await;
+    let cops = agent_hearing_lists(
+        &gw,
+        &who("ops-bot", "dave", "ops-change", "rotate the billing key"),
+        ops.clone(),
+    )
+    .await;
+    assert!(!tool_names(ca.peer())
+        .await
+        .contains(&"forum.list_threads".to_string()));
+    tool_names(cops.peer()).await;
+
+    forum.grown.store(true, Ordering::SeqCst);
+    let peer = forum.peer.lock().unwrap().clone().unwrap();
+    peer.notify_tool_list_changed().await.unwrap();
+
+    assert!(eventually(Duration::from_secs(5), || a.0.load(Ordering::SeqCst) == 1).await);
+    assert!(tool_names(ca.peer())
+        .await
+        .contains(&"forum.list_threads".to_string()));
+    // The ops mission sees nothing of the forum: it is not told.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ops.0.load(Ordering::SeqCst), 0);
+    ca.cancel().await.unwrap();
+    cops.cancel().await.unwrap();
+}

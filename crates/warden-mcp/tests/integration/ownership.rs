@@ -80,7 +80,7 @@ async fn another_token_cannot_call_cancel_stream_or_delete_a_session() {
     assert!(result_text(&r).contains("T-1042"), "{}", r.body);
     assert!(gw.find_http_session(&sid).is_some());
     assert_eq!(raw(&a, reqwest::Method::GET, TOKEN, &sid).await.0, 200);
-    assert_eq!(raw(&a, reqwest::Method::DELETE, TOKEN, &sid).await.0, 202);
+    assert_eq!(raw(&a, reqwest::Method::DELETE, TOKEN, &sid).await.0, 204);
     unknown(&a.call("forum.read_thread", args()).await);
     let _ = stop.send(());
 }
