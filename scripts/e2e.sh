@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end tests: real MCP servers (server-filesystem, server-memory, acme-mcp) and real MCP
+# End-to-end tests: real MCP servers (server-filesystem, server-memory, server-everything,
+# acme-mcp) and real MCP
 # clients (the official Python and TypeScript SDKs), through the Warden gateway.
 #
 #   scripts/e2e.sh                 build, install test deps, run pytest and node --test
@@ -39,8 +40,8 @@ if [ $rc -ne 0 ]; then
   status=1
 fi
 
-say "node --test ts_client.test.mjs (target: $WARDEN_E2E_TARGET)"
-(cd "$E2E" && timeout --kill-after=30 600 node --test --test-timeout=180000 ts_client.test.mjs)
+say "node --test ts_client.test.mjs ts_everything.test.mjs (target: $WARDEN_E2E_TARGET)"
+(cd "$E2E" && timeout --kill-after=30 600 node --test --test-timeout=180000 ts_client.test.mjs ts_everything.test.mjs)
 rc=$?
 if [ $rc -ne 0 ]; then
   echo "e2e: node --test failed (exit $rc)" >&2

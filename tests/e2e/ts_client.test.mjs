@@ -8,12 +8,13 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, cpSync, readFileSync, writeFileSync, rmSync, openSync, closeSync, existsSync } from "node:fs";
+import { mkdtempSync, cpSync, readFileSync, writeFileSync, rmSync, openSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import net from "node:net";
 import { randomBytes } from "node:crypto";
+
+import { OP_TIMEOUT_MS, startHttp } from "./ts_harness.mjs";
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -25,7 +26,6 @@ const WARDEN = process.env.WARDEN_BIN ?? join(REPO, "target", "debug", "warden")
 const ACME_MCP = process.env.ACME_MCP_BIN ?? join(REPO, "target", "debug", "acme-mcp");
 const TARGET = process.env.WARDEN_E2E_TARGET ?? "warden";
 const DIRECT = TARGET === "direct";
-const OP_TIMEOUT_MS = 1000 * Number(process.env.WARDEN_E2E_TIMEOUT ?? "30");
 const ACME_SERVERS = ["forum", "logs", "hr", "files", "acl", "web", "mail"];
 
 const AGENT = "forum-helper";
@@ -60,63 +60,6 @@ function renderAcmeConfig(dir) {
   }
   writeFileSync(cfg, text);
   return cfg;
-}
-
-// ---- processes -----------------------------------------------------------------------------
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.on("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
-
-async function waitListening(port, child, logFile, what) {
-  const deadline = Date.now() + OP_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      throw new Error(`${what} exited with ${child.exitCode}:\n${readFileSync(logFile, "utf8").slice(-3000)}`);
-    }
-    const ok = await new Promise((res) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => { s.destroy(); res(true); });
-      s.once("error", () => res(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} did not listen on ${port}:\n${readFileSync(logFile, "utf8").slice(-3000)}`);
-}
-
-/** Start a server in its own process group; returns {url, stop, log}. */
-async function startHttp(argv, listenFlag, env, work, what) {
-  const port = await freePort();
-  const log = join(work, `${what.replaceAll(" ", "-")}-${port}.log`);
-  const fd = openSync(log, "w");
-  const args = [...argv.slice(1), listenFlag, `127.0.0.1:${port}`];
-  const child = spawn(argv[0], args, {
-    cwd: work, env: { ...process.env, ...env }, stdio: ["ignore", fd, fd], detached: true,
-  });
-  closeSync(fd);
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise((r) => child.once("exit", r));
-    try { process.kill(-child.pid, "SIGTERM"); } catch { /* already gone */ }
-    const t = setTimeout(() => { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } }, 5000);
-    await gone;
-    clearTimeout(t);
-  };
-  try {
-    await waitListening(port, child, log, what);
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { url: `http://127.0.0.1:${port}/mcp`, stop, log };
 }
 
 // ---- clients -------------------------------------------------------------------------------
