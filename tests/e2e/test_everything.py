@@ -3,7 +3,7 @@ official Python SDK directly and through `warden proxy` and `warden serve`, in t
 `mode="auto"` (2026-07-28 with Warden) and in `mode="legacy"` (2025-11-25).
 
 Each feature gives the same result through Warden as directly, or the decision Warden documents
-(docs/configuration.md, "Prompts, resources, sampling and elicitation"). Under the `direct`
+(docs/mcp.md). Under the `direct`
 target only the direct connections run.
 """
 
@@ -268,12 +268,14 @@ async def test_reads_are_decided_and_labelled_by_uri(env, kind):
             assert ok.contents
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 @pytest.mark.parametrize("kind", KINDS)
-async def test_sampling_elicitation_and_roots_under_policy(env, kind):
+async def test_sampling_elicitation_and_roots_under_policy(env, kind, mode):
     """The server asks the client for roots, for input (elicitation) and for its model
     (sampling). Directly, every one is answered. Through Warden each is a decision: roots and
     elicitation are allowed to erin's own client and relayed; sampling is held for approval and
-    never reaches the client."""
+    never reaches the client. A 2026-07-28 client (`auto` through Warden) is asked through
+    `input_required` rounds, the others during the call."""
     n = lambda bare: env.name(kind, bare)  # noqa: E731
     asked: list[str] = []
 
@@ -293,7 +295,7 @@ async def test_sampling_elicitation_and_roots_under_policy(env, kind):
 
     with anyio.fail_after(TEST_TIMEOUT):
         async with env.connect(
-            kind, "legacy",
+            kind, mode,
             sampling_callback=sampling, elicitation_callback=elicitation, list_roots_callback=roots,
         ) as c:
             tools = {t.name for t in (await c.list_tools()).tools}

@@ -360,6 +360,8 @@ fn streamed(
         notes: Some(notes),
         progress,
         peer: None,
+        inputs: None,
+        offers: None,
     };
     let gateway = fast.gateway.clone();
     let id = call.id.clone();

@@ -205,11 +205,20 @@ async fn with_caller<T>(ctx: &RequestContext<RoleServer>, f: impl AsyncFnOnce(&C
         notes: Some(notes),
         progress: ctx.meta.get_progress_token(),
         peer: Some(ctx.peer.clone()),
+        inputs: None,
+        offers: ctx.client_capabilities(),
     };
     let out = f(&caller).await;
     drop(caller);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sent).await;
     out
+}
+
+/// Whether the request is on the 2026-07-28 revision or later (servers ask clients through
+/// `input_required` there).
+fn is_2026(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.protocol_version()
+        .is_some_and(|v| v.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str())
 }
 
 /// Methods of MCP requests that rmcp reads into typed parameters: a request of one of them
@@ -319,6 +328,12 @@ impl ServerHandler for WardenHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let s = self.session(&context).await?;
+        if is_2026(&context) {
+            return with_caller(&context, async |c: &Caller| {
+                self.gateway.call_tool_rounds(&s, request, c).await
+            })
+            .await;
+        }
         let out = with_caller(&context, async |c: &Caller| {
             self.gateway
                 .call_tool(&s, &request.name, request.arguments, c)

@@ -33,6 +33,7 @@ use crate::upstream::{
 
 pub mod pipeline;
 pub mod reads;
+pub mod rounds;
 pub mod subscriptions;
 pub mod text;
 
@@ -174,6 +175,8 @@ pub struct Gateway {
     named_uris: Mutex<HashMap<String, String>>,
     /// Resource subscriptions (see [`subscriptions`]).
     subscribers: Mutex<subscriptions::Subscribers>,
+    /// Calls waiting for their 2026-07-28 client's answers (see [`rounds`]).
+    parked: Mutex<rounds::ParkedCalls>,
     settings: GatewaySettings,
     stop: CancellationToken,
 }
@@ -253,6 +256,7 @@ impl Gateway {
             sessions: Mutex::new(Vec::new()),
             named_uris: Mutex::new(HashMap::new()),
             subscribers: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
             settings,
             stop,
         });

@@ -66,6 +66,11 @@ pub struct Caller {
     /// The agent's MCP peer, for the upstream's requests of the client (sampling, elicitation,
     /// roots); none: the session's peer, if it has one.
     pub peer: Option<Peer<RoleServer>>,
+    /// For a client of the 2026-07-28 revision: where allowed requests of the client go, to be
+    /// put to it as `input_required` (see [`super::rounds`]), instead of to its peer.
+    pub inputs: Option<mpsc::UnboundedSender<super::rounds::Asked>>,
+    /// The capabilities the client declared for this request (2026-07-28), if it did.
+    pub offers: Option<rmcp::model::ClientCapabilities>,
 }
 
 impl Caller {
@@ -271,6 +276,8 @@ impl Gateway {
             gateway: self.clone(),
             session: session.clone(),
             peer: caller.peer.clone(),
+            inputs: caller.inputs.clone(),
+            offers: caller.offers.clone(),
             server: permitted.get().server.clone(),
         });
         let Some(out) = caller.notes.clone() else {
@@ -463,6 +470,8 @@ struct AskAgent {
     gateway: Arc<Gateway>,
     session: Arc<Session>,
     peer: Option<Peer<RoleServer>>,
+    inputs: Option<mpsc::UnboundedSender<super::rounds::Asked>>,
+    offers: Option<rmcp::model::ClientCapabilities>,
     server: String,
 }
 
@@ -515,17 +524,48 @@ impl AskAgent {
             ));
         };
         let peer = self.peer.clone().or_else(|| session.peer.get().cloned());
-        let offered = peer.as_ref().and_then(|p| p.peer_info()).is_some_and(|i| {
-            let c = &i.capabilities;
-            match tool {
-                SAMPLING => c.sampling.is_some(),
-                ELICITATION => c.elicitation.is_some(),
-                _ => c.roots.is_some(),
-            }
+        let caps = self.offers.clone().or_else(|| {
+            peer.as_ref()
+                .and_then(|p| p.peer_info())
+                .map(|i| i.capabilities.clone())
         });
+        let offered = caps.is_some_and(|c| match tool {
+            SAMPLING => c.sampling.is_some(),
+            ELICITATION => c.elicitation.is_some(),
+            _ => c.roots.is_some(),
+        });
+        if let (true, Some(inputs)) = (offered, &self.inputs) {
+            // A 2026-07-28 client: the request is put to it as `input_required`.
+            if !text.is_empty() {
+                let mut inner = session.inner.lock().await;
+                let SessionInner { state, usage } = &mut *inner;
+                gateway
+                    .engine
+                    .absorb(&p, &text, state, usage, crate::now_ms());
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if inputs.send((request, tx)).is_err() {
+                return Err(ErrorData::internal_error(
+                    "the agent's call has ended",
+                    None,
+                ));
+            }
+            let answer = rx.await.unwrap_or_else(|_| {
+                Err(ErrorData::invalid_request(
+                    "the agent's client did not come back with an answer",
+                    None,
+                ))
+            });
+            let (outcome, why) = match &answer {
+                Ok(_) => ("result", String::new()),
+                Err(e) => ("client-error", e.message.to_string()),
+            };
+            gateway.record_outcome(&decision, outcome, why);
+            return answer;
+        }
         let Some(peer) = peer.filter(|_| offered) else {
             let why = format!(
-                "Warden allowed `{}` (decision {}), but the agent's client does not offer {tool} (on the session-based protocol revisions only)",
+                "Warden allowed `{}` (decision {}), but the agent's client does not offer {tool}",
                 decision.tool, decision.id
             );
             gateway.record_outcome(&decision, "unsupported", why.clone());

@@ -63,8 +63,8 @@ use crate::settings::{Transport, UpstreamSettings};
 
 mod error;
 pub(crate) mod lines;
-mod requests;
 pub mod relay;
+mod requests;
 pub(crate) mod session;
 mod supervisor;
 
