@@ -34,7 +34,10 @@
 //!   timeouts, connection caps that shed the longest-idle first, session caps.
 //! - `notes`     — calls of one session at once; progress to the agent that asked and no other
 //!   (stdio, rmcp and the HTTP fast path); cancellation of every call over HTTP; deadlines that
-//!   progress extends up to a maximum.
+//!   progress extends up to a maximum; list changes told to the sessions that see them.
+//! - `asks`      — an upstream's roots request: advertised only when the catalog describes it,
+//!   decided and relayed during the call, or in `input_required` rounds (2026-07-28) that no
+//!   other session can resume.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -93,3 +96,6 @@ mod stdio_input;
 
 #[path = "integration/notes.rs"]
 mod notes;
+
+#[path = "integration/asks.rs"]
+mod asks;

@@ -340,8 +340,16 @@ impl ServerHandler for Probe {
                 .peer_info()
                 .map(|i| serde_json::to_string(&i.capabilities).unwrap())
                 .unwrap_or_default();
-            let roots = peer.list_roots().await.err().map(|e| e.to_string());
-            let out = format!("caps={caps}\nroots={roots:?}");
+            let roots = match peer.list_roots().await {
+                Ok(r) => r
+                    .roots
+                    .iter()
+                    .map(|x| x.uri.clone())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Err(e) => e.to_string(),
+            };
+            let out = format!("caps={caps}\nroots={roots}");
             return Ok(CallToolResult::success(vec![ContentBlock::text(out)]).into());
         }
         self.inner.call_tool(request, context).await
@@ -366,4 +374,27 @@ pub fn spawn_acme_proxy(log: &Path) -> tokio::process::Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap()
+}
+
+/// The Acme configuration with `extra` appended to its catalog.
+pub fn engine_with_catalog(extra: &str) -> Arc<Engine> {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_file() {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    };
+    copy(&acme_dir(), dir.path());
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    copy(&acme_dir().join("policies"), &dir.path().join("policies"));
+    let mut catalog = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
+    catalog.push_str(extra);
+    std::fs::write(dir.path().join("catalog.toml"), catalog).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("warden.toml")).unwrap();
+    let cfg = Config::load("warden.toml", &text, &Files(dir.path().to_path_buf()))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    Arc::new(Engine::new(cfg))
 }

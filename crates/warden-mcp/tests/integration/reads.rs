@@ -13,7 +13,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::json;
 use warden_acme::AcmeServer;
-use warden_core::{Call, Config, Engine, Outcome};
+use warden_core::{Call, Engine, Outcome};
 use warden_mcp::{EntryKind, Gateway, GatewaySettings, MemoryLog};
 
 use crate::common::*;
@@ -110,20 +110,7 @@ impl ServerHandler for ForumWithDocs {
 
 /// The Acme configuration, with the forum's `resources/read` and `prompts/get` in the catalog.
 fn engine_with_reads() -> Arc<Engine> {
-    let dir = tempfile::tempdir().unwrap();
-    let copy = |from: &std::path::Path, to: &std::path::Path| {
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.path().is_file() {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    };
-    copy(&acme_dir(), dir.path());
-    std::fs::create_dir(dir.path().join("policies")).unwrap();
-    copy(&acme_dir().join("policies"), &dir.path().join("policies"));
-    let mut catalog = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
-    catalog.push_str(
+    engine_with_catalog(
         r#"
 [tools."forum.resources/read"]
 effect = "read"
@@ -137,12 +124,7 @@ required = ["name"]
 resource = { type = "Resource", arg = "name" }
 default_labels = ["internal"]
 "#,
-    );
-    std::fs::write(dir.path().join("catalog.toml"), catalog).unwrap();
-    let text = std::fs::read_to_string(dir.path().join("warden.toml")).unwrap();
-    let cfg = Config::load("warden.toml", &text, &Files(dir.path().to_path_buf()))
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    Arc::new(Engine::new(cfg))
+    )
 }
 
 async fn start_with_docs() -> (Arc<Gateway>, Arc<MemoryLog>) {
