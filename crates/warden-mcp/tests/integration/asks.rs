@@ -3,17 +3,20 @@
 //! the session-based revisions during the call, and to a 2026-07-28 client in rounds
 //! (`input_required`), whose `requestState` no other session can use.
 
+// Roots are deprecated by SEP-2577; clients of the session-based revisions still use them.
+#![allow(deprecated)]
+
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig, InputRequest,
     ListRootsResult, Root,
 };
-use rmcp::service::{RequestContext, RunningService};
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use rmcp::service::RequestContext;
+use rmcp::{ClientHandler, ErrorData, RoleClient};
 use serde_json::json;
 use warden_acme::AcmeServer;
-use warden_mcp::{Caller, EntryKind, Gateway, GatewaySettings, MemoryLog, WardenHandler};
+use warden_mcp::{Caller, EntryKind, Gateway, GatewaySettings, MemoryLog};
 
 use crate::common::*;
 
@@ -30,10 +33,7 @@ async fn start_asking() -> (Arc<Gateway>, Arc<MemoryLog>) {
     let acme = AcmeServer::new();
     let mut probe = Probe::new(&acme, "forum");
     probe.ask_client = true;
-    let p = probe.clone();
-    let mut ups = acme_upstreams(&acme);
-    ups.retain(|u| u.name != "forum");
-    ups.push(in_process("forum", move || p.clone()));
+    let ups = acme_with_probe(&acme, &probe, std::time::Duration::from_secs(10));
     let log = Arc::new(MemoryLog::new());
     let settings = GatewaySettings {
         upstreams: ups,
@@ -74,16 +74,7 @@ fn list_threads() -> CallToolRequestParams {
 async fn roots_are_decided_and_relayed_to_the_client_during_the_call() {
     let (gw, log) = start_asking().await;
     let asked = HasRoots::default();
-    let session = gw.open_session("asks-1", &alice(), None).unwrap();
-    let handler = WardenHandler::for_session(gw.clone(), session);
-    let (server_io, client_io) = tokio::io::duplex(256 * 1024);
-    tokio::spawn(async move {
-        if let Ok(running) = handler.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client: RunningService<RoleClient, HasRoots> =
-        asked.clone().serve(client_io).await.unwrap();
+    let client = agent_as(&gw, &alice(), asked.clone()).await;
     let r = call(
         client.peer(),
         "forum.list_threads",

@@ -133,6 +133,15 @@ static NEXT: AtomicUsize = AtomicUsize::new(1);
 
 /// An rmcp client connected to Warden over a duplex stream, as `who`.
 pub async fn agent(gw: &Arc<Gateway>, who: &Identity) -> Client {
+    agent_as(gw, who, ()).await
+}
+
+/// A client with handler `client` connected to Warden over a duplex stream, as `who`.
+pub async fn agent_as<H: rmcp::ClientHandler>(
+    gw: &Arc<Gateway>,
+    who: &Identity,
+    client: H,
+) -> RunningService<RoleClient, H> {
     let id = format!("t-{}", NEXT.fetch_add(1, Ordering::SeqCst));
     let session = gw.open_session(&id, who, None).unwrap();
     let handler = WardenHandler::for_session(gw.clone(), session);
@@ -142,7 +151,20 @@ pub async fn agent(gw: &Arc<Gateway>, who: &Identity) -> Client {
             let _ = running.waiting().await;
         }
     });
-    ().serve(client_io).await.unwrap()
+    client.serve(client_io).await.unwrap()
+}
+
+/// Every Acme server in process, the forum served by `probe` instead (with `timeout`).
+pub fn acme_with_probe(
+    acme: &AcmeServer,
+    probe: &Probe,
+    timeout: Duration,
+) -> Vec<UpstreamSettings> {
+    let p = probe.clone();
+    let mut ups = acme_upstreams(acme);
+    ups.retain(|u| u.name != "forum");
+    ups.push(in_process("forum", move || p.clone()).with_timeout(timeout));
+    ups
 }
 
 pub async fn call(peer: &Peer<RoleClient>, name: &str, args: Value) -> CallToolResult {

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{ClientConfig, ProgressNotificationParam};
 use rmcp::service::{NotificationContext, RunningService};
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient};
 use serde_json::{json, Value};
 use warden_acme::AcmeServer;
-use warden_mcp::{Gateway, MemoryLog, Transport, UpstreamSettings, WardenHandler};
+use warden_mcp::{Gateway, MemoryLog, Transport, UpstreamSettings};
 
 use crate::common::*;
 use crate::fastpath::{result_text, RawClient};
@@ -42,17 +42,7 @@ impl ClientHandler for Hears {
 }
 
 async fn hearing_agent(gw: &Arc<Gateway>, hears: Hears) -> RunningService<RoleClient, Hears> {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
-    let id = format!("notes-{}", NEXT.fetch_add(1, Ordering::SeqCst));
-    let session = gw.open_session(&id, &alice(), None).unwrap();
-    let handler = WardenHandler::for_session(gw.clone(), session);
-    let (server_io, client_io) = tokio::io::duplex(256 * 1024);
-    tokio::spawn(async move {
-        if let Ok(running) = handler.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    hears.serve(client_io).await.unwrap()
+    agent_as(gw, &alice(), hears).await
 }
 
 fn read(thread: &str) -> Value {
@@ -64,10 +54,7 @@ async fn start_probe(timeout: Duration) -> (Arc<Gateway>, Probe) {
     let acme = AcmeServer::new();
     let mut probe = Probe::new(&acme, "forum");
     probe.hang = true;
-    let p = probe.clone();
-    let mut ups = acme_upstreams(&acme);
-    ups.retain(|u| u.name != "forum");
-    ups.push(in_process("forum", move || p.clone()).with_timeout(timeout));
+    let ups = acme_with_probe(&acme, &probe, timeout);
     (start(ups, Arc::new(MemoryLog::new())).await, probe)
 }
 
@@ -359,24 +346,6 @@ impl ClientHandler for HearsLists {
     }
 }
 
-async fn agent_hearing_lists(
-    gw: &Arc<Gateway>,
-    who: &warden_mcp::Identity,
-    hears: HearsLists,
-) -> RunningService<RoleClient, HearsLists> {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
-    let id = format!("lists-{}", NEXT.fetch_add(1, Ordering::SeqCst));
-    let session = gw.open_session(&id, who, None).unwrap();
-    let handler = WardenHandler::for_session(gw.clone(), session);
-    let (server_io, client_io) = tokio::io::duplex(256 * 1024);
-    tokio::spawn(async move {
-        if let Ok(running) = handler.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    hears.serve(client_io).await.unwrap()
-}
-
 #[tokio::test]
 async fn a_changed_tool_list_is_refreshed_and_told_to_the_sessions_that_see_it() {
     let acme = AcmeServer::new();
@@ -391,8 +360,8 @@ async fn a_changed_tool_list_is_refreshed_and_told_to_the_sessions_that_see_it()
     ups.push(in_process("forum", move || f.clone()));
     let gw = start(ups, Arc::new(MemoryLog::new())).await;
     let (a, ops) = (HearsLists::default(), HearsLists::default());
-    let ca = agent_hearing_lists(&gw, &alice(), a.clone()).await;
-    let cops = agent_hearing_lists(
+    let ca = agent_as(&gw, &alice(), a.clone()).await;
+    let cops = agent_as(
         &gw,
         &who("ops-bot", "dave", "ops-change", "rotate the billing key"),
         ops.clone(),
