@@ -155,6 +155,7 @@ impl Gateway {
             call, asks, cancel, ..
         } = &mut parked;
         let first = tokio::select! {
+            biased;
             out = call => {
                 return Ok(CallToolResponse::Complete(match out {
                     Ok(o) => o.result,
@@ -163,7 +164,7 @@ impl Gateway {
                     )]),
                 }));
             }
-            asked = asks.recv() => asked,
+            Some(asked) = asks.recv() => Some(asked),
             _ = caller.cancel.cancelled() => {
                 cancel.cancel();
                 return Err(ErrorData::invalid_request("the request was cancelled by the client", None));
