@@ -318,11 +318,20 @@ async def test_sampling_elicitation_and_roots_under_policy(env, kind, mode):
     assert "roots" in asked and "elicitation" in asked, asked
 
 
+def modern(c: Client) -> bool:
+    """Did the client negotiate 2026-07-28 or later (no handshake, `subscriptions/listen`)?"""
+    return (c.session.protocol_version or "") >= "2026-07-28"
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 @pytest.mark.parametrize("kind", KINDS)
-async def test_subscriptions_reach_only_their_subscribers(env, kind):
-    """One session subscribes to a document and turns on the server's simulated updates; the
-    updates reach it, and not a second session that did not subscribe. Through Warden, a
-    subscription is decided as a read: a URI the catalog labels secret cannot be subscribed to."""
+async def test_subscriptions_reach_only_their_subscribers(env, kind, mode):
+    """One session subscribes to a document (`resources/subscribe`, or `subscriptions/listen`
+    on 2026-07-28) and turns on the server's simulated updates; the updates reach it, and not a
+    second session that did not subscribe. Through Warden, a subscription is decided as a read:
+    a URI the catalog labels secret cannot be subscribed to."""
+    from mcp.shared.subscriptions import ResourceUpdated
+
     n = lambda bare: env.name(kind, bare)  # noqa: E731
     seen: dict[str, list[str]] = {"sub": [], "other": []}
 
@@ -333,21 +342,38 @@ async def test_subscriptions_reach_only_their_subscribers(env, kind):
 
         return on_message
 
+    async def wait_for_update() -> None:
+        with anyio.move_on_after(8):
+            while not seen["sub"]:
+                await anyio.sleep(0.1)
+
     with anyio.fail_after(TEST_TIMEOUT):
-        async with env.connect(kind, "legacy", message_handler=recorder("sub")) as c, env.connect(
-            kind, "legacy", message_handler=recorder("other")
+        async with env.connect(kind, mode, message_handler=recorder("sub")) as c, env.connect(
+            kind, mode, message_handler=recorder("other")
         ) as d:
             await d.list_tools()
-            await c.subscribe_resource(STATIC_DOC)
+            if modern(c):
+                async with c.listen(resource_subscriptions=[STATIC_DOC]) as sub:
+                    async def consume() -> None:
+                        async for event in sub:
+                            if isinstance(event, ResourceUpdated):
+                                seen["sub"].append(event.uri)
+                                return
+
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(consume)
+                        await c.call_tool(n("toggle-subscriber-updates"), {})
+                        await wait_for_update()
+                        tg.cancel_scope.cancel()
+            else:
+                await c.subscribe_resource(STATIC_DOC)
+                await c.call_tool(n("toggle-subscriber-updates"), {})
+                await wait_for_update()
+                await c.unsubscribe_resource(STATIC_DOC)
             await c.call_tool(n("toggle-subscriber-updates"), {})
-            with anyio.move_on_after(8):
-                while not seen["sub"]:
-                    await anyio.sleep(0.1)
-            await c.call_tool(n("toggle-subscriber-updates"), {})
-            await c.unsubscribe_resource(STATIC_DOC)
             assert STATIC_DOC in seen["sub"], seen
             assert not seen["other"], seen
-            if kind != "direct":
+            if kind != "direct" and not modern(c):
                 with pytest.raises(Exception) as e:
                     await c.subscribe_resource("demo://resource/dynamic/blob/9")
                 assert "Warden denied" in str(e.value), str(e.value)

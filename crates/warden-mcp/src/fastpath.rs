@@ -362,6 +362,7 @@ fn streamed(
         peer: None,
         inputs: None,
         offers: None,
+        log_level: None,
     };
     let gateway = fast.gateway.clone();
     let id = call.id.clone();

@@ -17,9 +17,9 @@ use rmcp::model::{
     InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-    SubscribeRequestParams, UnsubscribeRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::OnceCell;
 
@@ -207,6 +207,7 @@ async fn with_caller<T>(ctx: &RequestContext<RoleServer>, f: impl AsyncFnOnce(&C
         peer: Some(ctx.peer.clone()),
         inputs: None,
         offers: ctx.client_capabilities(),
+        log_level: ctx.meta.log_level(),
     };
     let out = f(&caller).await;
     drop(caller);
@@ -385,6 +386,20 @@ impl ServerHandler for WardenHandler {
     ) -> Result<CompleteResult, ErrorData> {
         let s = self.session(&context).await?;
         self.gateway.complete(&s, request, &context.ct).await
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // Every kind is served; each resource URI is decided when the stream opens.
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, stream: SubscriptionContext) -> Result<(), ErrorData> {
+        let s = self.session(stream.request_context()).await?;
+        self.gateway.listen(&s, stream).await;
+        Ok(())
     }
 
     async fn subscribe(

@@ -90,6 +90,8 @@ pub struct Session {
     log_level: Mutex<Option<LoggingLevel>>,
     /// The agent's MCP peer, for notifications that belong to no request (lists changed).
     peer: std::sync::OnceLock<Peer<RoleServer>>,
+    /// The agent's `subscriptions/listen` streams (2026-07-28): such notifications go there.
+    sinks: Mutex<Vec<(u64, rmcp::service::SubscriptionSink)>>,
     _live: LiveGuard,
 }
 
@@ -148,6 +150,24 @@ impl Session {
         if self.peer.get().is_none() {
             let _ = self.peer.set(peer.clone());
         }
+    }
+
+    /// The agent's open `subscriptions/listen` streams.
+    pub(crate) fn sinks(&self) -> Vec<rmcp::service::SubscriptionSink> {
+        lock(&self.sinks).iter().map(|(_, s)| s.clone()).collect()
+    }
+
+    /// Add a `subscriptions/listen` stream; returns its number, for [`Session::remove_sink`].
+    pub(crate) fn add_sink(&self, sink: rmcp::service::SubscriptionSink) -> u64 {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) as u64;
+        lock(&self.sinks).push((n, sink));
+        n
+    }
+
+    /// Remove stream `n`.
+    pub(crate) fn remove_sink(&self, n: u64) {
+        lock(&self.sinks).retain(|(k, _)| *k != n);
     }
 
     /// A copy of the session state (for tests and diagnostics).
@@ -287,22 +307,32 @@ impl Gateway {
     /// changed.
     async fn list_changed(&self, server: &str, kind: ListKind) {
         let prefix = format!("{server}.");
-        let peers: Vec<Peer<RoleServer>> = {
+        let sessions: Vec<Arc<Session>> = {
             let mut sessions = lock(&self.sessions);
             sessions.retain(|w| w.strong_count() > 0);
             sessions
                 .iter()
                 .filter_map(Weak::upgrade)
                 .filter(|s| s.visible.iter().any(|v| v.starts_with(&prefix)))
-                .filter_map(|s| s.peer.get().cloned())
                 .collect()
         };
-        for peer in peers {
-            let _ = match kind {
-                ListKind::Tools => peer.notify_tool_list_changed().await,
-                ListKind::Resources => peer.notify_resource_list_changed().await,
-                ListKind::Prompts => peer.notify_prompt_list_changed().await,
-            };
+        for s in sessions {
+            let sinks = s.sinks();
+            if !sinks.is_empty() {
+                for sink in sinks {
+                    let _ = match kind {
+                        ListKind::Tools => sink.notify_tool_list_changed().await,
+                        ListKind::Resources => sink.notify_resource_list_changed().await,
+                        ListKind::Prompts => sink.notify_prompt_list_changed().await,
+                    };
+                }
+            } else if let Some(peer) = s.peer.get() {
+                let _ = match kind {
+                    ListKind::Tools => peer.notify_tool_list_changed().await,
+                    ListKind::Resources => peer.notify_resource_list_changed().await,
+                    ListKind::Prompts => peer.notify_prompt_list_changed().await,
+                };
+            }
         }
     }
 
@@ -444,6 +474,7 @@ impl Gateway {
             last_used: Mutex::new(Instant::now()),
             log_level: Mutex::new(None),
             peer: std::sync::OnceLock::new(),
+            sinks: Mutex::new(Vec::new()),
             _live: LiveGuard(self.live.clone()),
         });
         let mut sessions = lock(&self.sessions);

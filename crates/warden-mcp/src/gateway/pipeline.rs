@@ -71,6 +71,9 @@ pub struct Caller {
     pub inputs: Option<mpsc::UnboundedSender<super::rounds::Asked>>,
     /// The capabilities the client declared for this request (2026-07-28), if it did.
     pub offers: Option<rmcp::model::ClientCapabilities>,
+    /// The least severe log level the client asked for on this request (2026-07-28:
+    /// `io.modelcontextprotocol/logLevel` in `_meta`); the session's level otherwise.
+    pub log_level: Option<LoggingLevel>,
 }
 
 impl Caller {
@@ -291,12 +294,13 @@ impl Gateway {
         let session = session.clone();
         let permitted = permitted.clone();
         let token = caller.progress.clone();
+        let asked_level = caller.log_level;
         let drain = tokio::spawn(async move {
             while let Some(note) = rx.recv().await {
                 let wanted = match &note {
                     Note::Progress { .. } => token.is_some(),
-                    Note::Log { level, .. } => session
-                        .log_level()
+                    Note::Log { level, .. } => asked_level
+                        .or_else(|| session.log_level())
                         .is_some_and(|min| severity(*level) >= severity(min)),
                 };
                 if !wanted {
@@ -383,6 +387,9 @@ impl Gateway {
                 result,
             };
         };
+        if let Some(level) = caller.log_level.filter(|_| up.logs()) {
+            up.want_logs(level).await;
+        }
         let (relay, drain) = self.relay(session, &p, caller);
         let sent = up.call(&p, &relay).await;
         flush(relay, drain).await;
@@ -441,6 +448,9 @@ impl Gateway {
         let up = self.upstreams.get(&p.get().server).ok_or_else(|| {
             ErrorData::internal_error(format!("the upstream of this {what} is gone"), None)
         })?;
+        if let Some(level) = caller.log_level.filter(|_| up.logs()) {
+            up.want_logs(level).await;
+        }
         let (relay, drain) = self.relay(session, &p, caller);
         let sent = send(up, &p, &relay).await;
         flush(relay, drain).await;

@@ -7,11 +7,16 @@
 //! says the resource changed), so each one is decided again, as a read, for each subscribed
 //! session, and reaches only the sessions it is allowed for. These decisions are logged but not
 //! counted against the session's or the mission's budgets: the agent did not ask for them.
+//!
+//! Clients of the 2026-07-28 revision subscribe with `subscriptions/listen` instead: each URI
+//! in its filter is subscribed to as above while the stream is open, and the session's
+//! notifications (updates, list changes) go on the stream.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use rmcp::model::ResourceUpdatedNotificationParam;
+use rmcp::service::SubscriptionContext;
 use rmcp::ErrorData;
 use tokio_util::sync::CancellationToken;
 use warden_core::Call;
@@ -76,6 +81,29 @@ impl Gateway {
         Ok(())
     }
 
+    /// Serve one `subscriptions/listen` stream of `session` until the client closes it: its
+    /// resource URIs are subscribed to (each decided as a read; a URI the session may not read
+    /// gets no updates), and the session's notifications go on the stream.
+    pub async fn listen(&self, session: &Arc<Session>, stream: SubscriptionContext) {
+        let sink = session.add_sink(stream.sink().clone());
+        let uris = stream
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        let mut subscribed = Vec::new();
+        for uri in uris {
+            if self.subscribe(session, &uri).await.is_ok() {
+                subscribed.push(uri);
+            }
+        }
+        stream.cancelled().await;
+        for uri in subscribed {
+            self.unsubscribe(session, &uri).await;
+        }
+        session.remove_sink(sink);
+    }
+
     /// Handle `resources/unsubscribe` of `uri` for `session`; the upstream is unsubscribed when
     /// no session is left.
     pub async fn unsubscribe(&self, session: &Arc<Session>, uri: &str) {
@@ -121,8 +149,15 @@ impl Gateway {
                 let mut inner = session.inner.lock().await;
                 self.decide_only(&session, &mut inner, call).await
             };
-            let allowed = matches!(decided, Ok((_, Some(_))));
-            if let (true, Some(peer)) = (allowed, session.peer.get()) {
+            if !matches!(decided, Ok((_, Some(_)))) {
+                continue;
+            }
+            let sinks = session.sinks();
+            if !sinks.is_empty() {
+                for sink in sinks {
+                    let _ = sink.notify_resource_updated(uri).await;
+                }
+            } else if let Some(peer) = session.peer.get() {
                 let _ = peer
                     .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
                     .await;
