@@ -17,12 +17,17 @@
 //!   returns (concurrent appends share one fsync); [`MemoryLog`] for tests.
 //! - [`upstream`]: one supervised connection per upstream server (a child process over stdio,
 //!   streamable HTTP, or an in-process duplex). A crashed upstream is restarted with backoff;
-//!   its tool list is cached and refreshed on `notifications/tools/list_changed` and on every
-//!   reconnect. Requests from an upstream to the client (sampling, roots, elicitation) are
-//!   refused, and those capabilities are never advertised upstream.
-//! - [`gateway`]: the enforcement pipeline and the per-session state (one granted mission and
-//!   one [`warden_core::session::SessionState`] per downstream MCP session, behind a mutex held
-//!   for the whole call so that a read's output is absorbed before the next call is decided).
+//!   its lists are cached and refreshed on `notifications/*/list_changed` and on every
+//!   reconnect. What an upstream sends about a request in flight (progress, log messages, and
+//!   sampling, roots and elicitation requests, which are decided) goes to that request's agent
+//!   only ([`upstream::relay`]); only the client capabilities the catalog describes are
+//!   advertised upstream.
+//! - [`gateway`]: the enforcement pipeline ([`gateway::pipeline`]) and the per-session state
+//!   (one granted mission and one [`warden_core::session::SessionState`] per downstream MCP
+//!   session); the calls of a session run at once, each output absorbed before its agent
+//!   receives it. Resources, prompts and completions ([`gateway::reads`]), subscriptions
+//!   ([`gateway::subscriptions`]), calls in rounds for 2026-07-28 clients ([`gateway::rounds`]).
+//!   `docs/mcp.md` describes every MCP feature through Warden.
 //! - [`handler`]: the rmcp `ServerHandler` the agent talks to.
 //! - [`stdio`] and [`http`]: the downstream transports (`warden proxy`, `warden serve`).
 //! - [`front`]: the layer in front of both HTTP paths: a session is served only for the token
