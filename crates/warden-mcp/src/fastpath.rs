@@ -8,7 +8,8 @@
 //! check, a `Host` rmcp would refuse, an `Origin`, protocol keys in `_meta`, task augmentation, a batch, malformed JSON), goes on to rmcp untouched,
 //! which answers it or rejects it with the proper error. A call that asks for progress
 //! (`_meta.progressToken`), or made in a session that asked for log messages, is answered with
-//! an SSE stream instead: the notifications about the call, then its response.
+//! an SSE stream instead (the notifications about the call, then its response) as soon as a
+//! notification comes; a call that completes first is answered with JSON all the same.
 //!
 //! Cancellation: the calls in flight on this path are known by session and request id; a
 //! `notifications/cancelled` for one of them is taken here (`202 Accepted`) and cancels it, so
@@ -291,7 +292,7 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
         .and_then(|m| m.get("progressToken"))
         .and_then(|v| serde_json::from_value::<ProgressToken>(v.clone()).ok());
     if progress.is_some() || session.log_level().is_some() {
-        return streamed(&fast, &sid, session, call, progress);
+        return streamed(&fast, &sid, session, call, progress).await;
     }
     // Dropped with this future when the client goes away: the upstream call is cancelled.
     let cancel = CancellationToken::new();
@@ -341,10 +342,10 @@ fn event(json: &[u8]) -> Bytes {
     Bytes::from(e)
 }
 
-/// Answer `call` with an SSE stream: the notifications about it (progress for `progress`, log
-/// messages at the session's level), then its response. The client going away (the stream
-/// dropped) cancels the call.
-fn streamed(
+/// Answer `call`, whose client may hear notes about it (progress for `progress`, log messages
+/// at the session's level): as one JSON response when the call completes before any note, else
+/// as an SSE stream of the notes and then the response. The client going away cancels the call.
+async fn streamed(
     fast: &Arc<FastPath>,
     sid: &str,
     session: Arc<crate::gateway::Session>,
@@ -352,11 +353,11 @@ fn streamed(
     progress: Option<ProgressToken>,
 ) -> Response {
     let cancel = CancellationToken::new();
+    let cancel_on_drop = cancel.clone().drop_guard();
     let tracked = fast.inflight.track(sid, &call.id, cancel.clone());
-    let (notes, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (done, result) = tokio::sync::oneshot::channel();
+    let (notes, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let caller = Caller {
-        cancel: cancel.clone(),
+        cancel,
         notes: Some(notes),
         progress,
         peer: None,
@@ -366,29 +367,46 @@ fn streamed(
     };
     let gateway = fast.gateway.clone();
     let id = call.id.clone();
-    tokio::spawn(async move {
+    let mut handle = tokio::spawn(async move {
         let out = gateway
             .call_tool(&session, &call.params.name, call.params.arguments, &caller)
             .await;
-        drop(caller);
-        let _ = done.send(out.result);
+        out.result
     });
+    let first = tokio::select! {
+        biased;
+        Some(n) = rx.recv() => n,
+        out = &mut handle => {
+            return match out.map(|r| response_json(&id, r)) {
+                Ok(Ok(body)) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body)
+                    .into_response(),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "the call failed inside Warden\n")
+                    .into_response(),
+            };
+        }
+    };
     struct State {
+        first: Option<rmcp::model::ServerNotification>,
         notes: tokio::sync::mpsc::UnboundedReceiver<rmcp::model::ServerNotification>,
-        result: Option<tokio::sync::oneshot::Receiver<CallToolResult>>,
+        result: Option<tokio::task::JoinHandle<CallToolResult>>,
         id: Value,
         _cancel_on_drop: tokio_util::sync::DropGuard,
         _tracked: Tracked,
     }
     let state = State {
+        first: Some(first),
         notes: rx,
-        result: Some(result),
+        result: Some(handle),
         id,
-        _cancel_on_drop: cancel.drop_guard(),
+        _cancel_on_drop: cancel_on_drop,
         _tracked: tracked,
     };
     let body = futures_util::stream::unfold(state, |mut st| async move {
-        if let Some(n) = st.notes.recv().await {
+        let note = match st.first.take() {
+            Some(n) => Some(n),
+            None => st.notes.recv().await,
+        };
+        if let Some(n) = note {
             let mut v = serde_json::to_value(&n).unwrap_or(Value::Null);
             if let Value::Object(m) = &mut v {
                 m.insert("jsonrpc".into(), Value::from("2.0"));
