@@ -355,7 +355,7 @@ async fn streamed(
     let cancel = CancellationToken::new();
     let cancel_on_drop = cancel.clone().drop_guard();
     let tracked = fast.inflight.track(sid, &call.id, cancel.clone());
-    let (notes, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (notes, mut rx) = tokio::sync::mpsc::channel(crate::upstream::relay::NOTES_QUEUED);
     let caller = Caller {
         cancel,
         notes: Some(notes),
@@ -387,7 +387,7 @@ async fn streamed(
     };
     struct State {
         first: Option<rmcp::model::ServerNotification>,
-        notes: tokio::sync::mpsc::UnboundedReceiver<rmcp::model::ServerNotification>,
+        notes: tokio::sync::mpsc::Receiver<rmcp::model::ServerNotification>,
         result: Option<tokio::task::JoinHandle<CallToolResult>>,
         id: Value,
         _cancel_on_drop: tokio_util::sync::DropGuard,

@@ -33,11 +33,12 @@ use super::text::{
 };
 use super::{CallOutcome, Gateway, Session, SessionInner, PROMPTS_GET, RESOURCES_READ};
 use crate::log::{EntryKind, LogEntry, LogError, OutcomeEntry};
+use crate::upstream::relay::NOTES_QUEUED;
 use crate::upstream::{Asker, Note, Relay, Upstream, UpstreamError, ELICITATION, ROOTS, SAMPLING};
 
 /// Pass `notes` to `peer` in order until every sender is gone (the request completed).
 pub fn notify_peer(peer: rmcp::Peer<rmcp::RoleServer>) -> (Notes, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<ServerNotification>();
+    let (tx, mut rx) = mpsc::channel::<ServerNotification>(NOTES_QUEUED);
     let task = tokio::spawn(async move {
         while let Some(n) = rx.recv().await {
             if peer.send_notification(n).await.is_err() {
@@ -51,8 +52,9 @@ pub fn notify_peer(peer: rmcp::Peer<rmcp::RoleServer>) -> (Notes, tokio::task::J
 /// The longest Warden waits, after a request completed, for its last notes to reach the agent.
 const FLUSH: Duration = Duration::from_secs(2);
 
-/// Where the notifications about one request go, in order, on their way to the agent.
-pub type Notes = mpsc::UnboundedSender<ServerNotification>;
+/// Where the notifications about one request go, in order, on their way to the agent (at most
+/// [`crate::upstream::relay::NOTES_QUEUED`] waiting; more are dropped).
+pub type Notes = mpsc::Sender<ServerNotification>;
 
 /// The agent's side of one request: how it gives up on it, and where notes about it go.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +70,7 @@ pub struct Caller {
     pub peer: Option<Peer<RoleServer>>,
     /// For a client of the 2026-07-28 revision: where allowed requests of the client go, to be
     /// put to it as `input_required` (see [`super::rounds`]), instead of to its peer.
-    pub inputs: Option<mpsc::UnboundedSender<super::rounds::Asked>>,
+    pub inputs: Option<mpsc::Sender<super::rounds::Asked>>,
     /// The capabilities the client declared for this request (2026-07-28), if it did.
     pub offers: Option<rmcp::model::ClientCapabilities>,
     /// The least severe log level the client asked for on this request (2026-07-28:
@@ -289,7 +291,7 @@ impl Gateway {
                 None,
             );
         };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Note>();
+        let (tx, mut rx) = mpsc::channel::<Note>(NOTES_QUEUED);
         let gateway = self.clone();
         let session = session.clone();
         let permitted = permitted.clone();
@@ -338,7 +340,7 @@ impl Gateway {
                         )
                     }
                 };
-                if out.send(n).is_err() {
+                if let Err(mpsc::error::TrySendError::Closed(_)) = out.try_send(n) {
                     break;
                 }
             }
@@ -480,7 +482,7 @@ struct AskAgent {
     gateway: Arc<Gateway>,
     session: Arc<Session>,
     peer: Option<Peer<RoleServer>>,
-    inputs: Option<mpsc::UnboundedSender<super::rounds::Asked>>,
+    inputs: Option<mpsc::Sender<super::rounds::Asked>>,
     offers: Option<rmcp::model::ClientCapabilities>,
     server: String,
 }
@@ -554,7 +556,7 @@ impl AskAgent {
                     .absorb(&p, &text, state, usage, crate::now_ms());
             }
             let (tx, rx) = tokio::sync::oneshot::channel();
-            if inputs.send((request, tx)).is_err() {
+            if inputs.send((request, tx)).await.is_err() {
                 return Err(ErrorData::internal_error(
                     "the agent's call has ended",
                     None,

@@ -31,6 +31,11 @@ use super::{lock, CallOutcome, Gateway, Session};
 
 /// A call parked this long without the client coming back is cancelled.
 pub const PARKED_FOR: Duration = Duration::from_secs(300);
+/// At most this many calls are parked at once; past it a new round is refused (and its call
+/// cancelled).
+pub const MAX_PARKED: usize = 4096;
+/// At most this many calls of one session are parked at once.
+pub const MAX_PARKED_PER_SESSION: usize = 16;
 
 /// Where the answer to one request of the client goes.
 pub type Answer = oneshot::Sender<Result<ClientResult, ErrorData>>;
@@ -51,7 +56,7 @@ pub(crate) struct Parked {
     session: Arc<Session>,
     tool: String,
     call: tokio::task::JoinHandle<CallOutcome>,
-    asks: mpsc::UnboundedReceiver<Asked>,
+    asks: mpsc::Receiver<Asked>,
     waiting: BTreeMap<String, (Kind, Answer)>,
     cancel: CancellationToken,
     since: Instant,
@@ -130,7 +135,7 @@ impl Gateway {
                 p
             }
             None => {
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::channel(16);
                 let cancel = CancellationToken::new();
                 let mut inner = caller.clone();
                 inner.cancel = cancel.clone();
@@ -190,7 +195,7 @@ impl Gateway {
             next = parked.asks.try_recv().ok();
         }
         parked.since = Instant::now();
-        let token = self.park(parked);
+        let token = self.park(parked)?;
         Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
             Some(requests),
             Some(token),
@@ -198,19 +203,35 @@ impl Gateway {
     }
 
     /// Keep `parked` under a fresh random token; calls parked too long are dropped (cancelled).
-    /// Without randomness from the system the call is not parked: it is cancelled, and the
-    /// client's next call with the (empty) token is refused.
-    fn park(&self, parked: Parked) -> String {
+    ///
+    /// # Errors
+    /// At the caps ([`MAX_PARKED`], [`MAX_PARKED_PER_SESSION`]), or without randomness from the
+    /// system: the call is cancelled.
+    fn park(&self, parked: Parked) -> Result<String, ErrorData> {
         let mut bytes = [0u8; 24];
         if getrandom::fill(&mut bytes).is_err() {
-            drop(parked);
-            return String::new();
+            return Err(ErrorData::internal_error(
+                "Warden cannot make a requestState (no system randomness); the call was cancelled",
+                None,
+            ));
         }
         let token = hex::encode(bytes);
         let mut map = lock(&self.parked);
         map.retain(|_, p| p.since.elapsed() < PARKED_FOR);
+        let mine = map
+            .values()
+            .filter(|p| Arc::ptr_eq(&p.session, &parked.session))
+            .count();
+        if map.len() >= MAX_PARKED || mine >= MAX_PARKED_PER_SESSION {
+            return Err(ErrorData::invalid_request(
+                format!(
+                    "too many calls are waiting for their client's answers ({mine} of this session, at most {MAX_PARKED_PER_SESSION}); the call was cancelled"
+                ),
+                None,
+            ));
+        }
         map.insert(token.clone(), parked);
-        token
+        Ok(token)
     }
 
     fn take_parked(

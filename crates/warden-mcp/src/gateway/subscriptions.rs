@@ -24,6 +24,9 @@ use warden_core::Call;
 use super::text::{first_text, refusal_text};
 use super::{lock, Gateway, Session, RESOURCES_READ};
 
+/// At most this many resources one session is subscribed to.
+pub const MAX_SUBSCRIPTIONS_PER_SESSION: usize = 256;
+
 /// The sessions subscribed to each (server, URI).
 pub(crate) type Subscribers = HashMap<(String, String), Vec<Weak<Session>>>;
 
@@ -55,6 +58,20 @@ impl Gateway {
         let key = (server.clone(), uri.to_string());
         let first = {
             let mut subs = lock(&self.subscribers);
+            let mine = subs
+                .iter()
+                .filter(|(k, l)| {
+                    **k != key
+                        && l.iter()
+                            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(session)))
+                })
+                .count();
+            if mine >= MAX_SUBSCRIPTIONS_PER_SESSION {
+                return Err(ErrorData::invalid_request(
+                    format!("this session is subscribed to {mine} resources, the most Warden allows: unsubscribe from one first"),
+                    None,
+                ));
+            }
             let list = subs.entry(key.clone()).or_default();
             list.retain(|w| w.strong_count() > 0);
             let first = list.is_empty();

@@ -29,6 +29,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+/// At most this many notes of one request wait to reach its agent; more are dropped.
+pub const NOTES_QUEUED: usize = 256;
+
 /// Something an upstream said about one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Note {
@@ -77,7 +80,7 @@ pub trait Asker: Send + Sync {
 
 struct Inner {
     /// Where the notes go (the agent's side drains it in order).
-    notes: Option<mpsc::UnboundedSender<Note>>,
+    notes: Option<mpsc::Sender<Note>>,
     /// Where the upstream's requests go.
     asker: Option<Arc<dyn Asker>>,
     /// Requests to the agent being answered now.
@@ -105,14 +108,14 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     /// A relay that passes notes to `notes` (none: they are only counted as signs of life).
-    pub fn new(cancel: CancellationToken, notes: Option<mpsc::UnboundedSender<Note>>) -> Relay {
+    pub fn new(cancel: CancellationToken, notes: Option<mpsc::Sender<Note>>) -> Relay {
         Relay::with_asker(cancel, notes, None)
     }
 
     /// A relay that also passes the upstream's requests to `asker`.
     pub fn with_asker(
         cancel: CancellationToken,
-        notes: Option<mpsc::UnboundedSender<Note>>,
+        notes: Option<mpsc::Sender<Note>>,
         asker: Option<Arc<dyn Asker>>,
     ) -> Relay {
         Relay {
@@ -154,11 +157,12 @@ impl Relay {
         Relay::new(cancel, None)
     }
 
-    /// The upstream said `note` about this request.
+    /// The upstream said `note` about this request. Notes are dropped while [`NOTES_QUEUED`]
+    /// wait for the agent: an upstream cannot fill Warden's memory with them.
     pub fn hear(&self, note: Note) {
         self.inner.beat.notify_one();
         if let Some(tx) = &self.inner.notes {
-            let _ = tx.send(note);
+            let _ = tx.try_send(note);
         }
     }
 
