@@ -160,3 +160,37 @@ async fn a_call_in_rounds_is_resumed_only_by_its_own_session_and_once() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn a_session_parks_a_bounded_number_of_calls() {
+    // Over HTTP each roots request comes on its own call's stream, so calls park side by side.
+    let mut probe = Probe::new(&AcmeServer::new(), "forum");
+    probe.ask_client = true;
+    let up = crate::notes::probe_over_http(&probe, std::time::Duration::from_secs(10)).await;
+    let settings = GatewaySettings {
+        upstreams: vec![up],
+        ..GatewaySettings::default()
+    };
+    let gw = Gateway::start(
+        engine_with_catalog(ROOTS),
+        settings,
+        Arc::new(MemoryLog::new()),
+    )
+    .await;
+    let a = gw.open_session("rounds-cap", &alice(), None).unwrap();
+    let mut caps = ClientCapabilities::default();
+    caps.roots = Some(Default::default());
+    let caller = Caller {
+        offers: Some(caps),
+        ..Caller::default()
+    };
+    for _ in 0..warden_mcp::gateway::rounds::MAX_PARKED_PER_SESSION {
+        let r = gw.call_tool_rounds(&a, list_threads(), &caller).await;
+        assert!(matches!(r, Ok(CallToolResponse::InputRequired(_))), "{r:?}");
+    }
+    let over = gw.call_tool_rounds(&a, list_threads(), &caller).await;
+    let Err(e) = over else {
+        panic!("expected a refusal, got {over:?}")
+    };
+    assert!(e.message.contains("too many calls"), "{}", e.message);
+}

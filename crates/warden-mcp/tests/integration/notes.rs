@@ -59,7 +59,7 @@ async fn start_probe(timeout: Duration) -> (Arc<Gateway>, Probe) {
 }
 
 /// The probe (as the forum) served over streamable HTTP.
-async fn probe_over_http(probe: &Probe, timeout: Duration) -> UpstreamSettings {
+pub async fn probe_over_http(probe: &Probe, timeout: Duration) -> UpstreamSettings {
     let p = probe.clone();
     let svc = rmcp::transport::StreamableHttpService::new(
         move || Ok(p.clone()),
