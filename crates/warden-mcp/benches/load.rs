@@ -621,6 +621,10 @@ fn read_decisions(path: &Path, offset: u64, into: &mut DecisionStats) {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
         };
+        // What came of each forward is logged beside its decision; only decisions count here.
+        if v.get("kind").and_then(Value::as_str) == Some("outcome") {
+            continue;
+        }
         into.entries += 1;
         if v.get("decision").and_then(Value::as_str) == Some("allow") {
             into.allowed += 1;
