@@ -572,6 +572,7 @@ async fn pass_on_changes(
         match change {
             Change::List(kind) => gw.list_changed(&server, kind).await,
             Change::Updated(uri) => gw.resource_updated(&server, &uri).await,
+            Change::Reconnected => gw.resubscribe(&server).await,
         }
     }
 }

@@ -153,6 +153,30 @@ impl Gateway {
         false
     }
 
+    /// Upstream `server` connected again: subscribe it again to every URI a session still
+    /// subscribes to.
+    pub(crate) async fn resubscribe(&self, server: &str) {
+        let uris: Vec<String> = {
+            let mut subs = lock(&self.subscribers);
+            subs.retain(|_, l| {
+                l.retain(|w| w.strong_count() > 0);
+                !l.is_empty()
+            });
+            subs.keys()
+                .filter(|(s, _)| s == server)
+                .map(|(_, u)| u.clone())
+                .collect()
+        };
+        let Some(up) = self.upstreams.get(server) else {
+            return;
+        };
+        for uri in uris {
+            if let Err(e) = up.subscribe(&uri, true, &CancellationToken::new()).await {
+                tracing::warn!(upstream = %server, "cannot subscribe again to a resource: {e}");
+            }
+        }
+    }
+
     /// Upstream `server` says `uri` changed: decide a read of it for each subscribed session,
     /// and tell those it is allowed for.
     pub(crate) async fn resource_updated(&self, server: &str, uri: &str) {

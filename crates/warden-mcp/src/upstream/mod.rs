@@ -140,6 +140,8 @@ pub enum Change {
     List(ListKind),
     /// A resource it was subscribed to (`notifications/resources/updated`).
     Updated(String),
+    /// It connected again (after a restart): its subscriptions are gone.
+    Reconnected,
 }
 
 /// The requests of the client an upstream may make of agents: those the catalog describes for

@@ -369,6 +369,7 @@ pub(super) async fn supervise(
                             l.kill = Some(kill.clone());
                         }
                         shared.changed.notify_waiters();
+                        let _ = shared.changes.send(Change::Reconnected);
                         let ct = running.cancellation_token();
                         let wait = running.waiting();
                         tokio::pin!(wait);
