@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{ClientConfig, ProgressNotificationParam};
 use rmcp::service::{NotificationContext, RunningService};
-use rmcp::{ClientHandler, RoleClient};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{json, Value};
 use warden_acme::AcmeServer;
 use warden_mcp::{Gateway, MemoryLog, Transport, UpstreamSettings};
@@ -385,4 +385,116 @@ async fn a_changed_tool_list_is_refreshed_and_told_to_the_sessions_that_see_it()
     assert_eq!(ops.0.load(Ordering::SeqCst), 0);
     ca.cancel().await.unwrap();
     cops.cancel().await.unwrap();
+}
+
+/// A forum that serves `faq://` resources and records the subscriptions it is asked for.
+#[derive(Clone)]
+struct SubscribedForum {
+    inner: AcmeServer,
+    subscribed: Arc<Mutex<Vec<String>>>,
+}
+
+#[allow(deprecated)]
+impl rmcp::ServerHandler for SubscribedForum {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
+        self.inner.list_tools(request, context).await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, rmcp::ErrorData> {
+        Ok(rmcp::model::ListResourcesResult::with_all_items(vec![
+            rmcp::model::Resource::new("faq://vpn", "vpn"),
+        ]))
+    }
+
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<(), rmcp::ErrorData> {
+        self.subscribed.lock().unwrap().push(request.uri);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_are_renewed_when_the_upstream_restarts() {
+    let engine = engine_with_catalog(
+        r#"
+[tools."forum.resources/read"]
+effect = "read"
+required = ["uri"]
+resource = { type = "Resource", arg = "uri" }
+default_labels = ["internal"]
+"#,
+    );
+    let forum = SubscribedForum {
+        inner: AcmeServer::new().subset(Some("forum")).unwrap(),
+        subscribed: Arc::default(),
+    };
+    // Each connection is served until the test cuts it.
+    let cuts: Arc<Mutex<Vec<tokio_util::sync::CancellationToken>>> = Arc::default();
+    let (f, c) = (forum.clone(), cuts.clone());
+    let connector: warden_mcp::Connector = Arc::new(move || {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let ct = tokio_util::sync::CancellationToken::new();
+        c.lock().unwrap().push(ct.clone());
+        let handler = f.clone();
+        tokio::spawn(async move {
+            if let Ok(running) = handler.serve_with_ct(theirs, ct).await {
+                let _ = running.waiting().await;
+            }
+        });
+        Ok(ours)
+    });
+    let settings = warden_mcp::GatewaySettings {
+        upstreams: vec![UpstreamSettings::in_process("forum", connector)],
+        ..warden_mcp::GatewaySettings::default()
+    };
+    let gw = Gateway::start(engine, settings, Arc::new(MemoryLog::new())).await;
+    let client = agent(&gw, &alice()).await;
+    client
+        .peer()
+        .subscribe(rmcp::model::SubscribeRequestParams::new("faq://vpn"))
+        .await
+        .unwrap();
+    assert_eq!(*forum.subscribed.lock().unwrap(), vec!["faq://vpn"]);
+    // The upstream's connection ends; Warden reconnects and subscribes again.
+    let first = cuts.lock().unwrap()[0].clone();
+    first.cancel();
+    assert!(
+        gw.upstream("forum")
+            .unwrap()
+            .wait_connects(2, Duration::from_secs(10))
+            .await
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || forum
+            .subscribed
+            .lock()
+            .unwrap()
+            .len()
+            == 2)
+        .await,
+        "{:?}",
+        forum.subscribed.lock().unwrap()
+    );
+    client.cancel().await.unwrap();
 }
