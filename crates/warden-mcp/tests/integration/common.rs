@@ -398,6 +398,15 @@ pub fn spawn_acme_proxy(log: &Path) -> tokio::process::Child {
         .unwrap()
 }
 
+/// A catalog entry for reading the forum's resources.
+pub const FORUM_RESOURCES_READ: &str = r#"
+[tools."forum.resources/read"]
+effect = "read"
+required = ["uri"]
+resource = { type = "File", arg = "uri" }
+default_labels = ["internal"]
+"#;
+
 /// The Acme configuration with `extra` appended to its catalog.
 pub fn engine_with_catalog(extra: &str) -> Arc<Engine> {
     let dir = tempfile::tempdir().unwrap();

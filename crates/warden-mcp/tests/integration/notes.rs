@@ -291,23 +291,58 @@ async fn progress_over_http_reaches_only_the_session_that_asked() {
     assert!(gw.fast_calls() >= 2);
 }
 
-/// The Acme forum that serves `read_thread` only, until `list_threads` is called through a
-/// back door (`grow`): then it serves `list_threads` too and says its tool list changed.
+/// The Acme forum, changing: it serves `read_thread` only until `grown` (then `list_threads`
+/// too), keeps the peer of its last `tools/list` (to say its list changed), serves one
+/// resource and records the subscriptions it is asked for.
 #[derive(Clone)]
 struct GrowingForum {
     inner: AcmeServer,
     grown: Arc<std::sync::atomic::AtomicBool>,
     peer: Arc<Mutex<Option<rmcp::Peer<rmcp::RoleServer>>>>,
+    subscribed: Arc<Mutex<Vec<String>>>,
 }
 
+impl GrowingForum {
+    fn new() -> GrowingForum {
+        GrowingForum {
+            inner: AcmeServer::new().subset(Some("forum")).unwrap(),
+            grown: Arc::default(),
+            peer: Arc::default(),
+            subscribed: Arc::default(),
+        }
+    }
+}
+
+#[allow(deprecated)]
 impl rmcp::ServerHandler for GrowingForum {
     fn get_info(&self) -> rmcp::model::ServerConfig {
         rmcp::model::ServerConfig::new(
             rmcp::model::ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, rmcp::ErrorData> {
+        Ok(rmcp::model::ListResourcesResult::with_all_items(vec![
+            rmcp::model::Resource::new("faq://vpn", "vpn"),
+        ]))
+    }
+
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<(), rmcp::ErrorData> {
+        self.subscribed.lock().unwrap().push(request.uri);
+        Ok(())
     }
 
     async fn list_tools(
@@ -349,11 +384,7 @@ impl ClientHandler for HearsLists {
 #[tokio::test]
 async fn a_changed_tool_list_is_refreshed_and_told_to_the_sessions_that_see_it() {
     let acme = AcmeServer::new();
-    let forum = GrowingForum {
-        inner: acme.subset(Some("forum")).unwrap(),
-        grown: Arc::default(),
-        peer: Arc::default(),
-    };
+    let forum = GrowingForum::new();
     let f = forum.clone();
     let mut ups = acme_upstreams(&acme);
     ups.retain(|u| u.name != "forum");
@@ -387,68 +418,11 @@ async fn a_changed_tool_list_is_refreshed_and_told_to_the_sessions_that_see_it()
     cops.cancel().await.unwrap();
 }
 
-/// A forum that serves `faq://` resources and records the subscriptions it is asked for.
-#[derive(Clone)]
-struct SubscribedForum {
-    inner: AcmeServer,
-    subscribed: Arc<Mutex<Vec<String>>>,
-}
-
-#[allow(deprecated)]
-impl rmcp::ServerHandler for SubscribedForum {
-    fn get_info(&self) -> rmcp::model::ServerConfig {
-        rmcp::model::ServerConfig::new(
-            rmcp::model::ServerCapabilities::builder()
-                .enable_tools()
-                .enable_resources()
-                .enable_resources_subscribe()
-                .build(),
-        )
-    }
-
-    async fn list_tools(
-        &self,
-        request: Option<rmcp::model::PaginatedRequestParams>,
-        context: rmcp::service::RequestContext<rmcp::RoleServer>,
-    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
-        self.inner.list_tools(request, context).await
-    }
-
-    async fn list_resources(
-        &self,
-        _request: Option<rmcp::model::PaginatedRequestParams>,
-        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
-    ) -> Result<rmcp::model::ListResourcesResult, rmcp::ErrorData> {
-        Ok(rmcp::model::ListResourcesResult::with_all_items(vec![
-            rmcp::model::Resource::new("faq://vpn", "vpn"),
-        ]))
-    }
-
-    async fn subscribe(
-        &self,
-        request: rmcp::model::SubscribeRequestParams,
-        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
-    ) -> Result<(), rmcp::ErrorData> {
-        self.subscribed.lock().unwrap().push(request.uri);
-        Ok(())
-    }
-}
-
 #[tokio::test]
+#[allow(deprecated)]
 async fn subscriptions_are_renewed_when_the_upstream_restarts() {
-    let engine = engine_with_catalog(
-        r#"
-[tools."forum.resources/read"]
-effect = "read"
-required = ["uri"]
-resource = { type = "Resource", arg = "uri" }
-default_labels = ["internal"]
-"#,
-    );
-    let forum = SubscribedForum {
-        inner: AcmeServer::new().subset(Some("forum")).unwrap(),
-        subscribed: Arc::default(),
-    };
+    let engine = engine_with_catalog(FORUM_RESOURCES_READ);
+    let forum = GrowingForum::new();
     // Each connection is served until the test cuts it.
     let cuts: Arc<Mutex<Vec<tokio_util::sync::CancellationToken>>> = Arc::default();
     let (f, c) = (forum.clone(), cuts.clone());

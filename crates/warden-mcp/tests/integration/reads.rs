@@ -110,21 +110,16 @@ impl ServerHandler for ForumWithDocs {
 
 /// The Acme configuration, with the forum's `resources/read` and `prompts/get` in the catalog.
 fn engine_with_reads() -> Arc<Engine> {
-    engine_with_catalog(
+    engine_with_catalog(&format!(
+        "{FORUM_RESOURCES_READ}{}",
         r#"
-[tools."forum.resources/read"]
-effect = "read"
-required = ["uri"]
-resource = { type = "File", arg = "uri" }
-default_labels = ["internal"]
-
 [tools."forum.prompts/get"]
 effect = "read"
 required = ["name"]
 resource = { type = "Resource", arg = "name" }
 default_labels = ["internal"]
-"#,
-    )
+"#
+    ))
 }
 
 async fn start_with_docs() -> (Arc<Gateway>, Arc<MemoryLog>) {
