@@ -371,6 +371,9 @@ impl Gateway {
         self.stop.cancel();
         lock(&self.stateless).clear();
         lock(&self.http_sessions).clear();
+        // Parked calls are cancelled upstream as they are dropped.
+        lock(&self.parked).clear();
+        lock(&self.subscribers).clear();
     }
 
     /// The session of HTTP MCP session `sid`, opened for `who` on first use. Later requests get

@@ -12,7 +12,7 @@
 // Logging is deprecated by SEP-2577; clients of earlier revisions still use it.
 #![allow(deprecated)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
@@ -33,6 +33,7 @@ use super::text::{
 };
 use super::{CallOutcome, Gateway, Session, SessionInner, PROMPTS_GET, RESOURCES_READ};
 use crate::log::{EntryKind, LogEntry, LogError, OutcomeEntry};
+use crate::upstream::relay::NoteSink;
 use crate::upstream::relay::NOTES_QUEUED;
 use crate::upstream::{Asker, Note, Relay, Upstream, UpstreamError, ELICITATION, ROOTS, SAMPLING};
 
@@ -276,7 +277,7 @@ impl Gateway {
         session: &std::sync::Arc<Session>,
         permitted: &Permitted<Call>,
         caller: &Caller,
-    ) -> (Relay, Option<tokio::task::JoinHandle<()>>) {
+    ) -> (Relay, Option<Arc<Drain>>) {
         let asker: Arc<dyn Asker> = Arc::new(AskAgent {
             gateway: self.clone(),
             session: session.clone(),
@@ -291,62 +292,19 @@ impl Gateway {
                 None,
             );
         };
-        let (tx, mut rx) = mpsc::channel::<Note>(NOTES_QUEUED);
-        let gateway = self.clone();
-        let session = session.clone();
-        let permitted = permitted.clone();
-        let token = caller.progress.clone();
-        let asked_level = caller.log_level;
-        let drain = tokio::spawn(async move {
-            while let Some(note) = rx.recv().await {
-                let wanted = match &note {
-                    Note::Progress { .. } => token.is_some(),
-                    Note::Log { level, .. } => asked_level
-                        .or_else(|| session.log_level())
-                        .is_some_and(|min| severity(*level) >= severity(min)),
-                };
-                if !wanted {
-                    continue;
-                }
-                let text = note.text();
-                if !text.is_empty() {
-                    let mut inner = session.inner.lock().await;
-                    let SessionInner { state, usage } = &mut *inner;
-                    gateway
-                        .engine
-                        .absorb(&permitted, &text, state, usage, crate::now_ms());
-                }
-                let n = match note {
-                    Note::Progress {
-                        progress,
-                        total,
-                        message,
-                    } => {
-                        let Some(token) = token.clone() else { continue };
-                        let mut p = ProgressNotificationParam::new(token, progress);
-                        p.total = total;
-                        p.message = message;
-                        ServerNotification::ProgressNotification(ProgressNotification::new(p))
-                    }
-                    Note::Log {
-                        level,
-                        logger,
-                        data,
-                    } => {
-                        let mut m = LoggingMessageNotificationParam::new(level, data);
-                        m.logger = logger;
-                        ServerNotification::LoggingMessageNotification(
-                            LoggingMessageNotification::new(m),
-                        )
-                    }
-                };
-                if let Err(mpsc::error::TrySendError::Closed(_)) = out.try_send(n) {
-                    break;
-                }
-            }
+        let drain = Arc::new(Drain {
+            to: Mutex::new(DrainState::Idle(Box::new(DrainTask {
+                gateway: self.clone(),
+                session: session.clone(),
+                permitted: permitted.clone(),
+                token: caller.progress.clone(),
+                asked_level: caller.log_level,
+                out,
+            }))),
         });
+        let sink: Arc<dyn NoteSink> = drain.clone();
         (
-            Relay::with_asker(caller.cancel.clone(), Some(tx), Some(asker)),
+            Relay::with_asker(caller.cancel.clone(), Some(sink), Some(asker)),
             Some(drain),
         )
     }
@@ -610,9 +568,116 @@ impl AskAgent {
 }
 
 /// Let the notes of a completed request reach the agent before its result does.
-async fn flush(relay: Relay, drain: Option<tokio::task::JoinHandle<()>>) {
+async fn flush(relay: Relay, drain: Option<Arc<Drain>>) {
     drop(relay);
-    if let Some(d) = drain {
-        let _ = tokio::time::timeout(FLUSH, d).await;
+    let Some(d) = drain else { return };
+    let running = std::mem::replace(&mut *d.state(), DrainState::Done);
+    if let DrainState::Running(tx, task) = running {
+        drop(tx);
+        let _ = tokio::time::timeout(FLUSH, task).await;
+    }
+}
+
+/// What passes the notes of one request on: started by the first note, so a request the
+/// upstream says nothing about costs no task.
+pub(crate) struct Drain {
+    to: Mutex<DrainState>,
+}
+
+enum DrainState {
+    Idle(Box<DrainTask>),
+    Running(mpsc::Sender<Note>, tokio::task::JoinHandle<()>),
+    Done,
+}
+
+impl Drain {
+    fn state(&self) -> std::sync::MutexGuard<'_, DrainState> {
+        self.to.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl NoteSink for Drain {
+    fn send(&self, note: Note) {
+        let mut st = self.state();
+        if let DrainState::Idle(_) = &*st {
+            let DrainState::Idle(task) = std::mem::replace(&mut *st, DrainState::Done) else {
+                return;
+            };
+            let (tx, rx) = mpsc::channel::<Note>(NOTES_QUEUED);
+            *st = DrainState::Running(tx, tokio::spawn(task.run(rx)));
+        }
+        if let DrainState::Running(tx, _) = &*st {
+            let _ = tx.try_send(note);
+        }
+    }
+}
+
+/// Each note the agent asked for (progress when it gave a token, log messages at or above its
+/// level) is absorbed into the session, then sent on.
+struct DrainTask {
+    gateway: Arc<Gateway>,
+    session: Arc<Session>,
+    permitted: Permitted<Call>,
+    token: Option<ProgressToken>,
+    asked_level: Option<LoggingLevel>,
+    out: Notes,
+}
+
+impl DrainTask {
+    async fn run(self, mut rx: mpsc::Receiver<Note>) {
+        let DrainTask {
+            gateway,
+            session,
+            permitted,
+            token,
+            asked_level,
+            out,
+        } = self;
+        while let Some(note) = rx.recv().await {
+            let wanted = match &note {
+                Note::Progress { .. } => token.is_some(),
+                Note::Log { level, .. } => asked_level
+                    .or_else(|| session.log_level())
+                    .is_some_and(|min| severity(*level) >= severity(min)),
+            };
+            if !wanted {
+                continue;
+            }
+            let text = note.text();
+            if !text.is_empty() {
+                let mut inner = session.inner.lock().await;
+                let SessionInner { state, usage } = &mut *inner;
+                gateway
+                    .engine
+                    .absorb(&permitted, &text, state, usage, crate::now_ms());
+            }
+            let n = match note {
+                Note::Progress {
+                    progress,
+                    total,
+                    message,
+                } => {
+                    let Some(token) = token.clone() else { continue };
+                    let mut p = ProgressNotificationParam::new(token, progress);
+                    p.total = total;
+                    p.message = message;
+                    ServerNotification::ProgressNotification(ProgressNotification::new(p))
+                }
+                Note::Log {
+                    level,
+                    logger,
+                    data,
+                } => {
+                    let mut m = LoggingMessageNotificationParam::new(level, data);
+                    m.logger = logger;
+                    ServerNotification::LoggingMessageNotification(LoggingMessageNotification::new(
+                        m,
+                    ))
+                }
+            };
+            if let Err(mpsc::error::TrySendError::Closed(_)) = out.try_send(n) {
+                break;
+            }
+        }
     }
 }

@@ -78,9 +78,21 @@ pub trait Asker: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<ClientResult, ErrorData>> + Send + '_>>;
 }
 
+/// Where the notes of one request go, in order, on their way to its agent.
+pub trait NoteSink: Send + Sync {
+    /// Take `note` (or drop it, when too many wait).
+    fn send(&self, note: Note);
+}
+
+impl NoteSink for mpsc::Sender<Note> {
+    fn send(&self, note: Note) {
+        let _ = self.try_send(note);
+    }
+}
+
 struct Inner {
-    /// Where the notes go (the agent's side drains it in order).
-    notes: Option<mpsc::Sender<Note>>,
+    /// Where the notes go.
+    notes: Option<Arc<dyn NoteSink>>,
     /// Where the upstream's requests go.
     asker: Option<Arc<dyn Asker>>,
     /// Requests to the agent being answered now.
@@ -108,14 +120,14 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     /// A relay that passes notes to `notes` (none: they are only counted as signs of life).
-    pub fn new(cancel: CancellationToken, notes: Option<mpsc::Sender<Note>>) -> Relay {
+    pub fn new(cancel: CancellationToken, notes: Option<Arc<dyn NoteSink>>) -> Relay {
         Relay::with_asker(cancel, notes, None)
     }
 
     /// A relay that also passes the upstream's requests to `asker`.
     pub fn with_asker(
         cancel: CancellationToken,
-        notes: Option<mpsc::Sender<Note>>,
+        notes: Option<Arc<dyn NoteSink>>,
         asker: Option<Arc<dyn Asker>>,
     ) -> Relay {
         Relay {
@@ -161,8 +173,8 @@ impl Relay {
     /// wait for the agent: an upstream cannot fill Warden's memory with them.
     pub fn hear(&self, note: Note) {
         self.inner.beat.notify_one();
-        if let Some(tx) = &self.inner.notes {
-            let _ = tx.try_send(note);
+        if let Some(sink) = &self.inner.notes {
+            sink.send(note);
         }
     }
 
