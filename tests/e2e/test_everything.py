@@ -208,6 +208,20 @@ async def test_progress_concurrency_and_cancellation(env, kind, mode):
 
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "direct"])
+async def test_a_tool_that_runs_only_as_a_task_is_one_call_through_warden(env, kind):
+    """`simulate-research-query` says `taskSupport: "required"`: directly, a client without
+    tasks cannot call it. Through Warden it is one call, decided as every call is; Warden runs
+    it upstream as a task (`tools/call` with `task`, then `tasks/result`)."""
+    n = lambda bare: env.name(kind, bare)  # noqa: E731
+    with anyio.fail_after(TEST_TIMEOUT):
+        async with env.connect(kind, "legacy") as c:
+            r = await c.call_tool(n("simulate-research-query"), {"topic": "owls"})
+            assert not r.is_error, r
+            report = texts(r.content)
+            assert "Research Report: owls" in report and "Generating report" in report, report
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "direct"])
 async def test_a_session_hears_only_its_own_progress(env, kind):
     """Two agents' sessions run the long operation at once; each hears its own three steps."""
     n = lambda bare: env.name(kind, bare)  # noqa: E731

@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { CallToolResultSchema, CreateTaskResultSchema } from "@modelcontextprotocol/sdk/types.js";
 
 import { OP_TIMEOUT_MS, startHttp } from "./ts_harness.mjs";
 
@@ -41,34 +42,45 @@ for (const kind of DIRECT ? ["direct"] : ["direct", "proxy", "serve"]) {
     let client;
     const n = (bare) => (kind === "direct" ? bare : `everything.${bare}`);
 
+    let config;
+    let headers;
+    let log;
+
+    // A new connection to the same target: over `proxy` a second Warden process (another
+    // session of the same mission), over `serve` another MCP session.
+    async function secondTransport() {
+      if (kind === "proxy") {
+        return new StdioClientTransport({
+          command: WARDEN,
+          args: ["proxy", "--config", config, "--agent", "explorer", "--principal", "erin",
+            "--mission", "explore", "--purpose", "try everything"],
+          cwd: work,
+          stderr: log,
+        });
+      }
+      return new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers } });
+    }
+
     before(async () => {
       work = mkdtempSync(join(tmpdir(), `warden-e2e-ts-everything-${kind}-`));
-      const log = openSync(join(work, "stdio.log"), "w");
+      log = openSync(join(work, "stdio.log"), "w");
       let transport;
       if (kind === "direct") {
         transport = new StdioClientTransport({ command: EVERYTHING, args: ["stdio"], cwd: work, stderr: log });
       } else {
-        const config = renderConfig(join(work, "config"));
-        if (kind === "proxy") {
-          transport = new StdioClientTransport({
-            command: WARDEN,
-            args: ["proxy", "--config", config, "--agent", "explorer", "--principal", "erin",
-              "--mission", "explore", "--purpose", "try everything"],
-            cwd: work,
-            stderr: log,
-          });
-        } else {
+        config = renderConfig(join(work, "config"));
+        if (kind === "serve") {
           const token = `tok-explorer-${randomBytes(12).toString("hex")}`;
           server = await startHttp([WARDEN, "serve", "--config", config], "--listen",
             { WARDEN_TOKEN_EXPLORER: token }, work, "warden serve");
-          const headers = {
+          headers = {
             Authorization: `Bearer ${token}`,
             "X-Warden-Principal": "erin",
             "X-Warden-Mission": "explore",
             "X-Warden-Purpose": "try everything",
           };
-          transport = new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers } });
         }
+        transport = await secondTransport();
       }
       client = new Client({ name: "warden-e2e-ts-everything", version: "0.0.0" });
       await client.connect(transport, { timeout: OP_TIMEOUT_MS });
@@ -127,5 +139,65 @@ for (const kind of DIRECT ? ["direct"] : ["direct", "proxy", "serve"]) {
       assert.equal(texts(r.content), "Echo: after");
       assert.ok(Date.now() - started < 5000, "the next call waited");
     });
+
+    test("tasks: a tool that runs long is called as a task, polled, and its result fetched", async () => {
+      assert.ok(client.getServerCapabilities()?.tasks?.requests?.tools?.call, "tasks are not offered");
+      const tools = (await client.listTools()).tools;
+      const research = tools.find((t) => t.name === n("simulate-research-query"));
+      assert.ok(research, tools.map((t) => t.name).join(", "));
+      // Directly the tool runs only as a task; through Warden it may run either way.
+      assert.equal(research.execution?.taskSupport, kind === "direct" ? "required" : "optional");
+      const seen = [];
+      let result;
+      for await (const m of client.experimental.tasks.callToolStream(
+        { name: n("simulate-research-query"), arguments: { topic: "owls" } },
+        undefined,
+        { timeout: OP_TIMEOUT_MS },
+      )) {
+        seen.push(m.type);
+        if (m.type === "error") throw m.error;
+        if (m.type === "result") result = m.result;
+      }
+      assert.equal(seen[0], "taskCreated", seen.join(", "));
+      assert.match(texts(result.content), /Research Report: owls/);
+    });
+
+    if (kind !== "direct") {
+      test("tasks through Warden: any call as a task, listed, cancelled, and another session's tasks unseen", async () => {
+        const tasks = client.experimental.tasks;
+        const created = await client.request(
+          { method: "tools/call", params: { name: n("echo"), arguments: { message: "as a task" }, task: { ttl: 60000 } } },
+          CreateTaskResultSchema,
+        );
+        const id = created.task.taskId;
+        assert.match(id, /^[0-9a-f]{32}$/);
+        const echoed = await tasks.getTaskResult(id, CallToolResultSchema);
+        assert.equal(texts(echoed.content), "Echo: as a task");
+        assert.equal((await tasks.getTask(id)).status, "completed");
+
+        const long = await client.request(
+          { method: "tools/call", params: { name: n("trigger-long-running-operation"), arguments: { duration: 20, steps: 2 }, task: {} } },
+          CreateTaskResultSchema,
+        );
+        const longId = long.task.taskId;
+        assert.equal((await tasks.getTask(longId)).status, "working");
+        const listed = (await tasks.listTasks()).tasks.map((t) => t.taskId);
+        assert.ok(listed.includes(id) && listed.includes(longId), listed.join(", "));
+        const cancelled = await tasks.cancelTask(longId);
+        assert.equal(cancelled.status, "cancelled");
+        await assert.rejects(tasks.getTaskResult(longId, CallToolResultSchema));
+
+        // A second session (another connection of the same agent) sees none of these tasks.
+        const other = new Client({ name: "warden-e2e-ts-other", version: "0.0.0" });
+        await other.connect(await secondTransport(), { timeout: OP_TIMEOUT_MS });
+        try {
+          assert.deepEqual((await other.experimental.tasks.listTasks()).tasks, []);
+          await assert.rejects(other.experimental.tasks.getTask(id), /no task/);
+          await assert.rejects(other.experimental.tasks.getTaskResult(id, CallToolResultSchema), /no task/);
+        } finally {
+          await other.close();
+        }
+      });
+    }
   });
 }

@@ -5,7 +5,9 @@
 //! through [`Gateway::call_tool`] exactly as the rmcp handler would run it, and answered with
 //! one `application/json` JSON-RPC response. Every other request, and every `tools/call` this
 //! path is not sure about (no known session, another token, a version or header it does not
-//! check, a `Host` rmcp would refuse, an `Origin`, protocol keys in `_meta`, task augmentation, a batch, malformed JSON), goes on to rmcp untouched,
+//! check, a `Host` rmcp would refuse, an `Origin`, protocol keys in `_meta`, a batch, malformed
+//! JSON), goes on to rmcp untouched (task-augmented calls never reach this path: see
+//! `crate::tasks_http`),
 //! which answers it or rejects it with the proper error. A call that asks for progress
 //! (`_meta.progressToken`), or made in a session that asked for log messages, is answered with
 //! an SSE stream instead (the notifications about the call, then its response) as soon as a
@@ -35,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::front::{header, is_json};
+use crate::front::{header, is_json, read_body};
 use crate::gateway::{Caller, Gateway};
 use crate::http::{Authenticated, MCP_PATH};
 use crate::owners::Owners;
@@ -234,18 +236,9 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, fast.max_bytes).await {
+    let bytes: Bytes = match read_body(body, fast.max_bytes).await {
         Ok(b) => b,
-        Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "Payload Too Large: request body exceeds {} bytes",
-                    fast.max_bytes
-                ),
-            )
-                .into_response();
-        }
+        Err(refused) => return refused,
     };
     if let Ok(c) = serde_json::from_slice::<Cancelled>(&bytes) {
         if c.jsonrpc == "2.0"

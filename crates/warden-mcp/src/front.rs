@@ -56,6 +56,20 @@ struct Envelope {
 }
 
 /// The value of header `name` when it is visible ASCII (its first value).
+/// The whole request body, or the `413` for one over `max` bytes.
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    max: usize,
+) -> Result<axum::body::Bytes, Response> {
+    axum::body::to_bytes(body, max).await.map_err(|_| {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Payload Too Large: request body exceeds {max} bytes"),
+        )
+            .into_response()
+    })
+}
+
 pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }

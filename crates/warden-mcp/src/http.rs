@@ -30,6 +30,7 @@ use crate::handler::{WardenHandler, MISSION_HEADER, PRINCIPAL_HEADER, PURPOSE_HE
 use crate::listener::{self, Limits};
 use crate::owners::Owners;
 use crate::session_caps::{self, SessionCaps};
+use crate::tasks_http::TasksHttp;
 use crate::GatewayError;
 
 /// The path MCP is served at.
@@ -204,7 +205,8 @@ pub fn router(gateway: Arc<Gateway>, tokens: Tokens, cancel: CancellationToken) 
 ///
 /// Layers, outermost first: authentication ([`authenticate`]), the front door
 /// ([`crate::front::guard`]: session ownership, the initialization gate, malformed bodies),
-/// the fast path ([`fastpath::fast_call`]) when `fast_path`, the session caps
+/// tasks ([`crate::tasks_http::tasks`]), the fast path ([`fastpath::fast_call`]) when
+/// `fast_path`, the session caps
 /// ([`session_caps::limit`]: `initialize` refused beyond `[serve] max_sessions` and
 /// `max_sessions_per_agent`), and rmcp.
 pub fn router_with(
@@ -247,6 +249,12 @@ pub fn router_with(
         serve.max_message_bytes,
         sessions.clone(),
     ));
+    let tasks = Arc::new(TasksHttp {
+        gateway: gateway.clone(),
+        sessions: sessions.clone(),
+        max_bytes: serve.max_message_bytes,
+        answering: Default::default(),
+    });
     let fast = Arc::new(FastPath {
         gateway: gateway.clone(),
         sessions,
@@ -268,6 +276,10 @@ pub fn router_with(
             fastpath::fast_call,
         ));
     }
+    app = app.layer(axum::middleware::from_fn_with_state(
+        tasks,
+        crate::tasks_http::tasks,
+    ));
     app.layer(axum::middleware::from_fn_with_state(front, front::guard))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(tokens),

@@ -70,6 +70,7 @@ mod rawhttp;
 pub mod session_caps;
 pub mod settings;
 pub mod stdio;
+pub mod tasks_http;
 pub mod upstream;
 
 pub use error::GatewayError;

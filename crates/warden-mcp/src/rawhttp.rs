@@ -66,21 +66,6 @@ struct Outgoing<'a, P: Serialize> {
     params: P,
 }
 
-#[derive(Serialize)]
-struct CallParams<'a> {
-    name: &'a str,
-    arguments: &'a JsonObject,
-    #[serde(rename = "_meta")]
-    meta: CallMeta,
-}
-
-#[derive(Serialize)]
-struct CallMeta {
-    /// Warden's own token: the upstream's progress about the call comes back with it.
-    #[serde(rename = "progressToken")]
-    progress_token: String,
-}
-
 /// A TCP stream that acknowledges every segment it reads at once. An upstream that leaves
 /// Nagle's algorithm on writes a response's headers and its body (or SSE events) as separate
 /// small segments and holds each one until the previous is acknowledged; with the client's
@@ -445,20 +430,38 @@ impl RawHttp {
         relay: &Relay,
         renew: impl Fn(),
     ) -> Result<CallToolResult, UpstreamError> {
+        let params = serde_json::json!({ "name": tool, "arguments": args });
+        self.request("tools/call", params, relay, renew).await
+    }
+
+    /// Send request `method` with `params` (an object; Warden's progress token is added to its
+    /// `_meta`) and read its result as `R`; the session is renewed as for [`RawHttp::call`].
+    pub(crate) async fn request<R: for<'de> Deserialize<'de>>(
+        &self,
+        method: &str,
+        mut params: Value,
+        relay: &Relay,
+        renew: impl Fn(),
+    ) -> Result<R, UpstreamError> {
         let mut session = self.session(None).await?;
         for attempt in 0..2 {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if let Value::Object(m) = &mut params {
+                let meta = m
+                    .entry("_meta")
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if let Value::Object(meta) = meta {
+                    meta.insert(
+                        "progressToken".into(),
+                        Value::String(format!("warden-{id}")),
+                    );
+                }
+            }
             let body = serde_json::to_vec(&Outgoing {
                 jsonrpc: "2.0",
                 id,
-                method: "tools/call",
-                params: CallParams {
-                    name: tool,
-                    arguments: args,
-                    meta: CallMeta {
-                        progress_token: format!("warden-{id}"),
-                    },
-                },
+                method,
+                params: &params,
             })
             .map_err(|e| self.unreachable(e))?;
             let mut guard = Abandon {
@@ -472,9 +475,7 @@ impl RawHttp {
                 .post(&Self::headers(&session), body.into())
                 .await
                 .map_err(|e| self.unreachable(e))?;
-            let posted = self
-                .read::<CallToolResult>(resp, sender, id, &session, relay)
-                .await;
+            let posted = self.read::<R>(resp, sender, id, &session, relay).await;
             guard.armed = false;
             match posted? {
                 Posted::Done(Ok(r)) => return Ok(r),

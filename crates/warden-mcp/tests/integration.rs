@@ -26,6 +26,8 @@
 //!   before `initialize`) each answered, and the session serving after (library and `warden proxy`).
 //! - `stdio_faults` — a hung child upstream is cancelled, health-checked and restarted; a result
 //!   over `max_result_bytes` is refused with its size (a misbehaving Python MCP server).
+//! - `tasks`     — a call made as a task (2025-11-25): offered at `initialize`, decided and
+//!   logged as the plain call, fetched with `tasks/result`, unseen by other sessions.
 //! - `http_faults` — an HTTP upstream's invalid JSON, error status, wrong id, oversized and
 //!   malformed results each get their own error.
 //! - `children`  — Acme as child processes (`acme-mcp`), and their scrubbed environment.
@@ -99,3 +101,6 @@ mod notes;
 
 #[path = "integration/asks.rs"]
 mod asks;
+
+#[path = "integration/tasks.rs"]
+mod tasks;

@@ -35,6 +35,7 @@ pub mod pipeline;
 pub mod reads;
 pub mod rounds;
 pub mod subscriptions;
+pub mod tasks;
 pub mod text;
 
 pub use pipeline::Caller;
@@ -92,6 +93,8 @@ pub struct Session {
     peer: std::sync::OnceLock<Peer<RoleServer>>,
     /// The agent's `subscriptions/listen` streams (2026-07-28): such notifications go there.
     sinks: Mutex<Vec<(u64, rmcp::service::SubscriptionSink)>>,
+    /// The tasks it started (see [`tasks`]).
+    tasks: tasks::SessionTasks,
     _live: LiveGuard,
 }
 
@@ -416,12 +419,19 @@ impl Gateway {
         let mut map = lock(&self.http_sessions);
         if map.get(sid).is_some_and(|s| Arc::ptr_eq(s, session)) {
             map.remove(sid);
+            session.tasks.cancel_all();
         }
     }
 
     /// Forget every HTTP session that `keep` rejects (its MCP session is gone).
     pub fn retain_http_sessions(&self, keep: impl Fn(&str, &Session) -> bool) {
-        lock(&self.http_sessions).retain(|sid, s| keep(sid, s));
+        lock(&self.http_sessions).retain(|sid, s| {
+            let kept = keep(sid, s);
+            if !kept {
+                s.tasks.cancel_all();
+            }
+            kept
+        });
     }
 
     /// The HTTP sessions idle for longer than `idle`.
@@ -478,6 +488,7 @@ impl Gateway {
             log_level: Mutex::new(None),
             peer: std::sync::OnceLock::new(),
             sinks: Mutex::new(Vec::new()),
+            tasks: tasks::SessionTasks::default(),
             _live: LiveGuard(self.live.clone()),
         });
         let mut sessions = lock(&self.sessions);

@@ -21,6 +21,7 @@ use rmcp::RoleClient;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+use super::raw::RawLines;
 use super::relay::InFlight;
 use super::Note;
 
@@ -53,6 +54,8 @@ pub struct LineTransport<R, W> {
     /// Where progress about requests in flight goes: taken here, in the order the upstream
     /// wrote it, so that it reaches its agent before the response does.
     notes: Option<Arc<InFlight>>,
+    /// Requests Warden writes past rmcp; their responses are taken here.
+    raw: Option<Arc<RawLines>>,
 }
 
 impl<R, W> LineTransport<R, W>
@@ -71,12 +74,24 @@ where
             pending: Arc::new(Mutex::new(HashSet::new())),
             child: None,
             notes: None,
+            raw: None,
         }
     }
 
     /// The same transport, passing progress about the requests in `notes` to their relays.
     pub(crate) fn with_notes(mut self, notes: Arc<InFlight>) -> Self {
         self.notes = Some(notes);
+        self
+    }
+
+    /// The same transport, carrying the requests of `raw` too (see [`super::raw`]).
+    pub(crate) fn with_raw(mut self, raw: Arc<RawLines>) -> Self {
+        let write = self.write.clone();
+        raw.attach(Arc::new(move |line: Vec<u8>| {
+            let write = write.clone();
+            Box::pin(async move { write_line(&write, &line).await })
+        }));
+        self.raw = Some(raw);
         self
     }
 
@@ -167,7 +182,21 @@ where
         let o = self.over.take()?;
         let tail = trim_newline(&o.tail);
         let size = o.size - (o.tail.len() - tail.len()) as u64;
-        let id = self.answered(&[leading_id(&o.head), trailing_id(tail)]);
+        let ids = [leading_id(&o.head), trailing_id(tail)];
+        let error = ErrorData::new(
+            ErrorCode::INTERNAL_ERROR,
+            format!(
+                "the result is {size} bytes, over the limit of {} bytes",
+                self.max
+            ),
+            Some(serde_json::json!({ "warden": TOO_LARGE, "size": size, "limit": self.max })),
+        );
+        if let Some(raw) = &self.raw {
+            if raw.fail(&ids, error.clone()) {
+                return None;
+            }
+        }
+        let id = self.answered(&ids);
         let Some(id) = id else {
             tracing::warn!(
                 size,
@@ -177,14 +206,6 @@ where
             return None;
         };
         self.pending().remove(&id);
-        let error = ErrorData::new(
-            ErrorCode::INTERNAL_ERROR,
-            format!(
-                "the result is {size} bytes, over the limit of {} bytes",
-                self.max
-            ),
-            Some(serde_json::json!({ "warden": TOO_LARGE, "size": size, "limit": self.max })),
-        );
         Some(RxJsonRpcMessage::<RoleClient>::error(error, Some(id)))
     }
 
@@ -194,6 +215,12 @@ where
         let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return None;
+        }
+        if let Some(raw) = self.raw.as_ref().filter(|r| r.expects()) {
+            if raw.deliver(&[leading_id(line), trailing_id(line)], line) {
+                self.line.clear();
+                return None;
+            }
         }
         let parsed = serde_json::from_slice::<RxJsonRpcMessage<RoleClient>>(line);
         let out = match parsed {
@@ -284,15 +311,7 @@ where
         async move {
             let mut bytes = serde_json::to_vec(&item)?;
             bytes.push(b'\n');
-            let mut w = write.lock().await;
-            let Some(w) = w.as_mut() else {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotConnected,
-                    "the transport is closed",
-                ));
-            };
-            w.write_all(&bytes).await?;
-            w.flush().await
+            write_line(&write, &bytes).await
         }
     }
 
@@ -311,6 +330,9 @@ where
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
+        if let Some(raw) = &self.raw {
+            raw.detach();
+        }
         drop(self.write.lock().await.take());
         if let Some(mut child) = self.child.take() {
             let _ = child.start_kill();
@@ -318,6 +340,22 @@ where
         }
         Ok(())
     }
+}
+
+/// Write `line` (newline included) and flush, unless the transport is closed.
+async fn write_line<W: AsyncWrite + Unpin>(
+    write: &tokio::sync::Mutex<Option<W>>,
+    line: &[u8],
+) -> std::io::Result<()> {
+    let mut w = write.lock().await;
+    let Some(w) = w.as_mut() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            "the transport is closed",
+        ));
+    };
+    w.write_all(line).await?;
+    w.flush().await
 }
 
 fn trim_newline(s: &[u8]) -> &[u8] {

@@ -63,6 +63,7 @@ use crate::settings::{Transport, UpstreamSettings};
 
 mod error;
 pub(crate) mod lines;
+mod raw;
 pub mod relay;
 mod requests;
 pub(crate) mod session;
@@ -70,6 +71,8 @@ mod supervisor;
 
 pub use error::UpstreamError;
 use lines::LineTransport;
+pub use raw::TaskSupport;
+use raw::{RawLines, TaskTools};
 use relay::InFlight;
 pub use relay::{Asker, Deadline, Note, Relay};
 use session::{Recording, SessionCell};
@@ -131,6 +134,10 @@ struct Shared {
     log_level: std::sync::Mutex<Option<(u64, u8)>>,
     /// What changed: a list (after the cache was refreshed), or a subscribed resource.
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// Line transports: the requests sent past rmcp.
+    lines: Arc<RawLines>,
+    /// How its tools may run as tasks.
+    tasks: TaskTools,
 }
 
 /// Something that changed upstream.
@@ -247,7 +254,7 @@ pub struct Upstream {
     tool_deadlines: HashMap<String, Deadline>,
     shared: Arc<Shared>,
     /// HTTP upstreams: the pooled client `tools/call` is forwarded over.
-    raw: Option<RawHttp>,
+    raw: Option<Arc<RawHttp>>,
 }
 
 /// The longest a health check waits for the `ping` answer.
@@ -330,12 +337,14 @@ impl Upstream {
             inflight: Arc::default(),
             log_level: std::sync::Mutex::new(None),
             changes: tokio::sync::broadcast::channel(256).0,
+            lines: Arc::default(),
+            tasks: TaskTools::default(),
         });
         let raw = match &settings.transport {
             Transport::Http { url } => {
                 let session = shared.session.clone();
                 match RawHttp::new(&settings.name, url, settings.max_result_bytes, session) {
-                    Ok(r) => Some(r),
+                    Ok(r) => Some(Arc::new(r)),
                     Err(e) => {
                         tracing::warn!(upstream = %settings.name, "{e}; calls go through the MCP client");
                         None

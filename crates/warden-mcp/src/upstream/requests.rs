@@ -7,6 +7,16 @@
 
 use super::*;
 
+/// When the upstream forgot the session, any request of the supervisor's client meets the 404
+/// and opens a new one: send a `ping` for that, in the background.
+pub(super) fn renew_session(peer: &Peer<RoleClient>) {
+    let peer = peer.clone();
+    tokio::spawn(async move {
+        let ping = ClientRequest::PingRequest(PingRequest::default());
+        let _ = tokio::time::timeout(HEALTH_DEADLINE, peer.send_request(ping)).await;
+    });
+}
+
 impl Upstream {
     /// Subscribe to (`on`) or unsubscribe from `uri` (`resources/subscribe`, `…/unsubscribe`).
     ///
@@ -36,6 +46,8 @@ impl Upstream {
     /// `resultType`, which is filled in for older upstreams (downstream peers on 2026-07-28
     /// require it; rmcp strips it again for older ones).
     ///
+    /// A tool the upstream runs only as a task is called as one (see [`super::raw`]).
+    ///
     /// # Errors
     /// When the upstream is down, times out, closes, answers with a JSON-RPC error or asks for
     /// client input; or when the relay's agent cancels (the request is then cancelled upstream).
@@ -46,6 +58,9 @@ impl Upstream {
     ) -> Result<CallToolResult, UpstreamError> {
         let call = permitted.get();
         let live = self.peer()?;
+        if self.task_support(&call.tool).await == TaskSupport::Required {
+            return self.call_as_task(&call.tool, &call.args, relay).await;
+        }
         let deadline = self.deadline(Some(&call.tool));
         let mut r = if let Some(raw) = &self.raw {
             let empty = JsonObject::new();
@@ -55,13 +70,7 @@ impl Upstream {
             };
             // When the upstream forgot the session, any request of the supervisor's client
             // meets the 404 and opens a new one, which the call then waits for.
-            let renew = || {
-                let peer = live.0.clone();
-                tokio::spawn(async move {
-                    let ping = ClientRequest::PingRequest(PingRequest::default());
-                    let _ = tokio::time::timeout(HEALTH_DEADLINE, peer.send_request(ping)).await;
-                });
-            };
+            let renew = || renew_session(&live.0);
             // Dropping the call (timeout or cancellation) sends `notifications/cancelled`.
             self.bounded(
                 raw.call(&call.tool, args, relay, renew),
@@ -94,7 +103,7 @@ impl Upstream {
         Ok(r)
     }
 
-    fn unsupported(&self, what: &str) -> UpstreamError {
+    pub(super) fn unsupported(&self, what: &str) -> UpstreamError {
         UpstreamError::Unsupported {
             name: self.name.clone(),
             what: what.into(),

@@ -163,10 +163,10 @@ impl UpstreamClient {
         tokio::spawn(async move {
             let fresh = tokio::time::timeout(timeout, async {
                 match kind {
-                    ListKind::Tools => peer
-                        .list_all_tools()
-                        .await
-                        .map(|t| shared.write().tools = Arc::new(index(t))),
+                    ListKind::Tools => peer.list_all_tools().await.map(|t| {
+                        shared.write().tools = Arc::new(index(t));
+                        shared.tasks.generation.fetch_add(1, Ordering::SeqCst);
+                    }),
                     ListKind::Resources => {
                         let r = peer.list_all_resources().await?;
                         let t = peer.list_all_resource_templates().await.unwrap_or_default();
@@ -258,7 +258,8 @@ fn connect<'a>(
                 };
                 let proc = LineTransport::new(stdout, stdin, max_bytes)
                     .with_child(child)
-                    .with_notes(client.shared.inflight.clone());
+                    .with_notes(client.shared.inflight.clone())
+                    .with_raw(client.shared.lines.clone());
                 let running = client
                     .serve(proc)
                     .await
@@ -282,8 +283,13 @@ fn connect<'a>(
                 let io = connector().map_err(|e| format!("cannot connect in process: {e}"))?;
                 let (read, write) = tokio::io::split(io);
                 let notes = client.shared.inflight.clone();
+                let raw = client.shared.lines.clone();
                 let running = client
-                    .serve(LineTransport::new(read, write, max_bytes).with_notes(notes))
+                    .serve(
+                        LineTransport::new(read, write, max_bytes)
+                            .with_notes(notes)
+                            .with_raw(raw),
+                    )
                     .await
                     .map_err(|e| format!("the MCP handshake failed: {e}"))?;
                 Ok((running, None))

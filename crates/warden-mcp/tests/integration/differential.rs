@@ -233,6 +233,9 @@ fn normalize(v: &mut Value, decision_ids: &[String]) {
                 "at_ms",
                 "elapsed_us",
                 "decision_id",
+                "taskId",
+                "createdAt",
+                "lastUpdatedAt",
             ] {
                 m.remove(k);
             }
@@ -309,6 +312,15 @@ async fn send(side: &mut Side, v: &Variant) -> Answer {
         .await
         .unwrap_or_else(|_| panic!("{}: the body within 10 s", v.name))
         .unwrap_or_default();
+    if body.contains("\"taskId\"") {
+        // A task is decided in the background: wait (bounded) for its decision to be logged.
+        for _ in 0..500 {
+            if side.log.len() > before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     let entries = side.log.entries();
     let added = entries.get(before..).unwrap_or_default();
     let ids: Vec<String> = added.iter().map(|e| e.decision.id.clone()).collect();

@@ -278,8 +278,8 @@ async fn what_the_fast_path_cannot_check_is_left_to_rmcp() {
     let r = other.call("forum.read_thread", args.clone()).await;
     assert_eq!(r.status, 404, "{}", r.body);
     // A call with a progress token is answered here too: as JSON when it completes before any
-    // progress (an SSE stream otherwise, see `notes`); parameters it does not know (task
-    // augmentation) go to rmcp.
+    // progress (an SSE stream otherwise, see `notes`); task augmentation is
+    // Warden's tasks (see `tasks.rs`), not this path's.
     let fast_before = gw.fast_calls();
     let r = c
         .request(
@@ -296,12 +296,13 @@ async fn what_the_fast_path_cannot_check_is_left_to_rmcp() {
             json!({"name": "forum.read_thread", "arguments": args, "task": {"ttl": 60000}}),
         )
         .await;
+    assert!(r.content_type.starts_with("application/json"), "{}", r.body);
     assert!(
-        r.content_type.starts_with("text/event-stream"),
+        r.message.pointer("/result/task/taskId").is_some(),
         "{}",
         r.body
     );
-    assert!(r.message.get("id").is_some(), "{}", r.body);
+    assert_eq!(gw.fast_calls(), fast_before + 1);
     // A malformed body gets rmcp's JSON-RPC error, not a crash or an allow.
     let r = c
         .post(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":"#.into())
