@@ -46,7 +46,7 @@ impl Upstream {
     /// `resultType`, which is filled in for older upstreams (downstream peers on 2026-07-28
     /// require it; rmcp strips it again for older ones).
     ///
-    /// A tool the upstream runs only as a task is called as one (see [`super::raw`]).
+    /// A tool the upstream runs only as a task is called as one (see `upstream/raw.rs`).
     ///
     /// # Errors
     /// When the upstream is down, times out, closes, answers with a JSON-RPC error or asks for
