@@ -2,7 +2,11 @@
 
 Each `examples/acme/scenarios/*.jsonl` trace is replayed call by call through the gateway in
 front of the Acme MCP server (`acme-mcp --server NAME`, one child per Acme server): one MCP
-session per (mission, session) of the trace, kept open so that taint builds up as it would.
+session per (mission, session) of the trace over HTTP, kept open so that taint builds up as it
+would; the sessions of one mission share its taint, as in `warden replay`. Over stdio a
+`warden proxy` process is one mission: one process (and MCP session) per mission of the trace.
+Each trace gets its own `warden serve`, so that missions of different traces with the same
+identity do not share their taint.
 Each outcome the agent sees (a result; `isError` + "Warden denied …"; `isError` + "Warden
 held …: approval required …") is compared three ways:
 
@@ -46,9 +50,9 @@ def acme_config(tmp_path_factory):
     return h.render_acme_config(tmp_path_factory.mktemp("acme-config"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def acme_http_server(tmp_path_factory, acme_config, gateway):
-    """One HTTP endpoint for the module: `warden serve` (or acme-mcp --http when direct)."""
+    """One HTTP endpoint per test: `warden serve` (or acme-mcp --http when direct)."""
     work = tmp_path_factory.mktemp("acme-http")
     if h.DIRECT:
         with h.acme_http(work) as srv:
@@ -107,7 +111,7 @@ async def test_acme_scenario_over_mcp(trace_path, acme_transport, acme_config, t
         async with AsyncExitStack() as stack:
             sessions: dict[tuple[str, str], h.Session] = {}
             for call in trace.calls:
-                key = (call.mission, call.session)
+                key = (call.mission, "" if acme_transport == "stdio" else call.session)
                 if key not in sessions:
                     cm = _open(stack, trace, call.mission, acme_transport, acme_config, tmp_path, http_srv, len(sessions))
                     sessions[key] = await stack.enter_async_context(cm)
@@ -133,12 +137,12 @@ async def test_acme_scenario_over_mcp(trace_path, acme_transport, acme_config, t
         both = h.warden_replay(acme_config, trace_path, real_trace)
         replayed = {line: d for (f, line), d in both.items() if f == trace_path.name}
         replayed_real = {line: d for (f, line), d in both.items() if f == real_trace.name}
-        # After a call whose result the client could not read, the session's taint includes
-        # an output this test never saw: later calls of that session cannot be compared with
+        # After a call whose result the client could not read, the mission's taint includes
+        # an output this test never saw: later calls of that mission cannot be compared with
         # the replay of real outputs (the protocol error itself is reported).
-        unreadable: set[tuple[str, str]] = set()
+        unreadable: set[str] = set()
         for call, o in outcomes:
-            key = (call.mission, call.session)
+            key = call.mission
             rd = replayed.get(call.line, {}).get("decision")
             rr = replayed_real.get(call.line, {})
             rrd = rr.get("decision")
@@ -216,12 +220,12 @@ def write_real_trace(src: Path, outcomes, dest: Path) -> None:
 
 
 def source_note(call, outcomes) -> str:
-    """Earlier calls of the same session whose real output differs from the recorded one."""
+    """Earlier calls of the same mission whose real output differs from the recorded one."""
     notes = []
     for c, o in outcomes:
         if c.line >= call.line:
             break
-        if (c.mission, c.session) != (call.mission, call.session) or c.output is None:
+        if c.mission != call.mission or c.output is None:
             continue
         recorded = c.output if isinstance(c.output, str) else json.dumps(c.output)
         real = o.text if o.kind == "allow" else f"<{o.kind}>"

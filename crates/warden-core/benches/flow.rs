@@ -167,6 +167,7 @@ fn heavy_session() -> SessionState {
             label: l.into(),
             call: n as u64 / 5 + 1,
             at_ms: NOW_MS - 600_000 + n as i64 * 1000,
+            session: Some("s-heavy".into()),
         });
     }
     assert_eq!(s.taint.len(), 100);
@@ -237,6 +238,7 @@ impl Fixture {
             source: "forum.read_thread".into(),
             call: 1,
             at_ms: NOW_MS - 60_000,
+            session: None,
         });
         let call = |args: Value| Call::new("forum", "post_reply", args);
         let cases = vec![

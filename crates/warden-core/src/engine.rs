@@ -973,7 +973,12 @@ impl Engine {
             let mut names: Vec<Label> = Vec::with_capacity(s.taint.len());
             for (l, src) in s.taint.iter().filter(|(l, _)| cfg.is_confidentiality(l)) {
                 if f.sources.len() < MAX_SOURCES {
-                    f.sources.push(src.clone());
+                    let mut src = src.clone();
+                    // The deciding session is not named; another session of the mission is.
+                    if src.session.as_deref() == Some(s.id.as_str()) {
+                        src.session = None;
+                    }
+                    f.sources.push(src);
                 }
                 names.push(l.clone());
             }
@@ -1007,6 +1012,7 @@ impl Engine {
                 },
                 call: s.calls + 1,
                 at_ms: cx.now_ms,
+                session: None,
             });
         }
         f.labels = labels;
@@ -1297,6 +1303,7 @@ impl Engine {
                 source: source.as_str().into(),
                 call: call_no,
                 at_ms: now_ms,
+                session: Some(session.id.as_str().into()),
             });
         }
         usage.bytes = usage.bytes.saturating_add(output.len() as u64);
@@ -1381,22 +1388,26 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
         // Grouped by (source, call), in order of first appearance. A decision carries at most
         // `MAX_SOURCES` sources from the session plus a few from its arguments and resource, so
         // a linear search over the groups is cheaper than an index.
-        let mut groups: Vec<(&str, u64, i64, Vec<&str>)> = Vec::new();
+        let mut groups: Vec<(&LabelSource, Vec<&str>)> = Vec::new();
         for src in f.sources.iter().filter(|s| x.labels.contains(&s.label)) {
             match groups
                 .iter_mut()
-                .find(|g| g.1 == src.call && g.0 == &*src.source)
+                .find(|g| g.0.call == src.call && g.0.source == src.source)
             {
-                Some(g) => g.3.push(&src.label),
-                None => groups.push((&src.source, src.call, src.at_ms, vec![&src.label])),
+                Some(g) => g.1.push(&src.label),
+                None => groups.push((src, vec![&src.label])),
             }
         }
-        for (i, (source, call, at, labels)) in groups.iter().take(EXPLAIN_SOURCES).enumerate() {
+        for (i, (src, labels)) in groups.iter().take(EXPLAIN_SOURCES).enumerate() {
             text.push_str(if i == 0 { ": " } else { "; " });
             push_listed(&mut text, labels.iter().copied(), labels.len());
-            let _ = write!(text, " from {source} (call {call}, ");
-            push_clock_time(&mut text, *at);
-            text.push_str(" UTC)");
+            let _ = write!(text, " from {} (call {}, ", src.source, src.call);
+            push_clock_time(&mut text, src.at_ms);
+            text.push_str(" UTC");
+            if let Some(session) = &src.session {
+                let _ = write!(text, ", in session {session}");
+            }
+            text.push(')');
         }
         if groups.len() > EXPLAIN_SOURCES {
             let _ = write!(
@@ -1553,6 +1564,8 @@ mod tests {
                     source: "forum.read_thread".into(),
                     call: i as u64 / 2 + 1,
                     at_ms: 0,
+                    // The first read was made by another session of the mission.
+                    session: (i < 2).then(|| "3f9a0c1d".into()),
                 })
                 .collect(),
             ..FlowFacts::default()
@@ -1579,7 +1592,7 @@ mod tests {
             text.starts_with(
                 "2,999 of 3,000 in the audience (channel eng-help) are not cleared for \
                  l00, l01, l02, l03, l04, l05, l06, l07 and 12 more: l00, l01 from \
-                 forum.read_thread (call 1, 00:00:00 UTC); l02, l03 from"
+                 forum.read_thread (call 1, 00:00:00 UTC, in session 3f9a0c1d); l02, l03 from"
             ),
             "{text}"
         );

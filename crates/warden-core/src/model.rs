@@ -171,10 +171,14 @@ pub struct LabelSource {
     pub label: Label,
     /// `server.tool` that brought it in, or `arguments` / `detector:<name>`.
     pub source: Label,
-    /// The session's call number (1-based) that brought it in.
+    /// The mission's call number (1-based) that brought it in.
     pub call: u64,
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: i64,
+    /// The session that read it (its name in the log). In a decision's flow it is set only
+    /// when that is another session of the mission than the deciding one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Label>,
 }
 
 /// The information-flow facts behind a decision.

@@ -1,4 +1,7 @@
-//! Session state: what one agent context has done and read.
+//! Mission state: what a mission has done and read, whichever of its sessions did it. The
+//! sessions of one mission (a second MCP connection, a reconnect, a stateless request, another
+//! `session` in a trace) share one [`SessionState`], so opening a new session washes nothing
+//! out. Its `id` names the session acting now; each label keeps the session that read it.
 //!
 //! The state is plain data so that any store can keep it (in memory here; SQLite and PostgreSQL
 //! behind the same [`SessionStore`] trait). It is bounded: at most [`MAX_TAINT_LABELS`] labels,
@@ -101,10 +104,10 @@ pub struct HistoryEntry {
     pub at_ms: i64,
 }
 
-/// The state of one session.
+/// The state of one mission, shared by its sessions (see the module doc).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionState {
-    /// Session id.
+    /// The session acting now (set by whoever holds the state before deciding or absorbing).
     pub id: String,
     /// The mission it runs under.
     pub mission: String,

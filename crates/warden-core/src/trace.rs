@@ -1,5 +1,6 @@
 //! Traces (JSON Lines, DESIGN §6) and their replay: each call decided in order, as the gateway
-//! would, with a call's output fed into its session only when the call was allowed.
+//! would, with a call's output fed into its mission (whichever of its sessions made the call)
+//! only when the call was allowed.
 
 use std::collections::HashMap;
 
@@ -109,7 +110,9 @@ pub fn replay_timed(
 ) -> Result<Vec<Replayed>, TraceError> {
     let mut missions: HashMap<String, Mission> = HashMap::new();
     let mut usage: HashMap<String, MissionUsage> = HashMap::new();
-    let mut sessions: HashMap<String, SessionState> = HashMap::new();
+    // The mission of each session, and the state of each mission (shared by its sessions).
+    let mut sessions: HashMap<String, String> = HashMap::new();
+    let mut states: HashMap<String, SessionState> = HashMap::new();
     let breakers = Breakers::default();
     let mut out = Vec::new();
     let mut now = start_ms;
@@ -176,15 +179,17 @@ pub fn replay_timed(
                         err(format!("expect must be allow, deny or ask, not `{e}`"))
                     })?),
                 };
-                let state = sessions
-                    .entry(session.clone())
-                    .or_insert_with(|| SessionState::new(session.clone(), mission.clone()));
-                if state.mission != mission {
+                let of = sessions.entry(session.clone()).or_insert(mission.clone());
+                if *of != mission {
                     return Err(err(format!(
-                        "session `{session}` belongs to mission `{}`, not `{mission}`",
-                        state.mission
+                        "session `{session}` belongs to mission `{of}`, not `{mission}`"
                     )));
                 }
+                // What a mission has read is its own, whichever of its sessions read it.
+                let state = states
+                    .entry(mission.clone())
+                    .or_insert_with(|| SessionState::new(session.clone(), mission.clone()));
+                state.id.clone_from(&session);
                 let u = usage.entry(mission.clone()).or_default();
                 let t0 = micros();
                 let mut decided =

@@ -132,6 +132,7 @@ fn policy_contexts_conform_to_the_schema() {
             source: "logs.query_logs".into(),
             call: 1,
             at_ms: crate::common::NOW,
+            session: None,
         });
     }
     tainted.untrusted_input = true;

@@ -31,6 +31,7 @@ use crate::upstream::{
     Change, ClientAsks, ListKind, Upstream, UpstreamStatus, ELICITATION, ROOTS, SAMPLING,
 };
 
+pub mod missions;
 pub mod pipeline;
 pub mod reads;
 pub mod rounds;
@@ -81,10 +82,11 @@ pub struct Session {
     name: String,
     mission: Mission,
     /// Catalog names the mission may ever use (what `tools/list` may show).
-    visible: BTreeSet<String>,
+    visible: Arc<BTreeSet<String>>,
     /// SHA-256 of the bearer token that opened it (HTTP), checked on every request.
     token: Option<[u8; 32]>,
-    inner: tokio::sync::Mutex<SessionInner>,
+    /// The mission's state, shared by its sessions (see [`missions`]).
+    inner: missions::SharedState,
     last_used: Mutex<Instant>,
     /// The least severe log level the agent asked for (`logging/setLevel`); none: no log
     /// messages.
@@ -173,9 +175,19 @@ impl Session {
         lock(&self.sinks).retain(|(k, _)| *k != n);
     }
 
-    /// A copy of the session state (for tests and diagnostics).
+    /// A copy of the mission's state (for tests and diagnostics).
     pub async fn state(&self) -> SessionState {
-        self.inner.lock().await.state.clone()
+        self.lock_state().await.state.clone()
+    }
+
+    /// The mission's state, locked, with this session as the one acting (what it absorbs is
+    /// recorded as read in this session).
+    pub(crate) async fn lock_state(&self) -> tokio::sync::MutexGuard<'_, SessionInner> {
+        let mut inner = self.inner.lock().await;
+        if inner.state.id != self.name {
+            inner.state.id.clone_from(&self.name);
+        }
+        inner
     }
 }
 
@@ -196,6 +208,8 @@ pub struct Gateway {
     sessions: Mutex<Vec<Weak<Session>>>,
     /// URIs named in upstreams' results, and the upstream that named each (see [`reads`]).
     named_uris: Mutex<HashMap<String, String>>,
+    /// The missions and their state, shared by their sessions (see [`missions`]).
+    missions: missions::Missions,
     /// Resource subscriptions (see [`subscriptions`]).
     subscribers: Mutex<subscriptions::Subscribers>,
     /// Calls waiting for their 2026-07-28 client's answers (see [`rounds`]).
@@ -278,6 +292,7 @@ impl Gateway {
             fast_calls: AtomicUsize::new(0),
             sessions: Mutex::new(Vec::new()),
             named_uris: Mutex::new(HashMap::new()),
+            missions: missions::Missions::default(),
             subscribers: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
             settings,
@@ -456,33 +471,34 @@ impl Gateway {
     ) -> Result<Arc<Session>, crate::GatewayError> {
         let now = crate::now_ms();
         let name = crate::naming::session_name(id);
-        let mission = self
-            .engine
-            .grant(
-                &format!("m-{name}"),
-                &who.template,
-                &who.agent,
-                &who.principal,
-                &who.purpose,
-                now,
-            )
-            .map_err(crate::GatewayError::Mission)?;
-        let visible = self
-            .engine
-            .visible_tools(&mission)
-            .into_iter()
-            .map(|s| s.name.clone())
-            .collect();
+        let key = missions::mission_key(who, token.as_ref());
+        let entry = self.missions.get_or_grant(&key, now, |mission_id| {
+            let mission = self
+                .engine
+                .grant(
+                    mission_id,
+                    &who.template,
+                    &who.agent,
+                    &who.principal,
+                    &who.purpose,
+                    now,
+                )
+                .map_err(crate::GatewayError::Mission)?;
+            let visible = self
+                .engine
+                .visible_tools(&mission)
+                .into_iter()
+                .map(|s| s.name.clone())
+                .collect();
+            Ok::<_, crate::GatewayError>((mission, visible))
+        })?;
         self.live.fetch_add(1, Ordering::SeqCst);
         let session = Arc::new(Session {
             id: id.to_string(),
-            visible,
+            visible: entry.visible,
             token,
-            inner: tokio::sync::Mutex::new(SessionInner {
-                state: SessionState::new(&name, mission.id.clone()),
-                usage: MissionUsage::default(),
-            }),
-            mission,
+            inner: entry.state,
+            mission: entry.mission,
             name,
             last_used: Mutex::new(Instant::now()),
             log_level: Mutex::new(None),
@@ -512,17 +528,8 @@ impl Gateway {
         hint: &str,
     ) -> Result<Arc<Session>, crate::GatewayError> {
         let mut h = Sha256::new();
-        h.update(token);
-        for part in [
-            who.agent.as_str(),
-            who.principal.as_str(),
-            who.template.as_str(),
-            who.purpose.as_str(),
-            hint,
-        ] {
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part.as_bytes());
-        }
+        h.update(missions::mission_key(who, Some(&token)));
+        h.update(hint.as_bytes());
         let key: [u8; 32] = h.finalize().into();
         let mut map = lock(&self.stateless);
         if let Some(s) = map.get(&key) {

@@ -323,7 +323,7 @@ impl Gateway {
         let call = Call::new(server, tool, Value::Object(args.unwrap_or_default()));
         session.touch();
         let decided = {
-            let mut inner = session.inner.lock().await;
+            let mut inner = session.lock_state().await;
             self.decide(session, &mut inner, call).await
         };
         let (decision, permitted) = match decided {
@@ -363,7 +363,7 @@ impl Gateway {
                 self.record_outcome(&decision, outcome, String::new());
                 self.note_named(&p.get().server, &r.content);
                 let text = result_text(&r);
-                let mut inner = session.inner.lock().await;
+                let mut inner = session.lock_state().await;
                 let SessionInner { state, usage } = &mut *inner;
                 self.engine.absorb(&p, &text, state, usage, crate::now_ms());
                 r
@@ -394,7 +394,7 @@ impl Gateway {
     ) -> Result<R, ErrorData> {
         session.touch();
         let decided = {
-            let mut inner = session.inner.lock().await;
+            let mut inner = session.lock_state().await;
             self.decide(session, &mut inner, call).await
         };
         let (decision, permitted) = decided
@@ -425,7 +425,7 @@ impl Gateway {
             }
         };
         let text = text_of(&r);
-        let mut inner = session.inner.lock().await;
+        let mut inner = session.lock_state().await;
         let SessionInner { state, usage } = &mut *inner;
         self.engine.absorb(&p, &text, state, usage, crate::now_ms());
         Ok(r)
@@ -482,7 +482,7 @@ impl AskAgent {
         let gateway = &self.gateway;
         let call = Call::new(self.server.clone(), tool, args);
         let decided = {
-            let mut inner = session.inner.lock().await;
+            let mut inner = session.lock_state().await;
             gateway.decide(session, &mut inner, call).await
         };
         let (decision, permitted) = decided
@@ -507,7 +507,7 @@ impl AskAgent {
         if let (true, Some(inputs)) = (offered, &self.inputs) {
             // A 2026-07-28 client: the request is put to it as `input_required`.
             if !text.is_empty() {
-                let mut inner = session.inner.lock().await;
+                let mut inner = session.lock_state().await;
                 let SessionInner { state, usage } = &mut *inner;
                 gateway
                     .engine
@@ -542,7 +542,7 @@ impl AskAgent {
             return Err(ErrorData::invalid_request(why, None));
         };
         if !text.is_empty() {
-            let mut inner = session.inner.lock().await;
+            let mut inner = session.lock_state().await;
             let SessionInner { state, usage } = &mut *inner;
             gateway
                 .engine
@@ -645,7 +645,7 @@ impl DrainTask {
             }
             let text = note.text();
             if !text.is_empty() {
-                let mut inner = session.inner.lock().await;
+                let mut inner = session.lock_state().await;
                 let SessionInner { state, usage } = &mut *inner;
                 gateway
                     .engine

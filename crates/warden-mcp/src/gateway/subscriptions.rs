@@ -44,7 +44,7 @@ impl Gateway {
             serde_json::json!({ "uri": uri }),
         );
         let decided = {
-            let mut inner = session.inner.lock().await;
+            let mut inner = session.lock_state().await;
             self.decide(session, &mut inner, call).await
         };
         let (decision, permitted) = decided
@@ -187,7 +187,7 @@ impl Gateway {
         for session in sessions {
             let call = Call::new(server, RESOURCES_READ, serde_json::json!({ "uri": uri }));
             let decided = {
-                let mut inner = session.inner.lock().await;
+                let mut inner = session.lock_state().await;
                 self.decide_only(&session, &mut inner, call).await
             };
             if !matches!(decided, Ok((_, Some(_)))) {

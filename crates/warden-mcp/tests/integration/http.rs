@@ -62,10 +62,18 @@ async fn http_agent(
     principal: &str,
     mission: &str,
 ) -> Result<Client, String> {
+    http_agent_with(addr, token, headers(principal, mission)).await
+}
+
+async fn http_agent_with(
+    addr: SocketAddr,
+    token: &str,
+    headers: HashMap<http::HeaderName, http::HeaderValue>,
+) -> Result<Client, String> {
     let t = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
             .auth_header(token)
-            .custom_headers(headers(principal, mission)),
+            .custom_headers(headers),
     );
     ().serve(t).await.map_err(|e| e.to_string())
 }
@@ -135,8 +143,8 @@ async fn a_missing_identity_header_fails_the_handshake_clearly() {
 }
 
 #[tokio::test]
-async fn http_sessions_are_isolated_and_end_with_their_clients() {
-    let (gw, _acme, _log) = start_acme().await;
+async fn taint_belongs_to_the_mission_and_sessions_end_with_their_clients() {
+    let (gw, _acme, log) = start_acme().await;
     let (addr, stop) = serve(gw.clone()).await;
     let a = http_agent(addr, TOKEN, "alice", "answer-forum-question")
         .await
@@ -144,6 +152,13 @@ async fn http_sessions_are_isolated_and_end_with_their_clients() {
     let b = http_agent(addr, TOKEN, "alice", "answer-forum-question")
         .await
         .unwrap();
+    // Another mission of the same agent and person: another purpose.
+    let mut other = headers("alice", "answer-forum-question");
+    other.insert(
+        http::HeaderName::from_static("x-warden-purpose"),
+        http::HeaderValue::from_static("Help me answer Carol's question in T-1043"),
+    );
+    let c = http_agent_with(addr, TOKEN, other).await.unwrap();
     let ops = http_agent(addr, OPS_TOKEN, "dave", "ops-change")
         .await
         .unwrap();
@@ -154,7 +169,8 @@ async fn http_sessions_are_isolated_and_end_with_their_clients() {
     assert!(!tool_names(a.peer())
         .await
         .contains(&"acl.grant_access".to_string()));
-    // Session a reads the auth logs: its taint makes a public post risky; b is clean.
+    // Session a reads the auth logs: the mission's taint makes a public post risky, from a
+    // and from b, a second session of the same mission; c, another mission, is clean.
     let logs = call(
         a.peer(),
         "logs.query_logs",
@@ -165,15 +181,37 @@ async fn http_sessions_are_isolated_and_end_with_their_clients() {
     let post = json!({"channel": "eng-help", "thread_id": "T-1042",
                       "body": "Have you tried resetting your password from the portal?"});
     let ra = call(a.peer(), "forum.post_reply", post.clone()).await;
-    let rb = call(b.peer(), "forum.post_reply", post).await;
+    let rb = call(b.peer(), "forum.post_reply", post.clone()).await;
+    let rc = call(c.peer(), "forum.post_reply", post).await;
     assert_ne!(outcome(&ra), "allow", "{}", text(&ra));
-    assert_eq!(outcome(&rb), "allow", "{}", text(&rb));
-    // a's calls took the fast path (its session was open after tools/list); b's first call
-    // went through rmcp, which opened b's session.
+    assert_ne!(outcome(&rb), "allow", "{}", text(&rb));
+    assert_eq!(outcome(&rc), "allow", "{}", text(&rc));
+    // b's explanation names where the labels came from: a call of another session (a's), by
+    // the name the log gives it; a's own explanation does not name its own session.
+    let posts: Vec<_> = log
+        .entries()
+        .into_iter()
+        .filter(|e| e.decision.tool == "forum.post_reply")
+        .collect();
+    let explained = |i: usize| serde_json::to_string(&posts[i].decision.reasons).unwrap();
+    let a_session = &posts[0].decision.session;
+    assert_ne!(a_session, &posts[1].decision.session);
+    assert_eq!(posts[0].decision.mission, posts[1].decision.mission);
+    assert_ne!(posts[0].decision.mission, posts[2].decision.mission);
+    assert!(
+        explained(1).contains("from logs.query_logs (call 1, ")
+            && explained(1).contains(&format!(" in session {a_session})")),
+        "{}",
+        explained(1)
+    );
+    assert!(!explained(0).contains(" in session "), "{}", explained(0));
+    // a's calls took the fast path (its session was open after tools/list); b's and c's first
+    // calls went through rmcp, which opened their sessions.
     assert_eq!(gw.fast_calls(), 2);
-    assert_eq!(gw.live_sessions(), 3);
+    assert_eq!(gw.live_sessions(), 4);
     a.cancel().await.unwrap();
     b.cancel().await.unwrap();
+    c.cancel().await.unwrap();
     ops.cancel().await.unwrap();
     assert!(
         eventually(Duration::from_secs(10), || gw.live_sessions() == 0).await,

@@ -1,0 +1,118 @@
+//! Missions and their state: what a mission has read belongs to the mission, not to a
+//! connection.
+//!
+//! Every session opened under the same mission grant shares one state (taint, provenance text,
+//! history, budgets): a second MCP session, a reconnect, a stateless request. An agent cannot
+//! wash its taint by opening a new session.
+//!
+//! What a mission is, until mission tokens exist, is [`mission_key`]: the agent's token (over
+//! HTTP), the agent, the principal, the template and the purpose. Over stdio it is the one
+//! mission of the proxy process. That function is the one place the key is made.
+//!
+//! The states live in memory here, behind `Missions`; persistence across restarts and replicas
+//! comes with the store. At most [`MAX_DORMANT`] missions without a live session are kept; past
+//! that, the one idle longest is forgotten.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use warden_core::mission::{Mission, MissionUsage};
+use warden_core::session::SessionState;
+
+use super::{lock, Identity, SessionInner};
+
+/// The most missions kept that no live session uses.
+pub const MAX_DORMANT: usize = 4096;
+
+/// What identifies a mission until mission tokens exist (see the module doc). Mission tokens
+/// replace it with the token's mission id.
+pub type MissionKey = [u8; 32];
+
+/// The key of the mission `who` runs under, opened with the agent token whose digest is
+/// `token` (none over stdio).
+pub fn mission_key(who: &Identity, token: Option<&[u8; 32]>) -> MissionKey {
+    let mut h = Sha256::new();
+    h.update(token.copied().unwrap_or_default());
+    for part in [
+        who.agent.as_str(),
+        who.principal.as_str(),
+        who.template.as_str(),
+        who.purpose.as_str(),
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
+}
+
+/// The state every session of one mission shares.
+pub(crate) type SharedState = Arc<tokio::sync::Mutex<SessionInner>>;
+
+/// One mission: its grant, what it may use, and its state.
+#[derive(Clone)]
+pub(crate) struct MissionEntry {
+    pub(crate) mission: Mission,
+    pub(crate) visible: Arc<BTreeSet<String>>,
+    pub(crate) state: SharedState,
+    last_used: Instant,
+}
+
+/// The missions Warden knows, by key.
+#[derive(Default)]
+pub(crate) struct Missions {
+    map: Mutex<HashMap<MissionKey, MissionEntry>>,
+}
+
+impl Missions {
+    /// The mission under `key`; granted by `grant` (given the mission id) when there is none,
+    /// or when its grant has expired at `now_ms` (the state carries over: a grant made again
+    /// washes nothing out).
+    pub(crate) fn get_or_grant<E>(
+        &self,
+        key: &MissionKey,
+        now_ms: i64,
+        grant: impl FnOnce(&str) -> Result<(Mission, BTreeSet<String>), E>,
+    ) -> Result<MissionEntry, E> {
+        let mut map = lock(&self.map);
+        if let Some(e) = map.get_mut(key) {
+            e.last_used = Instant::now();
+            if now_ms < e.mission.expires_at_ms {
+                return Ok(e.clone());
+            }
+            let (mission, visible) = grant(&e.mission.id)?;
+            e.mission = mission;
+            e.visible = Arc::new(visible);
+            return Ok(e.clone());
+        }
+        let id = format!("m-{}", crate::naming::session_name(&hex::encode(key)));
+        let (mission, visible) = grant(&id)?;
+        let state = SessionInner {
+            state: SessionState::new("", mission.id.clone()),
+            usage: MissionUsage::default(),
+        };
+        let entry = MissionEntry {
+            mission,
+            visible: Arc::new(visible),
+            state: Arc::new(tokio::sync::Mutex::new(state)),
+            last_used: Instant::now(),
+        };
+        let dormant = map
+            .values()
+            .filter(|e| Arc::strong_count(&e.state) == 1)
+            .count();
+        if dormant >= MAX_DORMANT {
+            if let Some(oldest) = map
+                .iter()
+                .filter(|(_, e)| Arc::strong_count(&e.state) == 1)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| *k)
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(*key, entry.clone());
+        Ok(entry)
+    }
+}
