@@ -496,31 +496,46 @@ fn arg_string(
 }
 
 impl ToolSpec {
-    /// Resolve a call's arguments: resource, labels, audience, act-as, directing arguments.
-    pub fn resolve(&self, args: &Value, dir: &Directory) -> Result<Resolved, ResolveError> {
-        let Value::Object(map) = args else {
-            return Err(ResolveError::NotAnObject(self.name.clone()));
-        };
-        for r in &self.required {
-            if map.get(r).is_none_or(Value::is_null) {
-                return Err(ResolveError::Missing {
-                    tool: self.name.clone(),
-                    arg: r.clone(),
-                });
-            }
-        }
-        let resource_id = match (&self.resource_arg, &self.resource_id) {
-            (Some(a), _) => format!("{}{}", self.resource_prefix, arg_string(self, map, a)?),
-            (None, Some(id)) => id.clone(),
-            (None, None) => String::new(),
-        };
+    /// Whether a value a label rule reads has another spelling.
+    fn has_other_spellings(&self, map: &serde_json::Map<String, Value>) -> bool {
+        self.labels.iter().any(|rule| {
+            map.get(&rule.arg).is_some_and(|v| {
+                arg_values(v)
+                    .iter()
+                    .any(|x| crate::canon::canonical(x).is_some())
+            })
+        })
+    }
+
+    /// Whether a value a label rule reads carries percent-escapes.
+    fn has_escapes(&self, map: &serde_json::Map<String, Value>) -> bool {
+        self.labels.iter().any(|rule| {
+            map.get(&rule.arg)
+                .is_some_and(|v| arg_values(v).iter().any(|x| x.contains('%')))
+        })
+    }
+
+    /// The labels the label rules give the call's arguments, as written or (`canonical`) in
+    /// their canonical forms, and whether any rule matched; the default labels when none did.
+    fn labels_of(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        canonical: bool,
+    ) -> (BTreeSet<String>, bool) {
         let mut labels = BTreeSet::new();
         let mut matched = false;
         for rule in &self.labels {
             let Some(v) = map.get(&rule.arg) else {
                 continue;
             };
-            let values = arg_values(v);
+            let mut values = arg_values(v);
+            if canonical {
+                for x in values.iter_mut() {
+                    if let Some(c) = crate::canon::canonical(x) {
+                        *x = c;
+                    }
+                }
+            }
             let hit = match &rule.matcher {
                 Match::Any => !values.is_empty(),
                 Match::Equals(set) => values.iter().any(|x| set.contains(x)),
@@ -542,6 +557,41 @@ impl ToolSpec {
         if !matched {
             labels.extend(self.default_labels.iter().cloned());
         }
+        (labels, matched)
+    }
+
+    /// Resolve a call's arguments: resource, labels, audience, act-as, directing arguments.
+    pub fn resolve(&self, args: &Value, dir: &Directory) -> Result<Resolved, ResolveError> {
+        let Value::Object(map) = args else {
+            return Err(ResolveError::NotAnObject(self.name.clone()));
+        };
+        for r in &self.required {
+            if map.get(r).is_none_or(Value::is_null) {
+                return Err(ResolveError::Missing {
+                    tool: self.name.clone(),
+                    arg: r.clone(),
+                });
+            }
+        }
+        let resource_id = match (&self.resource_arg, &self.resource_id) {
+            (Some(a), _) => format!("{}{}", self.resource_prefix, arg_string(self, map, a)?),
+            (None, Some(id)) => id.clone(),
+            (None, None) => String::new(),
+        };
+        // Labels are earned by the canonical forms of the values (what the upstream reads, see
+        // `crate::canon`), and also by the values as written: every rule they hit, and the
+        // defaults when they hit none and carry percent-escapes (an upstream that does not
+        // decode them reads another name).
+        let (raw, raw_matched) = self.labels_of(map, false);
+        let labels = if self.has_other_spellings(map) {
+            let (mut labels, _) = self.labels_of(map, true);
+            if raw_matched || self.has_escapes(map) {
+                labels.extend(raw);
+            }
+            labels
+        } else {
+            raw
+        };
         let audience = match &self.audience {
             None => None,
             Some(rule) => Some(self.audience_of(rule, map, dir)?),

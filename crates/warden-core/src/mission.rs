@@ -306,7 +306,15 @@ impl MissionTemplate {
                     .join(", ")
             ));
         }
-        if !self.resources.is_empty() && !self.resources.iter().any(|g| g.is_match(resource)) {
+        // The resource as the upstream reads it (its canonical form, see `crate::canon`) must
+        // be inside; so must the value as written when it carries percent-escapes (an upstream
+        // that does not decode them reads that name).
+        let inside = |r: &str| self.resources.iter().any(|g| g.is_match(r));
+        let within = match crate::canon::canonical(resource) {
+            None => inside(resource),
+            Some(c) => inside(&c) && (!resource.contains('%') || inside(resource)),
+        };
+        if !self.resources.is_empty() && !within {
             return v(format!(
                 "resource `{resource}` is outside the mission `{}`: it may touch {}",
                 mission.id,

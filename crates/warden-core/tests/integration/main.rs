@@ -8,6 +8,7 @@
 //! - `properties`: no input makes `decide` or replay panic, and nothing outside an agent's
 //!   ceiling is ever allowed.
 //! - `slicing`: sliced evaluation agrees with bare Cedar over the whole policy set.
+//! - `spellings`: a path spelled another way is labelled and bounded as its canonical form.
 //! - `large_sets`: a wrong policy among 10,000 still fails strict validation with its line;
 //!   policies validated once per shape still report their own errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -18,3 +19,4 @@ mod corpus;
 mod large_sets;
 mod properties;
 mod slicing;
+mod spellings;
