@@ -631,24 +631,49 @@ impl ToolSpec {
             tool: self.name.clone(),
             what,
         };
+        // An optional audience argument left out (or empty) adds no one; a required one is
+        // checked before this.
+        let arg = match rule {
+            AudienceRule::Channel(x)
+            | AudienceRule::User(x)
+            | AudienceRule::Email(x)
+            | AudienceRule::Url(x)
+            | AudienceRule::GroupArg(x) => Some(x),
+            AudienceRule::FixedGroup(_) => None,
+        };
+        if let Some(arg) = arg {
+            let absent = match map.get(arg) {
+                None | Some(Value::Null) => true,
+                Some(Value::String(s)) => s.trim().is_empty(),
+                Some(Value::Array(v)) => v.is_empty(),
+                Some(_) => false,
+            };
+            if absent && !self.required.contains(arg) {
+                return Ok(a);
+            }
+        }
         match rule {
             AudienceRule::Channel(arg) => {
                 let ch = arg_string(self, map, arg)?;
                 if !dir.has_channel(&ch) {
-                    return Err(unknown(format!("channel `{ch}`")));
+                    return Err(unknown(format!(
+                        "channel `{}`",
+                        crate::engine::excerpt(&ch)
+                    )));
                 }
                 a.channels.push(ch);
             }
             AudienceRule::User(arg) => {
                 let u = arg_string(self, map, arg)?;
-                let id = if dir.user(&u).is_some() {
-                    u
+                // A person the directory does not know is an outside reader (cleared for
+                // `public` only): the policy decides, as for any outsider.
+                if dir.user(&u).is_some() {
+                    a.users.push(u);
                 } else if let Some(id) = dir.user_by_email(&u) {
-                    id.to_string()
+                    a.users.push(id.to_string());
                 } else {
-                    return Err(unknown(format!("user `{u}`")));
-                };
-                a.users.push(id);
+                    a.unknown.push(u);
+                }
             }
             AudienceRule::Email(arg) => {
                 let v = map.get(arg).ok_or_else(|| ResolveError::Missing {
@@ -691,7 +716,7 @@ impl ToolSpec {
             AudienceRule::GroupArg(arg) => {
                 let g = arg_string(self, map, arg)?;
                 if !dir.has_group(&g) {
-                    return Err(unknown(format!("group `{g}`")));
+                    return Err(unknown(format!("group `{}`", crate::engine::excerpt(&g))));
                 }
                 a.groups.push(g);
             }

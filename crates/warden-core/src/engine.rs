@@ -1314,6 +1314,34 @@ impl Engine {
     }
 }
 
+/// The most characters of a value from the call's arguments an explanation quotes.
+const EXCERPT_CHARS: usize = 64;
+
+/// Push `value` (text from the call, untrusted) as a bounded excerpt: at most
+/// [`EXCERPT_CHARS`] characters, control and invisible characters escaped, `…` when cut.
+fn push_excerpt(out: &mut String, value: &str) {
+    for (i, c) in value.chars().enumerate() {
+        if i == EXCERPT_CHARS {
+            out.push('…');
+            return;
+        }
+        if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+        {
+            let _ = std::fmt::Write::write_fmt(out, format_args!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// `value` as a bounded excerpt (see [`push_excerpt`]).
+pub(crate) fn excerpt(value: &str) -> String {
+    let mut out = String::new();
+    push_excerpt(&mut out, value);
+    out
+}
+
 /// `HH:MM:SS` (UTC) of a time in ms since the Unix epoch.
 pub fn clock_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000).rem_euclid(86_400);
@@ -1378,9 +1406,19 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
                 text.push_str("group ");
                 text.push_str(g);
             }
-            for name in a.users.iter().chain(&a.external).chain(&a.unknown) {
+            for name in &a.users {
                 sep(&mut text);
-                text.push_str(name);
+                push_excerpt(&mut text, name);
+            }
+            for name in &a.external {
+                sep(&mut text);
+                push_excerpt(&mut text, name);
+                text.push_str(" (outside the organisation)");
+            }
+            for name in &a.unknown {
+                sep(&mut text);
+                push_excerpt(&mut text, name);
+                text.push_str(" (not in the directory)");
             }
         }
         text.push_str(") are not cleared for ");
@@ -1422,11 +1460,12 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
             text.push_str(". ");
         }
         text.push_str("taken from untrusted content only: ");
-        push_joined(
-            &mut text,
-            f.untrusted_direction.iter().map(String::as_str),
-            ", ",
-        );
+        for (i, d) in f.untrusted_direction.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            push_excerpt(&mut text, d);
+        }
     }
     (!text.is_empty()).then_some(text)
 }

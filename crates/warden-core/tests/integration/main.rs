@@ -8,11 +8,14 @@
 //! - `properties`: no input makes `decide` or replay panic, and nothing outside an agent's
 //!   ceiling is ever allowed.
 //! - `slicing`: sliced evaluation agrees with bare Cedar over the whole policy set.
+//! - `audience`: an optional audience argument left out adds no one; an unknown recipient is
+//!   an outsider.
 //! - `spellings`: a path spelled another way is labelled and bounded as its canonical form.
 //! - `large_sets`: a wrong policy among 10,000 still fails strict validation with its line;
 //!   policies validated once per shape still report their own errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod audience;
 mod common;
 mod config_errors;
 mod corpus;
