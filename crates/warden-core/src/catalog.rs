@@ -32,6 +32,8 @@ struct RawTool {
     description: Option<String>,
     #[serde(default)]
     required: Vec<String>,
+    #[serde(default)]
+    optional: Vec<String>,
     resource: RawResource,
     #[serde(default)]
     audience: Option<RawAudience>,
@@ -127,6 +129,20 @@ pub enum AudienceRule {
     GroupArg(String),
 }
 
+impl AudienceRule {
+    /// The argument the audience is read from, if any.
+    pub fn arg(&self) -> Option<&str> {
+        match self {
+            AudienceRule::Channel(x)
+            | AudienceRule::User(x)
+            | AudienceRule::Email(x)
+            | AudienceRule::Url(x)
+            | AudienceRule::GroupArg(x) => Some(x),
+            AudienceRule::FixedGroup(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Match {
     Equals(Vec<String>),
@@ -174,6 +190,8 @@ pub struct ToolSpec {
     pub directs: Vec<String>,
     /// How to count records in the output.
     pub records: RecordCount,
+    /// Every argument the tool takes: `required`, `optional`, and those its rules read.
+    declared: BTreeSet<String>,
 }
 
 /// A call resolved through the catalog.
@@ -219,6 +237,16 @@ pub enum ResolveError {
         arg: String,
         /// What it must be.
         want: &'static str,
+    },
+    /// Arguments the catalog entry does not declare.
+    #[error("`{tool}` was given {args}, which its catalog entry does not declare (it takes {declared}): an argument Warden does not know could change who reads or who speaks")]
+    Undeclared {
+        /// The tool.
+        tool: String,
+        /// The undeclared arguments, quoted (bounded excerpts).
+        args: String,
+        /// What it takes.
+        declared: String,
     },
     /// The audience names something the directory does not know.
     #[error("`{tool}` would reach {what}, which the directory does not know")]
@@ -401,6 +429,18 @@ impl Catalog {
                 continue;
             }
             let Some(effect) = effect else { continue };
+            let mut declared: BTreeSet<String> =
+                t.required.iter().chain(&t.optional).cloned().collect();
+            declared.extend(t.resource.arg.iter().cloned());
+            declared.extend(t.acts_as.iter().cloned());
+            declared.extend(t.directs.iter().cloned());
+            declared.extend(labels.iter().map(|r| r.arg.clone()));
+            declared.extend(
+                audience
+                    .as_ref()
+                    .and_then(AudienceRule::arg)
+                    .map(str::to_string),
+            );
             tools.insert(
                 name.clone(),
                 ToolSpec {
@@ -421,6 +461,7 @@ impl Catalog {
                     acts_as: t.acts_as,
                     directs: t.directs,
                     records,
+                    declared,
                 },
             );
         }
@@ -560,11 +601,42 @@ impl ToolSpec {
         (labels, matched)
     }
 
+    /// Whether the tool takes argument `arg` (see [`ToolSpec::declared_args`]).
+    pub fn declares(&self, arg: &str) -> bool {
+        self.declared.contains(arg)
+    }
+
+    /// Every argument the tool takes: `required`, `optional`, and those its rules read.
+    pub fn declared_args(&self) -> impl Iterator<Item = &str> {
+        self.declared.iter().map(String::as_str)
+    }
+
     /// Resolve a call's arguments: resource, labels, audience, act-as, directing arguments.
     pub fn resolve(&self, args: &Value, dir: &Directory) -> Result<Resolved, ResolveError> {
         let Value::Object(map) = args else {
             return Err(ResolveError::NotAnObject(self.name.clone()));
         };
+        // A call is what the catalog says it is: an argument it does not declare is refused.
+        // Protocol requests (`server.resources/read` …) carry what Warden builds from them.
+        if !self.tool.contains('/') && map.keys().any(|k| !self.declared.contains(k)) {
+            let quote = |k: &String| format!("`{}`", crate::engine::excerpt(k));
+            let args: Vec<String> = map
+                .keys()
+                .filter(|k| !self.declared.contains(*k))
+                .take(8)
+                .map(quote)
+                .collect();
+            return Err(ResolveError::Undeclared {
+                tool: self.name.clone(),
+                args: args.join(", "),
+                declared: self
+                    .declared
+                    .iter()
+                    .map(quote)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
         for r in &self.required {
             if map.get(r).is_none_or(Value::is_null) {
                 return Err(ResolveError::Missing {
@@ -633,22 +705,14 @@ impl ToolSpec {
         };
         // An optional audience argument left out (or empty) adds no one; a required one is
         // checked before this.
-        let arg = match rule {
-            AudienceRule::Channel(x)
-            | AudienceRule::User(x)
-            | AudienceRule::Email(x)
-            | AudienceRule::Url(x)
-            | AudienceRule::GroupArg(x) => Some(x),
-            AudienceRule::FixedGroup(_) => None,
-        };
-        if let Some(arg) = arg {
+        if let Some(arg) = rule.arg() {
             let absent = match map.get(arg) {
                 None | Some(Value::Null) => true,
                 Some(Value::String(s)) => s.trim().is_empty(),
                 Some(Value::Array(v)) => v.is_empty(),
                 Some(_) => false,
             };
-            if absent && !self.required.contains(arg) {
+            if absent && !self.required.iter().any(|r| r == arg) {
                 return Ok(a);
             }
         }

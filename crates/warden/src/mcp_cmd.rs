@@ -110,6 +110,9 @@ async fn start(
         );
     }
     let gateway = Gateway::start(Arc::new(engine), settings, log).await;
+    for gap in gateway.catalog_gaps() {
+        eprintln!("warden: warning: {gap}");
+    }
     for s in gateway.upstream_status() {
         if !s.up {
             eprintln!(

@@ -374,6 +374,44 @@ impl Gateway {
         self.upstreams.values().map(Upstream::status).collect()
     }
 
+    /// What the catalog does not cover of what the upstreams offer (as of their lists now):
+    /// tools it does not describe (calls to them are denied), and arguments a tool's input
+    /// schema names that its catalog entry does not declare (calls that pass them are denied).
+    /// One line each, for the operator.
+    pub fn catalog_gaps(&self) -> Vec<String> {
+        let catalog = &self.engine.config().catalog;
+        let mut out = Vec::new();
+        for (server, u) in &self.upstreams {
+            let mut tools = u.tools();
+            tools.sort_by(|a, b| a.name.cmp(&b.name));
+            for t in tools {
+                let name = format!("{server}.{}", t.name);
+                let Some(spec) = catalog.get(&name) else {
+                    out.push(format!(
+                        "upstream tool `{name}` is not in the catalog: calls to it are denied"
+                    ));
+                    continue;
+                };
+                let missing: Vec<String> = t
+                    .input_schema
+                    .get("properties")
+                    .and_then(serde_json::Value::as_object)
+                    .into_iter()
+                    .flat_map(|p| p.keys())
+                    .filter(|k| !spec.declares(k))
+                    .map(|k| format!("`{k}`"))
+                    .collect();
+                if !missing.is_empty() {
+                    out.push(format!(
+                        "`{name}` takes {} (its input schema says so), which its catalog entry does not declare: calls that pass them are denied",
+                        missing.join(", ")
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Sessions alive now (stdio, HTTP and stateless).
     pub fn live_sessions(&self) -> usize {
         self.live.load(Ordering::SeqCst)

@@ -430,6 +430,11 @@ impl Upstream {
         self.shared.read().tools.get(tool).cloned()
     }
 
+    /// Every cached tool definition.
+    pub fn tools(&self) -> Vec<Tool> {
+        self.shared.read().tools.values().cloned().collect()
+    }
+
     /// True when the upstream's cached list has `tool`.
     pub fn has_tool(&self, tool: &str) -> bool {
         self.shared.read().tools.contains_key(tool)

@@ -409,6 +409,11 @@ default_labels = ["internal"]
 
 /// The Acme configuration with `extra` appended to its catalog.
 pub fn engine_with_catalog(extra: &str) -> Arc<Engine> {
+    engine_editing_catalog(|c| c + extra)
+}
+
+/// The Acme engine with its catalog text changed by `edit`.
+pub fn engine_editing_catalog(edit: impl Fn(String) -> String) -> Arc<Engine> {
     let dir = tempfile::tempdir().unwrap();
     let copy = |from: &std::path::Path, to: &std::path::Path| {
         for e in std::fs::read_dir(from).unwrap() {
@@ -421,9 +426,8 @@ pub fn engine_with_catalog(extra: &str) -> Arc<Engine> {
     copy(&acme_dir(), dir.path());
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     copy(&acme_dir().join("policies"), &dir.path().join("policies"));
-    let mut catalog = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
-    catalog.push_str(extra);
-    std::fs::write(dir.path().join("catalog.toml"), catalog).unwrap();
+    let catalog = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
+    std::fs::write(dir.path().join("catalog.toml"), edit(catalog)).unwrap();
     let text = std::fs::read_to_string(dir.path().join("warden.toml")).unwrap();
     let cfg = Config::load("warden.toml", &text, &Files(dir.path().to_path_buf()))
         .unwrap_or_else(|e| panic!("{e:?}"));

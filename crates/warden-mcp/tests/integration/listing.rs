@@ -113,3 +113,40 @@ async fn a_tool_the_upstream_does_not_serve_is_not_listed() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_operator_is_told_what_the_catalog_does_not_cover() {
+    // Acme's catalog covers every tool and argument Acme's servers offer.
+    let (gw, _acme, _log) = start_acme().await;
+    assert_eq!(gw.catalog_gaps(), Vec::<String>::new());
+    // Without `limit` declared, and without `forum.create_post`, both are named.
+    let engine = engine_editing_catalog(|c| {
+        let c = c.replace("optional = [\"limit\"]\n", "");
+        let start = c.find("[tools.\"forum.create_post\"]").unwrap();
+        let end = c[start + 1..].find("\n[tools.").unwrap() + start + 1;
+        format!("{}{}", &c[..start], &c[end + 1..])
+    });
+    let acme = warden_acme::AcmeServer::new();
+    let settings = warden_mcp::GatewaySettings {
+        upstreams: acme_upstreams(&acme),
+        ..Default::default()
+    };
+    let gw = warden_mcp::Gateway::start(
+        engine,
+        settings,
+        std::sync::Arc::new(warden_mcp::MemoryLog::new()),
+    )
+    .await;
+    let gaps = gw.catalog_gaps();
+    assert!(
+        gaps.iter()
+            .any(|g| g.starts_with("`logs.query_logs` takes `limit`")),
+        "{gaps:#?}"
+    );
+    assert!(
+        gaps.iter()
+            .any(|g| g.starts_with("upstream tool `forum.create_post` is not in the catalog")),
+        "{gaps:#?}"
+    );
+    assert_eq!(gaps.len(), 2, "{gaps:#?}");
+}
