@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod config;
 pub mod detect;
 pub mod directory;
+pub mod discover;
 pub mod engine;
 pub mod error;
 pub mod mission;

@@ -1,6 +1,7 @@
 //! `warden`: the one binary. A thin layer over the libraries: it reads files, owns the clock,
 //! prints, and maps outcomes to exit codes (0 ok, 1 a check failed, 2 bad input).
 
+mod catalog_cmd;
 mod demo;
 mod fs;
 mod mcp_cmd;
@@ -33,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
     },
+    /// Draft catalog entries from what the upstreams offer.
+    Catalog {
+        #[command(subcommand)]
+        command: catalog_cmd::CatalogCommand,
+    },
     /// Guard one agent session over stdin/stdout (an MCP server in front of `[servers]`).
     Proxy(mcp_cmd::ProxyArgs),
     /// Guard many agents over streamable HTTP at /mcp (bearer tokens from `token_env`).
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(a) => replay_cmd::run(a),
         Command::Policy { command } => policy_cmd::run(command),
+        Command::Catalog { command } => catalog_cmd::run(command),
         Command::Proxy(a) => mcp_cmd::proxy(a),
         Command::Serve(a) => mcp_cmd::serve(a),
         Command::Demo(a) => demo::run(a),

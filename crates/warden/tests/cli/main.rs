@@ -3,6 +3,8 @@
 //! - replay: `--check` passes on the Acme scenarios, exits 1 on a mismatch and prints it; a
 //!   malformed trace exits 2 naming the file and line; `--format json` is one object per call.
 //! - policy: validate reports every problem with file and line (exit 2); test runs the cases.
+//! - catalog discover: drafts for the Acme servers are entries Warden loads, with guessed
+//!   audiences and act-as arguments; an unknown server is a usage error.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -202,4 +204,64 @@ fn help_is_everywhere() {
         assert!(out.status.success());
         assert!(text(&out.stdout).contains("Usage"));
     }
+}
+
+/// `acme-mcp`, beside the `warden` under test (built when it is not there yet).
+fn acme_mcp_built() {
+    let dir = Path::new(env!("CARGO_BIN_EXE_warden")).parent().unwrap();
+    if !dir.join("acme-mcp").exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "-p", "warden-acme", "--bin", "acme-mcp"])
+            .current_dir(repo())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "cannot build acme-mcp");
+    }
+}
+
+#[test]
+fn catalog_discover_drafts_entries_warden_loads() {
+    acme_mcp_built();
+    // Acme's catalog describes every tool: without --all there is nothing to draft.
+    let o = warden(&[
+        "catalog", "discover", "--config", CONFIG, "--server", "forum",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(!text(&o.stdout).contains("[tools."), "{}", text(&o.stdout));
+    let o = warden(&["catalog", "discover", "--config", CONFIG, "--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    for entry in [
+        "[tools.\"forum.send_dm\"]",
+        "[tools.\"mail.send_email\"]",
+        "[tools.\"files.read_file\"]",
+    ] {
+        assert!(out.contains(entry), "{entry} missing:\n{out}");
+    }
+    assert!(
+        out.contains("audience = { kind = \"user\", arg = \"to\" }"),
+        "{out}"
+    );
+    assert!(
+        out.contains("audience = { kind = \"email\", arg = \"to\" }"),
+        "{out}"
+    );
+    assert!(out.contains("acts_as = \"as_user\""), "{out}");
+    // The drafts are a catalog Warden loads.
+    let labels = ["public", "internal"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut issues = warden_core::error::Issues::default();
+    let c = warden_core::catalog::Catalog::parse("draft.toml", &out, &labels, &mut issues);
+    assert!(issues.0.is_empty(), "{:?}", issues.0);
+    assert!(c
+        .get("logs.query_logs")
+        .is_some_and(|t| t.declares("limit")));
+    // A server that is not configured is a usage error.
+    let o = warden(&[
+        "catalog", "discover", "--config", CONFIG, "--server", "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
 }
