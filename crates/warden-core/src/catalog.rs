@@ -34,6 +34,8 @@ struct RawTool {
     required: Vec<String>,
     #[serde(default)]
     optional: Vec<String>,
+    #[serde(default)]
+    lists: Vec<String>,
     resource: RawResource,
     #[serde(default)]
     audience: Option<RawAudience>,
@@ -192,6 +194,8 @@ pub struct ToolSpec {
     pub records: RecordCount,
     /// Every argument the tool takes: `required`, `optional`, and those its rules read.
     declared: BTreeSet<String>,
+    /// Arguments that are lists: an array, or one string of comma-separated items.
+    lists: BTreeSet<String>,
 }
 
 /// A call resolved through the catalog.
@@ -429,8 +433,13 @@ impl Catalog {
                 continue;
             }
             let Some(effect) = effect else { continue };
-            let mut declared: BTreeSet<String> =
-                t.required.iter().chain(&t.optional).cloned().collect();
+            let mut declared: BTreeSet<String> = t
+                .required
+                .iter()
+                .chain(&t.optional)
+                .chain(&t.lists)
+                .cloned()
+                .collect();
             declared.extend(t.resource.arg.iter().cloned());
             declared.extend(t.acts_as.iter().cloned());
             declared.extend(t.directs.iter().cloned());
@@ -462,6 +471,7 @@ impl Catalog {
                     directs: t.directs,
                     records,
                     declared,
+                    lists: t.lists.into_iter().collect(),
                 },
             );
         }
@@ -484,11 +494,12 @@ impl Catalog {
     }
 }
 
-/// The string values of an argument: a string, the strings of a list, or a scalar's text.
-pub fn arg_values(v: &Value) -> Vec<String> {
+/// The string values of an argument: a string, the strings of an array, or a scalar's text. A
+/// string is split on commas only when `list` (the catalog declares the argument a list).
+pub fn arg_values(v: &Value, list: bool) -> Vec<String> {
     match v {
         Value::String(s) => {
-            if s.contains(',') {
+            if list && s.contains(',') {
                 s.split(',')
                     .map(|x| x.trim().to_string())
                     .filter(|x| !x.is_empty())
@@ -497,7 +508,7 @@ pub fn arg_values(v: &Value) -> Vec<String> {
                 vec![s.clone()]
             }
         }
-        Value::Array(a) => a.iter().flat_map(arg_values).collect(),
+        Value::Array(a) => a.iter().flat_map(|x| arg_values(x, list)).collect(),
         Value::Number(n) => vec![n.to_string()],
         Value::Bool(b) => vec![b.to_string()],
         _ => Vec::new(),
@@ -516,7 +527,7 @@ fn arg_string(
         }),
         Some(Value::String(s)) => Ok(s.clone()),
         Some(v @ Value::Array(_)) => {
-            let vs = arg_values(v);
+            let vs = spec.values(arg, v);
             if vs.is_empty() {
                 Err(ResolveError::BadType {
                     tool: spec.name.clone(),
@@ -541,7 +552,7 @@ impl ToolSpec {
     fn has_other_spellings(&self, map: &serde_json::Map<String, Value>) -> bool {
         self.labels.iter().any(|rule| {
             map.get(&rule.arg).is_some_and(|v| {
-                arg_values(v)
+                self.values(&rule.arg, v)
                     .iter()
                     .any(|x| crate::canon::canonical(x).is_some())
             })
@@ -552,7 +563,7 @@ impl ToolSpec {
     fn has_escapes(&self, map: &serde_json::Map<String, Value>) -> bool {
         self.labels.iter().any(|rule| {
             map.get(&rule.arg)
-                .is_some_and(|v| arg_values(v).iter().any(|x| x.contains('%')))
+                .is_some_and(|v| self.values(&rule.arg, v).iter().any(|x| x.contains('%')))
         })
     }
 
@@ -569,7 +580,7 @@ impl ToolSpec {
             let Some(v) = map.get(&rule.arg) else {
                 continue;
             };
-            let mut values = arg_values(v);
+            let mut values = self.values(&rule.arg, v);
             if canonical {
                 for x in values.iter_mut() {
                     if let Some(c) = crate::canon::canonical(x) {
@@ -599,6 +610,12 @@ impl ToolSpec {
             labels.extend(self.default_labels.iter().cloned());
         }
         (labels, matched)
+    }
+
+    /// The string values of argument `arg` with value `v`: split on commas only when the
+    /// catalog declares it a list (`lists`).
+    pub fn values(&self, arg: &str, v: &Value) -> Vec<String> {
+        arg_values(v, self.lists.contains(arg))
     }
 
     /// Whether the tool takes argument `arg` (see [`ToolSpec::declared_args`]).
@@ -680,7 +697,7 @@ impl ToolSpec {
             .directs
             .iter()
             .filter_map(|a| map.get(a).map(|v| (a, v)))
-            .flat_map(|(a, v)| arg_values(v).into_iter().map(move |x| (a.clone(), x)))
+            .flat_map(|(a, v)| self.values(a, v).into_iter().map(move |x| (a.clone(), x)))
             .collect();
         Ok(Resolved {
             resource_type: self.resource_type.clone(),
@@ -744,7 +761,7 @@ impl ToolSpec {
                     tool: self.name.clone(),
                     arg: arg.clone(),
                 })?;
-                let addrs = arg_values(v);
+                let addrs = self.values(arg, v);
                 if addrs.is_empty() {
                     return Err(ResolveError::BadType {
                         tool: self.name.clone(),

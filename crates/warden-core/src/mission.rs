@@ -12,7 +12,7 @@ use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::catalog::{arg_values, ToolSpec};
+use crate::catalog::ToolSpec;
 use crate::directory::Audience;
 use crate::error::{locate_toml, Issues};
 use crate::model::Effect;
@@ -324,7 +324,8 @@ impl MissionTemplate {
         if let Some(allowed) = self.arg_values.get(&spec.name) {
             for (arg, values) in allowed {
                 if let Some(val) = args.get(arg) {
-                    let bad: Vec<String> = arg_values(val)
+                    let bad: Vec<String> = spec
+                        .values(arg, val)
                         .into_iter()
                         .filter(|x| !values.contains(x))
                         .collect();
