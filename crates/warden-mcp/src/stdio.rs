@@ -55,7 +55,11 @@ fn has(hay: &[u8], needle: &[u8]) -> bool {
 
 /// How a line is routed (read only when it may concern tasks).
 fn route(line: &[u8]) -> Option<Routed> {
-    if !(has(line, b"task") || has(line, b"initialize") || has(line, b"tools/list")) {
+    if !(has(line, b"\"task")
+        || has(line, b"\"initialize\"")
+        || has(line, b"\"tools/list\"")
+        || has(line, b"notifications/cancelled"))
+    {
         return None;
     }
     let mut v: Value = serde_json::from_slice(line).ok()?;

@@ -77,7 +77,12 @@ pub async fn tasks(State(t): State<Arc<TasksHttp>>, req: Request, next: Next) ->
         Err(refused) => return refused,
     };
     let pass = |parts, bytes| next.run(Request::from_parts(parts, Body::from(bytes)));
-    if !(has(&bytes, b"task") || has(&bytes, b"initialize") || has(&bytes, b"tools/list")) {
+    let cancels = !t.answering().is_empty() && has(&bytes, b"notifications/cancelled");
+    if !(cancels
+        || has(&bytes, b"\"task")
+        || has(&bytes, b"\"initialize\"")
+        || has(&bytes, b"\"tools/list\""))
+    {
         return pass(parts, bytes).await;
     }
     let Ok(mut message) = serde_json::from_slice::<Value>(&bytes) else {

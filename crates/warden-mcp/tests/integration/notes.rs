@@ -86,7 +86,7 @@ pub async fn probe_over_http(probe: &Probe, timeout: Duration) -> UpstreamSettin
 
 /// `warden serve` in front of the probe reached over HTTP, and an open raw client session
 /// (past `tools/list`, so calls take the fast path).
-async fn served_probe() -> (Arc<Gateway>, Probe, SocketAddr, RawClient) {
+pub(crate) async fn served_probe() -> (Arc<Gateway>, Probe, SocketAddr, RawClient) {
     let acme = AcmeServer::new();
     let mut probe = Probe::new(&acme, "forum");
     probe.hang = true;

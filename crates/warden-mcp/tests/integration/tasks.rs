@@ -121,3 +121,33 @@ async fn a_call_made_as_a_task_is_decided_fetched_and_kept_to_its_session() {
         .await;
     assert_eq!(r.message["error"]["code"], -32602, "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_running_task_is_cancelled_and_has_no_result() {
+    let (_gw, probe, _addr, mut c) = super::notes::served_probe().await;
+    let created = c
+        .request(
+            "tools/call",
+            json!({"name": "forum.read_thread",
+                   "arguments": {"channel": "eng-help", "thread_id": "T-HANG"}, "task": {}}),
+        )
+        .await;
+    let id = task_id(&created);
+    assert!(
+        super::common::eventually(std::time::Duration::from_secs(5), || probe.seen().len()
+            == 1)
+        .await,
+        "the call reached the upstream"
+    );
+    let got = c.request("tasks/get", json!({"taskId": id})).await;
+    assert_eq!(got.message["result"]["status"], "working", "{}", got.body);
+    let cancelled = c.request("tasks/cancel", json!({"taskId": id})).await;
+    assert_eq!(
+        cancelled.message["result"]["status"], "cancelled",
+        "{}",
+        cancelled.body
+    );
+    let r = c.request("tasks/result", json!({"taskId": id})).await;
+    assert_eq!(r.message["error"]["code"], -32602, "{}", r.body);
+    assert!(r.body.contains("cancelled"), "{}", r.body);
+}
