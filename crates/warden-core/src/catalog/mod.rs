@@ -14,6 +14,11 @@ use crate::directory::{Audience, Directory, CHANNEL_LABEL_PREFIX};
 use crate::error::{locate_toml, Issues};
 use crate::model::Effect;
 
+mod labels;
+mod urls;
+
+pub use urls::{url_host, url_payload_tokens};
+
 /// The integrity label carried by content that people outside the principal could have written.
 pub const UNTRUSTED: &str = "untrusted";
 
@@ -548,70 +553,6 @@ fn arg_string(
 }
 
 impl ToolSpec {
-    /// Whether a value a label rule reads has another spelling.
-    fn has_other_spellings(&self, map: &serde_json::Map<String, Value>) -> bool {
-        self.labels.iter().any(|rule| {
-            map.get(&rule.arg).is_some_and(|v| {
-                self.values(&rule.arg, v)
-                    .iter()
-                    .any(|x| crate::canon::canonical(x).is_some())
-            })
-        })
-    }
-
-    /// Whether a value a label rule reads carries percent-escapes.
-    fn has_escapes(&self, map: &serde_json::Map<String, Value>) -> bool {
-        self.labels.iter().any(|rule| {
-            map.get(&rule.arg)
-                .is_some_and(|v| self.values(&rule.arg, v).iter().any(|x| x.contains('%')))
-        })
-    }
-
-    /// The labels the label rules give the call's arguments, as written or (`canonical`) in
-    /// their canonical forms, and whether any rule matched; the default labels when none did.
-    fn labels_of(
-        &self,
-        map: &serde_json::Map<String, Value>,
-        canonical: bool,
-    ) -> (BTreeSet<String>, bool) {
-        let mut labels = BTreeSet::new();
-        let mut matched = false;
-        for rule in &self.labels {
-            let Some(v) = map.get(&rule.arg) else {
-                continue;
-            };
-            let mut values = self.values(&rule.arg, v);
-            if canonical {
-                for x in values.iter_mut() {
-                    if let Some(c) = crate::canon::canonical(x) {
-                        *x = c;
-                    }
-                }
-            }
-            let hit = match &rule.matcher {
-                Match::Any => !values.is_empty(),
-                Match::Equals(set) => values.iter().any(|x| set.contains(x)),
-                Match::ContainsAny(set) => values.iter().any(|x| set.contains(x)),
-                Match::Glob(gs) => values
-                    .iter()
-                    .any(|x| gs.iter().any(|g| g.is_match(x.trim_start_matches('/')))),
-            };
-            if hit {
-                matched = true;
-                labels.extend(rule.add.iter().cloned());
-                if rule.channel_readers {
-                    for ch in &values {
-                        labels.insert(format!("{CHANNEL_LABEL_PREFIX}{ch}"));
-                    }
-                }
-            }
-        }
-        if !matched {
-            labels.extend(self.default_labels.iter().cloned());
-        }
-        (labels, matched)
-    }
-
     /// The string values of argument `arg` with value `v`: split on commas only when the
     /// catalog declares it a list (`lists`).
     pub fn values(&self, arg: &str, v: &Value) -> Vec<String> {
@@ -831,77 +772,4 @@ impl ToolSpec {
         }
         out
     }
-}
-
-/// The lowercased host of an absolute URL (`https://user@Host.example:8443/x` → `host.example`),
-/// or an empty string when there is none.
-pub fn url_host(url: &str) -> String {
-    let Some((_, rest)) = url.split_once("://") else {
-        return String::new();
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or(authority);
-    let host = if host_port.starts_with('[') {
-        host_port
-            .split(']')
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-    } else {
-        host_port.split(':').next().unwrap_or_default()
-    };
-    host.to_ascii_lowercase()
-}
-
-/// The parts of a URL after its host that could carry data: path segments, query keys and
-/// values, the fragment — percent-decoded where that yields text.
-pub fn url_payload_tokens(url: &str) -> Vec<String> {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let after_host = rest
-        .find(['/', '?', '#'])
-        .map(|i| &rest[i..])
-        .unwrap_or_default();
-    after_host
-        .split(['/', '?', '&', '=', '#', ';', ','])
-        .map(percent_decode)
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b.get(i) {
-            Some(b'%') => {
-                let hex = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            Some(b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            Some(c) => {
-                out.push(*c);
-                i += 1;
-            }
-            None => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
