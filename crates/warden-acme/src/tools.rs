@@ -824,18 +824,31 @@ fn repo_path(args: &JsonObject) -> Result<String, String> {
 
 fn read_file(state: &mut State, args: &JsonObject) -> Result<Output, String> {
     let path = repo_path(args)?;
+    let key = file_key(state, &path);
     state
         .files
-        .get(&path)
+        .get(&key)
         .map(|content| Output::text(content.clone()))
         .ok_or_else(|| format!("no such file: {path}"))
+}
+
+/// The name under which `path` is stored: the repository sits on a volume that ignores case
+/// (as a laptop's checkout does), so `SECRETS/Key` is `secrets/key`.
+fn file_key(state: &State, path: &str) -> String {
+    state
+        .files
+        .keys()
+        .find(|k| k.to_lowercase() == path.to_lowercase())
+        .cloned()
+        .unwrap_or_else(|| path.to_string())
 }
 
 fn write_file(state: &mut State, args: &JsonObject) -> Result<Output, String> {
     let path = repo_path(args)?;
     let content = required(args, "content")?;
     let bytes = content.len();
-    let created = state.files.insert(path.clone(), content).is_none();
+    let key = file_key(state, &path);
+    let created = state.files.insert(key, content).is_none();
     state.tick();
     Ok(Output::with(
         format!(

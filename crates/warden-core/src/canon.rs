@@ -12,8 +12,11 @@
 //! pass for another.
 //!
 //! The canonical form:
-//! - percent-escapes decoded (repeatedly, at most [`MAX_DECODES`] times, while the result is
-//!   UTF-8);
+//! - compatibility-normalised (NFKC): `．．／` is `../`, `ｓｅｃｒｅｔｓ` is `secrets`;
+//! - percent-escapes decoded (repeatedly, at most [`MAX_DECODES`] times) as a lenient decoder
+//!   reads them: an overlong UTF-8 sequence is the character it encodes (`%c0%ae` is `.`), any
+//!   other byte that is not UTF-8 is U+FFFD; each round is normalised again;
+//! - lowercased, for a store that ignores case ([`Fold::Case`]);
 //! - for a URL (`scheme://…`): parsed as WHATWG URLs are (the `url` crate): scheme and host
 //!   lowercased, `.` and `..` segments resolved;
 //! - for a path: backslashes read as slashes, repeated slashes collapsed, `.` and `..` resolved
@@ -30,6 +33,16 @@ pub const MAX_DECODES: usize = 4;
 /// The longest value canonicalised; a longer one is taken as written.
 const MAX_LEN: usize = 4096;
 
+/// Whether the store a value names tells names apart by case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fold {
+    /// `A` and `a` are different names.
+    #[default]
+    None,
+    /// `A` and `a` are the same name: the canonical form is lowercased.
+    Case,
+}
+
 /// `value` as written and, when it differs, its canonical form (see the module doc).
 pub fn spellings(value: &str) -> Vec<Cow<'_, str>> {
     let mut out = vec![Cow::Borrowed(value)];
@@ -39,33 +52,93 @@ pub fn spellings(value: &str) -> Vec<Cow<'_, str>> {
     out
 }
 
-/// The canonical form of `value`, when it differs from `value`.
+/// The canonical form of `value` in a store that tells case apart, when it differs from
+/// `value`.
 pub fn canonical(value: &str) -> Option<String> {
+    canonical_in(value, Fold::None)
+}
+
+/// The canonical form of `value` in a store that folds as `fold` says, when it differs from
+/// `value`.
+pub fn canonical_in(value: &str, fold: Fold) -> Option<String> {
     if value.len() > MAX_LEN || !value.bytes().any(needs_look) {
         return None;
     }
-    let mut text: Cow<'_, str> = Cow::Borrowed(value);
+    let mut text: Cow<'_, str> = nfkc(value);
     for _ in 0..MAX_DECODES {
         if !text.contains('%') {
             break;
         }
-        let decoded = match percent_decode_str(&text).decode_utf8() {
-            Ok(d) if d != text => d.into_owned(),
-            _ => break,
-        };
-        text = Cow::Owned(decoded);
+        let bytes: Vec<u8> = percent_decode_str(&text).collect();
+        let decoded = lenient_utf8(&bytes);
+        if decoded == text {
+            break;
+        }
+        text = Cow::Owned(nfkc(&decoded).into_owned());
     }
-    let c = if has_scheme(&text) {
+    let mut c = if has_scheme(&text) {
         url_form(&text).unwrap_or_else(|| text.to_string())
     } else {
         path_form(&text)
     };
+    if fold == Fold::Case {
+        c = c.to_lowercase();
+    }
     (c != value).then_some(c)
+}
+
+/// `s` in Unicode normalisation form KC, borrowed when it already is.
+fn nfkc(s: &str) -> Cow<'_, str> {
+    use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
+    if s.is_ascii() || is_nfkc_quick(s.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.nfkc().collect())
+    }
+}
+
+/// `bytes` as a lenient UTF-8 decoder reads them: valid sequences as themselves, an overlong
+/// two- or three-byte sequence as the character it encodes, anything else as U+FFFD.
+///
+/// Written here because decoders that accept overlong forms are what path-traversal filters
+/// were bypassed with (`%c0%ae%c0%ae/`); no maintained crate decodes them on purpose.
+fn lenient_utf8(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                let cont = |i: usize| bad.get(i).is_some_and(|b| b & 0xC0 == 0x80);
+                let (ch, used) = match bad.first() {
+                    Some(&b0 @ (0xC0 | 0xC1)) if cont(1) => (
+                        char::from_u32(((u32::from(b0) & 0x1F) << 6) | (u32::from(bad[1]) & 0x3F)),
+                        2,
+                    ),
+                    Some(0xE0) if cont(1) && cont(2) && bad[1] < 0xA0 => (
+                        char::from_u32(
+                            ((u32::from(bad[1]) & 0x3F) << 6) | (u32::from(bad[2]) & 0x3F),
+                        ),
+                        3,
+                    ),
+                    _ => (None, e.error_len().unwrap_or(bad.len()).max(1)),
+                };
+                out.push(ch.unwrap_or(char::REPLACEMENT_CHARACTER));
+                rest = &bad[used.min(bad.len())..];
+            }
+        }
+    }
+    out
 }
 
 /// Whether a byte may make the canonical form differ.
 fn needs_look(b: u8) -> bool {
-    matches!(b, b'%' | b'.' | b'/' | b'\\' | b' ') || b.is_ascii_uppercase()
+    matches!(b, b'%' | b'.' | b'/' | b'\\' | b' ') || b.is_ascii_uppercase() || !b.is_ascii()
 }
 
 /// Whether `s` starts with `scheme://`.
@@ -168,7 +241,39 @@ mod tests {
         assert_eq!(spellings("logs:auth").len(), 1);
         assert_eq!(spellings("eng-help").len(), 1);
         assert_eq!(spellings("secrets/../x").len(), 2);
-        // Not UTF-8 once decoded: kept as written.
-        assert_eq!(c("a%ffb"), "a%ffb");
+        // Not UTF-8 once decoded: what a lenient decoder reads.
+        assert_eq!(c("a%ffb"), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn overlong_and_compatibility_spellings_reach_one_form() {
+        for (written, canonical) in [
+            (
+                "docs/public/%c0%ae%c0%ae/%c0%ae%c0%ae/secrets/key",
+                "secrets/key",
+            ),
+            (
+                "docs/public/%e0%80%ae%e0%80%ae/../secrets/key",
+                "secrets/key",
+            ),
+            ("docs/public/%c0%af../../secrets/key", "secrets/key"),
+            ("docs/public/．．/．．/secrets/key", "secrets/key"),
+            (
+                "docs/public/%EF%BC%8E%EF%BC%8E/../secrets/key",
+                "secrets/key",
+            ),
+            ("ｓｅｃｒｅｔｓ／key", "secrets/key"),
+            ("docs／public∕readme", "docs/public∕readme"),
+        ] {
+            assert_eq!(c(written), canonical, "{written}");
+        }
+    }
+
+    #[test]
+    fn a_store_that_ignores_case_reads_one_name() {
+        let f = |s: &str| canonical_in(s, Fold::Case).unwrap_or_else(|| s.to_string());
+        assert_eq!(f("services/billing/.ENV"), "services/billing/.env");
+        assert_eq!(f("SECRETS/../Secrets/Key."), "secrets/key");
+        assert_eq!(c("services/billing/.ENV"), "services/billing/.ENV");
     }
 }

@@ -310,7 +310,7 @@ impl MissionTemplate {
         // be inside; so must the value as written when it carries percent-escapes (an upstream
         // that does not decode them reads that name).
         let inside = |r: &str| self.resources.iter().any(|g| g.is_match(r));
-        let within = match crate::canon::canonical(resource) {
+        let within = match crate::canon::canonical_in(resource, spec.fold()) {
             None => inside(resource),
             Some(c) => inside(&c) && (!resource.contains('%') || inside(resource)),
         };

@@ -14,7 +14,7 @@ impl ToolSpec {
             map.get(&rule.arg).is_some_and(|v| {
                 self.values(&rule.arg, v)
                     .iter()
-                    .any(|x| crate::canon::canonical(x).is_some())
+                    .any(|x| crate::canon::canonical_in(x, self.fold).is_some())
             })
         })
     }
@@ -41,11 +41,13 @@ impl ToolSpec {
                 continue;
             };
             let mut values = self.values(&rule.arg, v);
-            if canonical {
-                for x in values.iter_mut() {
-                    if let Some(c) = crate::canon::canonical(x) {
+            for x in values.iter_mut() {
+                if canonical {
+                    if let Some(c) = crate::canon::canonical_in(x, self.fold) {
                         *x = c;
                     }
+                } else if self.fold == crate::canon::Fold::Case {
+                    *x = x.to_lowercase();
                 }
             }
             let hit = match &rule.matcher {

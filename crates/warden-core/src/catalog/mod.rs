@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use globset::{Glob, GlobMatcher};
+use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -26,7 +26,18 @@ pub const UNTRUSTED: &str = "untrusted";
 #[serde(deny_unknown_fields)]
 struct RawCatalog {
     #[serde(default)]
+    servers: BTreeMap<String, RawServer>,
+    #[serde(default)]
     tools: BTreeMap<String, RawTool>,
+}
+
+/// What the catalog says about an upstream server as a whole.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    /// The server's store does not tell names apart by case (`A.txt` is `a.txt`).
+    #[serde(default)]
+    case_insensitive: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +212,8 @@ pub struct ToolSpec {
     declared: BTreeSet<String>,
     /// Arguments that are lists: an array, or one string of comma-separated items.
     lists: BTreeSet<String>,
+    /// Whether the server's store tells names apart by case.
+    fold: crate::canon::Fold,
 }
 
 /// A call resolved through the catalog.
@@ -296,6 +309,15 @@ impl Catalog {
         };
         let mut tools = BTreeMap::new();
         for (name, t) in raw.tools {
+            let fold = match name
+                .split_once('.')
+                .and_then(|(srv, _)| raw.servers.get(srv))
+            {
+                Some(RawServer {
+                    case_insensitive: true,
+                }) => crate::canon::Fold::Case,
+                _ => crate::canon::Fold::None,
+            };
             let before = issues.0.len();
             let mut err = |key: Option<&str>, msg: String| {
                 issues.push(
@@ -406,14 +428,24 @@ impl Catalog {
                         "a label rule takes one of `equals`, `glob`, `contains_any`".into(),
                     );
                 }
+                // In a store that ignores case, values are matched lowercased.
+                let folded = |xs: &[String]| -> Vec<String> {
+                    match fold {
+                        crate::canon::Fold::Case => xs.iter().map(|x| x.to_lowercase()).collect(),
+                        crate::canon::Fold::None => xs.to_vec(),
+                    }
+                };
                 let matcher = if !r.equals.is_empty() {
-                    Match::Equals(r.equals.clone())
+                    Match::Equals(folded(&r.equals))
                 } else if !r.contains_any.is_empty() {
-                    Match::ContainsAny(r.contains_any.clone())
+                    Match::ContainsAny(folded(&r.contains_any))
                 } else if !r.glob.is_empty() {
                     let mut gs = Vec::new();
                     for g in &r.glob {
-                        match Glob::new(g) {
+                        match GlobBuilder::new(g)
+                            .case_insensitive(fold == crate::canon::Fold::Case)
+                            .build()
+                        {
                             Ok(g) => gs.push(g.compile_matcher()),
                             Err(e) => err(Some("labels"), format!("invalid glob `{g}`: {e}")),
                         }
@@ -477,6 +509,7 @@ impl Catalog {
                     records,
                     declared,
                     lists: t.lists.into_iter().collect(),
+                    fold,
                 },
             );
         }
@@ -553,6 +586,12 @@ fn arg_string(
 }
 
 impl ToolSpec {
+    /// Whether the store of the tool's server tells names apart by case (`[servers.NAME]
+    /// case_insensitive` in the catalog).
+    pub fn fold(&self) -> crate::canon::Fold {
+        self.fold
+    }
+
     /// The string values of argument `arg` with value `v`: split on commas only when the
     /// catalog declares it a list (`lists`).
     pub fn values(&self, arg: &str, v: &Value) -> Vec<String> {
