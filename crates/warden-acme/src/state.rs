@@ -55,6 +55,10 @@ pub struct SentEmail {
     pub id: String,
     /// Recipients, as given.
     pub to: Vec<String>,
+    /// Copied recipients, seen by all.
+    pub cc: Vec<String>,
+    /// Blind-copied recipients.
+    pub bcc: Vec<String>,
     /// Subject line.
     pub subject: String,
     /// Body text.

@@ -300,6 +300,8 @@ pub(crate) static SPECS: &[ToolSpec] = &[
             object(
                 json!({
                     "to": string_or_list("Recipient address, or a list of addresses"),
+                    "cc": string_or_list("Copied recipients"),
+                    "bcc": string_or_list("Blind-copied recipients"),
                     "subject": string("Subject line"),
                     "body": string("Message text"),
                 }),
@@ -980,7 +982,12 @@ fn valid_address(address: &str) -> bool {
 
 fn send_email(state: &mut State, args: &JsonObject) -> Result<Output, String> {
     let to = list(args, "to")?;
-    if let Some(bad) = to.iter().find(|a| !valid_address(a)) {
+    let optional = |key: &str| match args.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(_) => list(args, key),
+    };
+    let (cc, bcc) = (optional("cc")?, optional("bcc")?);
+    if let Some(bad) = to.iter().chain(&cc).chain(&bcc).find(|a| !valid_address(a)) {
         return Err(format!("invalid e-mail address `{bad}`"));
     }
     let subject = required(args, "subject")?;
@@ -995,6 +1002,8 @@ fn send_email(state: &mut State, args: &JsonObject) -> Result<Output, String> {
     state.outbox.push(SentEmail {
         id: id.clone(),
         to: to.clone(),
+        cc,
+        bcc,
         subject: subject.clone(),
         body,
         at: at.clone(),

@@ -7,8 +7,7 @@
 //! recipients (`to`, `cc`, `bcc`, `recipients` …) as an email audience, people (`user`,
 //! `assignee`, `invitees` …) as a user audience, `channel` as a channel audience, URLs as a URL
 //! audience, `as_user` / `from` / `author` … as acting as someone, paths as the resource. A
-//! tool whose arguments name several audiences gets the first as its `audience` and a comment
-//! for the others: calls that pass them are refused until the entry says what they do.
+//! tool whose arguments name several audiences gets them all: each adds its readers.
 
 use std::fmt::Write as _;
 
@@ -205,20 +204,30 @@ pub fn draft(server: &str, tool: &ToolInfo) -> String {
             audiences.push((kind, a));
         }
     }
-    if let Some((kind, arg)) = audiences.first() {
-        let _ = writeln!(
-            out,
-            "audience = {{ kind = {}, arg = {} }}  # REVIEW: `{arg}` looks like who the call reaches",
-            quoted(kind),
-            quoted(arg)
-        );
-        for (kind, arg) in audiences.iter().skip(1) {
+    match audiences.as_slice() {
+        [] => {}
+        [(kind, arg)] => {
             let _ = writeln!(
                 out,
-                "# REVIEW: `{arg}` also looks like an audience ({kind}); one audience argument is \
-                 read today, so declare the tool in two entries or leave `{arg}` out of `optional` \
-                 (calls that pass it are then refused)"
+                "audience = {{ kind = {}, arg = {} }}  # REVIEW: `{arg}` looks like who the call reaches",
+                quoted(kind),
+                quoted(arg)
             );
+        }
+        all => {
+            let _ = writeln!(
+                out,
+                "audience = [  # REVIEW: each looks like who the call reaches; all of them count"
+            );
+            for (kind, arg) in all {
+                let _ = writeln!(
+                    out,
+                    "  {{ kind = {}, arg = {} }},",
+                    quoted(kind),
+                    quoted(arg)
+                );
+            }
+            let _ = writeln!(out, "]");
         }
     }
     if let Some(a) = of(Role::ActsAs).first() {
@@ -307,12 +316,10 @@ mod tests {
             "{d}"
         );
         assert!(d.contains("optional = [\"cc\", \"from\"]"), "{d}");
-        assert!(
-            d.contains("audience = { kind = \"email\", arg = \"to\" }"),
-            "{d}"
-        );
+        assert!(d.contains("audience = [  # REVIEW"), "{d}");
+        assert!(d.contains("  { kind = \"email\", arg = \"to\" },\n"), "{d}");
+        assert!(d.contains("  { kind = \"email\", arg = \"cc\" },\n"), "{d}");
         assert!(d.contains("acts_as = \"from\""), "{d}");
-        assert!(d.contains("also looks like an audience"), "{d}");
     }
 
     #[test]

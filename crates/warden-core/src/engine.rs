@@ -926,16 +926,18 @@ impl Engine {
     /// True when a URL argument of the call holds text the session read from a trusted source
     /// (a path segment or query value of at least [`URL_TOKEN_MIN`] characters).
     fn url_carries_session_data(&self, spec: &ToolSpec, cx: &Ctx<'_>) -> bool {
-        let Some(crate::catalog::AudienceRule::Url(arg)) = &spec.audience else {
-            return false;
-        };
-        let Some(url) = cx.call.args.get(arg).and_then(Value::as_str) else {
-            return false;
-        };
-        crate::catalog::url_payload_tokens(url)
-            .iter()
-            .filter(|t| t.chars().count() >= URL_TOKEN_MIN)
-            .any(|t| cx.session.trusted_text.contains(t))
+        spec.audience.iter().any(|r| {
+            let crate::catalog::AudienceRule::Url(arg) = r else {
+                return false;
+            };
+            let Some(url) = cx.call.args.get(arg).and_then(Value::as_str) else {
+                return false;
+            };
+            crate::catalog::url_payload_tokens(url)
+                .iter()
+                .filter(|t| t.chars().count() >= URL_TOKEN_MIN)
+                .any(|t| cx.session.trusted_text.contains(t))
+        })
     }
 
     /// The information-flow facts of a call: labels in, exposure, provenance.

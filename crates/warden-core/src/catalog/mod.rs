@@ -54,7 +54,7 @@ struct RawTool {
     lists: Vec<String>,
     resource: RawResource,
     #[serde(default)]
-    audience: Option<RawAudience>,
+    audience: Option<OneOrMany<RawAudience>>,
     #[serde(default)]
     labels: Vec<RawLabelRule>,
     #[serde(default)]
@@ -80,6 +80,23 @@ struct RawResource {
     id: Option<String>,
     #[serde(default)]
     prefix: Option<String>,
+}
+
+/// One table, or an array of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,8 +213,9 @@ pub struct ToolSpec {
     resource_arg: Option<String>,
     resource_id: Option<String>,
     resource_prefix: String,
-    /// Where the audience is found, for calls that reach people.
-    pub audience: Option<AudienceRule>,
+    /// Where the audience is found, for calls that reach people: every rule adds its readers
+    /// (`to`, `cc` and `bcc` of one message, say).
+    pub audience: Vec<AudienceRule>,
     labels: Vec<LabelRule>,
     default_labels: Vec<String>,
     /// Integrity of the tool's output.
@@ -356,31 +374,28 @@ impl Catalog {
                     "resource needs exactly one of `arg` or `id`".into(),
                 );
             }
-            let audience = match &t.audience {
-                None => None,
-                Some(a) => {
-                    let arg = a.arg.clone();
-                    let r = match (a.kind.as_str(), arg, a.group.clone()) {
-                        ("channel", Some(x), None) => Some(AudienceRule::Channel(x)),
-                        ("user", Some(x), None) => Some(AudienceRule::User(x)),
-                        ("email", Some(x), None) => Some(AudienceRule::Email(x)),
-                        ("group", None, Some(g)) => Some(AudienceRule::FixedGroup(g)),
-                        ("group", Some(x), None) => Some(AudienceRule::GroupArg(x)),
-                        ("url", Some(x), None) => Some(AudienceRule::Url(x)),
-                        _ => None,
-                    };
-                    if r.is_none() {
-                        err(
-                            Some("audience"),
-                            format!(
-                                "audience kind `{}` needs `arg` (channel, user, email, group, url) or `group` (group)",
-                                a.kind
-                            ),
-                        );
-                    }
-                    r
+            let mut audience = Vec::new();
+            for a in t.audience.map(OneOrMany::into_vec).unwrap_or_default() {
+                let r = match (a.kind.as_str(), a.arg, a.group) {
+                    ("channel", Some(x), None) => Some(AudienceRule::Channel(x)),
+                    ("user", Some(x), None) => Some(AudienceRule::User(x)),
+                    ("email", Some(x), None) => Some(AudienceRule::Email(x)),
+                    ("group", None, Some(g)) => Some(AudienceRule::FixedGroup(g)),
+                    ("group", Some(x), None) => Some(AudienceRule::GroupArg(x)),
+                    ("url", Some(x), None) => Some(AudienceRule::Url(x)),
+                    _ => None,
+                };
+                match r {
+                    Some(r) => audience.push(r),
+                    None => err(
+                        Some("audience"),
+                        format!(
+                            "audience kind `{}` needs `arg` (channel, user, email, group, url) or `group` (group)",
+                            a.kind
+                        ),
+                    ),
                 }
-            };
+            }
             let output = match t.output.as_deref() {
                 None | Some("trusted") => Integrity::Trusted,
                 Some("untrusted") => Integrity::Untrusted,
@@ -483,8 +498,8 @@ impl Catalog {
             declared.extend(labels.iter().map(|r| r.arg.clone()));
             declared.extend(
                 audience
-                    .as_ref()
-                    .and_then(AudienceRule::arg)
+                    .iter()
+                    .filter_map(AudienceRule::arg)
                     .map(str::to_string),
             );
             tools.insert(
@@ -661,9 +676,19 @@ impl ToolSpec {
         } else {
             raw
         };
-        let audience = match &self.audience {
-            None => None,
-            Some(rule) => Some(self.audience_of(rule, map, dir)?),
+        let audience = if self.audience.is_empty() {
+            None
+        } else {
+            let mut all = Audience::default();
+            for rule in &self.audience {
+                let a = self.audience_of(rule, map, dir)?;
+                all.channels.extend(a.channels);
+                all.groups.extend(a.groups);
+                all.users.extend(a.users);
+                all.external.extend(a.external);
+                all.unknown.extend(a.unknown);
+            }
+            Some(all)
         };
         let acts_as = match &self.acts_as {
             Some(a) => match map.get(a) {
@@ -792,15 +817,13 @@ impl ToolSpec {
     /// can leave inside them.
     pub fn is_addressing_arg(&self, arg: &str) -> bool {
         self.acts_as.as_deref() == Some(arg)
-            || match &self.audience {
-                Some(
-                    AudienceRule::Channel(a)
-                    | AudienceRule::User(a)
-                    | AudienceRule::Email(a)
-                    | AudienceRule::GroupArg(a),
-                ) => a == arg,
-                _ => false,
-            }
+            || self.audience.iter().any(|r| match r {
+                AudienceRule::Channel(a)
+                | AudienceRule::User(a)
+                | AudienceRule::Email(a)
+                | AudienceRule::GroupArg(a) => a == arg,
+                AudienceRule::Url(_) | AudienceRule::FixedGroup(_) => false,
+            })
     }
 
     /// Every label the catalog can attach to this tool's data.
