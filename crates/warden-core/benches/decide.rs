@@ -124,6 +124,7 @@ impl Fixture {
                 "untrusted_input": false,
                 "untrusted_direction": false,
                 "privileged_advice": false,
+                "fetch": false,
             },
             "exposure": {"audience": 0, "count": 0, "external": 0, "external_exposed": 0, "labels": []},
             "mission": {
@@ -483,6 +484,7 @@ fn replica_context(f: &Fixture) -> Context {
                 ("untrusted_input", rb(false)),
                 ("untrusted_direction", rb(false)),
                 ("privileged_advice", rb(false)),
+                ("fetch", rb(false)),
             ]),
         ),
         (

@@ -76,7 +76,7 @@ pub fn canonical_in(value: &str, fold: Fold) -> Option<String> {
         }
         text = Cow::Owned(nfkc(&decoded).into_owned());
     }
-    let mut c = if has_scheme(&text) {
+    let mut c = if crate::catalog::has_scheme(&text) {
         url_form(&text).unwrap_or_else(|| text.to_string())
     } else {
         path_form(&text)
@@ -139,16 +139,6 @@ fn lenient_utf8(bytes: &[u8]) -> String {
 /// Whether a byte may make the canonical form differ.
 fn needs_look(b: u8) -> bool {
     matches!(b, b'%' | b'.' | b'/' | b'\\' | b' ') || b.is_ascii_uppercase() || !b.is_ascii()
-}
-
-/// Whether `s` starts with `scheme://`.
-fn has_scheme(s: &str) -> bool {
-    let Some((scheme, _)) = s.split_once("://") else {
-        return false;
-    };
-    let mut chars = scheme.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 fn url_form(s: &str) -> Option<String> {

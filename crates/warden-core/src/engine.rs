@@ -187,6 +187,7 @@ const CONTEXT_NAMES: [(&str, &[&str]); 14] = [
             "untrusted_input",
             "untrusted_direction",
             "privileged_advice",
+            "fetch",
         ],
     ),
     (
@@ -495,7 +496,7 @@ impl Engine {
             .templates
             .get(&mission.template)
             .ok_or_else(|| format!("unknown mission template `{}`", mission.template))?;
-        let (flow, exposure, advice) = self.flow(&cx, spec, &resolved);
+        let (flow, exposure, advice) = self.flow(&cx, spec, &resolved, template);
         let context = self.context(
             &cx,
             spec,
@@ -680,7 +681,7 @@ impl Engine {
             return cx.deny(Stage::Mission, v.0);
         }
         // 5. Flow.
-        let (flow, exposure, advice) = self.flow(cx, spec, resolved);
+        let (flow, exposure, advice) = self.flow(cx, spec, resolved, template);
         // 6. Policy, twice.
         let context = match self.context(
             cx,
@@ -924,19 +925,17 @@ impl Engine {
     }
 
     /// True when a URL argument of the call holds text the session read from a trusted source
-    /// (a path segment or query value of at least [`URL_TOKEN_MIN`] characters).
+    /// (a part of at least [`URL_TOKEN_MIN`] characters).
     fn url_carries_session_data(&self, spec: &ToolSpec, cx: &Ctx<'_>) -> bool {
         spec.audience.iter().any(|r| {
             let crate::catalog::AudienceRule::Url(arg) = r else {
                 return false;
             };
-            let Some(url) = cx.call.args.get(arg).and_then(Value::as_str) else {
-                return false;
-            };
-            crate::catalog::url_payload_tokens(url)
-                .iter()
-                .filter(|t| t.chars().count() >= URL_TOKEN_MIN)
-                .any(|t| cx.session.trusted_text.contains(t))
+            cx.call
+                .args
+                .get(arg)
+                .and_then(Value::as_str)
+                .is_some_and(|url| crate::links::url_carries_session_text(url, cx.session))
         })
     }
 
@@ -946,6 +945,7 @@ impl Engine {
         cx: &Ctx<'_>,
         spec: &ToolSpec,
         resolved: &Resolved,
+        template: &crate::mission::MissionTemplate,
     ) -> (FlowFacts, Option<Exposure>, bool) {
         let cfg = &self.config;
         let s = cx.session;
@@ -964,9 +964,15 @@ impl Engine {
             f.argument_labels.insert("secret".into());
         }
         // What the session holds flows into every call that reaches people. A read that reaches
-        // a host (a URL) carries the session's data only when the URL holds some of it.
-        let taint_flows = spec.effect != Effect::Read
-            || (resolved.audience.is_some() && self.url_carries_session_data(spec, cx));
+        // a host outside (a fetch) sends it there, unless the mission names the host; so does
+        // one whose URL holds some of it.
+        let url_data = self.url_carries_session_data(spec, cx);
+        let fetch = spec.effect == Effect::Read
+            && crate::links::fetched_hosts(cfg, spec, &cx.call.args)
+                .iter()
+                .any(|h| !template.names_host(h));
+        f.fetch = fetch && !url_data;
+        let taint_flows = spec.effect != Effect::Read || url_data || fetch;
         let mut labels: BTreeSet<Label> = BTreeSet::new();
         if taint_flows {
             // One pass over the taint for the labels and their first sources. The taint is
@@ -1044,19 +1050,29 @@ impl Engine {
                 f.untrusted_direction.push(format!("{arg}={v}"));
             }
         }
-        // Exposure.
-        let exposure = resolved
+        // Exposure: of the audience to everything flowing in, and of each host a link reaches
+        // to what its URL carries.
+        let mut exposure = resolved
             .audience
             .as_ref()
             .map(|aud| cfg.directory.exposure(aud, &f.labels));
-        f.external_action = match spec.effect {
-            Effect::Read => false,
-            Effect::Egress => true,
-            _ => !resolved
-                .audience
-                .as_ref()
-                .is_some_and(|a: &Audience| a.only(&cx.mission.principal)),
+        let links = if spec.effect == Effect::Read {
+            Vec::new()
+        } else {
+            crate::links::link_exits(cfg, spec, &cx.call.args, s, &f.labels)
         };
+        if let Some(more) = crate::links::links_exposure(cfg, &links) {
+            exposure.get_or_insert_with(Exposure::default).add(more);
+        }
+        f.external_action = !links.is_empty()
+            || match spec.effect {
+                Effect::Read => false,
+                Effect::Egress => true,
+                _ => !resolved
+                    .audience
+                    .as_ref()
+                    .is_some_and(|a: &Audience| a.only(&cx.mission.principal)),
+            };
         (f, exposure, advice)
     }
 
@@ -1152,6 +1168,7 @@ impl Engine {
                             vbool(!f.untrusted_direction.is_empty())
                         }),
                         ("privileged_advice", &|| vbool(advice)),
+                        ("fetch", &|| vbool(f.fetch)),
                     ],
                 )
             }),
@@ -1391,13 +1408,13 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
             thousands(x.count),
             thousands(x.audience)
         );
+        let mut first = true;
+        let mut sep = |text: &mut String| {
+            if !std::mem::take(&mut first) {
+                text.push_str(", ");
+            }
+        };
         if let Some(a) = &resolved.audience {
-            let mut first = true;
-            let mut sep = |text: &mut String| {
-                if !std::mem::take(&mut first) {
-                    text.push_str(", ");
-                }
-            };
             for c in &a.channels {
                 sep(&mut text);
                 text.push_str("channel ");
@@ -1422,6 +1439,11 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
                 push_excerpt(&mut text, name);
                 text.push_str(" (not in the directory)");
             }
+        }
+        // Hosts the call's links reach (see `crate::links`).
+        for name in x.sample.iter().filter(|n| n.contains(" (a link in `")) {
+            sep(&mut text);
+            text.push_str(name);
         }
         text.push_str(") are not cleared for ");
         push_listed(&mut text, x.labels.iter().map(|l| &**l), x.labels.len());

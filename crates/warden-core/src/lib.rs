@@ -17,6 +17,7 @@ pub mod directory;
 pub mod discover;
 pub mod engine;
 pub mod error;
+pub mod links;
 pub mod mission;
 pub mod model;
 pub mod pattern;

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use globset::{Glob, GlobMatcher};
+use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -26,6 +26,8 @@ struct RawTemplate {
     tools: Vec<String>,
     #[serde(default)]
     resources: Vec<String>,
+    #[serde(default)]
+    hosts: Vec<String>,
     #[serde(default)]
     read_labels: Option<Vec<String>>,
     #[serde(default)]
@@ -82,6 +84,10 @@ pub struct MissionTemplate {
     pub tools: Vec<ToolPattern>,
     resources: Vec<GlobMatcher>,
     resource_patterns: Vec<String>,
+    /// Hosts outside the organisation the mission may reach (globs, case-insensitive; empty:
+    /// any, and fetching from one sends what the mission holds).
+    hosts: Vec<GlobMatcher>,
+    host_patterns: Vec<String>,
     /// The most sensitive labels it may read (`None`: bounded only by the principal's clearances).
     pub read_labels: Option<BTreeSet<String>>,
     /// Where it may publish.
@@ -210,6 +216,13 @@ pub fn parse_templates(
                 Err(e) => err("resources", format!("invalid resource pattern `{p}`: {e}")),
             }
         }
+        let mut hosts = Vec::new();
+        for p in &t.hosts {
+            match GlobBuilder::new(p).case_insensitive(true).build() {
+                Ok(g) => hosts.push(g.compile_matcher()),
+                Err(e) => err("hosts", format!("invalid host pattern `{p}`: {e}")),
+            }
+        }
         if let Some(rl) = &t.read_labels {
             for l in rl {
                 if !known_labels.contains(l) {
@@ -250,6 +263,8 @@ pub fn parse_templates(
                 tools,
                 resources,
                 resource_patterns: t.resources,
+                hosts,
+                host_patterns: t.hosts,
                 read_labels: t.read_labels.map(|v| v.into_iter().collect()),
                 publish_to,
                 approval_effects,
@@ -268,6 +283,11 @@ pub fn parse_templates(
 }
 
 impl MissionTemplate {
+    /// Whether the template names `host` among the hosts it may reach.
+    pub fn names_host(&self, host: &str) -> bool {
+        self.hosts.iter().any(|g| g.is_match(host))
+    }
+
     /// True when the mission may ever use the tool.
     pub fn allows_tool(&self, tool: &str) -> bool {
         self.tools.iter().any(|p| p.matches(tool))
@@ -357,6 +377,26 @@ impl MissionTemplate {
                             .map(|l| format!("`{l}`"))
                             .collect::<Vec<_>>()
                             .join(", ")
+                    ));
+                }
+            }
+        }
+        // A template that names hosts reaches those only (outside the organisation).
+        if let (false, Some(aud)) = (self.hosts.is_empty(), audience) {
+            for rule in &spec.audience {
+                let crate::catalog::AudienceRule::Url(arg) = rule else {
+                    continue;
+                };
+                let Some(url) = args.get(arg).and_then(Value::as_str) else {
+                    continue;
+                };
+                let host = crate::catalog::url_host(url);
+                if aud.external.contains(&host) && !self.names_host(&host) {
+                    return v(format!(
+                        "host `{}` is outside the mission `{}`: it may reach {}",
+                        crate::engine::excerpt(&host),
+                        mission.id,
+                        self.host_patterns.join(", ")
                     ));
                 }
             }

@@ -164,6 +164,23 @@ pub struct Exposure {
     pub labels: BTreeSet<Label>,
 }
 
+impl Exposure {
+    /// Count the readers of `other` too (readers of both count twice: an exposure can be
+    /// overstated, never understated).
+    pub fn add(&mut self, other: Exposure) {
+        self.audience += other.audience;
+        self.count += other.count;
+        self.external += other.external;
+        self.external_exposed += other.external_exposed;
+        for s in other.sample {
+            if self.sample.len() < crate::directory::EXPOSURE_SAMPLE && !self.sample.contains(&s) {
+                self.sample.push(s);
+            }
+        }
+        self.labels.extend(other.labels);
+    }
+}
+
 /// Where a label in the session came from: enough to explain it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelSource {
@@ -200,6 +217,10 @@ pub struct FlowFacts {
     pub sensitive: bool,
     /// Whether the call is an external or state-changing action beyond the principal.
     pub external_action: bool,
+    /// Whether the call is a read that reaches a host outside the organisation the mission
+    /// does not name (a fetch), its URL carrying none of the session's data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fetch: bool,
 }
 
 /// A decision: the outcome, why, and the facts it rested on. Any error while deciding yields `Deny`.

@@ -49,6 +49,9 @@ type Flow = {
   untrusted_direction: Bool,
   // The arguments tell a reader to widen access.
   privileged_advice: Bool,
+  // A read that reaches a host outside the organisation the mission does not name (a fetch),
+  // its URL carrying none of the session's data: what the mission holds goes with it.
+  fetch: Bool,
 };
 
 // Who would see the call's output and is not cleared for it (all zero without an audience).

@@ -17,7 +17,8 @@ use crate::model::Effect;
 mod labels;
 mod urls;
 
-pub use urls::{url_host, url_payload_tokens};
+pub(crate) use urls::has_scheme;
+pub use urls::{find_urls, parse_url, url_host, url_payload_text, url_payload_tokens, MAX_URLS};
 
 /// The integrity label carried by content that people outside the principal could have written.
 pub const UNTRUSTED: &str = "untrusted";

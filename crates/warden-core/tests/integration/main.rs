@@ -11,6 +11,8 @@
 //! - `audience`: an optional audience argument left out adds no one; an unknown recipient is
 //!   an outsider.
 //! - `spellings`: a path spelled another way is labelled and bounded as its canonical form.
+//! - `links`: URLs are exits — a link in any argument reaches its host with what it carries;
+//!   a fetch reaches its host with what the mission holds.
 //! - `large_sets`: a wrong policy among 10,000 still fails strict validation with its line;
 //!   policies validated once per shape still report their own errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -20,6 +22,7 @@ mod common;
 mod config_errors;
 mod corpus;
 mod large_sets;
+mod links;
 mod properties;
 mod slicing;
 mod spellings;

@@ -41,7 +41,7 @@ fn sliced_evaluation_agrees_with_bare_cedar() {
                 "on_behalf_of": {"__entity": {"type": "User", "id": "alice"}},
                 "has_audience": count > 0, "acts_as": acts_as, "acts_as_other": false,
                 "flow": {"labels": labels, "resource_labels": labels, "argument_labels": [], "sensitive": false,
-                         "untrusted_input": false, "untrusted_direction": false, "privileged_advice": false},
+                         "untrusted_input": false, "untrusted_direction": false, "privileged_advice": false, "fetch": false},
                 "exposure": {"audience": 10, "count": count, "external": 0, "external_exposed": 0, "labels": []},
                 "mission": {"id": "m", "template": "t", "purpose": "", "approval_effects": effects, "publish_to": "any",
                             "seconds_left": 60, "calls_left": 5},

@@ -243,10 +243,13 @@ fn catalog_discover_drafts_entries_warden_loads() {
         out.contains("audience = { kind = \"user\", arg = \"to\" }"),
         "{out}"
     );
-    assert!(
-        out.contains("audience = { kind = \"email\", arg = \"to\" }"),
-        "{out}"
-    );
+    // Mail reaches `to`, `cc` and `bcc`: all three are drafted as its audiences.
+    for arg in ["to", "cc", "bcc"] {
+        assert!(
+            out.contains(&format!("  {{ kind = \"email\", arg = \"{arg}\" }},\n")),
+            "{out}"
+        );
+    }
     assert!(out.contains("acts_as = \"as_user\""), "{out}");
     // The drafts are a catalog Warden loads.
     let labels = ["public", "internal"]
