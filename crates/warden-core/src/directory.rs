@@ -78,6 +78,9 @@ struct AudienceIndex {
     by_profile: Vec<(usize, u64, Vec<String>)>,
 }
 
+/// The index of every user in the directory.
+const EVERYONE: &str = "everyone";
+
 /// A resolved audience: who a call would reach.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Audience {
@@ -91,6 +94,9 @@ pub struct Audience {
     pub external: Vec<String>,
     /// Recipients named that the directory does not know (treated as external).
     pub unknown: Vec<String>,
+    /// The readers of a place the call writes: everyone in the directory cleared for every one
+    /// of these labels (`public` and reader-set labels are not asked for).
+    pub place: Option<Vec<String>>,
 }
 
 impl Audience {
@@ -100,6 +106,7 @@ impl Audience {
             && self.groups.is_empty()
             && self.external.is_empty()
             && self.unknown.is_empty()
+            && self.place.is_none()
             && self.users.iter().all(|u| u == user)
     }
 }
@@ -435,6 +442,7 @@ impl Directory {
             }
             idx.insert(format!("channel:{ch}"), self.index_of(set.into_iter()));
         }
+        idx.insert(EVERYONE.into(), self.index_of(self.users.keys()));
         self.indexes = idx;
     }
 
@@ -600,6 +608,37 @@ impl Directory {
                 }
             }
         }
+        // The readers of a place written: the profiles cleared for its labels.
+        if let (Some(place), Some(ix)) = (&audience.place, self.indexes.get(EVERYONE)) {
+            let mut need = Bits::new(self.label_names.len());
+            let mut readable = true;
+            for l in place {
+                if l == PUBLIC || l.starts_with(CHANNEL_LABEL_PREFIX) {
+                    continue;
+                }
+                match self.label_ids.get(l.as_str()) {
+                    Some(i) => need.set(*i),
+                    None => readable = false,
+                }
+            }
+            for (p, n, s) in ix.by_profile.iter().filter(|_| readable) {
+                let Some(bits) = self.profile_bits.get(*p) else {
+                    continue;
+                };
+                if !bits.has_all(&need) {
+                    continue;
+                }
+                exp.audience += n;
+                if expose(Some(bits), &mut uncovered) {
+                    exp.count += n;
+                    for name in s {
+                        if sample.len() < EXPOSURE_SAMPLE {
+                            sample.insert(name.clone());
+                        }
+                    }
+                }
+            }
+        }
         let mut counted_users: BTreeSet<&str> = BTreeSet::new();
         for u in &audience.users {
             if !counted_users.insert(u) {
@@ -693,6 +732,14 @@ impl Bits {
             }
         }
         any
+    }
+
+    /// Whether every bit of `want` is set in `self`.
+    fn has_all(&self, want: &Bits) -> bool {
+        want.0
+            .iter()
+            .enumerate()
+            .all(|(i, w)| w & !self.0.get(i).copied().unwrap_or(0) == 0)
     }
 
     /// Add all of `want` to `self`.

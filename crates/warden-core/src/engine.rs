@@ -1440,6 +1440,22 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
                 text.push_str(" (not in the directory)");
             }
         }
+        // The readers of a place written (a public one: its readers are named as the public).
+        if let Some(place) = resolved
+            .audience
+            .as_ref()
+            .and_then(|a| a.place.as_ref())
+            .filter(|p| !p.iter().any(|l| l == crate::directory::PUBLIC))
+        {
+            sep(&mut text);
+            text.push_str("readers of ");
+            push_excerpt(&mut text, &resolved.resource_id);
+            if !place.is_empty() {
+                text.push_str(" (cleared for ");
+                push_joined(&mut text, place.iter().map(String::as_str), ", ");
+                text.push(')');
+            }
+        }
         // Hosts the call's links reach (see `crate::links`).
         for name in x.sample.iter().filter(|n| n.contains(" (a link in `")) {
             sep(&mut text);

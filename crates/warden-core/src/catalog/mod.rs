@@ -705,6 +705,27 @@ impl ToolSpec {
             .filter_map(|a| map.get(a).map(|v| (a, v)))
             .flat_map(|(a, v)| self.values(a, v).into_iter().map(move |x| (a.clone(), x)))
             .collect();
+        // Writing to a place publishes to its readers (write-down): everyone cleared for its
+        // labels, the readers of the channels it belongs to, and anyone at all when it is public.
+        let audience = if self.effect == Effect::Write {
+            let mut a = audience.unwrap_or_default();
+            a.place = Some(labels.iter().cloned().collect());
+            a.channels.extend(
+                labels
+                    .iter()
+                    .filter_map(|l| l.strip_prefix(CHANNEL_LABEL_PREFIX))
+                    .map(str::to_string),
+            );
+            if labels.contains(crate::directory::PUBLIC) {
+                a.external.push(format!(
+                    "the public, who read {}",
+                    crate::engine::excerpt(&resource_id)
+                ));
+            }
+            Some(a)
+        } else {
+            audience
+        };
         Ok(Resolved {
             resource_type: self.resource_type.clone(),
             resource_id,
