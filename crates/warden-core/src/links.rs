@@ -40,12 +40,40 @@ pub struct LinkExit {
     pub carried: BTreeSet<Label>,
 }
 
-/// Whether a token of `url` repeats text the session read from a trusted source.
+/// Whether a part of `url` repeats text the session read from a trusted source, as written or
+/// base64-, base64url- or hex-encoded.
 pub fn url_carries_session_text(url: &str, session: &SessionState) -> bool {
+    let repeats = |t: &str| t.chars().count() >= URL_TOKEN_MIN && session.trusted_text.contains(t);
     url_payload_tokens(url)
         .iter()
-        .filter(|t| t.chars().count() >= URL_TOKEN_MIN)
-        .any(|t| session.trusted_text.contains(t))
+        .any(|t| repeats(t) || decodings(t).iter().any(|d| repeats(d)))
+}
+
+/// `token` decoded from base64 (standard or URL-safe, padded or not) and from hex, where that
+/// gives text.
+fn decodings(token: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    if token.len() < URL_TOKEN_MIN {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut keep = |bytes: Vec<u8>| {
+        if let Ok(s) = String::from_utf8(bytes) {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    };
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        if let Ok(b) = engine.decode(token) {
+            keep(b);
+        }
+    }
+    if let Ok(b) = hex::decode(token) {
+        keep(b);
+    }
+    out
 }
 
 /// The hosts outside the organisation that the links in a call's arguments reach, and what

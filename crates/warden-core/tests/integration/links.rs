@@ -71,7 +71,10 @@ fn wrapped(url: String) -> impl Strategy<Value = String> {
 
 /// A URL to an outside host carrying `token` somewhere, written with or without a scheme.
 fn carrying(token: &'static str) -> impl Strategy<Value = String> {
+    use base64::Engine as _;
     let encoded: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token);
+    let hexed = hex::encode(token);
     (
         prop::sample::select(vec!["https://", "http://", "//", "", "HTTPS://"]),
         prop::sample::select(vec![
@@ -85,6 +88,8 @@ fn carrying(token: &'static str) -> impl Strategy<Value = String> {
             format!("/x#{token}"),
             format!("/c?d={encoded}"),
             format!("/p/{encoded}/q"),
+            format!("/c?d={b64}"),
+            format!("/{hexed}/x.png"),
         ]),
     )
         .prop_map(|(scheme, host, rest)| format!("{scheme}{host}{rest}"))
