@@ -138,6 +138,8 @@ impl Fixture {
             "session": {"calls": 0, "untrusted_input": false, "sensitive_read": false},
             "rule_of_two": {"untrusted_input": false, "sensitive_data": false, "external_action": false, "count": 0},
             "hour_utc": (NOW_MS / 3_600_000) % 24,
+            "args": {},
+            "arg_summaries": {},
         });
         let context_json = serde_json::to_string(&ctx).unwrap();
         let schema = engine.config().policies.schema();
@@ -525,6 +527,8 @@ fn replica_context(f: &Fixture) -> Context {
             ]),
         ),
         ("hour_utc".to_string(), rlong((NOW_MS / 3_600_000) % 24)),
+        ("args".to_string(), rec(vec![])),
+        ("arg_summaries".to_string(), rec(vec![])),
     ];
     Context::from_pairs(pairs).unwrap()
 }

@@ -396,9 +396,7 @@ pub fn values(
         match convert(ty, v, name, is_list(name), true)? {
             Conv::Value(c) => out.push((SmolStr::from(name.as_str()), c)),
             Conv::Unrepresentable(why) => {
-                let text = v.to_string();
-                let digest = format!("sha256:{}", hex(&Sha256::digest(text.as_bytes())));
-                let length = text.len();
+                let (length, digest) = summary_of(v);
                 sums.push((
                     SmolStr::from(name.as_str()),
                     CValue::record(
@@ -440,6 +438,26 @@ pub fn refuse_summarised(spec: &ToolSpec, v: &ArgValues, used: &ContextUse) -> O
         "argument `{}` of `{}` cannot be given to policies ({}); policies read it, so the call is denied (its summary: length {}, digest {}); a policy that reads `context.arg_summaries` can decide such calls instead",
         s.arg, spec.name, s.why, s.length, s.digest
     ))
+}
+
+/// The length in bytes and the `sha256:` digest of a value's JSON text, streamed (the text is
+/// never held whole).
+fn summary_of(v: &Value) -> (usize, String) {
+    struct Hashing(Sha256, usize);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            self.1 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Sha256::new(), 0);
+    // Writing JSON to this writer cannot fail: it accepts every byte.
+    let _ = serde_json::to_writer(&mut h, v);
+    (h.1, format!("sha256:{}", hex(&h.0.finalize())))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -607,5 +625,125 @@ fn decimal(text: &str) -> Option<CValue> {
     match f.call(&[CValue::from(Literal::from(text))]).ok()? {
         PartialValue::Value(v) => Some(v),
         PartialValue::Residual(_) => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ty(s: &str) -> Result<ArgType, String> {
+        ArgType::parse(&RawArgType::Name(s.into()))
+    }
+
+    #[test]
+    fn type_names_are_read_and_written_back() {
+        assert_eq!(ty("long"), Ok(ArgType::Scalar(Scalar::Long)));
+        assert_eq!(ty(" set< decimal > "), Ok(ArgType::Set(Scalar::Decimal)));
+        assert!(ty("set<set<string>>")
+            .unwrap_err()
+            .contains("unknown argument type"));
+        assert!(ty("integer").is_err());
+        let raw: RawArgType = toml::from_str::<BTreeMap<String, RawArgType>>(
+            "t = { a = \"bool\", \"b c\" = { d = \"set<long>\" } }",
+        )
+        .unwrap()
+        .remove("t")
+        .unwrap();
+        let t = ArgType::parse(&raw).unwrap();
+        assert_eq!(
+            t.catalog_text(),
+            "{ a = \"bool\", \"b c\" = { d = \"set<long>\" } }"
+        );
+        assert_eq!(
+            t.schema_text(),
+            "{\"a\"?: Bool, \"b c\"?: {\"d\"?: Set<Long>}}"
+        );
+    }
+
+    #[test]
+    fn records_nest_at_most_four_deep() {
+        let mut raw = RawArgType::Name("long".into());
+        for _ in 0..=MAX_RECORD_DEPTH {
+            raw = RawArgType::Record([("x".to_string(), raw)].into_iter().collect());
+        }
+        assert!(ArgType::parse(&raw).unwrap_err().contains("nest at most"));
+    }
+
+    fn one(t: ArgType, v: Value) -> Result<ArgValues, Mismatch> {
+        let types = [("a".to_string(), t)].into_iter().collect();
+        let args = [("a".to_string(), v)].into_iter().collect();
+        values(&types, &args, |_| false)
+    }
+
+    #[test]
+    fn decimals_keep_four_fractional_digits_and_no_more() {
+        let d = ArgType::Scalar(Scalar::Decimal);
+        for ok in [
+            json!(1),
+            json!(-2.5),
+            json!(0.0001),
+            json!(922337203685477_i64),
+        ] {
+            let v = one(d.clone(), ok.clone()).unwrap();
+            assert!(v.summarised.is_empty(), "{ok}");
+        }
+        for summarised in [json!(0.00001), json!(1e20), json!(u64::MAX)] {
+            let v = one(d.clone(), summarised.clone()).unwrap();
+            assert_eq!(v.summarised.len(), 1, "{summarised}");
+        }
+    }
+
+    #[test]
+    fn a_summary_is_the_length_and_digest_of_the_json_text() {
+        let v = one(ArgType::Scalar(Scalar::String), json!("x".repeat(2000))).unwrap();
+        let s = &v.summarised[0];
+        assert_eq!(s.length, 2002);
+        assert!(s.digest.starts_with("sha256:") && s.digest.len() == 7 + 64);
+        assert!(s.why.contains("2000 bytes"), "{}", s.why);
+        assert!(
+            one(ArgType::Scalar(Scalar::String), json!("x".repeat(1024)))
+                .unwrap()
+                .summarised
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_streamed_summary_is_that_of_the_json_text() {
+        let v = json!({"a": ["x\"y", 1.5, null], "b": "é"});
+        let text = v.to_string();
+        let want = format!("sha256:{}", hex(&Sha256::digest(text.as_bytes())));
+        assert_eq!(summary_of(&v), (text.len(), want));
+    }
+
+    #[test]
+    fn a_list_argument_may_be_one_comma_separated_string() {
+        let types = [("to".to_string(), ArgType::Set(Scalar::String))]
+            .into_iter()
+            .collect();
+        let args = [("to".to_string(), json!("a@x, b@x"))]
+            .into_iter()
+            .collect();
+        assert!(values(&types, &args, |_| true).is_ok());
+        let err = values(&types, &args, |_| false).unwrap_err();
+        assert_eq!((err.at.as_str(), err.want), ("to", "an array"));
+    }
+
+    #[test]
+    fn json_schema_types_become_argument_types() {
+        let t = |v: Value| from_json_schema(&v);
+        assert_eq!(
+            t(json!({"type": "integer"})),
+            Some(ArgType::Scalar(Scalar::Long))
+        );
+        assert_eq!(
+            t(json!({"type": "array", "items": {"type": "boolean"}})),
+            Some(ArgType::Set(Scalar::Bool))
+        );
+        assert_eq!(t(json!({"type": ["number", "string"]})), None);
+        assert_eq!(t(json!({"type": "object"})), None);
+        assert_eq!(t(json!({})), None);
     }
 }

@@ -334,7 +334,7 @@ mod tests {
         );
         assert!(d.contains("acts_as = \"from\""), "{d}");
         assert!(
-            d.contains("types = { body = \"string\", from = \"string\", subject = \"string\", to = \"string\" }"),
+            d.contains("types = { to = \"string\", subject = \"string\", body = \"string\", from = \"string\" }"),
             "{d}"
         );
         assert!(d.contains("also looks like an audience"), "{d}");
@@ -384,7 +384,7 @@ mod tests {
             },
         );
         assert!(
-            d.contains("types = { amount = \"long\", \"dry run\" = \"bool\", memo = \"string\", opts = { depth = \"long\" }, rate = \"decimal\", tags = \"set<string>\" }"),
+            d.contains("types = { amount = \"long\", rate = \"decimal\", \"dry run\" = \"bool\", tags = \"set<string>\", memo = \"string\", opts = { depth = \"long\" } }"),
             "{d}"
         );
         let mut issues = crate::error::Issues::default();

@@ -374,6 +374,50 @@ mod tests {
         assert!(outline.len() > 100, "{}", outline.len());
     }
 
+    /// The context types agree: the same policies validate, or fail, against both forms.
+    #[test]
+    fn the_text_and_json_forms_type_contexts_alike() {
+        use cedar_policy::{PolicySet, ValidationMode, Validator};
+        let catalog = acme_catalog();
+        let from_json = build_schema(&catalog).unwrap();
+        let (from_text, _) = Schema::from_cedarschema_str(&schema_text(&catalog)).unwrap();
+        let q = r#"action == Action::"logs.query_logs""#;
+        let g = r#"action == Action::"acl.grant_access""#;
+        for (scope, cond, valid) in [
+            (
+                q,
+                "context.args has limit && context.args.limit > 1000",
+                true,
+            ),
+            (q, "context.args.limit > 1000", false),
+            (q, "context.args.nope == 1", false),
+            (
+                q,
+                r#"context.arg_summaries has limit && context.arg_summaries.limit.length > 1 && context.arg_summaries.limit.digest like "sha256:*""#,
+                true,
+            ),
+            (g, r#"context.args.permission == "admin""#, true),
+            (g, "context.args.permission == 1", false),
+            (
+                g,
+                r#"context.flow.labels.contains("secret") && context.mission.seconds_left > 0"#,
+                true,
+            ),
+            (
+                "action",
+                "context.args has limit && context.args.limit > 1",
+                true,
+            ),
+        ] {
+            let src = format!("forbid (principal, {scope}, resource) when {{ {cond} }};");
+            let set: PolicySet = src.parse().unwrap();
+            for schema in [&from_json, &from_text] {
+                let r = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+                assert_eq!(r.validation_passed(), valid, "{src}\n{r}");
+            }
+        }
+    }
+
     #[test]
     fn a_server_named_like_an_effect_is_refused_as_the_text_form_refuses_it() {
         let text = "[tools.\"read.x\"]\neffect = \"read\"\nrequired = []\nresource = { type = \"File\", arg = \"p\" }\n";
