@@ -321,7 +321,7 @@ impl ToolSpec {
     }
 
     /// The call's typed arguments as `context.args` and `context.arg_summaries`.
-    pub fn arg_values(&self, args: &Value) -> Result<ArgValues, ResolveError> {
+    pub fn typed_args(&self, args: &Value) -> Result<ArgValues, ResolveError> {
         let empty = Map::new();
         let map = args.as_object().unwrap_or(&empty);
         values(&self.types, map, |a| self.lists.contains(a)).map_err(|m| self.mismatch(m))

@@ -502,7 +502,7 @@ impl Engine {
             .get(&mission.template)
             .ok_or_else(|| format!("unknown mission template `{}`", mission.template))?;
         let (flow, exposure, advice) = self.flow(&cx, spec, &resolved);
-        let argv = spec.arg_values(&call.args).map_err(|e| e.to_string())?;
+        let argv = spec.typed_args(&call.args).map_err(|e| e.to_string())?;
         let context = self.context(
             &cx,
             spec,
@@ -691,7 +691,7 @@ impl Engine {
         let (flow, exposure, advice) = self.flow(cx, spec, resolved);
         // 6. Policy, twice. Typed arguments are built only when policies read them.
         let argv = if self.wanted.top(ARGS) || self.wanted.top(ARG_SUMMARIES) {
-            match spec.arg_values(&cx.call.args) {
+            match spec.typed_args(&cx.call.args) {
                 Ok(v) => Some(v),
                 Err(e) => return cx.deny(Stage::Resolve, e.to_string()),
             }
@@ -731,7 +731,7 @@ impl Engine {
         // A summarised required argument is absent from `args`, which the schema does not
         // allow: such contexts are not checked.
         #[cfg(debug_assertions)]
-        if let Ok(argv) = spec.arg_values(&cx.call.args) {
+        if let Ok(argv) = spec.typed_args(&cx.call.args) {
             let full = self.context(
                 cx,
                 spec,
