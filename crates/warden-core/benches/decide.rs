@@ -3,7 +3,7 @@
 //!
 //! Configurations are built in memory with N = 10, 100, 1,000 and 10,000 generated policies
 //! (agent ceilings, per-agent forbids and ask-forbids, per-tenant permits and forbids) plus the
-//! Acme default pack (`default.cedar`, `people.cedar`: 14 policies) in every configuration.
+//! Acme default pack (`default.cedar`, `people.cedar`: 15 policies) in every configuration.
 //!
 //! Run with `cargo bench -p warden-core --bench decide -- --warm-up-time 1 --measurement-time 3`.
 //! After criterion, a percentile pass times 20,000 single decisions per N and prints a table.
