@@ -3,7 +3,7 @@
 //!
 //! Configurations are built in memory with N = 10, 100, 1,000 and 10,000 generated policies
 //! (agent ceilings, per-agent forbids and ask-forbids, per-tenant permits and forbids) plus the
-//! Acme default pack (`default.cedar`, `people.cedar`: 14 policies) in every configuration.
+//! Acme default pack (`default.cedar`, `people.cedar`: 15 policies) in every configuration.
 //!
 //! Run with `cargo bench -p warden-core --bench decide -- --warm-up-time 1 --measurement-time 3`.
 //! After criterion, a percentile pass times 20,000 single decisions per N and prints a table.
@@ -139,6 +139,8 @@ impl Fixture {
             "session": {"calls": 0, "untrusted_input": false, "sensitive_read": false},
             "rule_of_two": {"untrusted_input": false, "sensitive_data": false, "external_action": false, "count": 0},
             "hour_utc": (NOW_MS / 3_600_000) % 24,
+            "args": {},
+            "arg_summaries": {},
         });
         let context_json = serde_json::to_string(&ctx).unwrap();
         let schema = engine.config().policies.schema();
@@ -527,6 +529,8 @@ fn replica_context(f: &Fixture) -> Context {
             ]),
         ),
         ("hour_utc".to_string(), rlong((NOW_MS / 3_600_000) % 24)),
+        ("args".to_string(), rec(vec![])),
+        ("arg_summaries".to_string(), rec(vec![])),
     ];
     Context::from_pairs(pairs).unwrap()
 }

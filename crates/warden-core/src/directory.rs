@@ -442,7 +442,9 @@ impl Directory {
             }
             idx.insert(format!("channel:{ch}"), self.index_of(set.into_iter()));
         }
-        idx.insert(EVERYONE.into(), self.index_of(self.users.keys()));
+        // In name order, so the sample of an exposure is the same on every run.
+        let everyone: BTreeSet<&String> = self.users.keys().collect();
+        idx.insert(EVERYONE.into(), self.index_of(everyone.into_iter()));
         self.indexes = idx;
     }
 

@@ -150,6 +150,27 @@ pub fn draft(server: &str, tool: &ToolInfo) -> String {
     if !optional.is_empty() {
         let _ = writeln!(out, "optional = {}", list(&optional));
     }
+    let types: Vec<String> = props
+        .iter()
+        .filter_map(|p| {
+            let ty = crate::args::from_json_schema(tool.input_schema.pointer(&format!(
+                "/properties/{}",
+                p.replace('~', "~0").replace('/', "~1")
+            ))?)?;
+            Some(format!(
+                "{} = {}",
+                crate::args::toml_key(p),
+                ty.catalog_text()
+            ))
+        })
+        .collect();
+    if !types.is_empty() {
+        let _ = writeln!(
+            out,
+            "types = {{ {} }}  # REVIEW: from the inputSchema; policies read these as `context.args`",
+            types.join(", ")
+        );
+    }
     // A recipient argument whose schema speaks of users rather than addresses names users.
     let schema_of = |p: &str| {
         tool.input_schema
@@ -320,6 +341,10 @@ mod tests {
         assert!(d.contains("  { kind = \"email\", arg = \"to\" },\n"), "{d}");
         assert!(d.contains("  { kind = \"email\", arg = \"cc\" },\n"), "{d}");
         assert!(d.contains("acts_as = \"from\""), "{d}");
+        assert!(
+            d.contains("types = { to = \"string\", subject = \"string\", body = \"string\", from = \"string\" }"),
+            "{d}"
+        );
     }
 
     #[test]
@@ -347,6 +372,33 @@ mod tests {
         assert!(c
             .get("misc.post \"it\"")
             .is_some_and(|t| t.acts_as.as_deref() == Some("as_user")));
+    }
+
+    #[test]
+    fn argument_types_are_drafted_from_the_input_schema() {
+        let d = draft(
+            "pay",
+            &ToolInfo {
+                name: "transfer".into(),
+                input_schema: json!({"type": "object", "properties": {
+                    "amount": {"type": "integer"}, "rate": {"type": "number"},
+                    "dry run": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}},
+                    "memo": {"type": ["string", "null"]}, "blob": {},
+                    "opts": {"type": "object", "properties": {"depth": {"type": "integer"}, "any": {}}},
+                    "rows": {"type": "array", "items": {"type": "object"}}
+                }, "required": ["amount"]}),
+                ..ToolInfo::default()
+            },
+        );
+        assert!(
+            d.contains("types = { amount = \"long\", rate = \"decimal\", \"dry run\" = \"bool\", tags = \"set<string>\", memo = \"string\", opts = { depth = \"long\" } }"),
+            "{d}"
+        );
+        let mut issues = crate::error::Issues::default();
+        let labels = ["internal".to_string()].into_iter().collect();
+        let c = crate::catalog::Catalog::parse("draft.toml", &d, &labels, &mut issues);
+        assert!(issues.0.is_empty(), "{:?}\n{d}", issues.0);
+        assert_eq!(c.get("pay.transfer").map(|t| t.arg_types().len()), Some(6));
     }
 
     #[test]

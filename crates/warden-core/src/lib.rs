@@ -9,6 +9,7 @@
 //! [`engine::Engine::commit`] → forward the [`engine::Permitted`] call → [`engine::Engine::absorb`]
 //! the output.
 
+pub mod args;
 pub mod canon;
 pub mod catalog;
 pub mod config;

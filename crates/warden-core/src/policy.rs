@@ -489,7 +489,14 @@ impl PolicyEngine {
                 ),
                 None => ("<policies>".into(), None),
             };
-            issues.push(&file, line, format!("policy `{id}`: {e}"));
+            let text = e.to_string();
+            // A typed argument read where the tool lacks it: say how to fix it.
+            let help = if text.contains("attribute `args.") {
+                " (policies read the arguments the catalog types, `types` in the tool's entry; on a group of tools, guard the read with `context.args has …` or name the tool)"
+            } else {
+                ""
+            };
+            issues.push(&file, line, format!("policy `{id}`: {text}{help}"));
         }
 
         let mut grouped: HashMap<(String, String), Vec<Policy>> = HashMap::new();

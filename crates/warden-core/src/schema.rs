@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 use cedar_policy::{Schema, SchemaFragment};
 use serde_json::{json, Map, Value};
 
-use crate::catalog::{Catalog, RESOURCE_TYPES};
+use crate::args::{record_json, record_text};
+use crate::catalog::{Catalog, ToolSpec, RESOURCE_TYPES};
 use crate::model::Effect;
 use crate::policy::PolicyError;
 
@@ -88,6 +89,13 @@ type RuleOfTwo = {
   count: Long,
 };
 
+// A call argument Cedar cannot hold (too large, not representable): the length in bytes of its
+// JSON text and `sha256:` with the hex SHA-256 of that text.
+type ArgSummary = { length: Long, digest: String };
+
+// The context every tool action shares. Each tool's context is `Ctx` and two records typed
+// from its catalog entry's `types`: `args` (the typed arguments, optional ones marked `?`) and
+// `arg_summaries` (an `ArgSummary` for each typed argument Cedar cannot hold).
 type Ctx = {
   tool: String,
   server: String,
@@ -121,15 +129,109 @@ pub fn schema_text(catalog: &Catalog) -> String {
     }
     s.push_str("\n// Tools.\n");
     let resources = RESOURCE_TYPES.join(", ");
+    // The shared attributes, as the base declares them in `Ctx`.
+    let shared = base_json()
+        .ok()
+        .and_then(|b| ctx_attributes(b).ok())
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", type_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
     for t in catalog.tools() {
+        let args = record_text(
+            t.arg_types()
+                .iter()
+                .map(|(k, ty)| (k, ty.schema_text(), t.requires(k))),
+        );
+        let sums = summaries_text(t);
         s.push_str(&format!(
-            "action \"{}\" in [\"{}\", \"{}\"] appliesTo {{ principal: [Agent, User], resource: [{resources}], context: Ctx }};\n",
+            "action \"{}\" in [\"{}\", \"{}\"] appliesTo {{\n  principal: [Agent, User],\n  resource: [{resources}],\n  context: {{ {shared},\n    args: {args},\n    arg_summaries: {sums} }}\n}};\n",
             t.name,
             t.effect.as_str(),
             t.server
         ));
     }
     s
+}
+
+fn summaries_text(t: &ToolSpec) -> String {
+    let inner: Vec<String> = t
+        .arg_types()
+        .keys()
+        .map(|k| format!("{}?: ArgSummary", Value::String(k.clone())))
+        .collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+/// The attributes of `Ctx` in the base's JSON form.
+fn ctx_attributes(base: &Map<String, Value>) -> Result<&Map<String, Value>, PolicyError> {
+    base.get("")
+        .and_then(|ns| ns.get("commonTypes"))
+        .and_then(|ct| ct.get("Ctx"))
+        .and_then(|c| c.get("attributes"))
+        .and_then(Value::as_object)
+        .ok_or_else(|| PolicyError::Schema("the base schema has no `Ctx` record".into()))
+}
+
+/// A type of Cedar's JSON schema format as schema text (the forms the base uses).
+fn type_text(v: &Value) -> String {
+    let name = || {
+        v.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    };
+    match v.get("type").and_then(Value::as_str) {
+        Some("Boolean") => "Bool".into(),
+        Some("Set") => format!(
+            "Set<{}>",
+            v.get("element").map(type_text).unwrap_or_default()
+        ),
+        Some("Record") => {
+            let attrs = v.get("attributes").and_then(Value::as_object);
+            let inner: Vec<String> = attrs
+                .into_iter()
+                .flatten()
+                .map(|(k, a)| {
+                    let opt = a.get("required") == Some(&Value::Bool(false));
+                    format!("{k}{}: {}", if opt { "?" } else { "" }, type_text(a))
+                })
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+        Some("Entity" | "EntityOrCommon" | "Extension") => name(),
+        Some(other) => other.to_string(),
+        None => "?".into(),
+    }
+}
+
+/// A tool's context type in Cedar's JSON schema format: `Ctx`'s attributes, `args` and
+/// `arg_summaries`.
+fn context_json(shared: &Map<String, Value>, t: &ToolSpec) -> Value {
+    let mut attrs = shared.clone();
+    attrs.insert(
+        "args".into(),
+        record_json(t.arg_types().iter().map(|(k, ty)| (k, ty, t.requires(k)))),
+    );
+    let sums: Map<String, Value> = t
+        .arg_types()
+        .keys()
+        .map(|k| {
+            (
+                k.clone(),
+                json!({ "type": "EntityOrCommon", "name": "ArgSummary", "required": false }),
+            )
+        })
+        .collect();
+    attrs.insert(
+        "arg_summaries".into(),
+        json!({ "type": "Record", "attributes": sums }),
+    );
+    json!({ "type": "Record", "attributes": attrs })
 }
 
 /// [`SCHEMA_BASE`] in Cedar's JSON schema format (the empty namespace), converted once.
@@ -162,7 +264,9 @@ fn expressible(name: &str) -> Result<(), PolicyError> {
 
 /// Build the Cedar schema for a catalog: the same schema as [`schema_text`] describes.
 pub fn build_schema(catalog: &Catalog) -> Result<Schema, PolicyError> {
-    let mut root = base_json()?.clone();
+    let base = base_json()?;
+    let shared = ctx_attributes(base)?;
+    let mut root = base.clone();
     let ns = root
         .get_mut("")
         .and_then(Value::as_object_mut)
@@ -191,7 +295,7 @@ pub fn build_schema(catalog: &Catalog) -> Result<Schema, PolicyError> {
                 "appliesTo": {
                     "principalTypes": ["Agent", "User"],
                     "resourceTypes": RESOURCE_TYPES,
-                    "context": { "type": "Ctx" },
+                    "context": context_json(shared, t),
                 },
             }),
         )?;
@@ -271,6 +375,50 @@ mod tests {
             "{outline:#?}"
         );
         assert!(outline.len() > 100, "{}", outline.len());
+    }
+
+    /// The context types agree: the same policies validate, or fail, against both forms.
+    #[test]
+    fn the_text_and_json_forms_type_contexts_alike() {
+        use cedar_policy::{PolicySet, ValidationMode, Validator};
+        let catalog = acme_catalog();
+        let from_json = build_schema(&catalog).unwrap();
+        let (from_text, _) = Schema::from_cedarschema_str(&schema_text(&catalog)).unwrap();
+        let q = r#"action == Action::"logs.query_logs""#;
+        let g = r#"action == Action::"acl.grant_access""#;
+        for (scope, cond, valid) in [
+            (
+                q,
+                "context.args has limit && context.args.limit > 1000",
+                true,
+            ),
+            (q, "context.args.limit > 1000", false),
+            (q, "context.args.nope == 1", false),
+            (
+                q,
+                r#"context.arg_summaries has limit && context.arg_summaries.limit.length > 1 && context.arg_summaries.limit.digest like "sha256:*""#,
+                true,
+            ),
+            (g, r#"context.args.permission == "admin""#, true),
+            (g, "context.args.permission == 1", false),
+            (
+                g,
+                r#"context.flow.labels.contains("secret") && context.mission.seconds_left > 0"#,
+                true,
+            ),
+            (
+                "action",
+                "context.args has limit && context.args.limit > 1",
+                true,
+            ),
+        ] {
+            let src = format!("forbid (principal, {scope}, resource) when {{ {cond} }};");
+            let set: PolicySet = src.parse().unwrap();
+            for schema in [&from_json, &from_text] {
+                let r = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+                assert_eq!(r.validation_passed(), valid, "{src}\n{r}");
+            }
+        }
     }
 
     #[test]

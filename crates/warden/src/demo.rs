@@ -59,6 +59,10 @@ mod embedded {
             "policies/people.cedar",
             include_str!("../../../examples/acme/policies/people.cedar"),
         ),
+        (
+            "policies/arguments.cedar",
+            include_str!("../../../examples/acme/policies/arguments.cedar"),
+        ),
     ];
     pub const CONFIG: &str = include_str!("../../../examples/acme/warden.toml");
 }

@@ -10,6 +10,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::args::{ArgType, RawArgType};
 use crate::directory::{Audience, Directory, CHANNEL_LABEL_PREFIX};
 use crate::error::{locate_toml, Issues};
 use crate::model::Effect;
@@ -53,6 +54,8 @@ struct RawTool {
     optional: Vec<String>,
     #[serde(default)]
     lists: Vec<String>,
+    #[serde(default)]
+    types: BTreeMap<String, RawArgType>,
     resource: RawResource,
     #[serde(default)]
     audience: Option<OneOrMany<RawAudience>>,
@@ -230,9 +233,11 @@ pub struct ToolSpec {
     /// Every argument the tool takes: `required`, `optional`, and those its rules read.
     declared: BTreeSet<String>,
     /// Arguments that are lists: an array, or one string of comma-separated items.
-    lists: BTreeSet<String>,
+    pub(crate) lists: BTreeSet<String>,
     /// Whether the server's store tells names apart by case.
     fold: crate::canon::Fold,
+    /// Declared argument types: the arguments policies read as `context.args`.
+    pub(crate) types: BTreeMap<String, ArgType>,
 }
 
 /// A call resolved through the catalog.
@@ -288,6 +293,16 @@ pub enum ResolveError {
         args: String,
         /// What it takes.
         declared: String,
+    },
+    /// An argument's value is not of its declared type.
+    #[error("argument `{at}` of `{tool}` must be {want} (its declared type)")]
+    ArgType {
+        /// The tool.
+        tool: String,
+        /// Where in the arguments.
+        at: String,
+        /// What it must be.
+        want: &'static str,
     },
     /// The audience names something the directory does not know.
     #[error("`{tool}` would reach {what}, which the directory does not know")]
@@ -477,6 +492,8 @@ impl Catalog {
                     add: r.add.clone(),
                 });
             }
+            let (types, problems) = crate::args::parse_types(&t.types);
+            problems.into_iter().for_each(|p| err(Some("types"), p));
             for l in &t.default_labels {
                 if !known_labels.contains(l) {
                     err(Some("default_labels"), format!("unknown label `{l}`"));
@@ -491,6 +508,7 @@ impl Catalog {
                 .iter()
                 .chain(&t.optional)
                 .chain(&t.lists)
+                .chain(t.types.keys())
                 .cloned()
                 .collect();
             declared.extend(t.resource.arg.iter().cloned());
@@ -526,6 +544,7 @@ impl Catalog {
                     declared,
                     lists: t.lists.into_iter().collect(),
                     fold,
+                    types,
                 },
             );
         }
@@ -658,6 +677,7 @@ impl ToolSpec {
                 });
             }
         }
+        self.check_arg_types(map)?;
         let resource_id = match (&self.resource_arg, &self.resource_id) {
             (Some(a), _) => format!("{}{}", self.resource_prefix, arg_string(self, map, a)?),
             (None, Some(id)) => id.clone(),

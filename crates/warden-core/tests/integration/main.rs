@@ -13,10 +13,13 @@
 //! - `spellings`: a path spelled another way is labelled and bounded as its canonical form.
 //! - `links`: URLs are exits — a link in any argument reaches its host with what it carries;
 //!   a fetch reaches its host with what the mission holds.
+//! - `args`: typed arguments in policy (`context.args`): longs, decimals, sets, records; wrong
+//!   types refused; values Cedar cannot hold summarised; unknown arguments refused at load.
 //! - `large_sets`: a wrong policy among 10,000 still fails strict validation with its line;
 //!   policies validated once per shape still report their own errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod args;
 mod audience;
 mod common;
 mod config_errors;

@@ -4,6 +4,27 @@ use warden_core::policy::uid;
 
 use crate::common::acme;
 
+/// A value of each required typed argument.
+fn required_args(tool: &warden_core::catalog::ToolSpec) -> serde_json::Value {
+    use warden_core::args::{ArgType, Scalar};
+    let mut m = serde_json::Map::new();
+    for (k, t) in tool.arg_types() {
+        if !tool.requires(k) {
+            continue;
+        }
+        let v = match t {
+            ArgType::Scalar(Scalar::String) => json!("read"),
+            ArgType::Scalar(Scalar::Long) => json!(1),
+            ArgType::Scalar(Scalar::Bool) => json!(false),
+            ArgType::Scalar(Scalar::Decimal) => json!({"__extn": {"fn": "decimal", "arg": "1.0"}}),
+            ArgType::Set(_) => json!([]),
+            ArgType::Record(_) => json!({}),
+        };
+        m.insert(k.clone(), v);
+    }
+    serde_json::Value::Object(m)
+}
+
 /// Sliced evaluation must agree with bare Cedar over the whole set, for every principal, tool
 /// and a spread of contexts.
 #[test]
@@ -48,6 +69,7 @@ fn sliced_evaluation_agrees_with_bare_cedar() {
                 "session": {"calls": 0, "untrusted_input": false, "sensitive_read": false},
                 "rule_of_two": {"untrusted_input": false, "sensitive_data": false, "external_action": false, "count": 0},
                 "hour_utc": 9,
+                "args": required_args(tool), "arg_summaries": {},
             });
             let context = Context::from_json_value(ctx, Some((schema, &action))).unwrap();
             for resource in [
