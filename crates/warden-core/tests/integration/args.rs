@@ -223,13 +223,7 @@ when { context.arg_summaries has note && context.arg_summaries.note.length > 100
 fn a_policy_reading_an_argument_the_tool_lacks_is_refused_at_load() {
     let catalog = catalog();
     let bad = "@id(\"ok\")\npermit(principal, action, resource);\n\n@id(\"reads-nope\")\nforbid (principal, action == Action::\"forum.order\", resource)\nwhen { context.args.nope == 1 };\n";
-    let Err(err) = load_with(
-        &acme_text(),
-        &[("catalog.toml", &catalog), ("policies/zz-bad.cedar", bad)],
-    ) else {
-        panic!("a policy reading a missing argument does not load");
-    };
-    let got: Vec<String> = err.0.iter().map(|i| i.to_string()).collect();
+    let got = load_errors(&catalog, bad);
     assert!(
         got.iter().any(|i| i.starts_with("policies/zz-bad.cedar:")
             && i.contains("reads-nope")
@@ -239,14 +233,19 @@ fn a_policy_reading_an_argument_the_tool_lacks_is_refused_at_load() {
     // On an effect group, every member is checked: reading `amount` unguarded fails, because
     // other read tools have no `amount`.
     let group = "@id(\"group-amount\")\nforbid (principal, action in Action::\"read\", resource)\nwhen { context.args.amount > 5 };\n";
+    let got = load_errors(&catalog, group);
+    assert!(got.iter().any(|i| i.contains("group-amount")), "{got:#?}");
+}
+
+/// The errors loading Acme with `catalog` and one more policy file `policy` reports.
+fn load_errors(catalog: &str, policy: &str) -> Vec<String> {
     let Err(err) = load_with(
         &acme_text(),
-        &[("catalog.toml", &catalog), ("policies/zz-bad.cedar", group)],
+        &[("catalog.toml", catalog), ("policies/zz-bad.cedar", policy)],
     ) else {
-        panic!("an unguarded read on a group does not load");
+        panic!("the configuration loads: {policy}");
     };
-    let got: Vec<String> = err.0.iter().map(|i| i.to_string()).collect();
-    assert!(got.iter().any(|i| i.contains("group-amount")), "{got:#?}");
+    err.0.iter().map(|i| i.to_string()).collect()
 }
 
 #[test]
