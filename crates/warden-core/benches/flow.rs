@@ -546,6 +546,9 @@ fn percentile_pass() {
     let scan = time_each(PERCENTILE_RUNS, || {
         black_box(detectors.scan(black_box(&body)));
     });
+    let links = time_each(PERCENTILE_RUNS, || {
+        black_box(warden_core::catalog::find_urls(black_box(&body)));
+    });
     let dir = &f.engine.config().directory;
     let aud = eng_help();
     let hundred: BTreeSet<Label> = f.cases[4]
@@ -681,6 +684,12 @@ fn percentile_pass() {
         out,
         "| detector scan of the 4 KB body | {:.1} | {:.1} |",
         scan.p50, scan.p99
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| links found in the 4 KB body (`find_urls`) | {:.1} | {:.1} |",
+        links.p50, links.p99
     )
     .unwrap();
     writeln!(

@@ -19,6 +19,9 @@ use url::Url;
 /// Schemes that reach a host over the network.
 const NETWORK_SCHEMES: [&str; 6] = ["http", "https", "ftp", "ws", "wss", "gopher"];
 
+/// Characters that end a URL in text: the delimiters of Markdown, HTML and autolinks.
+const DELIMITERS: &str = "<>\"'`()[]{}|\\^";
+
 /// The most URLs read from one call's arguments; more are counted as carrying everything.
 pub const MAX_URLS: usize = 32;
 
@@ -142,11 +145,13 @@ pub fn find_urls(text: &str) -> (Vec<String>, bool) {
     let Some(re) = RE
         .get_or_init(|| {
             // One URL character: anything but space and the delimiters of Markdown, HTML and
-            // autolinks.
-            const C: &str = r#"[^\s<>"'`()\[\]{}|\\^]"#;
+            // autolinks. Word boundaries are ASCII ones: a Unicode boundary keeps the regex
+            // engine off its fast path.
+            let c = format!("[^\\s{}]", regex::escape(DELIMITERS));
+            let c = c.as_str();
             let label = r"[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?";
             Regex::new(&format!(
-                r"(?i)(?:[a-z][a-z0-9+.\-]*:)?//{C}+|\bwww\.{C}+|\b{label}(?:\.{label})*\.[a-z]{{2,}}(?::[0-9]{{1,5}})?[/?\#]{C}*|\b(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}(?::[0-9]{{1,5}})?[/?\#]{C}*"
+                r"(?i)(?:[a-z][a-z0-9+.\-]*:)?//{c}+|(?-u:\b)www\.{c}+|(?-u:\b){label}(?:\.{label})*\.[a-z]{{2,}}(?::[0-9]{{1,5}})?[/?\#]{c}*|(?-u:\b)(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}(?::[0-9]{{1,5}})?[/?\#]{c}*"
             ))
             .ok()
         })
@@ -155,7 +160,10 @@ pub fn find_urls(text: &str) -> (Vec<String>, bool) {
         return (Vec::new(), !text.is_empty());
     };
     let mut out = Vec::new();
-    for m in re.find_iter(text) {
+    // A URL never spans a delimiter, so the pattern runs only over the few words that could
+    // hold one: those with `//`, starting `www.`, or with a dot and a path, query or fragment.
+    let candidates = candidate_words(text);
+    for m in candidates.into_iter().flat_map(|w| re.find_iter(w)) {
         let raw = m
             .as_str()
             .trim_end_matches(['.', ',', ';', ':', '!', '?', '*', '_']);
@@ -172,6 +180,76 @@ pub fn find_urls(text: &str) -> (Vec<String>, bool) {
         out.push(raw.to_string());
     }
     (out, false)
+}
+
+/// Whether each byte ends a word: ASCII white space and [`DELIMITERS`].
+static ENDS_WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let ends = b" \t\n\r\x0b\x0c<>\"'`()[]{}|\\^";
+    let mut i = 0;
+    while i < ends.len() {
+        t[ends[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// The words of `text` (the runs between bytes that end a word) that could hold a URL, found
+/// in one pass over its bytes.
+fn candidate_words(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    // Every URL form has a `/`, `?` or `#`, or starts `www.`: only the words around those are
+    // looked at (SIMD byte search), each once.
+    let mut words: Vec<(usize, usize)> = Vec::new();
+    let mut done = 0;
+    for i in memchr::memchr3_iter(b'/', b'?', b'#', b) {
+        if i >= done {
+            let (start, end) = word_at(b, i);
+            done = end;
+            let w = &b[start..end];
+            if memchr::memmem::find(w, b"//").is_some() || memchr::memchr(b'.', w).is_some() {
+                words.push((start, end));
+            }
+        }
+    }
+    for www in [&b"www."[..], b"WWW."] {
+        for i in memchr::memmem::find_iter(b, www) {
+            let (start, end) = word_at(b, i);
+            if start == i {
+                words.push((start, end));
+            }
+        }
+    }
+    words.sort_unstable();
+    words.dedup();
+    let mut out = Vec::new();
+    for (start, end) in words {
+        push_word(text, start, end, &mut out);
+    }
+    out
+}
+
+/// The word around byte `i`: the bytes before and after it up to a byte that ends a word.
+fn word_at(b: &[u8], i: usize) -> (usize, usize) {
+    let start = b[..i]
+        .iter()
+        .rposition(|&x| ENDS_WORD[usize::from(x)])
+        .map_or(0, |p| p + 1);
+    let end = b[i..]
+        .iter()
+        .position(|&x| ENDS_WORD[usize::from(x)])
+        .map_or(b.len(), |p| i + p);
+    (start, end)
+}
+
+/// Keep `text[start..end]` when it is long enough to be a URL. Every byte that ends a word is
+/// ASCII, so the word is whole characters.
+fn push_word<'a>(text: &'a str, start: usize, end: usize, out: &mut Vec<&'a str>) {
+    if end - start >= 4 {
+        if let Some(w) = text.get(start..end) {
+            out.push(w);
+        }
+    }
 }
 
 /// Whether `s` is an IPv4 network in CIDR notation (`203.0.113.0/24`), not a link.
