@@ -16,6 +16,7 @@
 //! - percent-escapes decoded (repeatedly, at most [`MAX_DECODES`] times) as a lenient decoder
 //!   reads them: an overlong UTF-8 sequence is the character it encodes (`%c0%ae` is `.`), any
 //!   other byte that is not UTF-8 is U+FFFD; each round is normalised again;
+//! - cut at its first NUL, as a C-based upstream reads it (`.env%00.md` is `.env`);
 //! - lowercased, for a store that ignores case ([`Fold::Case`]);
 //! - for a URL (`scheme://…`): parsed as WHATWG URLs are (the `url` crate): scheme and host
 //!   lowercased, `.` and `..` segments resolved;
@@ -75,6 +76,10 @@ pub fn canonical_in(value: &str, fold: Fold) -> Option<String> {
             break;
         }
         text = Cow::Owned(nfkc(&decoded).into_owned());
+    }
+    // A C-based upstream reads a name up to its first NUL (`.env%00.md` is `.env`).
+    if let Some(i) = text.find('\0') {
+        text = Cow::Owned(text[..i].to_string());
     }
     let mut c = if crate::catalog::has_scheme(&text) {
         url_form(&text).unwrap_or_else(|| text.to_string())
@@ -138,7 +143,7 @@ fn lenient_utf8(bytes: &[u8]) -> String {
 
 /// Whether a byte may make the canonical form differ.
 fn needs_look(b: u8) -> bool {
-    matches!(b, b'%' | b'.' | b'/' | b'\\' | b' ') || b.is_ascii_uppercase() || !b.is_ascii()
+    matches!(b, b'%' | b'.' | b'/' | b'\\' | b' ' | 0) || b.is_ascii_uppercase() || !b.is_ascii()
 }
 
 fn url_form(s: &str) -> Option<String> {
@@ -254,6 +259,8 @@ mod tests {
             ),
             ("ｓｅｃｒｅｔｓ／key", "secrets/key"),
             ("docs／public∕readme", "docs/public∕readme"),
+            ("secrets/key%00.md", "secrets/key"),
+            ("secrets/key\0.txt", "secrets/key"),
         ] {
             assert_eq!(c(written), canonical, "{written}");
         }

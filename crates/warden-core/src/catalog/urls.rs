@@ -20,7 +20,7 @@ use url::Url;
 const NETWORK_SCHEMES: [&str; 6] = ["http", "https", "ftp", "ws", "wss", "gopher"];
 
 /// Characters that end a URL in text: the delimiters of Markdown, HTML and autolinks.
-const DELIMITERS: &str = "<>\"'`()[]{}|\\^";
+const DELIMITERS: &str = "<>\"'`()[]{}|^";
 
 /// The most URLs read from one call's arguments; more are counted as carrying everything.
 pub const MAX_URLS: usize = 32;
@@ -151,7 +151,7 @@ pub fn find_urls(text: &str) -> (Vec<String>, bool) {
             let c = c.as_str();
             let label = r"[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?";
             Regex::new(&format!(
-                r"(?i)(?:[a-z][a-z0-9+.\-]*:)?//{c}+|(?-u:\b)www\.{c}+|(?-u:\b){label}(?:\.{label})*\.[a-z]{{2,}}(?::[0-9]{{1,5}})?[/?\#]{c}*|(?-u:\b)(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}(?::[0-9]{{1,5}})?[/?\#]{c}*"
+                r"(?i)(?:[a-z][a-z0-9+.\-]*:)?[/\\]{{2}}{c}+|(?-u:\b)www\.{c}+|(?-u:\b){label}(?:\.{label})*\.[a-z]{{2,}}(?::[0-9]{{1,5}})?[/?\#]{c}*|(?-u:\b)(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}(?::[0-9]{{1,5}})?[/?\#]{c}*"
             ))
             .ok()
         })
@@ -185,7 +185,7 @@ pub fn find_urls(text: &str) -> (Vec<String>, bool) {
 /// Whether each byte ends a word: ASCII white space and [`DELIMITERS`].
 static ENDS_WORD: [bool; 256] = {
     let mut t = [false; 256];
-    let ends = b" \t\n\r\x0b\x0c<>\"'`()[]{}|\\^";
+    let ends = b" \t\n\r\x0b\x0c<>\"'`()[]{}|^";
     let mut i = 0;
     while i < ends.len() {
         t[ends[i] as usize] = true;
@@ -211,6 +211,10 @@ fn candidate_words(text: &str) -> Vec<&str> {
                 words.push((start, end));
             }
         }
+    }
+    // Browsers read `https:\\host\path` as `https://host/path`.
+    for i in memchr::memmem::find_iter(b, b":\\\\") {
+        words.push(word_at(b, i));
     }
     for www in [&b"www."[..], b"WWW."] {
         for i in memchr::memmem::find_iter(b, www) {
@@ -305,6 +309,7 @@ mod tests {
         let text = "See [the docs](https://docs.example/a?x=1), ![img](//img.evil.example/p.png) \
                     <img src=\"http://pixel.evil.example/t.gif?d=abc\"> and <https://auto.example/>. \
                     Also evil.example/collect?d=secret, www.plain.example and 10.1.2.3:8080/x. \
+                    <a href=\"HTTPS:\\\\back.evil.example\\c\">b</a>. \
                     Not these: docs/public/faq.md, readme.md, v2.14.1, alice@acme.example, 203.0.113.0/24.";
         let (urls, more) = find_urls(text);
         let hosts: Vec<String> = urls.iter().map(|u| url_host(u)).collect();
@@ -317,7 +322,8 @@ mod tests {
                 "auto.example",
                 "evil.example",
                 "www.plain.example",
-                "10.1.2.3"
+                "10.1.2.3",
+                "back.evil.example"
             ],
             "{urls:?}"
         );
