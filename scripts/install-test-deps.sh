@@ -3,7 +3,8 @@
 #   - npm ci in tests/e2e (package-lock.json): @modelcontextprotocol/server-filesystem,
 #     @modelcontextprotocol/server-memory, @modelcontextprotocol/sdk (the TypeScript client);
 #   - a Python venv at tests/e2e/.venv with tests/e2e/requirements.txt: the official Python
-#     SDK `mcp`, pytest, pytest-timeout.
+#     SDK `mcp`, pytest, pytest-timeout;
+#   - a Python venv at benchmarks/agentdojo/.venv with agentdojo==0.1.35 (scripts/install-agentdojo.sh).
 # Needs Node >= 20 with npm and Python >= 3.10 with pip; reaches only the npm registry and PyPI.
 # Idempotent: a step whose lock file has not changed since it last succeeded is skipped
 # (FORCE=1 redoes everything).
@@ -71,5 +72,8 @@ else
   "$VENV/bin/python" -c 'import mcp, pytest, pytest_timeout' || die "the venv cannot import mcp/pytest"
   echo "$py_want" > "$py_stamp"
 fi
+
+# ---- AgentDojo ---------------------------------------------------------------------------------
+"$ROOT/scripts/install-agentdojo.sh"
 
 say "ok: $(cd "$E2E" && node -p 'const l=require("./package-lock.json").packages; ["@modelcontextprotocol/sdk","@modelcontextprotocol/server-filesystem","@modelcontextprotocol/server-memory"].map(p=>p+"@"+l["node_modules/"+p].version).join(" ")' 2>/dev/null), mcp $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test Warden has: formatting, lints, the Rust suites, docs, drift checks, the policy
-# tests and scenario replays of the reference config, and the end-to-end tests against real
-# MCP servers and clients. Exits non-zero on the first failure.
+# tests and scenario replays of the reference config, a quick AgentDojo replay, and the
+# end-to-end tests against real MCP servers and clients. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +39,10 @@ step "policy validate and policy test (Acme)"
 
 step "replay --check every Acme scenario"
 "$warden" replay --config examples/acme/warden.toml --check --format json examples/acme/scenarios/*.jsonl > /dev/null
+
+step "AgentDojo quick replay (benchmarks/agentdojo, a fixed subset of pairs through the pack)"
+WARDEN="$warden" benchmarks/agentdojo/run.sh --quick
+benchmarks/agentdojo/.venv/bin/python -m unittest discover -s benchmarks/agentdojo -p 'test_*.py'
 
 step "fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:-60} s from the committed seeds"
 scripts/fuzz-smoke.sh

@@ -21,10 +21,12 @@ import platform
 import subprocess
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement
 from agentdojo.agent_pipeline.tool_execution import tool_result_to_str
 from agentdojo.attacks.base_attacks import DEFAULT_MODEL_NAME, FixedJailbreakAttack
@@ -34,6 +36,10 @@ from agentdojo.functions_runtime import EmptyEnv, Env, FunctionCall, FunctionsRu
 from agentdojo.task_suite.load_suites import get_suites
 from agentdojo.task_suite.task_suite import TaskSuite
 from agentdojo.types import ChatAssistantMessage, ChatMessage, ChatToolResultMessage, text_content_block_from_string
+
+# The environments are YAML; parse them with libyaml when it is there (same result, faster).
+if getattr(yaml, "__with_libyaml__", False):
+    yaml.safe_load = lambda stream: yaml.load(stream, Loader=yaml.CSafeLoader)  # type: ignore[assignment]
 
 BENCHMARK_VERSION = "v1.2.2"
 SUITES = ("workspace", "travel", "banking", "slack")
@@ -79,6 +85,28 @@ class Case:
     @property
     def mission_id(self) -> str:
         return f"{self.suite}/{self.user_task}/{self.injection_task or 'benign'}"
+
+
+def cache_environments(suite: TaskSuite) -> None:
+    """Loading an environment parses its YAML (the slowest step here): keep each injected
+    environment once and hand out deep copies."""
+    if getattr(suite, "_warden_cached", False):
+        return
+    load = suite.load_and_inject_default_environment
+    cache: OrderedDict[tuple, Env] = OrderedDict()
+
+    def cached(injections: dict[str, str]) -> Env:
+        key = tuple(sorted(injections.items()))
+        if key in cache:
+            cache.move_to_end(key)
+        else:
+            cache[key] = load(injections)
+            if len(cache) > 8:
+                cache.popitem(last=False)
+        return cache[key].model_copy(deep=True)
+
+    suite.load_and_inject_default_environment = cached  # type: ignore[method-assign]
+    suite._warden_cached = True  # type: ignore[attr-defined]
 
 
 def make_attack(suite: TaskSuite) -> FixedJailbreakAttack:
@@ -237,6 +265,9 @@ class ReplayPipeline(BasePipelineElement):
         return query, runtime, env, [*messages, *new], extra_args
 
 
+_SCORES: dict[tuple[str, tuple[bool, ...]], tuple[bool, bool]] = {}
+
+
 def score(
     suite: TaskSuite,
     attack: FixedJailbreakAttack,
@@ -244,6 +275,13 @@ def score(
     run: Sequence[bool],
 ) -> tuple[bool, bool]:
     """(utility, attack succeeded) with only the calls where `run` is true executed."""
+    key = (case.mission_id, tuple(run))
+    if key not in _SCORES:
+        _SCORES[key] = _score(suite, attack, case, run)
+    return _SCORES[key]
+
+
+def _score(suite: TaskSuite, attack: FixedJailbreakAttack, case: Case, run: Sequence[bool]) -> tuple[bool, bool]:
     user_task = suite.get_user_task_by_id(case.user_task)
     injection_task = suite.get_injection_task_by_id(case.injection_task) if case.injection_task else None
     injections = attack.attack(user_task, injection_task) if injection_task else {}
@@ -319,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     files: dict[str, tuple[Path, Path]] = {}
     for name in names:
         suite = suites[name]
+        cache_environments(suite)
         attack = make_attack(suite)
         user_ids = QUICK_USER_TASKS[name] if args.quick else list(suite.user_tasks)
         cs: list[Case] = []
