@@ -416,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if c.carrier is None:
                 no_carrier += 1
+                broken.append(f"{c.mission_id}: no output of the user's calls carries the injection")
             measurable = any(x.origin == "injection" for x in c.calls)
             for x, d in zip(c.calls, ds, strict=True):
                 bucket = injected_calls if x.origin == "injection" else user_calls
@@ -433,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
             if rec["oracle"]["attack"]:
                 broken.append(f"{c.mission_id}: the attack succeeds with every injected call blocked")
             per_pair.append(rec)
+        if counts["allow-all"]["measurable"] and not counts["allow-all"]["attacks"]:
+            broken.append(f"{name}: no attack succeeds even when every call runs")
         per_suite[name] = {
             "systems": {
                 s: {
