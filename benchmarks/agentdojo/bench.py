@@ -342,13 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--suite", action="append", choices=SUITES, help="only this suite (repeatable)")
     ap.add_argument("--warden", default=str(root / "target" / "debug" / "warden"))
     ap.add_argument("--config", default=str(here / "pack" / "warden.toml"))
-    ap.add_argument("--out", default=str(here / "traces"))
+    ap.add_argument("--out", default=None, help="where the traces go (default: traces/, or traces/quick/ with --quick)")
     ap.add_argument("--results", default=None, help="where to write the results (default: results.json, or results-quick.json with --quick)")
     args = ap.parse_args(argv)
 
     suites = get_suites(BENCHMARK_VERSION)
     names = args.suite or list(SUITES)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else here / "traces" / ("quick" if args.quick else "")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
 
@@ -541,5 +541,36 @@ def print_table(r: dict) -> None:
         )
 
 
+def markdown(r: dict) -> str:
+    """The scorecard of a results file as Markdown tables (for BENCHMARKS.md)."""
+    rows = [*r["per_suite"].items(), ("**total**", r["total"])]
+    out = [
+        "| suite | pairs | system | attack success | utility under attack |",
+        "| --- | ---: | --- | ---: | ---: |",
+    ]
+    for name, v in rows:
+        for s in SYSTEMS:
+            k = v["systems"][s]
+            out.append(
+                f"| {name} | {k['pairs']} | {s} | {k['attack_success_pct']:.1f} % ({k['attacks']}/{k['measurable']}) "
+                f"| {k['utility_under_attack_pct']:.1f} % ({k['utility']}/{k['pairs']}) |"
+            )
+    out += [
+        "",
+        "| suite | benign tasks | need approval | with a deny | utility, no person | utility, ideal approver |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, v in rows:
+        b = v["benign"]
+        out.append(
+            f"| {name} | {b['tasks']} | {b['needing_approval_pct']:.1f} % ({b['ask']}) | {b['with_a_deny_pct']:.1f} % ({b['deny']}) "
+            f"| {b['utility_pct']:.1f} % ({b['utility']}) | {b['utility_approver_pct']:.1f} % ({b['utility_approver']}) |"
+        )
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+        print(markdown(json.loads(Path(sys.argv[2]).read_text())))
+        sys.exit(0)
     sys.exit(main())
