@@ -28,4 +28,5 @@ if [ ! -x "$WARDEN" ]; then
 fi
 
 "$WARDEN" policy validate --config "$HERE/pack/warden.toml" >&2
+"$WARDEN" policy test --config "$HERE/pack/warden.toml" | tail -1 >&2
 exec "$VENV/bin/python" "$HERE/bench.py" --warden "$WARDEN" "$@"
