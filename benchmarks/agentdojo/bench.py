@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warden", default=str(root / "target" / "debug" / "warden"))
     ap.add_argument("--config", default=str(here / "pack" / "warden.toml"))
     ap.add_argument("--out", default=None, help="where the traces go (default: traces/, or traces/quick/ with --quick)")
-    ap.add_argument("--results", default=None, help="where to write the results (default: results.json, or results-quick.json with --quick)")
+    ap.add_argument("--results", default=None, help="where to write the results (default: results.json; results-quick.json, results-SUITE.json for subsets)")
     args = ap.parse_args(argv)
 
     suites = get_suites(BENCHMARK_VERSION)
@@ -495,7 +495,9 @@ def main(argv: list[str] | None = None) -> int:
         "total": total,
         "pipeline_errors": broken,
     }
-    results_path = Path(args.results) if args.results else here / ("results-quick.json" if args.quick else "results.json")
+    # results.json is the full run's; a subset writes beside it (results-quick.json, results-banking.json).
+    subset = "-".join((["quick"] if args.quick else []) + ([] if names == list(SUITES) else names))
+    results_path = Path(args.results) if args.results else here / (f"results-{subset}.json" if subset else "results.json")
     results_path.write_text(json.dumps(results, indent=1) + "\n")
     (out / "pairs.json").write_text(json.dumps(per_pair) + "\n")
     print_table(results)

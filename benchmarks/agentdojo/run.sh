@@ -4,7 +4,7 @@
 #
 #   benchmarks/agentdojo/run.sh                  every pair of the four suites (results.json)
 #   benchmarks/agentdojo/run.sh --quick          a small fixed subset (results-quick.json)
-#   benchmarks/agentdojo/run.sh --suite banking  one suite (repeatable)
+#   benchmarks/agentdojo/run.sh --suite banking  one suite, repeatable (results-banking.json)
 #
 # Creates benchmarks/agentdojo/.venv (agentdojo==0.1.35 from PyPI) when missing and builds
 # target/debug/warden when missing (WARDEN=path uses another binary). Traces go to
