@@ -10,6 +10,7 @@
 //! the output.
 
 pub mod args;
+pub mod budget;
 pub mod canon;
 pub mod catalog;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod model;
 pub mod pattern;
 pub mod policy;
 pub mod policytest;
+pub mod query;
 pub mod schema;
 pub mod session;
 pub mod trace;
