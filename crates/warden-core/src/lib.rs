@@ -19,6 +19,7 @@ pub mod directory;
 pub mod discover;
 pub mod engine;
 pub mod error;
+pub mod holds;
 pub mod links;
 pub mod mission;
 pub mod model;
