@@ -4,8 +4,8 @@
 //!   labelled [`PUBLIC`], such as a fetched web page) keeps that label: a detector finding
 //!   contact details in it (`pii`) does not make it personal data. Secrets are the exception: a
 //!   key on a public page is still a secret. This is about labels only; a recipient taken from
-//!   such a page is still checked for where it came from. The same kind of finding in a later
-//!   call's arguments (a phone number, addresses) is read as that public text.
+//!   such a page is still checked for where it came from. The same values (a phone number,
+//!   addresses) in a later call's arguments are read as that public text.
 //! - **A team's own thread.** Untrusted text read from one channel is written by that channel's
 //!   members (the directory's readers of a channel are the people who post in it). A call that
 //!   publishes back into that same channel, and nowhere else, reaches only those members: what
@@ -29,50 +29,76 @@ pub fn keeps_detector_label(label: &str, resource_labels: &BTreeSet<String>) -> 
     label == SECRET || !resource_labels.contains(PUBLIC)
 }
 
-/// The most detector kinds a session remembers as found in public text.
-pub const MAX_PUBLIC_FINDINGS: usize = 64;
+/// The shortest value (characters) read back from public text.
+pub const MIN_PUBLIC_VALUE: usize = 6;
+/// The longest value (characters) read at a finding.
+const MAX_VALUE: usize = 96;
 
-fn finding_key(f: &Finding) -> String {
-    format!("{}/{}", f.label, f.detector)
-}
-
-/// Remember which detectors found what in public text (their labels were not kept), so that
-/// the same kind of finding in a later call's arguments is read as that public text.
-pub fn note_public_findings(
+/// Remember public text whose detector labels were not kept, so that the same values in a later
+/// call's arguments are read as that public text.
+pub fn note_public_text(
     session: &mut SessionState,
-    scan: &Scan,
+    output: &str,
+    dropped_any: bool,
     resource_labels: &BTreeSet<String>,
 ) {
-    for f in &scan.findings {
-        if keeps_detector_label(&f.label, resource_labels) {
-            continue;
-        }
-        if session.public_findings.len() >= MAX_PUBLIC_FINDINGS {
-            return;
-        }
-        session.public_findings.insert(finding_key(f));
+    if dropped_any && resource_labels.contains(PUBLIC) {
+        session.public_text.push(output);
     }
 }
 
+/// The value a finding points at in `text`: from its offset, letters, digits and `@.+-_()`, and
+/// spaces followed by a digit or `(` (a phone or card number), trailing `.`/`-` dropped. `None`
+/// when the finding was in decoded text, the offset is not in `text`, or the value is short.
+pub fn value_at<'t>(text: &'t str, f: &Finding) -> Option<&'t str> {
+    if f.encoding.is_some() {
+        return None;
+    }
+    let rest = text.get(f.offset..)?;
+    let mut end = 0;
+    let mut chars = rest.char_indices().peekable();
+    let mut n = 0;
+    while let Some((i, c)) = chars.next() {
+        let ok = c.is_alphanumeric()
+            || "@.+-_()".contains(c)
+            || (c == ' '
+                && chars
+                    .peek()
+                    .is_some_and(|(_, d)| d.is_ascii_digit() || *d == '('));
+        if !ok || n == MAX_VALUE {
+            break;
+        }
+        n += 1;
+        end = i + c.len_utf8();
+    }
+    let v = rest[..end].trim_end_matches(['.', '-']);
+    (v.chars().count() >= MIN_PUBLIC_VALUE).then_some(v)
+}
+
 /// The labels a call's arguments carry (see [`content_labels`]), less those whose every finding
-/// is of a kind the session found only in public text. Secrets always count; so does everything
-/// when findings were capped.
+/// is a value the session read in public text (`text` is what was scanned). Secrets always
+/// count; so does everything when findings were capped.
 pub fn argument_labels(
     scan: &Scan,
+    text: &str,
     max_findings: usize,
     session: &SessionState,
 ) -> BTreeSet<String> {
     let mut labels = content_labels(scan, max_findings);
-    if session.public_findings.is_empty() || scan.findings.len() >= max_findings {
+    let public = &session.public_text;
+    if public.text.is_empty() || scan.findings.len() >= max_findings {
         return labels;
     }
+    // The kept public text is lowercased.
+    let public_value =
+        |f: &Finding| value_at(text, f).is_some_and(|v| public.text.contains(&v.to_lowercase()));
     labels.retain(|l| {
         l == SECRET
+            || !scan.findings.iter().any(|f| f.label == *l)
             || scan
                 .findings
                 .iter()
-                .any(|f| f.label == *l && !session.public_findings.contains(&finding_key(f)))
-            || !scan.findings.iter().any(|f| f.label == *l)
+                .any(|f| f.label == *l && !public_value(f))
     });
     labels
 }
@@ -141,6 +167,29 @@ mod tests {
         assert!(keeps_detector_label("secret", &public));
         assert!(keeps_detector_label("pii", &set(&["internal"])));
         assert!(keeps_detector_label("pii", &set(&[])));
+    }
+
+    fn finding(offset: usize) -> Finding {
+        Finding {
+            detector: "d".into(),
+            label: "pii".into(),
+            offset,
+            encoding: None,
+            excerpt: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_value_is_read_whole_at_its_finding() {
+        let t = "call +1 415 555 0142 and mail support@vendor.example, thanks.";
+        assert_eq!(value_at(t, &finding(5)), Some("+1 415 555 0142"));
+        assert_eq!(value_at(t, &finding(30)), Some("support@vendor.example"));
+        assert_eq!(value_at(t, &finding(t.len())), None);
+        assert_eq!(value_at(t, &finding(1000)), None);
+        assert_eq!(value_at("a b", &finding(0)), None);
+        let mut f = finding(5);
+        f.encoding = Some("base64".into());
+        assert_eq!(value_at(t, &f), None);
     }
 
     #[test]

@@ -38,8 +38,7 @@ pub const MAX_QUERY_DEPTH: usize = 48;
 const MAX_REFS: usize = 512;
 
 /// The syntax of a query argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuerySyntax {
     /// An SQL boolean expression (the part after `WHERE`).
     SqlWhere,
@@ -63,9 +62,37 @@ impl QuerySyntax {
     }
 }
 
-/// A query argument of a tool, as the catalog declares it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A query argument as written in the catalog.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct RawQuery {
+    arg: String,
+    syntax: String,
+}
+
+impl RawQuery {
+    /// The query argument, or what is wrong with it.
+    pub(crate) fn check(self) -> Result<QuerySpec, String> {
+        let syntax = match self.syntax.as_str() {
+            "sql-where" => QuerySyntax::SqlWhere,
+            "json" => QuerySyntax::Json,
+            "key-value" => QuerySyntax::KeyValue,
+            "search" => QuerySyntax::Search,
+            o => {
+                return Err(format!(
+                    "query syntax must be sql-where, json, key-value or search, not `{o}`"
+                ))
+            }
+        };
+        Ok(QuerySpec {
+            arg: self.arg,
+            syntax,
+        })
+    }
+}
+
+/// A query argument of a tool, as the catalog declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuerySpec {
     /// The argument that holds the query.
     pub arg: String,

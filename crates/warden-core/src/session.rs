@@ -130,9 +130,9 @@ pub struct SessionState {
     /// Untrusted text was read from somewhere other than one channel.
     #[serde(default)]
     pub untrusted_elsewhere: bool,
-    /// Kinds of detector findings (`label/detector`) seen in public text (bounded).
+    /// Public text whose detector labels were not kept (see [`crate::holds`]).
     #[serde(default)]
-    pub public_findings: std::collections::BTreeSet<String>,
+    pub public_text: BoundedText,
     /// Untrusted text read, for provenance checks.
     pub untrusted_text: BoundedText,
     /// Trusted text read (tool outputs from trusted sources), for provenance checks.

@@ -79,7 +79,7 @@ struct RawTool {
     count_default: Option<u64>,
     /// Query arguments and their syntax (see `crate::query`).
     #[serde(default)]
-    query: Option<OneOrMany<crate::query::QuerySpec>>,
+    query: Option<OneOrMany<crate::query::RawQuery>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -522,7 +522,13 @@ impl Catalog {
                 args: a.into_vec(),
                 default: t.count_default,
             });
-            let queries = t.query.map(OneOrMany::into_vec).unwrap_or_default();
+            let mut queries = Vec::new();
+            for q in t.query.map(OneOrMany::into_vec).unwrap_or_default() {
+                match q.check() {
+                    Ok(q) => queries.push(q),
+                    Err(e) => err(Some("query"), e),
+                }
+            }
             if issues.0.len() > before {
                 continue;
             }
