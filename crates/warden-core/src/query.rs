@@ -358,8 +358,12 @@ fn key_value_fields(s: &str) -> Result<Vec<FieldRef>, QueryError> {
             });
         };
         let raw = pair[..at].replace('+', " ");
-        let key = percent_encoding::percent_decode_str(&raw)
-            .decode_utf8_lossy()
+        // Decoded, the key ends where an operator begins again (`salary%3E=1` is `salary>=1`).
+        let decoded = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy();
+        let key = decoded
+            .split(ends_key)
+            .next()
+            .unwrap_or_default()
             .trim()
             .to_string();
         if key.is_empty() {

@@ -105,6 +105,8 @@ fn key_value_and_search_name_their_fields() {
     assert_eq!(names(K, json!("team=eng&title=lead")), ["team", "title"]);
     assert_eq!(names(K, json!("sal%61ry>=1")), ["salary"]);
     assert_eq!(names(K, json!("salary[gt]=1")), ["salary"]);
+    assert_eq!(names(K, json!("salary%3E=1")), ["salary"]);
+    assert_eq!(names(K, json!("salary%5Bgt%5D=1")), ["salary"]);
     assert!(fields_of(K, &json!("salary")).is_err());
     assert_eq!(names(Q, json!("bob team:eng")), ["team"]);
     assert_eq!(names(Q, json!("salary:>1")), ["salary"]);
