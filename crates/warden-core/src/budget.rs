@@ -65,7 +65,7 @@ pub fn read_count(v: &Value) -> Option<u64> {
     };
     // f64 holds every u64 count a budget could compare with up to 2^53 exactly; larger ones are
     // unbounded for any budget anyway.
-    if !n.is_finite() || n < 1.0 || n > 9.0e15 {
+    if !n.is_finite() || !(1.0..=9.0e15).contains(&n) {
         return None;
     }
     Some(n.ceil() as u64)
