@@ -212,3 +212,43 @@ fn eval(x: &Expr, e: &Employee) -> Result<V, String> {
         other => return Err(format!("unsupported filter expression `{other}`")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn who(filter: &str) -> Vec<String> {
+        let f = Filter::parse(filter).unwrap();
+        crate::seed::hr::seed()
+            .iter()
+            .filter(|e| f.matches(e).unwrap())
+            .map(|e| e.user.clone())
+            .collect()
+    }
+
+    #[test]
+    fn filters_select_the_seeded_people() {
+        assert_eq!(who("team = 'Payments' AND salary > 200000"), ["frank"]);
+        assert_eq!(
+            who("name IN ('Bob Martinez', 'Alice Chen')"),
+            ["alice", "bob"]
+        );
+        assert_eq!(who("title LIKE '%Chief%'"), ["harriet.lane"]);
+        assert_eq!(
+            who("e.team = 'Security' AND NOT title ILIKE '%senior%'"),
+            ["omar.haddad"]
+        );
+        assert_eq!(who("salary BETWEEN 390000 AND 400000"), ["harriet.lane"]);
+        assert!(who("team = 'Nobody'").is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_and_unparseable_filters_are_errors() {
+        assert!(Filter::parse("team = ").is_err());
+        assert!(Filter::parse("team = 'x'; DROP TABLE t").is_err());
+        let f = Filter::parse("bonus > 1").unwrap();
+        let e = &crate::seed::hr::seed()[0];
+        assert!(f.matches(e).is_err());
+    }
+}
