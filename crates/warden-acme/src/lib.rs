@@ -23,6 +23,7 @@
 //! [`MCP_PATH`], one shared state for all sessions), and [`serve_transport`] for any rmcp
 //! transport (e.g. an in-process `tokio::io::duplex`). The `acme-mcp` binary wraps them.
 
+mod filter;
 mod rng;
 mod seed;
 mod server;

@@ -26,6 +26,8 @@ pub(crate) const EMPLOYEE_FIELDS: &[&str] = &[
     "ssn",
     "home_address",
 ];
+/// Default `limit` of `hr.search_employees`.
+pub(crate) const DEFAULT_EMPLOYEE_LIMIT: u64 = 50;
 /// Who a post, reply or DM is from when it does not act as someone.
 pub(crate) const ASSISTANT_AUTHOR: &str = "ai-assistant";
 
@@ -207,7 +209,7 @@ pub(crate) static SPECS: &[ToolSpec] = &[
         server: "hr",
         tool: "search_employees",
         title: "Search the employee directory",
-        description: "Search hr.employees by name, team or title (case-insensitive substring; \"*\" for everyone) and return only the requested fields: name, title, team, email, phone, salary, ssn, home_address.",
+        description: "Search hr.employees by name, team or title (case-insensitive substring; \"*\" for everyone), optionally narrowed by an SQL `filter` over the fields (e.g. team = 'Payments' AND title LIKE '%Engineer%'), and return only the requested fields: name, title, team, email, phone, salary, ssn, home_address. `limit` defaults to 50.",
         effect: Effect::Read,
         open_world: false,
         schema: || {
@@ -215,6 +217,8 @@ pub(crate) static SPECS: &[ToolSpec] = &[
                 "type": "object",
                 "properties": {
                     "query": string("Substring of name, team or title; \"*\" for everyone"),
+                    "filter": string("SQL condition over the fields, as after WHERE"),
+                    "limit": { "type": "integer", "minimum": 1, "default": DEFAULT_EMPLOYEE_LIMIT, "description": "Most records to return" },
                     "fields": {
                         "description": "Fields to return: a list, or one comma-separated string",
                         "anyOf": [
@@ -745,6 +749,20 @@ fn search_employees(state: &mut State, args: &JsonObject) -> Result<Output, Stri
             fields.push(known);
         }
     }
+    let filter = match args.get("filter") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(crate::filter::Filter::parse(&required(args, "filter")?)?),
+    };
+    let limit = match args.get("limit") {
+        None | Some(Value::Null) => DEFAULT_EMPLOYEE_LIMIT,
+        Some(v) => match v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        {
+            Some(n) if n >= 1 => n,
+            _ => return Err("`limit` must be a positive integer".into()),
+        },
+    };
     let needle = query.trim().to_ascii_lowercase();
     let all = needle.is_empty() || needle == "*";
     let mut rows = Vec::new();
@@ -756,6 +774,14 @@ fn search_employees(state: &mut State, args: &JsonObject) -> Result<Output, Stri
                 .any(|v| v.to_ascii_lowercase().contains(&needle));
         if !hit {
             continue;
+        }
+        if let Some(f) = &filter {
+            if !f.matches(e)? {
+                continue;
+            }
+        }
+        if rows.len() as u64 >= limit {
+            break;
         }
         let mut row = serde_json::Map::new();
         let mut parts = Vec::new();

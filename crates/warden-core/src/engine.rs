@@ -937,7 +937,7 @@ impl Engine {
     /// Scan the content of a call's arguments. Arguments that say where the call goes
     /// (recipients, channels, paths, the act-as name) are addresses, not content: they are
     /// checked by exposure and provenance instead.
-    fn scan_arguments(&self, spec: &ToolSpec, args: &Value) -> Scan {
+    fn scan_arguments(&self, spec: &ToolSpec, args: &Value) -> (Scan, String) {
         let budget = self.config.detectors.limits().max_bytes;
         let mut text = String::new();
         match args {
@@ -951,7 +951,7 @@ impl Engine {
             }
             other => strings_of(other, &mut text, budget),
         }
-        self.config.detectors.scan(&text)
+        (self.config.detectors.scan(&text), text)
     }
 
     /// True when a URL argument of the call holds text the session read from a trusted source
@@ -981,12 +981,13 @@ impl Engine {
         let s = cx.session;
         let mut f = FlowFacts {
             resource_labels: resolved.labels.clone(),
-            untrusted_input: s.untrusted_input,
+            untrusted_input: crate::holds::untrusted_counts(s, spec, resolved),
             ..Default::default()
         };
-        let scan = self.scan_arguments(spec, &cx.call.args);
+        let (scan, scanned) = self.scan_arguments(spec, &cx.call.args);
         let advice = scan.labels.contains(PRIVILEGED_ADVICE);
-        for l in &content_labels(&scan, self.config.detectors.limits().max_findings) {
+        let max_findings = self.config.detectors.limits().max_findings;
+        for l in &crate::holds::argument_labels(&scan, &scanned, max_findings, s) {
             f.argument_labels.insert(l.clone());
         }
         if scan.truncated {
@@ -1313,7 +1314,11 @@ impl Engine {
         for l in &permitted.resource_labels {
             labels.insert(l.clone(), spec.name.clone());
         }
-        let found = content_labels(&scan, cfg.detectors.limits().max_findings);
+        let mut found = content_labels(&scan, cfg.detectors.limits().max_findings);
+        let before = found.len();
+        found.retain(|l| crate::holds::keeps_detector_label(l, &permitted.resource_labels));
+        let dropped = found.len() < before;
+        crate::holds::note_public_text(session, output, dropped, &permitted.resource_labels);
         for f in &scan.findings {
             if found.contains(&f.label) {
                 labels
@@ -1337,6 +1342,7 @@ impl Engine {
         if untrusted {
             labels.insert(UNTRUSTED.into(), spec.name.clone());
             session.untrusted_input = true;
+            crate::holds::note_untrusted(session, &permitted.resource_labels);
             session.untrusted_text.push(output);
         } else {
             session.trusted_text.push(output);

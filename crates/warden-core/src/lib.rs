@@ -10,6 +10,7 @@
 //! the output.
 
 pub mod args;
+pub mod budget;
 pub mod canon;
 pub mod catalog;
 pub mod config;
@@ -18,12 +19,14 @@ pub mod directory;
 pub mod discover;
 pub mod engine;
 pub mod error;
+pub mod holds;
 pub mod links;
 pub mod mission;
 pub mod model;
 pub mod pattern;
 pub mod policy;
 pub mod policytest;
+pub mod query;
 pub mod schema;
 pub mod session;
 pub mod trace;

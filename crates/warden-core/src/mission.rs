@@ -45,6 +45,10 @@ struct RawTemplate {
     bytes: Option<u64>,
     #[serde(default)]
     arg_values: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    #[serde(default)]
+    fields: Option<Vec<String>>,
+    #[serde(default)]
+    deny_fields: Vec<String>,
 }
 
 /// Where a mission may publish.
@@ -102,6 +106,8 @@ pub struct MissionTemplate {
     pub budgets: Budgets,
     /// Allowed values per tool and argument.
     pub arg_values: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Fields its query arguments may read (`fields`, `deny_fields`; see [`crate::query`]).
+    pub fields: crate::query::FieldScope,
 }
 
 /// Budgets of a mission; `None` is unlimited.
@@ -276,6 +282,7 @@ pub fn parse_templates(
                     bytes: t.bytes,
                 },
                 arg_values: t.arg_values,
+                fields: crate::query::FieldScope::new(t.fields.as_deref(), &t.deny_fields),
             },
         );
     }
@@ -444,6 +451,14 @@ impl MissionTemplate {
                 ));
             }
         }
+        // Before the call: the records it asks for, and the fields its queries read.
+        if let (Some(max), Some(count)) = (self.budgets.records, &spec.count) {
+            crate::budget::check(&spec.name, count, args, max, usage.records, &mission.id)
+                .map_err(MissionViolation)?;
+        }
+        self.fields
+            .check(&spec.name, &spec.queries, args)
+            .map_err(MissionViolation)?;
         Ok(())
     }
 }

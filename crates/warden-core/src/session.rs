@@ -124,6 +124,15 @@ pub struct SessionState {
     pub untrusted_input: bool,
     /// The session has read sensitive data.
     pub sensitive_read: bool,
+    /// The channels untrusted text was read from (bounded; see [`crate::holds`]).
+    #[serde(default)]
+    pub untrusted_places: std::collections::BTreeSet<String>,
+    /// Untrusted text was read from somewhere other than one channel.
+    #[serde(default)]
+    pub untrusted_elsewhere: bool,
+    /// Public text whose detector labels were not kept (see [`crate::holds`]).
+    #[serde(default)]
+    pub public_text: BoundedText,
     /// Untrusted text read, for provenance checks.
     pub untrusted_text: BoundedText,
     /// Trusted text read (tool outputs from trusted sources), for provenance checks.

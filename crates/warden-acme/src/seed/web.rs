@@ -47,6 +47,16 @@ pub(crate) fn seed() -> BTreeMap<String, Page> {
              Contact: integrations@vendor.example",
         ),
         (
+            "https://vendor.example/contact",
+            "Contact Vendor Cloud",
+            "Contact Vendor Cloud\n\
+             \n\
+             Support (24/7): support@vendor.example, +1 415 555 0142\n\
+             Sales: sales@vendor.example, +1 415 555 0188\n\
+             Security reports: security@vendor.example\n\
+             Postal address: Vendor Cloud Inc., 500 Market Street, San Francisco, CA 94105",
+        ),
+        (
             "https://vendor.example/changelog",
             "Vendor Cloud changelog",
             "Vendor Cloud changelog\n\

@@ -71,6 +71,15 @@ struct RawTool {
     directs: Vec<String>,
     #[serde(default)]
     records: Option<String>,
+    /// Arguments that bound how many records a call returns (see `crate::budget`).
+    #[serde(default)]
+    count_arg: Option<crate::budget::CountArgs>,
+    /// Records returned when no count argument is given.
+    #[serde(default)]
+    count_default: Option<u64>,
+    /// Query arguments and their syntax (see `crate::query`).
+    #[serde(default)]
+    query: Option<OneOrMany<crate::query::RawQuery>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,6 +239,10 @@ pub struct ToolSpec {
     pub directs: Vec<String>,
     /// How to count records in the output.
     pub records: RecordCount,
+    /// How many records a call asks for, checked against the mission's budget before it runs.
+    pub count: Option<crate::budget::CountSpec>,
+    /// Query arguments, checked against the mission's fields before the call runs.
+    pub queries: Vec<crate::query::QuerySpec>,
     /// Every argument the tool takes: `required`, `optional`, and those its rules read.
     declared: BTreeSet<String>,
     /// Arguments that are lists: an array, or one string of comma-separated items.
@@ -499,6 +512,23 @@ impl Catalog {
                     err(Some("default_labels"), format!("unknown label `{l}`"));
                 }
             }
+            if t.count_default.is_some() && t.count_arg.is_none() {
+                err(
+                    Some("count_default"),
+                    "count_default needs count_arg (the argument it is the default of)".into(),
+                );
+            }
+            let count = t.count_arg.map(|a| crate::budget::CountSpec {
+                args: a.into_vec(),
+                default: t.count_default,
+            });
+            let mut queries = Vec::new();
+            for q in t.query.map(OneOrMany::into_vec).unwrap_or_default() {
+                match q.check() {
+                    Ok(q) => queries.push(q),
+                    Err(e) => err(Some("query"), e),
+                }
+            }
             if issues.0.len() > before {
                 continue;
             }
@@ -514,6 +544,8 @@ impl Catalog {
             declared.extend(t.resource.arg.iter().cloned());
             declared.extend(t.acts_as.iter().cloned());
             declared.extend(t.directs.iter().cloned());
+            declared.extend(count.iter().flat_map(|c| c.args.iter().cloned()));
+            declared.extend(queries.iter().map(|q| q.arg.clone()));
             declared.extend(labels.iter().map(|r| r.arg.clone()));
             declared.extend(
                 audience
@@ -541,6 +573,8 @@ impl Catalog {
                     acts_as: t.acts_as,
                     directs: t.directs,
                     records,
+                    count,
+                    queries,
                     declared,
                     lists: t.lists.into_iter().collect(),
                     fold,

@@ -15,12 +15,15 @@
 //!   a fetch reaches its host with what the mission holds.
 //! - `args`: typed arguments in policy (`context.args`): longs, decimals, sets, records; wrong
 //!   types refused; values Cedar cannot hold summarised; unknown arguments refused at load.
+//! - `budgets`: records asked for and query fields checked before the call; public text keeps
+//!   its label except for secrets.
 //! - `large_sets`: a wrong policy among 10,000 still fails strict validation with its line;
 //!   policies validated once per shape still report their own errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod args;
 mod audience;
+mod budgets;
 mod common;
 mod config_errors;
 mod corpus;
