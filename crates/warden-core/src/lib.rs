@@ -24,6 +24,7 @@ pub mod model;
 pub mod pattern;
 pub mod policy;
 pub mod policytest;
+pub mod provenance;
 pub mod schema;
 pub mod session;
 pub mod trace;
