@@ -62,7 +62,9 @@ static BRACKETED: LazyLock<Option<(Regex, Regex)>> = LazyLock::new(|| {
 static SPELLED: LazyLock<Option<(Regex, Regex)>> = LazyLock::new(|| {
     let at = r"(?:\s*@\s*|[\s_\-]+(?:at|arroba)[\s_\-]+)";
     let dot = r"(?:\.|\s+\.\s+|[\s_\-]+(?:dot|punto|punkt|point)[\s_\-]+)";
-    let label = r"[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?";
+    // Host labels start with a letter here: `at 5 dot …` is prose, and an address whose host
+    // starts with a digit is found as written.
+    let label = r"[a-z](?:[a-z0-9\-]*[a-z0-9])?";
     let whole = Regex::new(&format!(
         r"(?P<local>[a-z0-9][a-z0-9._%+\-]*){at}(?P<dom>{label}(?:{dot}{label})+)\b"
     ))
@@ -175,7 +177,7 @@ static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
             r"(?:\b[a-z][a-z0-9+.\-]*:)?//{stop}+|\bwww\.{stop}+|\b[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{{2,24}}(?::[0-9]{{1,5}})?/{stop}*"
         ))
         .ok()?,
-        handle: Regex::new(r"(?:^|[^a-z0-9._%+\-@/])(@[a-z0-9_](?:[a-z0-9_.\-]{0,38}[a-z0-9_])?)").ok()?,
+        handle: Regex::new(r"(?:^|[^a-z0-9._%+@/])(@[a-z0-9_](?:[a-z0-9_.\-]{0,38}[a-z0-9_])?)").ok()?,
         iban: Regex::new(r"\b[a-z]{2}[0-9]{2}(?:[ \-]?[a-z0-9]){11,32}\b").ok()?,
         number: Regex::new(r"\+?\(?[0-9](?:[ ().\-]{0,2}[0-9]){8,33}").ok()?,
     })
@@ -262,16 +264,29 @@ pub fn find_values(norm: &str) -> (Vec<Found>, bool) {
     }
     if norm.bytes().any(|b| b.is_ascii_digit()) {
         for m in p.iban.find_iter(norm) {
-            let compact: String = m.as_str().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-            if iban_ok(&compact) {
-                push(
-                    Found {
-                        kind: Kind::Iban,
-                        text: m.as_str().to_string(),
-                        canon: Some(compact),
-                    },
-                    &mut out,
-                );
+            // The pattern runs on into the words after an IBAN: cut at each separator, longest
+            // first, and keep the first cut whose checksum holds.
+            let raw = m.as_str();
+            let cuts = raw
+                .char_indices()
+                .filter(|(_, c)| matches!(c, ' ' | '-'))
+                .map(|(i, _)| i)
+                .chain(std::iter::once(raw.len()))
+                .collect::<Vec<_>>();
+            for &cut in cuts.iter().rev() {
+                let text = raw.get(..cut).unwrap_or_default();
+                let compact: String = text.chars().filter(char::is_ascii_alphanumeric).collect();
+                if iban_ok(&compact) {
+                    push(
+                        Found {
+                            kind: Kind::Iban,
+                            text: text.to_string(),
+                            canon: Some(compact),
+                        },
+                        &mut out,
+                    );
+                    break;
+                }
             }
         }
         for m in p.number.find_iter(norm) {
