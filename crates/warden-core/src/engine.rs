@@ -1059,14 +1059,16 @@ impl Engine {
             || (spec.effect == Effect::Read
                 && resolved.labels.iter().any(|l| cfg.sensitive.contains(l)));
         // Provenance of the values that direct the call.
-        let p = crate::provenance::assess(
-            cfg,
+        let call = crate::provenance::Call {
             spec,
-            &cx.call.args,
-            &resolved.directing,
-            cx.mission,
-            s,
-        );
+            args: &cx.call.args,
+            directing: &resolved.directing,
+            to_principal_only: resolved
+                .audience
+                .as_ref()
+                .is_some_and(|a| a.only(&cx.mission.principal)),
+        };
+        let p = crate::provenance::assess(cfg, call, cx.mission, s);
         f.untrusted_direction = p.untrusted;
         f.provenance = p.provenance;
         // Exposure: of the audience to everything flowing in, and of each host a link reaches

@@ -36,7 +36,8 @@ use crate::mission::Mission;
 use crate::session::SessionState;
 
 pub use normal::{
-    contains_token, find_values, index_text, normalize, token_positions, Found, Kind, MAX_VALUES,
+    contains_host, contains_token, find_values, host_positions, index_text, normalize,
+    token_positions, Found, Kind, MAX_VALUES,
 };
 
 /// Where a directing value came from. Ordered weakest first: the weakest origin of several
@@ -238,25 +239,53 @@ impl Sources<'_> {
         if f.kind != Kind::Url || o != Origin::None {
             return o;
         }
-        let host = crate::catalog::url_host(&f.text);
+        let host = crate::catalog::url_host(&f.text).to_lowercase();
         if host.len() < MIN_VALUE {
             return o;
         }
-        self.origin_of(&host, None)
+        let s = self.session;
+        if host_positions(&self.purpose, &host).any(|at| !negated(&self.purpose, at, host.len())) {
+            Origin::Principal
+        } else if contains_host(&s.trusted_norm.text, &host) {
+            Origin::Trusted
+        } else if contains_host(&s.untrusted_norm.text, &host)
+            || (s.untrusted_input && s.untrusted_norm.overflowed)
+        {
+            Origin::Untrusted
+        } else {
+            Origin::None
+        }
     }
 }
 
-/// Where the values directing a call came from: its directing arguments (`directing`, as the
-/// catalog resolved them) and, for calls that act (any effect but read), the directing values
-/// inside its other string arguments.
+/// What [`assess`] judges: one call and the mission it runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The tool's catalog entry.
+    pub spec: &'a ToolSpec,
+    /// The call's arguments.
+    pub args: &'a Value,
+    /// Its directing `(argument, value)` pairs, as the catalog resolved them.
+    pub directing: &'a [(String, String)],
+    /// Whether the call reaches the principal alone (a note to self directs no one else: values
+    /// in its text are recorded but not held as untrusted direction).
+    pub to_principal_only: bool,
+}
+
+/// Where the values directing a call came from: its directing arguments and, for calls that
+/// act (any effect but read), the directing values inside its other string arguments.
 pub fn assess(
     cfg: &Config,
-    spec: &ToolSpec,
-    args: &Value,
-    directing: &[(String, String)],
+    call: Call<'_>,
     mission: &Mission,
     session: &SessionState,
 ) -> Assessment {
+    let Call {
+        spec,
+        args,
+        directing,
+        to_principal_only,
+    } = call;
     let principal_email = cfg
         .directory
         .user(&mission.principal)
@@ -324,7 +353,7 @@ pub fn assess(
             }
             let o = src.origin_found(f);
             weakest = Some(weakest.map_or(o, |w| w.min(o)));
-            if o == Origin::Untrusted {
+            if o == Origin::Untrusted && !to_principal_only {
                 out.untrusted.push(format!("{arg} (in text)={}", f.text));
             }
             recorded.push((format!("{arg}: {}", f.text), o));
@@ -334,7 +363,9 @@ pub fn assess(
         // Values past the bounds were not judged: with untrusted content read, they count as
         // taken from it.
         weakest = Some(Origin::Untrusted);
-        out.untrusted.push("(text past the scanned bounds)".into());
+        if !to_principal_only {
+            out.untrusted.push("(text past the scanned bounds)".into());
+        }
     }
     recorded.sort_by_key(|(_, o)| *o);
     recorded.truncate(MAX_RECORDED);

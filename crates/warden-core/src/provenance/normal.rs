@@ -29,7 +29,7 @@ pub enum Kind {
     Handle,
     /// An IBAN (checked with mod 97).
     Iban,
-    /// A phone or account number (nine or more digits).
+    /// A phone or account number (nine or more digits; compared by its last ten).
     Number,
 }
 
@@ -298,11 +298,16 @@ pub fn find_values(norm: &str) -> (Vec<Found>, bool) {
             if glued || !(9..=34).contains(&digits.len()) || date_or_address(s) {
                 continue;
             }
+            // The last ten digits: a number written with and without its country code is one.
+            let canon = digits
+                .get(digits.len().saturating_sub(10)..)
+                .unwrap_or_default()
+                .to_string();
             push(
                 Found {
                     kind: Kind::Number,
                     text: s.trim().to_string(),
-                    canon: Some(digits),
+                    canon: Some(canon),
                 },
                 &mut out,
             );
@@ -363,4 +368,32 @@ fn whole_at(hay: &str, at: usize, len: usize) -> bool {
         Some(c) => !inner(c),
     };
     ok_before && ok_after
+}
+
+/// Whether `host` occurs in `hay` as a whole host name: as a token, or inside a link (after
+/// `//` or `@`, before `/`, `:`, `?` or `#`).
+pub fn contains_host(hay: &str, host: &str) -> bool {
+    host_positions(hay, host).next().is_some()
+}
+
+/// The byte offsets where `host` occurs in `hay` as a whole host name (see [`contains_host`]).
+pub fn host_positions<'h>(hay: &'h str, host: &'h str) -> impl Iterator<Item = usize> + 'h {
+    memchr::memmem::find_iter(hay.as_bytes(), host.as_bytes()).filter(move |&at| {
+        let (Some(before), Some(after)) = (hay.get(..at), hay.get(at + host.len()..)) else {
+            return false;
+        };
+        let mut b = before.chars().rev();
+        let ok_before = match b.next() {
+            None | Some('/' | '@') => true,
+            Some('.') => !b.next().is_some_and(inner),
+            Some(c) => !inner(c),
+        };
+        let mut a = after.chars();
+        let ok_after = match a.next() {
+            None | Some('/' | ':' | '?' | '#') => true,
+            Some('.') => !a.next().is_some_and(char::is_alphanumeric),
+            Some(c) => !inner(c),
+        };
+        !host.is_empty() && ok_before && ok_after
+    })
 }

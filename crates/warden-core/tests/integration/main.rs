@@ -15,6 +15,8 @@
 //!   a fetch reaches its host with what the mission holds.
 //! - `args`: typed arguments in policy (`context.args`): longs, decimals, sets, records; wrong
 //!   types refused; values Cedar cannot hold summarised; unknown arguments refused at load.
+//! - `provenance`: values inside free text are judged like directing arguments, whatever their
+//!   spelling; whole-token matching; negated mentions; `context.origin`.
 //! - `large_sets`: a wrong policy among 10,000 still fails strict validation with its line;
 //!   policies validated once per shape still report their own errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -27,5 +29,6 @@ mod corpus;
 mod large_sets;
 mod links;
 mod properties;
+mod provenance;
 mod slicing;
 mod spellings;
