@@ -213,7 +213,10 @@ pub struct FlowFacts {
     pub untrusted_direction: Vec<String>,
     /// Where the values directing the call came from (its directing arguments and the values
     /// inside its free text).
-    #[serde(default, skip_serializing_if = "crate::provenance::Provenance::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::provenance::Provenance::is_empty"
+    )]
     pub provenance: crate::provenance::Provenance,
     /// Whether the session has read untrusted content.
     pub untrusted_input: bool,

@@ -96,7 +96,11 @@ impl Provenance {
 
     /// The weakest origin of the directing arguments; `principal` when there are none.
     pub fn directing(&self) -> Origin {
-        self.args.values().copied().min().unwrap_or(Origin::Principal)
+        self.args
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(Origin::Principal)
     }
 
     /// The weakest origin of the values in free text; `principal` when there are none.
@@ -131,23 +135,90 @@ pub struct Assessment {
 /// across languages on purpose: any of them in the clause before the value is enough.
 const NEGATIONS: &[&str] = &[
     // English
-    "not", "never", "no", "don", "dont", "doesn", "didn", "won", "shouldn", "mustn", "cannot",
-    "without", "ignore", "ignoring", "except", "excluding", "exclude", "avoid", "instead",
-    "nor", "neither", "block", "blocked", "phishing", "scam", "spam", "suspicious", "fraud",
-    "fraudulent", "malicious", "attacker", "untrusted", "beware",
+    "not",
+    "never",
+    "no",
+    "don",
+    "dont",
+    "doesn",
+    "didn",
+    "won",
+    "shouldn",
+    "mustn",
+    "cannot",
+    "without",
+    "ignore",
+    "ignoring",
+    "except",
+    "excluding",
+    "exclude",
+    "avoid",
+    "instead",
+    "nor",
+    "neither",
+    "block",
+    "blocked",
+    "phishing",
+    "scam",
+    "spam",
+    "suspicious",
+    "fraud",
+    "fraudulent",
+    "malicious",
+    "attacker",
+    "untrusted",
+    "beware",
     // German
-    "nicht", "kein", "keine", "keinen", "keinem", "niemals", "nie", "ohne", "außer",
-    "ignoriere", "ignorieren",
+    "nicht",
+    "kein",
+    "keine",
+    "keinen",
+    "keinem",
+    "niemals",
+    "nie",
+    "ohne",
+    "außer",
+    "ignoriere",
+    "ignorieren",
     // French
-    "ne", "pas", "jamais", "sans", "sauf", "ignorez", "ignorer", "ignore",
+    "ne",
+    "pas",
+    "jamais",
+    "sans",
+    "sauf",
+    "ignorez",
+    "ignorer",
+    "ignore",
     // Spanish, Portuguese, Italian
-    "nunca", "sin", "excepto", "ignora", "ignorar", "não", "nao", "sem", "exceto", "nem", "non",
-    "mai", "senza", "tranne",
+    "nunca",
+    "sin",
+    "excepto",
+    "ignora",
+    "ignorar",
+    "não",
+    "nao",
+    "sem",
+    "exceto",
+    "nem",
+    "non",
+    "mai",
+    "senza",
+    "tranne",
 ];
 
 /// Negations written without spaces (CJK), before or after the value.
 const NEGATIONS_CJK: &[&str] = &[
-    "ない", "なし", "禁止", "無視", "不要", "しないで", "别", "勿", "不", "없", "말",
+    "ない",
+    "なし",
+    "禁止",
+    "無視",
+    "不要",
+    "しないで",
+    "别",
+    "勿",
+    "不",
+    "없",
+    "말",
 ];
 
 /// How far before a value its clause is read for a negation, in characters.

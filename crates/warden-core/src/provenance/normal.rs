@@ -79,12 +79,12 @@ static SPELLED: LazyLock<Option<(Regex, Regex)>> = LazyLock::new(|| {
 /// example`, `drop＠evil．example`) written as addresses.
 pub fn normalize(text: &str) -> String {
     use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
-    let nfkc: Cow<'_, str> =
-        if text.is_ascii() || is_nfkc_quick(text.chars()) == IsNormalized::Yes {
-            Cow::Borrowed(text)
-        } else {
-            Cow::Owned(text.nfkc().collect())
-        };
+    let nfkc: Cow<'_, str> = if text.is_ascii() || is_nfkc_quick(text.chars()) == IsNormalized::Yes
+    {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.nfkc().collect())
+    };
     let mut out = String::with_capacity(nfkc.len());
     for c in nfkc.chars() {
         if invisible(c) || (c.is_control() && c != '\n' && c != '\t') {
@@ -145,10 +145,9 @@ pub fn normalize(text: &str) -> String {
             c.name("dom").map_or("", |m| m.as_str()),
         );
         let dom = sep.replace_all(dom, ".");
-        let tld_ok = dom
-            .rsplit('.')
-            .next()
-            .is_some_and(|t| (2..=24).contains(&t.len()) && t.chars().all(|c| c.is_ascii_alphabetic()));
+        let tld_ok = dom.rsplit('.').next().is_some_and(|t| {
+            (2..=24).contains(&t.len()) && t.chars().all(|c| c.is_ascii_alphabetic())
+        });
         if tld_ok {
             format!("{local}@{dom}")
         } else {
@@ -237,19 +236,36 @@ pub fn find_values(norm: &str) -> (Vec<Found>, bool) {
         }
         out.push(f);
     };
-    let trim = |s: &str| s.trim_end_matches(['.', ',', ';', ':', '!', '?', '*', '_']).to_string();
+    let trim = |s: &str| {
+        s.trim_end_matches(['.', ',', ';', ':', '!', '?', '*', '_'])
+            .to_string()
+    };
     if norm.contains(['/', '.']) {
         for m in p.url.find_iter(norm) {
             let text = trim(m.as_str());
             if text.len() >= 4 {
-                push(Found { kind: Kind::Url, text, canon: None }, &mut out);
+                push(
+                    Found {
+                        kind: Kind::Url,
+                        text,
+                        canon: None,
+                    },
+                    &mut out,
+                );
             }
         }
     }
     if norm.contains('@') {
         for m in p.email.find_iter(norm) {
             let text = trim(m.as_str());
-            push(Found { kind: Kind::Email, text, canon: None }, &mut out);
+            push(
+                Found {
+                    kind: Kind::Email,
+                    text,
+                    canon: None,
+                },
+                &mut out,
+            );
         }
         for c in p.handle.captures_iter(norm) {
             if let Some(m) = c.get(1) {
@@ -257,7 +273,14 @@ pub fn find_values(norm: &str) -> (Vec<Found>, bool) {
                 // pattern took whole addresses already.
                 let text = trim(m.as_str());
                 if text.len() >= 3 {
-                    push(Found { kind: Kind::Handle, text, canon: None }, &mut out);
+                    push(
+                        Found {
+                            kind: Kind::Handle,
+                            text,
+                            canon: None,
+                        },
+                        &mut out,
+                    );
                 }
             }
         }
@@ -293,8 +316,14 @@ pub fn find_values(norm: &str) -> (Vec<Found>, bool) {
             let s = m.as_str();
             let digits: String = s.chars().filter(char::is_ascii_digit).collect();
             // Glued to letters it is part of an identifier (an IBAN, a hash, a token).
-            let glued = norm[..m.start()].chars().next_back().is_some_and(|c| c.is_alphanumeric())
-                || norm[m.end()..].chars().next().is_some_and(|c| c.is_alphanumeric());
+            let glued = norm[..m.start()]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric())
+                || norm[m.end()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphanumeric());
             if glued || !(9..=34).contains(&digits.len()) || date_or_address(s) {
                 continue;
             }
@@ -334,7 +363,11 @@ pub fn index_text(text: &str) -> String {
 /// Characters that continue a token on either side (a value ending or starting next to one of
 /// them is part of a longer token).
 fn inner(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '_' | '@' | '+' | '%' | '/' | '=' | '&' | '#' | '~' | '-' | '\\' | CANON_MARK)
+    c.is_alphanumeric()
+        || matches!(
+            c,
+            '_' | '@' | '+' | '%' | '/' | '=' | '&' | '#' | '~' | '-' | '\\' | CANON_MARK
+        )
 }
 
 /// Whether `needle` occurs in `hay` as a whole token: not preceded by a token character (or by

@@ -32,7 +32,9 @@ fn obfuscated_addresses_read_as_addresses() {
         assert!(contains_token(&n, DROP), "{f:?} → {n:?}");
         let (found, _) = find_values(&n);
         assert!(
-            found.iter().any(|v| v.kind == Kind::Email && v.text == DROP),
+            found
+                .iter()
+                .any(|v| v.kind == Kind::Email && v.text == DROP),
             "{f:?} → {found:?}"
         );
     }
@@ -66,11 +68,18 @@ fn a_value_inside_a_longer_token_is_no_match() {
 
 #[test]
 fn hosts_are_found_inside_links() {
-    let hay = normalize("log in at https://staging-login.evil.example/sso?next=1 or mail x@evil.example");
+    let hay =
+        normalize("log in at https://staging-login.evil.example/sso?next=1 or mail x@evil.example");
     assert!(contains_host(&hay, "staging-login.evil.example"));
-    assert!(contains_host(&hay, "evil.example"), "after the @ of an address");
+    assert!(
+        contains_host(&hay, "evil.example"),
+        "after the @ of an address"
+    );
     assert!(!contains_host(&hay, "login.evil.example"));
-    assert!(!contains_host(&normalize("see evil.example.net"), "evil.example"));
+    assert!(!contains_host(
+        &normalize("see evil.example.net"),
+        "evil.example"
+    ));
 }
 
 #[test]
@@ -196,8 +205,11 @@ fn untrusted_fields_are_validated_at_load() {
         let c = Catalog::parse("catalog.toml", &toml, &labels, &mut issues);
         assert!(c.get("chat.history").is_none(), "{bad}");
         assert!(
-            issues.0.iter().any(|i| i.to_string().contains("untrusted_fields")
-                || i.to_string().contains("field path")),
+            issues
+                .0
+                .iter()
+                .any(|i| i.to_string().contains("untrusted_fields")
+                    || i.to_string().contains("field path")),
             "{bad}: {issues:?}"
         );
     }
