@@ -23,6 +23,7 @@
 mod normal;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -268,9 +269,15 @@ struct Sources<'a> {
     principal: &'a str,
     principal_email: Option<String>,
     session: &'a SessionState,
+    cfg: &'a Config,
 }
 
 impl Sources<'_> {
+    /// Whether a host is the organisation's own (its hosts are where its people are).
+    fn internal(&self, host: &str) -> bool {
+        self.cfg.directory.is_internal_host(host)
+    }
+
     /// The origin of one normalised value, by its forms (the value, its canonical form).
     fn origin_of(&self, value: &str, canon: Option<&str>) -> Origin {
         let canon_needle = canon.map(|c| format!("{}{c}", '\u{1}'));
@@ -303,15 +310,24 @@ impl Sources<'_> {
         Origin::None
     }
 
-    /// The origin of a found value; a link also by its host when the link itself was seen
-    /// nowhere (the host is where it leads).
+    /// The origin of a found value; a link or an outside address also by its host when the
+    /// value itself was seen nowhere (the host is where it leads: `drop+x@evil.example` after
+    /// a page named `drop@evil.example`).
     fn origin_found(&self, f: &Found) -> Origin {
         let o = self.origin_of(&f.text, f.canon.as_deref());
-        if f.kind != Kind::Url || o != Origin::None {
+        if o != Origin::None {
             return o;
         }
-        let host = crate::catalog::url_host(&f.text).to_lowercase();
-        if host.len() < MIN_VALUE {
+        let host = match f.kind {
+            Kind::Url => crate::catalog::url_host(&f.text).to_lowercase(),
+            Kind::Email => f
+                .text
+                .rsplit_once('@')
+                .map(|(_, h)| h.to_string())
+                .unwrap_or_default(),
+            _ => return o,
+        };
+        if host.len() < MIN_VALUE || self.internal(&host) {
             return o;
         }
         let s = self.session;
@@ -367,6 +383,7 @@ pub fn assess(
         principal: &mission.principal,
         principal_email,
         session,
+        cfg,
     };
     let mut out = Assessment::default();
     for (arg, v) in directing {
@@ -378,14 +395,10 @@ pub fn assess(
         let norm = norm.trim();
         let mut origin = src.origin_of(norm, None);
         if origin == Origin::None {
-            // `Name <addr>`, a link with a path: judged by the values inside.
+            // `Name <addr>`, a link with a path: judged by the values inside, and by their
+            // hosts.
             let (found, _) = find_values(norm);
-            if let Some(o) = found
-                .iter()
-                .filter(|f| f.text != norm)
-                .map(|f| src.origin_found(f))
-                .min()
-            {
+            if let Some(o) = found.iter().map(|f| src.origin_found(f)).min() {
                 origin = o;
             }
         }

@@ -153,9 +153,7 @@ fn spec(toml: &str) -> ToolSpec {
     let mut issues = Issues::default();
     let c = Catalog::parse("catalog.toml", toml, &labels, &mut issues);
     assert!(issues.0.is_empty(), "{issues:?}");
-    c.get("chat.history")
-        .cloned()
-        .unwrap_or_else(|| panic!("no tool"))
+    c.get("chat.history").cloned().unwrap()
 }
 
 const CHAT: &str = r#"

@@ -75,6 +75,8 @@ fn values_from_the_page_in_a_body_are_untrusted_direction() {
         "ping @mallory-desk",
         "verify at https://evil.example/verify?id=7",
         "verify at evil.example/other-path",
+        "copy drop+audit@evil.example",
+        "or http://EVIL.example:8443/x",
     ] {
         let d = decide(&st, mail_bob(body));
         assert_eq!(d.decision, Outcome::Ask, "{body}");
