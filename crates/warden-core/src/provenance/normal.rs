@@ -60,13 +60,13 @@ static BRACKETED: LazyLock<Option<(Regex, Regex)>> = LazyLock::new(|| {
 /// A spelled-out address: `name at host dot example`, `name_at_host_dot_example`, `name @ host.
 /// example` …. Separators must be whole words, so prose keeps its meaning.
 static SPELLED: LazyLock<Option<(Regex, Regex)>> = LazyLock::new(|| {
-    let at = r"(?:\s*@\s*|[\s_\-]+(?:at|arroba)[\s_\-]+)";
-    let dot = r"(?:\.|\s+\.\s+|[\s_\-]+(?:dot|punto|punkt|point)[\s_\-]+)";
+    let at = r"(?:\s*@\s*|[\s_\-]+(?:at|arroba)[\s_\-]+|\s*[\[\(\{<]\s*(?:at|@|arroba|ät|chez)\s*[\]\)\}>]\s*)";
+    let dot = r"(?:\.|\s+\.\s+|[\s_\-]+(?:dot|punto|punkt|point)[\s_\-]+|\s*[\[\(\{<]\s*(?:dot|\.|punto|punkt|point)\s*[\]\)\}>]\s*)";
     // Host labels start with a letter here: `at 5 dot …` is prose, and an address whose host
     // starts with a digit is found as written.
     let label = r"[a-z](?:[a-z0-9\-]*[a-z0-9])?";
     let whole = Regex::new(&format!(
-        r"(?P<local>[a-z0-9][a-z0-9._%+\-]*){at}(?P<dom>{label}(?:{dot}{label})+)\b"
+        r"(?P<local>[a-z0-9][a-z0-9._%+\-]*)(?P<at>{at})(?P<dom>{label}(?:{dot}{label})+)\b"
     ))
     .ok()?;
     let sep = Regex::new(dot).ok()?;
@@ -113,6 +113,55 @@ pub fn normalize(text: &str) -> String {
             }
         }
     }
+    let Some((whole, sep)) = SPELLED.as_ref() else {
+        return unbracket(out);
+    };
+    // Only text with an `@`, or the word `at`/`arroba` next to a `dot`-like word, can hold a
+    // spelled address: the pattern runs on nothing else.
+    let maybe = out.contains('@')
+        || ((out.contains("at") || out.contains("arroba") || out.contains("chez"))
+            && (out.contains("dot")
+                || out.contains("punkt")
+                || out.contains("punto")
+                || out.contains("point")
+                || out.contains('.')));
+    if !maybe {
+        return unbracket(out);
+    }
+    let replaced = whole.replace_all(&out, |c: &regex::Captures<'_>| {
+        let (local, dom) = (
+            c.name("local").map_or("", |m| m.as_str()),
+            c.name("dom").map_or("", |m| m.as_str()),
+        );
+        // `available at docs.example` is prose: the word `at` between spaces needs a spelled
+        // or bracketed `dot` too.
+        let word_at = c.name("at").is_some_and(|m| {
+            let m = m.as_str();
+            m.trim() == "at" && !m.contains(['_', '-'])
+        });
+        let spelled_dot = sep.find_iter(dom).any(|m| m.as_str() != ".");
+        if word_at && !spelled_dot {
+            return c.get(0).map_or(String::new(), |m| m.as_str().to_string());
+        }
+        let dom = sep.replace_all(dom, ".");
+        let tld_ok = dom.rsplit('.').next().is_some_and(|t| {
+            (2..=24).contains(&t.len()) && t.chars().all(|c| c.is_ascii_alphabetic())
+        });
+        if tld_ok {
+            format!("{local}@{dom}")
+        } else {
+            c.get(0).map_or(String::new(), |m| m.as_str().to_string())
+        }
+    });
+    if let Cow::Owned(s) = replaced {
+        out = s;
+    }
+    // Brackets left outside addresses (defanged links: `evil[.]example/x`).
+    unbracket(out)
+}
+
+/// Obfuscated `@` and `.` in brackets, outside addresses, written plainly.
+fn unbracket(mut out: String) -> String {
     let Some((at, dot)) = BRACKETED.as_ref() else {
         return out;
     };
@@ -124,40 +173,7 @@ pub fn normalize(text: &str) -> String {
             out = s;
         }
     }
-    let Some((whole, sep)) = SPELLED.as_ref() else {
-        return out;
-    };
-    // Only text with an `@`, or the word `at`/`arroba` next to a `dot`-like word, can hold a
-    // spelled address: the pattern runs on nothing else.
-    let maybe = out.contains('@')
-        || ((out.contains("at") || out.contains("arroba"))
-            && (out.contains("dot")
-                || out.contains("punkt")
-                || out.contains("punto")
-                || out.contains("point")
-                || out.contains('.')));
-    if !maybe {
-        return out;
-    }
-    let replaced = whole.replace_all(&out, |c: &regex::Captures<'_>| {
-        let (local, dom) = (
-            c.name("local").map_or("", |m| m.as_str()),
-            c.name("dom").map_or("", |m| m.as_str()),
-        );
-        let dom = sep.replace_all(dom, ".");
-        let tld_ok = dom.rsplit('.').next().is_some_and(|t| {
-            (2..=24).contains(&t.len()) && t.chars().all(|c| c.is_ascii_alphabetic())
-        });
-        if tld_ok {
-            format!("{local}@{dom}")
-        } else {
-            c.get(0).map_or(String::new(), |m| m.as_str().to_string())
-        }
-    });
-    match replaced {
-        Cow::Owned(s) => s,
-        Cow::Borrowed(_) => out,
-    }
+    out
 }
 
 struct Patterns {

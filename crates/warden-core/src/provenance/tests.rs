@@ -22,7 +22,6 @@ fn obfuscated_addresses_read_as_addresses() {
         "d\u{200b}rop@ev\u{200d}il.example",
         "drop%40evil.example",
         "drop&#64;evil&#46;example",
-        "drop at evil.example",
         "drop @ evil . example",
         "drop arroba evil punto example",
         "ｄｒｏｐ＠ｅｖｉｌ．ｅｘａｍｐｌｅ",
@@ -46,6 +45,7 @@ fn prose_with_at_and_dot_stays_prose() {
         "look at the logs and dot the i's",
         "meet at noon. then lunch",
         "we are at 5 dot releases",
+        "the docs are at vendor.example and login at sso.acme.example/start",
     ] {
         let n = normalize(s);
         assert!(!n.contains('@'), "{s:?} → {n:?}");
