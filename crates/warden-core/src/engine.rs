@@ -1541,6 +1541,7 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
             push_excerpt(&mut text, d);
         }
     }
+    f.provenance.explain(&mut text);
     (!text.is_empty()).then_some(text)
 }
 

@@ -114,6 +114,25 @@ impl Provenance {
         self.directing().min(self.in_text())
     }
 
+    /// Append, for an explanation, the directing arguments a tool's output chose rather than the
+    /// person (`trusted`): `chosen by a tool's output, not named by the person: to`. Untrusted
+    /// ones are explained as untrusted direction.
+    pub fn explain(&self, out: &mut String) {
+        let mut first = true;
+        for (arg, _) in self.args.iter().filter(|(_, o)| **o == Origin::Trusted) {
+            if first {
+                if !out.is_empty() {
+                    out.push_str(". ");
+                }
+                out.push_str("chosen by a tool's output, not named by the person: ");
+                first = false;
+            } else {
+                out.push_str(", ");
+            }
+            out.push_str(arg);
+        }
+    }
+
     /// `argument=origin` for each directing argument, as policies read them.
     pub fn arg_origins(&self) -> Vec<String> {
         self.args
