@@ -362,7 +362,7 @@ pub fn find_values(norm: &str) -> (Vec<Found>, bool) {
 }
 
 /// Text to keep for provenance: [`normalize`]d, followed by the canonical form of every value
-/// in it that has one, each after [`CANON_MARK`] on its own line.
+/// in it that has one, each on its own line after a control character no text keeps.
 pub fn index_text(text: &str) -> String {
     let mut norm = normalize(text);
     let (found, _) = find_values(&norm);
