@@ -456,10 +456,14 @@ pub fn assess(
             }
             let o = src.origin_found(f);
             weakest = Some(weakest.map_or(o, |w| w.min(o)));
+            // Values from free text are quoted as bounded excerpts: a link can be long.
+            let quoted = crate::engine::excerpt(&f.text);
             if o == Origin::Untrusted && !to_principal_only {
-                out.untrusted.push(format!("{arg} (in text)={}", f.text));
+                out.untrusted.push(format!("{arg} (in text)={quoted}"));
             }
-            recorded.push((format!("{arg}: {}", f.text), o));
+            if recorded.len() < MAX_VALUES {
+                recorded.push((format!("{arg}: {quoted}"), o));
+            }
         }
     }
     if more && session.untrusted_input {
