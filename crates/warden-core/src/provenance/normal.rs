@@ -85,17 +85,27 @@ pub fn normalize(text: &str) -> String {
     } else {
         Cow::Owned(text.nfkc().collect())
     };
-    let mut out = String::with_capacity(nfkc.len());
-    for c in nfkc.chars() {
-        if invisible(c) || (c.is_control() && c != '\n' && c != '\t') {
-            continue;
+    let plain = nfkc.is_ascii()
+        && !nfkc
+            .bytes()
+            .any(|b| b.is_ascii_control() && b != b'\n' && b != b'\t');
+    // Plain ASCII (most text) is lowercased in one pass; the rest char by char.
+    let mut out = if plain {
+        nfkc.to_ascii_lowercase()
+    } else {
+        let mut out = String::with_capacity(nfkc.len());
+        for c in nfkc.chars() {
+            if invisible(c) || (c.is_control() && c != '\n' && c != '\t') {
+                continue;
+            }
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
         }
-        if c.is_ascii() {
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.extend(c.to_lowercase());
-        }
-    }
+        out
+    };
     // Escapes of `@` and `.` (percent, HTML): enough to read an address written with them.
     if out.contains('%') || out.contains('&') {
         for (from, to) in [
