@@ -139,6 +139,7 @@ impl Fixture {
             "session": {"calls": 0, "untrusted_input": false, "sensitive_read": false},
             "rule_of_two": {"untrusted_input": false, "sensitive_data": false, "external_action": false, "count": 0},
             "hour_utc": (NOW_MS / 3_600_000) % 24,
+            "origin": {"args": [], "directing": "principal", "text": "principal", "weakest": "principal"},
             "args": {},
             "arg_summaries": {},
         });
@@ -529,6 +530,15 @@ fn replica_context(f: &Fixture) -> Context {
             ]),
         ),
         ("hour_utc".to_string(), rlong((NOW_MS / 3_600_000) % 24)),
+        (
+            "origin".to_string(),
+            rec(vec![
+                ("args", rset(&[])),
+                ("directing", rs("principal")),
+                ("text", rs("principal")),
+                ("weakest", rs("principal")),
+            ]),
+        ),
         ("args".to_string(), rec(vec![])),
         ("arg_summaries".to_string(), rec(vec![])),
     ];

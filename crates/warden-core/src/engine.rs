@@ -17,7 +17,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use smol_str::SmolStr;
 
-use crate::catalog::{Integrity, RecordCount, Resolved, ToolSpec, UNTRUSTED};
+use crate::catalog::{RecordCount, Resolved, ToolSpec, UNTRUSTED};
 use crate::config::Config;
 use crate::detect::Scan;
 use crate::directory::Audience;
@@ -168,7 +168,7 @@ pub struct Engine {
 
 /// The attributes `context` can build: top-level names, each with its sub-attributes (none for
 /// plain values), in the order `Engine::context` lists them.
-const CONTEXT_NAMES: [(&str, &[&str]); 16] = [
+const CONTEXT_NAMES: [(&str, &[&str]); 17] = [
     ("tool", &[]),
     ("server", &[]),
     ("effect", &[]),
@@ -225,6 +225,7 @@ const CONTEXT_NAMES: [(&str, &[&str]); 16] = [
     ("hour_utc", &[]),
     ("args", &[]),
     ("arg_summaries", &[]),
+    ("origin", &["args", "directing", "text", "weakest"]),
 ];
 
 /// The indices of `args` and `arg_summaries` in [`CONTEXT_NAMES`].
@@ -1058,29 +1059,19 @@ impl Engine {
         f.sensitive = cfg.sensitive.iter().any(|l| f.labels.contains(l.as_str()))
             || (spec.effect == Effect::Read
                 && resolved.labels.iter().any(|l| cfg.sensitive.contains(l)));
-        // Provenance of directing arguments.
-        let trusted_also = |v: &str| -> bool {
-            let lv = v.to_lowercase();
-            cx.mission.purpose.to_lowercase().contains(&lv)
-                || s.trusted_text.contains(&lv)
-                || lv == cx.mission.principal
-                || cfg
-                    .directory
-                    .user(&cx.mission.principal)
-                    .and_then(|u| u.email.as_deref())
-                    .is_some_and(|e| e.eq_ignore_ascii_case(&lv))
+        // Provenance of the values that direct the call.
+        let call = crate::provenance::Call {
+            spec,
+            args: &cx.call.args,
+            directing: &resolved.directing,
+            to_principal_only: resolved
+                .audience
+                .as_ref()
+                .is_some_and(|a| a.only(&cx.mission.principal)),
         };
-        for (arg, v) in &resolved.directing {
-            let v = v.trim();
-            if v.len() < 4 || trusted_also(v) {
-                continue;
-            }
-            let from_untrusted =
-                s.untrusted_text.contains(v) || (s.untrusted_input && s.untrusted_text.overflowed);
-            if from_untrusted {
-                f.untrusted_direction.push(format!("{arg}={v}"));
-            }
-        }
+        let p = crate::provenance::assess(cfg, call, cx.mission, s);
+        f.untrusted_direction = p.untrusted;
+        f.provenance = p.provenance;
         // Exposure: of the audience to everything flowing in, and of each host a link reaches
         // to what its URL carries.
         let mut exposure = resolved
@@ -1177,7 +1168,8 @@ impl Engine {
             )
         };
         let empty = || CValue::record(std::iter::empty::<(SmolStr, CValue)>(), None);
-        let top: [Field<'_>; 16] = [
+        let prov = &f.provenance;
+        let top: [Field<'_>; 17] = [
             ("tool", &|| vstr(&spec.name)),
             ("server", &|| vstr(&spec.server)),
             ("effect", &|| vstr(spec.effect.as_str())),
@@ -1261,6 +1253,17 @@ impl Engine {
             ("arg_summaries", &|| {
                 argv.map_or_else(empty, |a| a.summaries.clone())
             }),
+            ("origin", &|| {
+                rec(
+                    "origin",
+                    &[
+                        ("args", &|| vset(&prov.arg_origins())),
+                        ("directing", &|| vstr(prov.directing().as_str())),
+                        ("text", &|| vstr(prov.in_text().as_str())),
+                        ("weakest", &|| vstr(prov.weakest().as_str())),
+                    ],
+                )
+            }),
         ];
         let map: std::collections::BTreeMap<SmolStr, CValue> = top
             .iter()
@@ -1338,14 +1341,9 @@ impl Engine {
                     .or_insert_with(|| format!("{} (not fully scanned)", spec.name));
             }
         }
-        let untrusted = spec.output == Integrity::Untrusted;
-        if untrusted {
+        if crate::provenance::absorb_output(spec, output, session) {
             labels.insert(UNTRUSTED.into(), spec.name.clone());
-            session.untrusted_input = true;
             crate::holds::note_untrusted(session, &permitted.resource_labels);
-            session.untrusted_text.push(output);
-        } else {
-            session.trusted_text.push(output);
         }
         let call_no = session.calls;
         for (label, source) in &labels {
@@ -1549,6 +1547,7 @@ fn explain_flow(f: &FlowFacts, exposure: Option<&Exposure>, resolved: &Resolved)
             push_excerpt(&mut text, d);
         }
     }
+    f.provenance.explain(&mut text);
     (!text.is_empty()).then_some(text)
 }
 

@@ -26,6 +26,7 @@ pub mod model;
 pub mod pattern;
 pub mod policy;
 pub mod policytest;
+pub mod provenance;
 pub mod query;
 pub mod schema;
 pub mod session;

@@ -211,6 +211,13 @@ pub struct FlowFacts {
     pub sources: Vec<LabelSource>,
     /// Arguments that direct the action and whose value was taken from untrusted content only.
     pub untrusted_direction: Vec<String>,
+    /// Where the values directing the call came from (its directing arguments and the values
+    /// inside its free text).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::provenance::Provenance::is_empty"
+    )]
+    pub provenance: crate::provenance::Provenance,
     /// Whether the session has read untrusted content.
     pub untrusted_input: bool,
     /// Whether sensitive data flows into the call.

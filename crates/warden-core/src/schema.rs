@@ -89,6 +89,21 @@ type RuleOfTwo = {
   count: Long,
 };
 
+// Where the values that direct the call came from, each one of `principal` (the person's own
+// words: the mission's purpose, not negated, or the person themself), `trusted` (a trusted
+// output the mission read), `untrusted` (untrusted content it read), `none` (seen nowhere).
+type Origin = {
+  // `argument=origin` for each directing argument (the weakest of its values).
+  args: Set<String>,
+  // The weakest origin of the directing arguments; `principal` when there are none.
+  directing: String,
+  // The weakest origin of the links, addresses, handles, IBANs and phone or account numbers
+  // inside free-text arguments of a call that acts; `principal` when there are none.
+  text: String,
+  // The weakest of `directing` and `text`.
+  weakest: String,
+};
+
 // A call argument Cedar cannot hold (too large, not representable): the length in bytes of its
 // JSON text and `sha256:` with the hex SHA-256 of that text.
 type ArgSummary = { length: Long, digest: String };
@@ -113,6 +128,7 @@ type Ctx = {
   session: Session,
   rule_of_two: RuleOfTwo,
   hour_utc: Long,
+  origin: Origin,
 };
 "#;
 

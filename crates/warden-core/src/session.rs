@@ -5,8 +5,9 @@
 //!
 //! The state is plain data so that any store can keep it (in memory here; SQLite and PostgreSQL
 //! behind the same [`SessionStore`] trait). It is bounded: at most [`MAX_TAINT_LABELS`] labels,
-//! [`MAX_TEXT`] bytes each of untrusted and trusted text kept for provenance checks, and
-//! [`MAX_HISTORY`] history entries — about 2.1 MiB at most per session, typically a few KiB.
+//! [`MAX_TEXT`] bytes each of untrusted and trusted text kept for provenance checks (as read and
+//! normalised), and [`MAX_HISTORY`] history entries — about 4.1 MiB at most per session,
+//! typically a few KiB.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -137,6 +138,13 @@ pub struct SessionState {
     pub untrusted_text: BoundedText,
     /// Trusted text read (tool outputs from trusted sources), for provenance checks.
     pub trusted_text: BoundedText,
+    /// The untrusted text as provenance matches it: normalised, with canonical forms of the
+    /// values in it (see `crate::provenance::index_text`).
+    #[serde(default)]
+    pub untrusted_norm: BoundedText,
+    /// The trusted text as provenance matches it (as `untrusted_norm`).
+    #[serde(default)]
+    pub trusted_norm: BoundedText,
     /// Recent decisions.
     pub history: VecDeque<HistoryEntry>,
 }

@@ -15,8 +15,12 @@ use crate::directory::{Audience, Directory, CHANNEL_LABEL_PREFIX};
 use crate::error::{locate_toml, Issues};
 use crate::model::Effect;
 
+mod fields;
 mod labels;
 mod urls;
+
+pub(crate) use fields::push_strings;
+pub use fields::{take_fields, FieldPath, FieldStep};
 
 pub(crate) use urls::has_scheme;
 pub use urls::{find_urls, parse_url, url_host, url_payload_text, url_payload_tokens, MAX_URLS};
@@ -65,6 +69,8 @@ struct RawTool {
     default_labels: Vec<String>,
     #[serde(default)]
     output: Option<String>,
+    #[serde(default)]
+    untrusted_fields: Vec<String>,
     #[serde(default)]
     acts_as: Option<String>,
     #[serde(default)]
@@ -233,6 +239,9 @@ pub struct ToolSpec {
     default_labels: Vec<String>,
     /// Integrity of the tool's output.
     pub output: Integrity,
+    /// The fields of an otherwise trusted JSON output that anyone could have written
+    /// (`untrusted_fields`; see [`FieldPath`]).
+    pub untrusted_fields: Vec<FieldPath>,
     /// The argument that names the person the call acts as.
     pub acts_as: Option<String>,
     /// Arguments that direct the action (recipients, URLs, paths …).
@@ -436,6 +445,19 @@ impl Catalog {
                     Integrity::Trusted
                 }
             };
+            let mut untrusted_fields = Vec::new();
+            for f in &t.untrusted_fields {
+                match FieldPath::parse(f) {
+                    Ok(p) => untrusted_fields.push(p),
+                    Err(e) => err(Some("untrusted_fields"), e),
+                }
+            }
+            if output == Integrity::Untrusted && !untrusted_fields.is_empty() {
+                err(
+                    Some("untrusted_fields"),
+                    "`untrusted_fields` names the untrusted parts of a trusted output; this output is untrusted as a whole".into(),
+                );
+            }
             let records = match t.records.as_deref() {
                 None | Some("none") => RecordCount::None,
                 Some("lines") => RecordCount::Lines,
@@ -570,6 +592,7 @@ impl Catalog {
                     labels,
                     default_labels: t.default_labels,
                     output,
+                    untrusted_fields,
                     acts_as: t.acts_as,
                     directs: t.directs,
                     records,

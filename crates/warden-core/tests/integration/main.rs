@@ -17,6 +17,8 @@
 //!   types refused; values Cedar cannot hold summarised; unknown arguments refused at load.
 //! - `budgets`: records asked for and query fields checked before the call; public text keeps
 //!   its label except for secrets.
+//! - `provenance`: values inside free text are judged like directing arguments, whatever their
+//!   spelling; whole-token matching; negated mentions; `context.origin`.
 //! - `large_sets`: a wrong policy among 10,000 still fails strict validation with its line;
 //!   policies validated once per shape still report their own errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -30,5 +32,6 @@ mod corpus;
 mod large_sets;
 mod links;
 mod properties;
+mod provenance;
 mod slicing;
 mod spellings;

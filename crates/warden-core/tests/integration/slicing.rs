@@ -69,6 +69,7 @@ fn sliced_evaluation_agrees_with_bare_cedar() {
                 "session": {"calls": 0, "untrusted_input": false, "sensitive_read": false},
                 "rule_of_two": {"untrusted_input": false, "sensitive_data": false, "external_action": false, "count": 0},
                 "hour_utc": 9,
+                "origin": {"args": [], "directing": "principal", "text": "principal", "weakest": "principal"},
                 "args": required_args(tool), "arg_summaries": {},
             });
             let context = Context::from_json_value(ctx, Some((schema, &action))).unwrap();

@@ -362,7 +362,19 @@ impl Gateway {
                 };
                 self.record_outcome(&decision, outcome, String::new());
                 self.note_named(&p.get().server, &r.content);
-                let text = result_text(&r);
+                // An output whose catalog entry names untrusted fields is read as its structured
+                // content, where those fields can be told apart (as text it counts as untrusted
+                // whole).
+                let split = self
+                    .engine
+                    .config()
+                    .catalog
+                    .get(&p.get().name())
+                    .is_some_and(|s| !s.untrusted_fields.is_empty());
+                let text = match &r.structured_content {
+                    Some(v) if split => v.to_string(),
+                    _ => result_text(&r),
+                };
                 let mut inner = session.lock_state().await;
                 let SessionInner { state, usage } = &mut *inner;
                 self.engine.absorb(&p, &text, state, usage, crate::now_ms());

@@ -26,7 +26,33 @@ use crate::common::*;
 /// Trace lines whose expectation depends on the trace's `output` text, which the real Acme
 /// servers do not return word for word.
 const OUTPUT_DEPENDENT: &[(&str, usize, &str)] = &[
-    // None today: Acme's seeded data serves every scenario line as written.
+    // Provenance attacks whose planted value (a link, a handle, an outside address) is in text
+    // Acme's seeded threads, listings and files do not hold.
+    (
+        "v-prov-13-link-from-thread-in-reply.jsonl",
+        3,
+        "the thread's planted link",
+    ),
+    (
+        "v-prov-14-link-host-from-thread-other-path.jsonl",
+        3,
+        "the thread's planted link",
+    ),
+    (
+        "v-prov-16-handle-from-thread-title.jsonl",
+        3,
+        "the planted thread title",
+    ),
+    (
+        "v-prov-20-outside-recipient-from-trusted-doc.jsonl",
+        3,
+        "docs/public/partners.md is not seeded",
+    ),
+    (
+        "v-prov-21-link-from-thread-in-dm.jsonl",
+        3,
+        "the thread's planted link",
+    ),
 ];
 
 /// An upstream that serves the catalog's tools of one server and answers each call with the
