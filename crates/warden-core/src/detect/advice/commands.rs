@@ -49,15 +49,29 @@ pub(super) fn is_command(word: &[u8]) -> bool {
 
 /// The words of the command starting at `pos`, lower-cased, and the end of the command.
 pub(super) fn words(hay: &[u8], pos: usize) -> (Vec<String>, usize) {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     let mut cur: Vec<u8> = Vec::new();
     let mut in_word = false;
+    let mut word_start = pos;
     let mut quote: Option<u8> = None;
     let end_max = hay.len().min(pos.saturating_add(MAX_BYTES));
     let mut i = pos;
-    let push = |cur: &mut Vec<u8>, out: &mut Vec<String>| {
-        out.push(String::from_utf8_lossy(cur).to_ascii_lowercase());
+    // Ends the current word; true when it names another tool, which starts another
+    // command ("chmod 644 a and chmod 777 b").
+    let push = |cur: &mut Vec<u8>, out: &mut Vec<String>| -> bool {
+        let w = String::from_utf8_lossy(cur).to_ascii_lowercase();
         cur.clear();
+        if !out.is_empty() && is_command(w.as_bytes()) {
+            return true;
+        }
+        out.push(w);
+        false
+    };
+    let begin = |in_word: &mut bool, at: usize, word_start: &mut usize| {
+        if !*in_word {
+            *in_word = true;
+            *word_start = at;
+        }
     };
     while i < end_max && out.len() < MAX_WORDS {
         let Some(&b) = hay.get(i) else { break };
@@ -73,7 +87,7 @@ pub(super) fn words(hay: &[u8], pos: usize) -> (Vec<String>, usize) {
             None => match b {
                 b'\'' | b'"' => {
                     quote = Some(b);
-                    in_word = true;
+                    begin(&mut in_word, i, &mut word_start);
                 }
                 b'\\' => {
                     i += 1;
@@ -81,13 +95,15 @@ pub(super) fn words(hay: &[u8], pos: usize) -> (Vec<String>, usize) {
                         // A continuation: the command goes on on the next line.
                         Some(b'\n') | Some(b'\r') => {
                             if in_word {
-                                push(&mut cur, &mut out);
                                 in_word = false;
+                                if push(&mut cur, &mut out) {
+                                    return (out, word_start);
+                                }
                             }
                         }
                         Some(&n) => {
+                            begin(&mut in_word, i - 1, &mut word_start);
                             cur.push(n);
-                            in_word = true;
                         }
                         None => {}
                     }
@@ -95,20 +111,22 @@ pub(super) fn words(hay: &[u8], pos: usize) -> (Vec<String>, usize) {
                 b'\n' | b';' | b'|' | b'&' | b'`' => break,
                 b' ' | b'\t' | b'\r' => {
                     if in_word {
-                        push(&mut cur, &mut out);
                         in_word = false;
+                        if push(&mut cur, &mut out) {
+                            return (out, word_start);
+                        }
                     }
                 }
                 _ => {
+                    begin(&mut in_word, i, &mut word_start);
                     cur.push(b);
-                    in_word = true;
                 }
             },
         }
         i += 1;
     }
-    if in_word && out.len() < MAX_WORDS {
-        push(&mut cur, &mut out);
+    if in_word && out.len() < MAX_WORDS && push(&mut cur, &mut out) {
+        return (out, word_start);
     }
     (out, i)
 }
