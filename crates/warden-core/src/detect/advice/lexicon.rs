@@ -199,12 +199,37 @@ pub(super) fn judge(s: &[u8]) -> Option<&'static str> {
     if text.chars().any(is_japanese) {
         return japanese(&text);
     }
-    let words: Vec<&str> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
+    let clauses: Vec<Vec<&str>> = text
+        .split([',', ';', ':'])
+        .map(|c| c.split(|ch: char| !ch.is_alphanumeric()).filter(|w| !w.is_empty()).collect())
         .collect();
+    let words: Vec<&str> = clauses.iter().flatten().copied().collect();
     let joined = format!(" {} ", words.join(" "));
-    LANGS.iter().find_map(|l| judge_lang(l, &words, &joined))
+    LANGS.iter().find_map(|l| {
+        // Negation counts in the clause of a verb: "gebt jedem Vollzugriff, dann gibt es
+        // keine Tickets mehr" still advises.
+        let verb_clauses: Vec<&Vec<&str>> = clauses.iter().filter(|c| c.iter().any(|w| l.is_verb(w))).collect();
+        if verb_clauses.is_empty() || verb_clauses.iter().all(|c| l.negated(c)) {
+            return None;
+        }
+        judge_lang(l, &words, &joined)
+    })
+}
+
+impl Lang {
+    /// True for a verb of any of this language's rules.
+    fn is_verb(&self, w: &str) -> bool {
+        [self.verbs, self.make, self.add, self.promote, self.disable].iter().any(|l| l.contains(&w))
+            || self.stems.iter().any(|s| w.starts_with(s))
+            || ["teil", "partag", "compart", "partilh"].iter().any(|s| w.starts_with(s))
+    }
+
+    /// True when the words hold a negation of this language.
+    fn negated(&self, words: &[&str]) -> bool {
+        words.iter().enumerate().any(|(i, w)| {
+            self.negations.contains(w) && !words.get(i + 1).is_some_and(|n| self.not_negation.contains(n))
+        })
+    }
 }
 
 fn is_japanese(c: char) -> bool {
@@ -213,12 +238,6 @@ fn is_japanese(c: char) -> bool {
 
 fn judge_lang(l: &Lang, words: &[&str], joined: &str) -> Option<&'static str> {
     let is = |list: &[&str], w: &str| list.contains(&w);
-    let negated = words.iter().enumerate().any(|(i, w)| {
-        is(l.negations, w) && !words.get(i + 1).is_some_and(|n| is(l.not_negation, n))
-    });
-    if negated {
-        return None;
-    }
     let verb = words
         .iter()
         .position(|w| is(l.verbs, w) || l.stems.iter().any(|s| w.starts_with(s)));
@@ -292,7 +311,11 @@ fn japanese(t: &str) -> Option<&'static str> {
     const DISABLE: &[&str] = &["無効", "オフ", "解除", "外し", "外す", "削除", "停止", "切っ", "切る", "スキップ", "回避", "なくし"];
     const ONLY: &[&str] = &["のみ", "だけ", "限定"];
     let has = |list: &[&str]| list.iter().any(|w| t.contains(w));
-    if has(NEG) {
+    // Negation counts in the clause of a verb, as in the other languages.
+    let verb_clause_free = t
+        .split(['、', ',', '，'])
+        .any(|c| VERB.iter().chain(DISABLE).chain(&["公開", "追加", "昇格"]).any(|v| c.contains(v)) && !NEG.iter().any(|n| c.contains(n)));
+    if !verb_clause_free {
         return None;
     }
     let audience = has(AUD);

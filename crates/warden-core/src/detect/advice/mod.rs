@@ -105,10 +105,23 @@ impl Advice {
             }
             return;
         }
-        if !ctx.charge(shapes::cost(word)) {
+        // An English object word may be the start of a longer key or value
+        // (`roles/owner`, `AdministratorAccess`): shapes see the whole of it.
+        let full_end = (pos + word.len()..hay.len().min(pos + 48))
+            .find(|&i| {
+                !hay.get(i).is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-'))
+            })
+            .unwrap_or(hay.len().min(pos + 48))
+            .max(pos + word.len());
+        let full = if word.iter().all(u8::is_ascii_alphanumeric) {
+            slice(hay, pos, full_end)
+        } else {
+            word
+        };
+        if !ctx.charge(shapes::cost(full)) {
             return;
         }
-        if let Some((end, why)) = self.shapes.at(hay, pos, word) {
+        if let Some((end, why)) = self.shapes.at(hay, pos, full) {
             if !english::negated(hay, pos) && !negated_after(hay, end) {
                 report(ctx, layer, pos, end, why);
             }
