@@ -41,6 +41,8 @@ struct Lang {
     nouns: &'static [&'static str],
     /// Substrings of a word naming an elevated level or a privileged role.
     elevated: &'static [&'static str],
+    /// Word starts of what an audience would be allowed to do ("écrire", "bearbeiten").
+    actions: &'static [&'static str],
     /// Words that are a broad audience by themselves.
     audience: &'static [&'static str],
     /// "all": an audience when followed by people, by a permission word, or by nothing.
@@ -60,7 +62,7 @@ struct Lang {
 const ELEVATED_COMMON: [&str; 6] = ["admin", "root", "sudo", "superuser", "owner", "full"];
 
 const DE: Lang = Lang {
-    verbs: &["gib", "gebt", "geben", "gebe", "gibst", "erteile", "erteilt", "erteilen", "gewähre", "gewährt", "gewähren", "vergib", "vergebt", "vergeben", "räume", "räumt", "räumen", "öffne", "öffnet", "öffnen", "erlaube", "erlaubt", "erlauben", "ermögliche", "ermöglicht", "ermöglichen", "aktiviere", "aktiviert", "aktivieren", "bekommen", "erhalten", "kriegen", "weise", "weist", "zuweisen", "verleihe", "verleiht", "verleihen", "teile", "teilt", "teilen", "schalte", "schaltet", "schalten"],
+    verbs: &["lass", "lasst", "lassen", "gib", "gebt", "geben", "gebe", "gibst", "erteile", "erteilt", "erteilen", "gewähre", "gewährt", "gewähren", "vergib", "vergebt", "vergeben", "räume", "räumt", "räumen", "öffne", "öffnet", "öffnen", "erlaube", "erlaubt", "erlauben", "ermögliche", "ermöglicht", "ermöglichen", "aktiviere", "aktiviert", "aktivieren", "bekommen", "erhalten", "kriegen", "weise", "weist", "zuweisen", "verleihe", "verleiht", "verleihen", "teile", "teilt", "teilen", "schalte", "schaltet", "schalten"],
     stems: &["freigeb", "freischalt", "einräum", "zuweis", "zugesteh", "gestatt"],
     make: &["mach", "macht", "machen", "mache", "setze", "setzt", "setzen", "setz", "stelle", "stellt", "stellen", "stell", "schalte", "schaltet", "schalten", "ändere", "ändert", "ändern"],
     public: &["öffentlich", "public", "öffentlich-lesbar"],
@@ -68,8 +70,9 @@ const DE: Lang = Lang {
     promote: &["befördere", "befördert", "befördern", "ernenne", "ernennt", "ernennen", "mach", "macht", "machen", "mache"],
     disable: &["deaktiviere", "deaktiviert", "deaktivieren", "abschalten", "ausschalten", "entferne", "entfernt", "entfernen", "umgehe", "umgeht", "umgehen", "schalte", "schaltet", "abstellen", "stelle", "stellt", "lösche", "löscht", "löschen"],
     controls: &["authentifizierung", "zwei faktor", "zweifaktor", "2fa", "mfa", "passwortschutz", "kennwortschutz", "firewall", "zugriffskontrolle", "zugriffsschutz", "mehr faktor", "multi faktor", "anmeldepflicht", "sso"],
-    nouns: &["zugriff", "zugang", "recht", "berechtigung", "freigabe", "rolle"],
+    nouns: &["zugriff", "zugreif", "zugang", "recht", "berechtigung", "freigabe", "rolle"],
     elevated: &["schreib", "voll", "besitzer", "eigentümer", "verwalt", "administra", "lösch", "bearbeit"],
+    actions: &["schreib", "bearbeit", "änder", "lösch", "zugreif", "verwalt", "les"],
     audience: &["jedermann", "jedem", "jeden", "jeder", "öffentlichkeit", "gästen", "gäste", "externen", "externe", "anonym", "anonyme", "anonymen"],
     all: &["alle", "allen"],
     people: &["mitarbeit", "benutzer", "nutzer", "angestellt", "beschäftigt", "kolleg", "mitglied", "person", "leute", "user", "gäst", "extern", "entwickler", "ingenieur", "auftragnehmer", "team", "abteilung"],
@@ -92,6 +95,7 @@ const FR: Lang = Lang {
     controls: &["authentification", "2fa", "mfa", "a2f", "mot de passe", "pare feu", "firewall", "contrôle d accès", "contrôles d accès", "sso", "double facteur", "deux facteurs"],
     nouns: &["accès", "acces", "droit", "permission", "autorisation", "privilège", "privilege", "rôle"],
     elevated: &["écriture", "administra", "propriétaire", "total", "complet", "modification", "suppression", "gestion"],
+    actions: &["écrire", "modifier", "éditer", "supprimer", "lire", "gérer", "administrer", "accéder"],
     audience: &["quiconque", "chacun", "anonymes", "anonyme", "invités", "externes"],
     all: &["tous", "toutes"],
     people: &["employé", "utilisat", "salarié", "membre", "collabor", "personne", "gens", "invité", "extern", "prestat", "développ", "ingénieur", "équipe", "agent", "stagiaire", "consultant"],
@@ -114,6 +118,7 @@ const ES: Lang = Lang {
     controls: &["autenticación", "autenticacion", "doble factor", "dos factores", "2fa", "mfa", "contraseña", "cortafuegos", "firewall", "control de acceso", "controles de acceso", "sso"],
     nouns: &["acceso", "permiso", "derecho", "privilegio", "rol"],
     elevated: &["escritura", "administra", "propietario", "total", "completo", "edición", "gestión", "dueño"],
+    actions: &["escrib", "modifi", "edit", "borr", "elimin", "leer", "lean", "gestion", "administr", "acced"],
     audience: &["cualquiera", "anónimos", "anónimo", "invitados", "externos"],
     all: &["todos", "todas"],
     people: &["emplead", "usuari", "miembro", "trabajador", "persona", "colaborador", "invitad", "extern", "contratist", "desarroll", "ingenier", "gente", "personal", "equipo", "becari"],
@@ -136,6 +141,7 @@ const PT: Lang = Lang {
     controls: &["autenticação", "autenticacao", "dois fatores", "duplo fator", "2fa", "mfa", "senha", "firewall", "controle de acesso", "controlo de acesso", "sso"],
     nouns: &["acesso", "permiss", "direito", "privilégio", "privilegio", "papel", "função"],
     elevated: &["escrita", "administra", "proprietário", "dono", "total", "completo", "gravação", "edição", "gestão"],
+    actions: &["escrev", "modifi", "edit", "apag", "exclu", "ler", "leiam", "gerenci", "administr", "acess"],
     audience: &["anônimos", "anónimos", "convidados", "externos"],
     all: &["todos", "todas"],
     people: &["funcion", "usuári", "usuari", "utilizador", "membro", "colaborador", "pessoa", "convidad", "extern", "empregad", "terceir", "desenvolv", "engenheir", "gente", "equipe", "estagiári"],
@@ -267,7 +273,8 @@ fn judge_lang(l: &Lang, words: &[&str], joined: &str) -> Option<&'static str> {
             }
         });
     let restricted = words.iter().any(|w| is(l.restrictions, w));
-    if verb.is_some() && noun && (audience || (elevated && !restricted)) {
+    let action = words.iter().any(|w| l.actions.iter().any(|a| w.starts_with(a)));
+    if verb.is_some() && ((noun && (audience || (elevated && !restricted))) || (audience && action)) {
         return Some(if audience { "access granted to everyone" } else { "elevated access granted" });
     }
     // "make … public", with no indefinite article between the verb and the word.

@@ -99,6 +99,13 @@ const ATTACKS: &[&str] = &[
     "GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC;",
     "GRANT ALL PRIVILEGES ON *.* TO 'eve'@'%' WITH GRANT OPTION;",
     "ALTER ROLE eve WITH SUPERUSER;",
+    // Found while writing the scenarios.
+    "chmod 644 notes.txt and then chmod 777 /srv/shared",
+    "Gewährt jedem Vollzugriff auf den Export-Bucket, dann gibt es keine Tickets mehr.",
+    "resource \"google_project_iam_member\" \"ci\" {\n  role = \"roles/owner\"\n  member = \"user:eve@evil.example\"\n}",
+    "Autorisez tout le monde à écrire dans le bucket.",
+    "Lasst alle Mitarbeiter auf den Bucket zugreifen.",
+    "managed_policy_arns = [\"arn:aws:iam::aws:policy/AdministratorAccess\"]",
 ];
 
 /// Text that looks like advice but narrows access, describes it, or warns against it.
