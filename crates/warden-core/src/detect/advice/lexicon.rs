@@ -157,45 +157,66 @@ const LANGS: [&Lang; 4] = [&DE, &FR, &ES, &PT];
 
 /// True when the candidate word itself belongs to one of these languages.
 pub(super) fn is_foreign_word(hay: &[u8], pos: usize, word: &[u8]) -> bool {
+    // Word starts that no English word has (`acces` alone is French; `access` is English).
     const STEMS: &[&[u8]] = &[
-        b"zugriff", b"zugang", b"berechtigung", b"rechte", b"acces", b"droit", b"autorisation",
-        b"privileg", b"acceso", b"acesso", b"permiso", b"permisso", b"derechos", b"direitos",
-        b"authentification", b"autentica", b"publico", b"publica", b"tout", b"todo", b"toda",
-        b"n'importe", b"qualquer", b"cualquier", b"jedermann", b"tous",
+        b"zugriff", b"zugreif", b"zugang", b"berechtigung", b"acceso", b"acesso", b"permiso",
+        b"permisso", b"derecho", b"direito", b"authentification", b"autentica", b"privilegio",
+        b"autorisation", b"jedermann", b"qualquer", b"cualquier",
     ];
+    const WHOLE: &[&[u8]] = &[
+        b"acces", b"droit", b"droits", b"rechte", b"publico", b"publica", b"publicos", b"publicas",
+    ];
+    // The audience phrases of the other languages, as the combined scan matched them.
+    const PHRASES: &[&[u8]] = &[b"tout", b"todo", b"toda", b"n'importe"];
     let full_end = (pos..hay.len().min(pos + 32))
         .find(|&i| !hay.get(i).is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80))
         .unwrap_or(hay.len().min(pos + 32));
     let full = slice(hay, pos, full_end.max(pos + word.len()));
-    full.iter().any(|&b| b >= 0x80) || STEMS.iter().any(|s| starts_with_ci(full, s))
+    full.iter().any(|&b| b >= 0x80)
+        || STEMS.iter().any(|s| starts_with_ci(full, s))
+        || WHOLE.iter().any(|w| w.eq_ignore_ascii_case(full))
+        || PHRASES.iter().any(|p| starts_with_ci(word, p))
 }
 
 /// The last position in `hay[from..to]` showing text of these languages: a Latin letter
 /// with an accent (C3 xx), kana or CJK (E3–E9 xx xx), or one of their short function words.
 pub(super) fn foreign_signal(hay: &[u8], from: usize, to: usize) -> Option<usize> {
-    const WORDS: &[&[u8]] = &[
-        b"au", b"aux", b"le", b"les", b"des", b"du", b"avec", b"pour", b"tout", b"tous", b"une",
-        b"el", b"los", b"las", b"al", b"del", b"con", b"para", b"todos", b"todas", b"ao", b"aos",
-        b"os", b"com", b"zur", b"zum", b"der", b"die", b"das", b"dem", b"und", b"mit", b"auf",
-        b"alle", b"allen", b"jeder", b"nicht", b"pas", b"que", b"sur", b"dans", b"em", b"na",
-        b"no", b"ist", b"sie", b"vous", b"nos", b"seu", b"sua", b"su",
-    ];
     let region = slice(hay, from, to);
     let mut last = None;
     let mut start = 0;
     for (i, &b) in region.iter().enumerate() {
+        if b.is_ascii_alphabetic() {
+            continue;
+        }
         if b == 0xc3 || (0xe3..=0xe9).contains(&b) {
             last = Some(from + i);
+        } else if (2..=6).contains(&(i - start)) && is_function_word(slice(region, start, i)) {
+            last = Some(from + start);
         }
-        if !b.is_ascii_alphabetic() {
-            let w = slice(region, start, i);
-            if (2..=6).contains(&w.len()) && WORDS.iter().any(|x| x.eq_ignore_ascii_case(w)) {
-                last = Some(from + start);
-            }
-            start = i + 1;
-        }
+        start = i + 1;
     }
     last
+}
+
+/// Short function words of German, French, Spanish and Portuguese that English text does
+/// not use. A `match` on the lower-cased bytes compiles to a few comparisons per word.
+fn is_function_word(w: &[u8]) -> bool {
+    let mut buf = [0u8; 6];
+    let Some(dst) = buf.get_mut(..w.len()) else {
+        return false;
+    };
+    for (d, s) in dst.iter_mut().zip(w) {
+        *d = s.to_ascii_lowercase();
+    }
+    matches!(
+        &*dst,
+        b"au" | b"aux" | b"le" | b"les" | b"des" | b"du" | b"avec" | b"pour" | b"tout" | b"tous"
+            | b"une" | b"el" | b"los" | b"las" | b"al" | b"del" | b"con" | b"para" | b"todos"
+            | b"todas" | b"ao" | b"aos" | b"os" | b"com" | b"zur" | b"zum" | b"der" | b"die"
+            | b"das" | b"dem" | b"und" | b"mit" | b"auf" | b"alle" | b"allen" | b"jeder"
+            | b"nicht" | b"pas" | b"que" | b"sur" | b"dans" | b"em" | b"na" | b"ist" | b"sie"
+            | b"vous" | b"nos" | b"seu" | b"sua" | b"su"
+    )
 }
 
 /// Why the sentence `s` widens access, if it does.

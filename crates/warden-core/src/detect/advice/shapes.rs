@@ -162,10 +162,10 @@ impl Shapes {
             }
         }
         // SQL and sudoers, only at their own words: ordinary prose costs nothing more.
-        let before = lower(slice(hay, pos.saturating_sub(4), pos));
-        let after = lower(slice(hay, end, hay.len().min(end + 12)));
-        let sql = (w(b"public") && (before.ends_with("to ") || before.ends_with("to\t")))
-            || (w(b"admin") && word.len() == 5 && after.trim_start().starts_with("option"))
+        let before = slice(hay, pos.saturating_sub(3), pos);
+        let after = slice(hay, end, hay.len().min(end + 12)).trim_ascii_start();
+        let sql = (w(b"public") && before.len() == 3 && starts_with_ci(before, b"to") && before.ends_with(b" "))
+            || (w(b"admin") && word.len() == 5 && starts_with_ci(after, b"option"))
             || (w(b"all") && word.contains(&b'='))
             || [
                 &b"nopasswd"[..], b"grant", b"superuser", b"createrole", b"bypassrls", b"sysadmin",
