@@ -149,8 +149,8 @@ fn a_bad_advice_rule_names_the_rule_and_its_line() {
     );
     let got = issues(&main, &[]);
     assert!(
-        got.iter().any(|i| i.starts_with("warden.toml:")
-            && i.contains("rule `broken`: invalid pattern")),
+        got.iter()
+            .any(|i| i.starts_with("warden.toml:") && i.contains("rule `broken`: invalid pattern")),
         "{got:#?}"
     );
     let main = format!(

@@ -93,12 +93,10 @@ pub(super) fn words(hay: &[u8], pos: usize) -> (Vec<String>, usize) {
                     i += 1;
                     match hay.get(i) {
                         // A continuation: the command goes on on the next line.
-                        Some(b'\n') | Some(b'\r') => {
-                            if in_word {
-                                in_word = false;
-                                if push(&mut cur, &mut out) {
-                                    return (out, word_start);
-                                }
+                        Some(b'\n') | Some(b'\r') if in_word => {
+                            in_word = false;
+                            if push(&mut cur, &mut out) {
+                                return (out, word_start);
                             }
                         }
                         Some(&n) => {
@@ -271,8 +269,11 @@ fn chown(t: &[String]) -> Option<&'static str> {
         return None;
     }
     let broad = matches!(user, "nobody" | "everyone" | "guest" | "users" | "nogroup");
-    let root_tree = paths.iter().any(|p| *p == "/") && has(t, "-r");
-    if paths.iter().any(|p| is_secret_path(p) || is_system_path(p)) || root_tree || (broad && !paths.is_empty()) {
+    let root_tree = paths.contains(&"/") && has(t, "-r");
+    if paths.iter().any(|p| is_secret_path(p) || is_system_path(p))
+        || root_tree
+        || (broad && !paths.is_empty())
+    {
         return Some("ownership of a sensitive path given away");
     }
     None
@@ -297,7 +298,8 @@ fn setfacl(t: &[String]) -> Option<&'static str> {
                 [k, p] => (*k, "", *p),
                 _ => continue,
             };
-            let grants = perms.contains(['r', 'w', 'x']) || perms.chars().any(|c| c != '-' && c != '0');
+            let grants =
+                perms.contains(['r', 'w', 'x']) || perms.chars().any(|c| c != '-' && c != '0');
             match kind {
                 "o" | "other" if perms.contains('w') || perms.contains('7') => {
                     return Some("world-writable ACL")
@@ -321,14 +323,10 @@ fn setfacl(t: &[String]) -> Option<&'static str> {
 fn usermod(t: &[String]) -> Option<&'static str> {
     let mut groups = values(t, &["groups", "gid"], Some('G'));
     groups.extend(values(t, &["gid"], Some('g')));
-    if groups
-        .iter()
-        .flat_map(|g| g.split(','))
-        .any(is_priv_group)
-    {
+    if groups.iter().flat_map(|g| g.split(',')).any(is_priv_group) {
         return Some("user added to a privileged group");
     }
-    if values(t, &["uid"], Some('u')).iter().any(|u| *u == "0") {
+    if values(t, &["uid"], Some('u')).contains(&"0") {
         return Some("user given uid 0");
     }
     None
@@ -347,10 +345,23 @@ fn gpasswd(t: &[String]) -> Option<&'static str> {
 }
 
 fn adduser(t: &[String]) -> Option<&'static str> {
-    if values(t, &["ingroup"], None).iter().any(|g| is_priv_group(g)) {
+    if values(t, &["ingroup"], None)
+        .iter()
+        .any(|g| is_priv_group(g))
+    {
         return Some("user added to a privileged group");
     }
-    let args = positional(t, &["--ingroup", "--home", "--shell", "--gecos", "--uid", "--gid"]);
+    let args = positional(
+        t,
+        &[
+            "--ingroup",
+            "--home",
+            "--shell",
+            "--gecos",
+            "--uid",
+            "--gid",
+        ],
+    );
     match args.as_slice() {
         [_user, group] if is_priv_group(group) => Some("user added to a privileged group"),
         _ => None,
@@ -358,9 +369,9 @@ fn adduser(t: &[String]) -> Option<&'static str> {
 }
 
 fn localgroup(t: &[String]) -> Option<&'static str> {
-    let admin = t
-        .iter()
-        .any(|w| w.contains("administrators") || w.contains("admins") || w == "remote desktop users");
+    let admin = t.iter().any(|w| {
+        w.contains("administrators") || w.contains("admins") || w == "remote desktop users"
+    });
     let adding = t.first().is_some_and(|w| w == "add-localgroupmember") || has(t, "/add");
     (admin && adding).then_some("user added to the administrators")
 }
@@ -384,8 +395,19 @@ fn reads_or_removes(t: &[String]) -> bool {
     t.iter().take(6).any(|w| {
         matches!(
             w.as_str(),
-            "get" | "describe" | "list" | "ls" | "show" | "get-iam-policy" | "remove-iam-policy-binding"
-                | "revoke" | "delete" | "remove" | "rm" | "can-i" | "view"
+            "get"
+                | "describe"
+                | "list"
+                | "ls"
+                | "show"
+                | "get-iam-policy"
+                | "remove-iam-policy-binding"
+                | "revoke"
+                | "delete"
+                | "remove"
+                | "rm"
+                | "can-i"
+                | "view"
         )
     })
 }
@@ -412,7 +434,11 @@ fn gcloud(t: &[String]) -> Option<&'static str> {
             return Some("IAM binding of an admin role");
         }
     }
-    let acl = values(t, &["predefined-acl", "predefined-default-object-acl"], None);
+    let acl = values(
+        t,
+        &["predefined-acl", "predefined-default-object-acl"],
+        None,
+    );
     if acl.iter().any(|a| is_public_acl(a)) {
         return Some("public ACL");
     }
@@ -499,7 +525,13 @@ fn aws(t: &[String]) -> Option<&'static str> {
     }
     let grants = values(
         t,
-        &["grant-read", "grant-write", "grant-full-control", "grant-read-acp", "grant-write-acp"],
+        &[
+            "grant-read",
+            "grant-write",
+            "grant-full-control",
+            "grant-read-acp",
+            "grant-write-acp",
+        ],
         None,
     );
     if grants
@@ -516,22 +548,34 @@ fn aws(t: &[String]) -> Option<&'static str> {
         return Some("public access block removed");
     }
     if t.iter().any(|w| {
-        let c: String = w.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '=').collect();
-        ["blockpublicacls=false", "blockpublicpolicy=false", "ignorepublicacls=false", "restrictpublicbuckets=false"]
-            .iter()
-            .any(|k| c.contains(k))
+        let c: String = w
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '=')
+            .collect();
+        [
+            "blockpublicacls=false",
+            "blockpublicpolicy=false",
+            "ignorepublicacls=false",
+            "restrictpublicbuckets=false",
+        ]
+        .iter()
+        .any(|k| c.contains(k))
     }) {
         return Some("public access block removed");
     }
     if values(t, &["policy-arn"], None).iter().any(|a| {
-        a.ends_with("/administratoraccess") || a.ends_with("/iamfullaccess") || a.ends_with("/poweruseraccess")
+        a.ends_with("/administratoraccess")
+            || a.ends_with("/iamfullaccess")
+            || a.ends_with("/poweruseraccess")
     }) {
         return Some("admin policy attached");
     }
-    if values(t, &["principal"], None).iter().any(|p| *p == "*") {
+    if values(t, &["principal"], None).contains(&"*") {
         return Some("permission for any principal");
     }
-    if values(t, &["cidr", "cidr-ip", "cidr-ipv6"], None).iter().any(|c| is_any_ip(c))
+    if values(t, &["cidr", "cidr-ip", "cidr-ipv6"], None)
+        .iter()
+        .any(|c| is_any_ip(c))
         || t.iter().any(|w| w.contains("cidrip=0.0.0.0/0"))
     {
         return Some("open to any address");
@@ -540,9 +584,8 @@ fn aws(t: &[String]) -> Option<&'static str> {
         || has(t, "modify-image-attribute")
         || has(t, "modify-db-snapshot-attribute");
     if shares
-        && t.iter().any(|w| {
-            w.contains("group=all") || w == "all" || w.contains("\"group\":\"all\"")
-        })
+        && t.iter()
+            .any(|w| w.contains("group=all") || w == "all" || w.contains("\"group\":\"all\""))
         && !t.iter().any(|w| w.contains("remove"))
     {
         return Some("snapshot shared with everyone");
@@ -580,25 +623,35 @@ fn az(t: &[String]) -> Option<&'static str> {
     {
         return Some("public container");
     }
-    if values(t, &["allow-blob-public-access", "public-network-access"], None)
-        .iter()
-        .any(|v| matches!(*v, "true" | "enabled"))
+    if values(
+        t,
+        &["allow-blob-public-access", "public-network-access"],
+        None,
+    )
+    .iter()
+    .any(|v| matches!(*v, "true" | "enabled"))
     {
         return Some("public blob access allowed");
     }
-    if values(t, &["default-action"], None).iter().any(|v| *v == "allow") {
+    if values(t, &["default-action"], None).contains(&"allow") {
         return Some("open to any network");
     }
-    if values(t, &["source-address-prefixes", "source-address-prefix"], None)
-        .iter()
-        .any(|v| is_any_ip(v))
-        && values(t, &["access"], None).iter().any(|v| *v == "allow")
+    if values(
+        t,
+        &["source-address-prefixes", "source-address-prefix"],
+        None,
+    )
+    .iter()
+    .any(|v| is_any_ip(v))
+        && values(t, &["access"], None).contains(&"allow")
     {
         return Some("open to any address");
     }
     if has(t, "member")
         && has(t, "add")
-        && values(t, &["group"], None).iter().any(|g| g.contains("admin"))
+        && values(t, &["group"], None)
+            .iter()
+            .any(|g| g.contains("admin"))
     {
         return Some("user added to a privileged group");
     }
@@ -618,9 +671,12 @@ fn kubectl(t: &[String]) -> Option<&'static str> {
     });
     if binds {
         let roles = values(t, &["clusterrole", "role"], None);
-        let positional_role = t
-            .iter()
-            .any(|w| matches!(w.as_str(), "cluster-admin" | "admin" | "privileged" | "anyuid"));
+        let positional_role = t.iter().any(|w| {
+            matches!(
+                w.as_str(),
+                "cluster-admin" | "admin" | "privileged" | "anyuid"
+            )
+        });
         if roles
             .iter()
             .any(|r| matches!(*r, "cluster-admin" | "admin" | "edit" | "system:masters"))
@@ -629,8 +685,7 @@ fn kubectl(t: &[String]) -> Option<&'static str> {
             return Some("admin role bound");
         }
         let subjects = values(t, &["group", "user", "serviceaccount"], None);
-        if subjects.iter().any(|s| is_broad_principal(s))
-            || t.iter().any(|w| is_broad_principal(w))
+        if subjects.iter().any(|s| is_broad_principal(s)) || t.iter().any(|w| is_broad_principal(w))
         {
             return Some("role bound to everyone");
         }
@@ -667,9 +722,7 @@ fn repo(t: &[String]) -> Option<&'static str> {
             _ => {}
         }
     }
-    let delete = values(t, &["method"], Some('x'))
-        .iter()
-        .any(|m| *m == "delete");
+    let delete = values(t, &["method"], Some('x')).contains(&"delete");
     if delete && t.iter().any(|w| w.ends_with("/protection")) {
         return Some("branch protection removed");
     }

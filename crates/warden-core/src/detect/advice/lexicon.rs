@@ -61,6 +61,7 @@ struct Lang {
 
 const ELEVATED_COMMON: [&str; 6] = ["admin", "root", "sudo", "superuser", "owner", "full"];
 
+#[rustfmt::skip]
 const DE: Lang = Lang {
     verbs: &["lass", "lasst", "lassen", "gib", "gebt", "geben", "gebe", "gibst", "erteile", "erteilt", "erteilen", "gewähre", "gewährt", "gewähren", "vergib", "vergebt", "vergeben", "räume", "räumt", "räumen", "öffne", "öffnet", "öffnen", "erlaube", "erlaubt", "erlauben", "ermögliche", "ermöglicht", "ermöglichen", "aktiviere", "aktiviert", "aktivieren", "bekommen", "erhalten", "kriegen", "weise", "weist", "zuweisen", "verleihe", "verleiht", "verleihen", "teile", "teilt", "teilen", "schalte", "schaltet", "schalten"],
     stems: &["freigeb", "freischalt", "einräum", "zuweis", "zugesteh", "gestatt"],
@@ -84,6 +85,7 @@ const DE: Lang = Lang {
     restrictions: &["nur", "ausschließlich", "lediglich"],
 };
 
+#[rustfmt::skip]
 const FR: Lang = Lang {
     verbs: &["donne", "donnez", "donner", "donnons", "accorde", "accordez", "accorder", "attribue", "attribuez", "attribuer", "octroie", "octroyez", "octroyer", "confère", "conférez", "conférer", "ouvre", "ouvrez", "ouvrir", "autorise", "autorisez", "autoriser", "permets", "permettez", "permettre", "active", "activez", "activer", "délègue", "déléguez", "déléguer", "partage", "partagez", "partager", "offre", "offrez", "offrir", "fournis", "fournissez", "fournir", "assigne", "assignez", "assigner", "laisse", "laissez", "obtenir", "recevoir"],
     stems: &["accord", "attribu", "octroy", "autoris", "partag"],
@@ -107,6 +109,7 @@ const FR: Lang = Lang {
     restrictions: &["seulement", "uniquement", "exclusivement"],
 };
 
+#[rustfmt::skip]
 const ES: Lang = Lang {
     verbs: &["da", "dad", "dar", "dale", "dales", "den", "denle", "denles", "otorga", "otorgad", "otorgar", "otorgue", "otorguen", "concede", "conceded", "conceder", "conceda", "concedan", "asigna", "asignad", "asignar", "asigne", "asignen", "abre", "abrid", "abrir", "abra", "abran", "permite", "permitid", "permitir", "permita", "permitan", "habilita", "habilitar", "habilite", "activa", "activar", "active", "comparte", "compartid", "compartir", "comparta", "compartan", "proporciona", "proporcionar", "ofrece", "ofrecer", "tengan", "reciban", "obtengan"],
     stems: &["otorg", "otórg", "conced", "concéd", "asign", "asígn", "permít", "habilít", "compart"],
@@ -130,6 +133,7 @@ const ES: Lang = Lang {
     restrictions: &["solo", "sólo", "solamente", "únicamente", "exclusivamente"],
 };
 
+#[rustfmt::skip]
 const PT: Lang = Lang {
     verbs: &["dê", "dar", "deem", "dá", "dai", "conceda", "concedam", "conceder", "concede", "concedei", "atribua", "atribuam", "atribuir", "atribui", "abra", "abram", "abrir", "abre", "permita", "permitam", "permitir", "permite", "habilite", "habilitar", "habilitem", "ative", "ativar", "ativem", "compartilhe", "compartilhar", "compartilhem", "partilhe", "partilhar", "libere", "liberar", "liberem", "forneça", "fornecer", "ofereça", "oferecer", "outorgue", "outorgar", "tenham", "recebam"],
     stems: &["conced", "atribu", "permit", "habilit", "compartilh", "partilh", "liber", "outorg"],
@@ -159,17 +163,41 @@ const LANGS: [&Lang; 4] = [&DE, &FR, &ES, &PT];
 pub(super) fn is_foreign_word(hay: &[u8], pos: usize, word: &[u8]) -> bool {
     // Word starts that no English word has (`acces` alone is French; `access` is English).
     const STEMS: &[&[u8]] = &[
-        b"zugriff", b"zugreif", b"zugang", b"berechtigung", b"acceso", b"acesso", b"permiso",
-        b"permisso", b"derecho", b"direito", b"authentification", b"autentica", b"privilegio",
-        b"autorisation", b"jedermann", b"qualquer", b"cualquier",
+        b"zugriff",
+        b"zugreif",
+        b"zugang",
+        b"berechtigung",
+        b"acceso",
+        b"acesso",
+        b"permiso",
+        b"permisso",
+        b"derecho",
+        b"direito",
+        b"authentification",
+        b"autentica",
+        b"privilegio",
+        b"autorisation",
+        b"jedermann",
+        b"qualquer",
+        b"cualquier",
     ];
     const WHOLE: &[&[u8]] = &[
-        b"acces", b"droit", b"droits", b"rechte", b"publico", b"publica", b"publicos", b"publicas",
+        b"acces",
+        b"droit",
+        b"droits",
+        b"rechte",
+        b"publico",
+        b"publica",
+        b"publicos",
+        b"publicas",
     ];
     // The audience phrases of the other languages, as the combined scan matched them.
     const PHRASES: &[&[u8]] = &[b"tout", b"todo", b"toda", b"n'importe"];
     let full_end = (pos..hay.len().min(pos + 32))
-        .find(|&i| !hay.get(i).is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80))
+        .find(|&i| {
+            !hay.get(i)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80)
+        })
         .unwrap_or(hay.len().min(pos + 32));
     let full = slice(hay, pos, full_end.max(pos + word.len()));
     full.iter().any(|&b| b >= 0x80)
@@ -210,32 +238,87 @@ fn is_function_word(w: &[u8]) -> bool {
     }
     matches!(
         &*dst,
-        b"au" | b"aux" | b"le" | b"les" | b"des" | b"du" | b"avec" | b"pour" | b"tout" | b"tous"
-            | b"une" | b"el" | b"los" | b"las" | b"al" | b"del" | b"con" | b"para" | b"todos"
-            | b"todas" | b"ao" | b"aos" | b"os" | b"com" | b"zur" | b"zum" | b"der" | b"die"
-            | b"das" | b"dem" | b"und" | b"mit" | b"auf" | b"alle" | b"allen" | b"jeder"
-            | b"nicht" | b"pas" | b"que" | b"sur" | b"dans" | b"em" | b"na" | b"ist" | b"sie"
-            | b"vous" | b"nos" | b"seu" | b"sua" | b"su"
+        b"au"
+            | b"aux"
+            | b"le"
+            | b"les"
+            | b"des"
+            | b"du"
+            | b"avec"
+            | b"pour"
+            | b"tout"
+            | b"tous"
+            | b"une"
+            | b"el"
+            | b"los"
+            | b"las"
+            | b"al"
+            | b"del"
+            | b"con"
+            | b"para"
+            | b"todos"
+            | b"todas"
+            | b"ao"
+            | b"aos"
+            | b"os"
+            | b"com"
+            | b"zur"
+            | b"zum"
+            | b"der"
+            | b"die"
+            | b"das"
+            | b"dem"
+            | b"und"
+            | b"mit"
+            | b"auf"
+            | b"alle"
+            | b"allen"
+            | b"jeder"
+            | b"nicht"
+            | b"pas"
+            | b"que"
+            | b"sur"
+            | b"dans"
+            | b"em"
+            | b"na"
+            | b"ist"
+            | b"sie"
+            | b"vous"
+            | b"nos"
+            | b"seu"
+            | b"sua"
+            | b"su"
     )
 }
 
 /// Why the sentence `s` widens access, if it does.
 pub(super) fn judge(s: &[u8]) -> Option<&'static str> {
     let raw = String::from_utf8_lossy(s);
-    let text: String = raw.nfkc().take(MAX_CHARS).collect::<String>().to_lowercase();
+    let text: String = raw
+        .nfkc()
+        .take(MAX_CHARS)
+        .collect::<String>()
+        .to_lowercase();
     if text.chars().any(is_japanese) {
         return japanese(&text);
     }
     let clauses: Vec<Vec<&str>> = text
         .split([',', ';', ':'])
-        .map(|c| c.split(|ch: char| !ch.is_alphanumeric()).filter(|w| !w.is_empty()).collect())
+        .map(|c| {
+            c.split(|ch: char| !ch.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .collect()
+        })
         .collect();
     let words: Vec<&str> = clauses.iter().flatten().copied().collect();
     let joined = format!(" {} ", words.join(" "));
     LANGS.iter().find_map(|l| {
         // Negation counts in the clause of a verb: "gebt jedem Vollzugriff, dann gibt es
         // keine Tickets mehr" still advises.
-        let verb_clauses: Vec<&Vec<&str>> = clauses.iter().filter(|c| c.iter().any(|w| l.is_verb(w))).collect();
+        let verb_clauses: Vec<&Vec<&str>> = clauses
+            .iter()
+            .filter(|c| c.iter().any(|w| l.is_verb(w)))
+            .collect();
         if verb_clauses.is_empty() || verb_clauses.iter().all(|c| l.negated(c)) {
             return None;
         }
@@ -246,15 +329,22 @@ pub(super) fn judge(s: &[u8]) -> Option<&'static str> {
 impl Lang {
     /// True for a verb of any of this language's rules.
     fn is_verb(&self, w: &str) -> bool {
-        [self.verbs, self.make, self.add, self.promote, self.disable].iter().any(|l| l.contains(&w))
+        [self.verbs, self.make, self.add, self.promote, self.disable]
+            .iter()
+            .any(|l| l.contains(&w))
             || self.stems.iter().any(|s| w.starts_with(s))
-            || ["teil", "partag", "compart", "partilh"].iter().any(|s| w.starts_with(s))
+            || ["teil", "partag", "compart", "partilh"]
+                .iter()
+                .any(|s| w.starts_with(s))
     }
 
     /// True when the words hold a negation of this language.
     fn negated(&self, words: &[&str]) -> bool {
         words.iter().enumerate().any(|(i, w)| {
-            self.negations.contains(w) && !words.get(i + 1).is_some_and(|n| self.not_negation.contains(n))
+            self.negations.contains(w)
+                && !words
+                    .get(i + 1)
+                    .is_some_and(|n| self.not_negation.contains(n))
         })
     }
 }
@@ -294,9 +384,16 @@ fn judge_lang(l: &Lang, words: &[&str], joined: &str) -> Option<&'static str> {
             }
         });
     let restricted = words.iter().any(|w| is(l.restrictions, w));
-    let action = words.iter().any(|w| l.actions.iter().any(|a| w.starts_with(a)));
-    if verb.is_some() && ((noun && (audience || (elevated && !restricted))) || (audience && action)) {
-        return Some(if audience { "access granted to everyone" } else { "elevated access granted" });
+    let action = words
+        .iter()
+        .any(|w| l.actions.iter().any(|a| w.starts_with(a)));
+    if verb.is_some() && ((noun && (audience || (elevated && !restricted))) || (audience && action))
+    {
+        return Some(if audience {
+            "access granted to everyone"
+        } else {
+            "elevated access granted"
+        });
     }
     // "make … public", with no indefinite article between the verb and the word.
     for (i, w) in words.iter().enumerate() {
@@ -315,14 +412,33 @@ fn judge_lang(l: &Lang, words: &[&str], joined: &str) -> Option<&'static str> {
         return Some("protection turned off");
     }
     let privileged = words.iter().any(|w| {
-        ["admin", "administra", "sudo", "root", "wheel", "superuser", "owner", "besitzer", "eigentümer", "propriétaire", "propietario", "proprietário", "dono"]
-            .iter()
-            .any(|p| w.contains(p))
+        [
+            "admin",
+            "administra",
+            "sudo",
+            "root",
+            "wheel",
+            "superuser",
+            "owner",
+            "besitzer",
+            "eigentümer",
+            "propriétaire",
+            "propietario",
+            "proprietário",
+            "dono",
+        ]
+        .iter()
+        .any(|p| w.contains(p))
     });
     if (any(l.add) || any(l.promote)) && privileged && !restricted {
         return Some("made a member of a privileged group");
     }
-    let share = words.iter().any(|w| w.starts_with("teil") || w.starts_with("partag") || w.starts_with("compart") || w.starts_with("partilh"));
+    let share = words.iter().any(|w| {
+        w.starts_with("teil")
+            || w.starts_with("partag")
+            || w.starts_with("compart")
+            || w.starts_with("partilh")
+    });
     if share && audience {
         return Some("shared with everyone");
     }
@@ -330,35 +446,71 @@ fn judge_lang(l: &Lang, words: &[&str], joined: &str) -> Option<&'static str> {
 }
 
 fn japanese(t: &str) -> Option<&'static str> {
+    #[rustfmt::skip]
     const NEG: &[&str] = &["ない", "ません", "禁止", "決して", "ダメ", "だめ", "避け", "べきでは", "するな", "いけ", "不可", "厳禁", "なかれ", "never", "not"];
+    #[rustfmt::skip]
     const AUD: &[&str] = &["全員", "全社員", "全従業員", "全ユーザ", "すべてのユーザ", "全てのユーザ", "誰でも", "だれでも", "誰もが", "すべての人", "全ての人", "みんな", "皆", "外部", "社外", "匿名", "一般", "全社", "全メンバー", "すべてのメンバー", "全てのメンバー", "全スタッフ", "契約者", "全エンジニア", "不特定", "everyone", "all users"];
+    #[rustfmt::skip]
     const NOUN: &[&str] = &["権限", "アクセス", "権利", "ロール", "閲覧", "書き込み", "編集"];
+    #[rustfmt::skip]
     const ELEV: &[&str] = &["管理者", "管理権限", "書き込み", "編集", "オーナー", "所有者", "フル", "root", "ルート", "admin", "特権", "スーパーユーザ", "sudo"];
+    #[rustfmt::skip]
     const VERB: &[&str] = &["付与", "与え", "許可", "追加", "開放", "共有", "割り当て", "割当", "昇格", "渡し", "付け", "持たせ", "あげ", "開け", "解放", "有効", "ようにして", "ようにする", "できるように"];
+    #[rustfmt::skip]
     const CONTROL: &[&str] = &["認証", "二要素", "2要素", "二段階", "2段階", "多要素", "mfa", "2fa", "ファイアウォール", "パスワード", "アクセス制御"];
+    #[rustfmt::skip]
     const DISABLE: &[&str] = &["無効", "オフ", "解除", "外し", "外す", "削除", "停止", "切っ", "切る", "スキップ", "回避", "なくし"];
     const ONLY: &[&str] = &["のみ", "だけ", "限定"];
     let has = |list: &[&str]| list.iter().any(|w| t.contains(w));
     // Negation counts in the clause of a verb, as in the other languages.
-    let verb_clause_free = t
-        .split(['、', ',', '，'])
-        .any(|c| VERB.iter().chain(DISABLE).chain(&["公開", "追加", "昇格"]).any(|v| c.contains(v)) && !NEG.iter().any(|n| c.contains(n)));
+    let verb_clause_free = t.split(['、', ',', '，']).any(|c| {
+        VERB.iter()
+            .chain(DISABLE)
+            .chain(&["公開", "追加", "昇格"])
+            .any(|v| c.contains(v))
+            && !NEG.iter().any(|n| c.contains(n))
+    });
     if !verb_clause_free {
         return None;
     }
     let audience = has(AUD);
     if has(VERB) && has(NOUN) && (audience || (has(ELEV) && !has(ONLY))) {
-        return Some(if audience { "access granted to everyone" } else { "elevated access granted" });
+        return Some(if audience {
+            "access granted to everyone"
+        } else {
+            "elevated access granted"
+        });
     }
-    let public = ["公開して", "公開に", "公開する", "公開しま", "公開すれば", "公開設定に", "一般公開", "パブリックに", "パブリック設定"];
+    let public = [
+        "公開して",
+        "公開に",
+        "公開する",
+        "公開しま",
+        "公開すれば",
+        "公開設定に",
+        "一般公開",
+        "パブリックに",
+        "パブリック設定",
+    ];
     if public.iter().any(|p| t.contains(p)) {
         return Some("made public");
     }
     if has(DISABLE) && has(CONTROL) {
         return Some("protection turned off");
     }
-    let group = ["管理者グループ", "管理者ロール", "sudoグループ", "adminグループ", "wheelグループ", "sudoers", "管理者に"];
-    if group.iter().any(|g| t.contains(g)) && has(&["追加", "入れ", "昇格", "して", "変更"]) && !has(ONLY) {
+    let group = [
+        "管理者グループ",
+        "管理者ロール",
+        "sudoグループ",
+        "adminグループ",
+        "wheelグループ",
+        "sudoers",
+        "管理者に",
+    ];
+    if group.iter().any(|g| t.contains(g))
+        && has(&["追加", "入れ", "昇格", "して", "変更"])
+        && !has(ONLY)
+    {
         return Some("made a member of a privileged group");
     }
     if t.contains("共有") && audience {

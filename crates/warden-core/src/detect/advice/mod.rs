@@ -109,7 +109,9 @@ impl Advice {
         // (`roles/owner`, `AdministratorAccess`): shapes see the whole of it.
         let full_end = (pos + word.len()..hay.len().min(pos + 48))
             .find(|&i| {
-                !hay.get(i).is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-'))
+                !hay.get(i).is_some_and(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-')
+                })
             })
             .unwrap_or(hay.len().min(pos + 48))
             .max(pos + word.len());
@@ -149,7 +151,13 @@ impl Advice {
 impl Advice {
     /// True when the candidate is a word of the other languages, or their text is within
     /// [`FOREIGN_NEAR`] bytes of it. Each byte is looked at once per layer.
-    fn foreign_near(&self, pos: usize, word: &[u8], ctx: &mut Ctx<'_>, layer: &mut Layer<'_>) -> bool {
+    fn foreign_near(
+        &self,
+        pos: usize,
+        word: &[u8],
+        ctx: &mut Ctx<'_>,
+        layer: &mut Layer<'_>,
+    ) -> bool {
         if lexicon::is_foreign_word(layer.hay, pos, word) {
             return true;
         }
@@ -199,7 +207,10 @@ fn sentence(hay: &[u8], pos: usize) -> (usize, usize) {
             _ => false,
         }
     };
-    let start = (lo..pos).rev().find(|&i| ends(hay, i)).map_or(lo, |i| i + 1);
+    let start = (lo..pos)
+        .rev()
+        .find(|&i| ends(hay, i))
+        .map_or(lo, |i| i + 1);
     let end = (pos..hi).find(|&i| ends(hay, i)).map_or(hi, |i| i + 1);
     (start, end)
 }
@@ -208,8 +219,17 @@ fn sentence(hay: &[u8], pos: usize) -> (usize, usize) {
 /// must never be bound", "… n'est jamais accordé", "… 決して…ない".
 pub(super) fn negated_after(hay: &[u8], end: usize) -> bool {
     const AFTER: &[&[u8]] = &[
-        b"never", b"not", b"nie", b"niemals", b"nicht", b"jamais", b"nunca", b"jamas",
-        b"dangerous", b"insecure", b"unsafe",
+        b"never",
+        b"not",
+        b"nie",
+        b"niemals",
+        b"nicht",
+        b"jamais",
+        b"nunca",
+        b"jamas",
+        b"dangerous",
+        b"insecure",
+        b"unsafe",
     ];
     let rest = slice(hay, end, hay.len().min(end + 64));
     let clause_end = rest
@@ -231,7 +251,9 @@ pub(super) fn negated_after(hay: &[u8], end: usize) -> bool {
 
 /// Principals that mean everyone (or everyone signed in), as tools spell them.
 pub(super) fn is_broad_principal(p: &str) -> bool {
-    let p = p.trim_matches(['"', '\'', '[', ']', ' ']).to_ascii_lowercase();
+    let p = p
+        .trim_matches(['"', '\'', '[', ']', ' '])
+        .to_ascii_lowercase();
     let p = p.strip_prefix("group:").unwrap_or(&p);
     matches!(
         p,
@@ -322,8 +344,17 @@ pub(super) fn is_secret_path(p: &str) -> bool {
 pub(super) fn is_system_path(p: &str) -> bool {
     let p = p.trim_end_matches('/').to_ascii_lowercase();
     const PREFIXES: &[&str] = &[
-        "/etc", "/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/boot", "/lib",
-        "/usr/lib", "/var/run/docker.sock", "/run/docker.sock",
+        "/etc",
+        "/bin",
+        "/sbin",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/local/bin",
+        "/boot",
+        "/lib",
+        "/usr/lib",
+        "/var/run/docker.sock",
+        "/run/docker.sock",
     ];
     PREFIXES
         .iter()

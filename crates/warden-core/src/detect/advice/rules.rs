@@ -93,9 +93,13 @@ impl Rules {
                 return;
             }
             if let Some(m) = re.find(layer.hay) {
-                ctx.report(name, LABEL_PRIVILEGED_ADVICE, m.start(), layer.encoding, || {
-                    phrase(m.as_bytes(), 64)
-                });
+                ctx.report(
+                    name,
+                    LABEL_PRIVILEGED_ADVICE,
+                    m.start(),
+                    layer.encoding,
+                    || phrase(m.as_bytes(), 64),
+                );
             }
         }
     }

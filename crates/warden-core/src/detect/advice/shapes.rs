@@ -32,12 +32,44 @@ pub(super) const WINDOW: usize = 400;
 /// The work charged for looking at the shapes around `word`: the words whose shapes read
 /// whole windows are charged them, the others a little.
 pub(super) fn cost(word: &[u8]) -> usize {
-    const LIGHT: &[&[u8]] = &[b"public", b"block", b"ignore", b"restrict", b"allow", b"unauthenticated", b"mode", b"_permission", b"admin"];
+    const LIGHT: &[&[u8]] = &[
+        b"public",
+        b"block",
+        b"ignore",
+        b"restrict",
+        b"allow",
+        b"unauthenticated",
+        b"mode",
+        b"_permission",
+        b"admin",
+    ];
     const HEAVY: &[&[u8]] = &[
-        b"cluster", b"administratoraccess", b"poweruseraccess", b"iamfullaccess", b"visibility",
-        b"private", b"createrole", b"bypassrls", b"sysadmin", b"db_owner", b"rds_", b"cloudsql",
-        b"azure_pg", b"pg_", b"superuser", b"sp_add", b"nopasswd", b"grant", b"domain:",
-        b"group=", b"verb", b"roles/", b"system:", b"0.0.0.0", b"::/0", b"all",
+        b"cluster",
+        b"administratoraccess",
+        b"poweruseraccess",
+        b"iamfullaccess",
+        b"visibility",
+        b"private",
+        b"createrole",
+        b"bypassrls",
+        b"sysadmin",
+        b"db_owner",
+        b"rds_",
+        b"cloudsql",
+        b"azure_pg",
+        b"pg_",
+        b"superuser",
+        b"sp_add",
+        b"nopasswd",
+        b"grant",
+        b"domain:",
+        b"group=",
+        b"verb",
+        b"roles/",
+        b"system:",
+        b"0.0.0.0",
+        b"::/0",
+        b"all",
     ];
     let starts = |list: &[&[u8]]| list.iter().any(|l| starts_with_ci(word, l));
     if starts(HEAVY) || matches!(word.first(), Some(b'"' | b'\'')) {
@@ -61,9 +93,7 @@ pub(super) struct Shapes {
 impl Shapes {
     pub(super) fn build() -> Result<Self, regex::Error> {
         Ok(Self {
-            any_resource: Regex::new(
-                r#"(?i-u)["']?\bresources?["']?\s*[:=]\s*\[?\s*["']\*["']"#,
-            )?,
+            any_resource: Regex::new(r#"(?i-u)["']?\bresources?["']?\s*[:=]\s*\[?\s*["']\*["']"#)?,
             sudoers: Regex::new(
                 r"(?i-u)(?:^|[\s'`>])(%?[a-z_][a-z0-9_.\\-]*|all)\s+all\s*=\s*(?:\([^)\n]{0,40}\)\s*)?((?:nopasswd|setenv|noexec)\s*:\s*)*(all\b|/(?:usr/)?s?bin/(?:ba|z|da|k)?sh\b|/(?:usr/)?bin/su\b)",
             )?,
@@ -88,13 +118,24 @@ impl Shapes {
         }
         if w(b"system:") {
             let around = lower(window(hay, pos, WINDOW));
-            let binds = ["rolebinding", "subjects", "--group", "add-cluster-role-to-group", "add-role-to-group"];
+            let binds = [
+                "rolebinding",
+                "subjects",
+                "--group",
+                "add-cluster-role-to-group",
+                "add-role-to-group",
+            ];
             return (binds.iter().any(|b| around.contains(b)) && !removing(hay, pos))
                 .then_some((end, "role bound to everyone"));
         }
         if w(b"cluster-admin") || w(b"clusteradmin") {
             let around = lower(window(hay, pos, WINDOW));
-            let binds = ["roleref", "--clusterrole", "add-cluster-role", "rolebinding"];
+            let binds = [
+                "roleref",
+                "--clusterrole",
+                "add-cluster-role",
+                "rolebinding",
+            ];
             return (binds.iter().any(|b| around.contains(b)) && !removing(hay, pos))
                 .then_some((end, "admin role bound"));
         }
@@ -111,8 +152,10 @@ impl Shapes {
         }
         if w(b"group=all") {
             let around = canon(window(hay, pos, 200));
-            return (around.contains("modify") && around.contains("attribute") && !around.contains("remove"))
-                .then_some((end, "shared with everyone"));
+            return (around.contains("modify")
+                && around.contains("attribute")
+                && !around.contains("remove"))
+            .then_some((end, "shared with everyone"));
         }
         if w(b"verb") {
             return self.star(hay, pos, end);
@@ -133,15 +176,18 @@ impl Shapes {
             let key = canon(slice(hay, pos, key_end));
             let sep = separator(hay, key_end);
             let v = value_after(hay, key_end);
-            let public = matches!(v.as_str(), "public" | "internal") || (key == "visibilitylevel" && matches!(v.as_str(), "20" | "10"));
+            let public = matches!(v.as_str(), "public" | "internal")
+                || (key == "visibilitylevel" && matches!(v.as_str(), "20" | "10"));
             let flag = slice(hay, pos.saturating_sub(2), pos) == b"--";
-            let assigns = flag || sep == Some(b'=') || (sep == Some(b':') && write_context(hay, pos));
+            let assigns =
+                flag || sep == Some(b'=') || (sep == Some(b':') && write_context(hay, pos));
             return (public && assigns).then_some((key_end, "repository made public"));
         }
         if w(b"unauthenticated") {
             let before = lower(slice(hay, pos.saturating_sub(9), pos));
-            return ((before.ends_with("allow-") || before.ends_with("allow_")) && !before.contains("no-allow"))
-                .then_some((end, "unauthenticated access allowed"));
+            return ((before.ends_with("allow-") || before.ends_with("allow_"))
+                && !before.contains("no-allow"))
+            .then_some((end, "unauthenticated access allowed"));
         }
         if w(b"0.0.0.0/0") || w(b"::/0") {
             let key = key_before(hay, pos);
@@ -150,9 +196,18 @@ impl Shapes {
                 back.rfind("ingress").unwrap_or(0) > back.rfind("egress").map_or(0, |e| e + 1)
                     || back.rfind("ingress").is_some() && back.rfind("egress").is_none()
             };
-            let open = ["sourcerange", "authorizednetwork", "sourceaddressprefix", "cidrip", "allowedips", "ipallowlist", "whitelist", "allowlist"]
-                .iter()
-                .any(|k| key.contains(k))
+            let open = [
+                "sourcerange",
+                "authorizednetwork",
+                "sourceaddressprefix",
+                "cidrip",
+                "allowedips",
+                "ipallowlist",
+                "whitelist",
+                "allowlist",
+            ]
+            .iter()
+            .any(|k| key.contains(k))
                 || (key.contains("cidr") && ingress);
             return open.then_some((end, "open to any address"));
         }
@@ -164,13 +219,26 @@ impl Shapes {
         // SQL and sudoers, only at their own words: ordinary prose costs nothing more.
         let before = slice(hay, pos.saturating_sub(3), pos);
         let after = slice(hay, end, hay.len().min(end + 12)).trim_ascii_start();
-        let sql = (w(b"public") && before.len() == 3 && starts_with_ci(before, b"to") && before.ends_with(b" "))
+        let sql = (w(b"public")
+            && before.len() == 3
+            && starts_with_ci(before, b"to")
+            && before.ends_with(b" "))
             || (w(b"admin") && word.len() == 5 && starts_with_ci(after, b"option"))
             || (w(b"all") && word.contains(&b'='))
             || [
-                &b"nopasswd"[..], b"grant", b"superuser", b"createrole", b"bypassrls", b"sysadmin",
-                b"db_owner", b"rds_superuser", b"cloudsqlsuperuser", b"azure_pg_admin", b"pg_read_all",
-                b"pg_write_all", b"sp_add",
+                &b"nopasswd"[..],
+                b"grant",
+                b"superuser",
+                b"createrole",
+                b"bypassrls",
+                b"sysadmin",
+                b"db_owner",
+                b"rds_superuser",
+                b"cloudsqlsuperuser",
+                b"azure_pg_admin",
+                b"pg_read_all",
+                b"pg_write_all",
+                b"sp_add",
             ]
             .iter()
             .any(|p| w(p));
@@ -183,8 +251,15 @@ impl Shapes {
     /// `"*"` as the value of an action, verb or principal key.
     fn star(&self, hay: &[u8], pos: usize, end: usize) -> Option<(usize, &'static str)> {
         let key = key_before(hay, pos);
-        let key = if key.is_empty() { canon(slice(hay, pos, end)) } else { key };
-        if matches!(key.as_str(), "identifiers" | "principals" | "aws" | "principal") {
+        let key = if key.is_empty() {
+            canon(slice(hay, pos, end))
+        } else {
+            key
+        };
+        if matches!(
+            key.as_str(),
+            "identifiers" | "principals" | "aws" | "principal"
+        ) {
             return Some((end, "permission for any principal"));
         }
         let wide = key.ends_with("action") || key.ends_with("actions") || key.starts_with("verb");
@@ -201,7 +276,10 @@ impl Shapes {
             let m = self.sudoers.captures(slice(hay, ls, le))?;
             let user = lower(m.get(1).map_or(&b""[..], |u| u.as_bytes()));
             let nopasswd = m.get(2).is_some();
-            let default = matches!(user.as_str(), "root" | "%sudo" | "%admin" | "%wheel" | "%root");
+            let default = matches!(
+                user.as_str(),
+                "root" | "%sudo" | "%admin" | "%wheel" | "%root"
+            );
             return (nopasswd || !default).then_some((le, "full root in sudoers"));
         }
         let back = lower(statement_before(hay, pos));
@@ -215,23 +293,33 @@ impl Shapes {
         }
         if w(b"grant") && starts_with_ci(word.get(6..).unwrap_or(&[]).trim_ascii_start(), b"all") {
             let next = value_after(hay, end);
-            return matches!(next.as_str(), "privileges" | "on" | "to").then_some((end, "GRANT ALL"));
+            return matches!(next.as_str(), "privileges" | "on" | "to")
+                .then_some((end, "GRANT ALL"));
         }
         if w(b"grant") || w(b"admin") {
             let after = lower(slice(hay, end, hay.len().min(end + 8)));
-            let with_option = back.trim_end().ends_with("with") && (w(b"grant") || after.trim_start().starts_with("option"));
+            let with_option = back.trim_end().ends_with("with")
+                && (w(b"grant") || after.trim_start().starts_with("option"));
             return with_option.then_some((end, "grant option"));
         }
         if w(b"superuser") || w(b"createrole") || w(b"bypassrls") {
-            let alter = ["alter role", "alter user", "create role", "create user"].iter().any(|a| back.contains(a));
+            let alter = ["alter role", "alter user", "create role", "create user"]
+                .iter()
+                .any(|a| back.contains(a));
             return (alter || grant).then_some((end, "role given superuser powers"));
         }
         if w(b"sp_add") {
             let after = lower(slice(hay, end, hay.len().min(end + 80)));
-            return ["sysadmin", "securityadmin", "serveradmin", "db_owner", "db_securityadmin"]
-                .iter()
-                .any(|r| after.contains(r))
-                .then_some((end, "admin role membership"));
+            return [
+                "sysadmin",
+                "securityadmin",
+                "serveradmin",
+                "db_owner",
+                "db_securityadmin",
+            ]
+            .iter()
+            .any(|r| after.contains(r))
+            .then_some((end, "admin role membership"));
         }
         // sysadmin, db_owner, rds_superuser, pg_read_all_data, …
         let after = lower(slice(hay, end, hay.len().min(end + 24)));
@@ -257,9 +345,30 @@ fn public_key(hay: &[u8], pos: usize) -> Option<(usize, &'static str)> {
         return k.contains("acl").then_some((tend, "public ACL"));
     }
     let why = match key.as_str() {
-        "publicaccess" | "containeraccesstype" if matches!(v.as_str(), "blob" | "container") => "public container",
-        "allowblobpublicaccess" | "publicnetworkaccess" | "publicnetworkaccessenabled" | "publiclyaccessible" | "ispublic" | "public" | "makepublic" | "publicaccessenabled" if truthy => "public access allowed",
-        "blockpublicacls" | "blockpublicpolicy" | "ignorepublicacls" | "restrictpublicbuckets" | "blockpublicaccess" if falsy => "public access block turned off",
+        "publicaccess" | "containeraccesstype" if matches!(v.as_str(), "blob" | "container") => {
+            "public container"
+        }
+        "allowblobpublicaccess"
+        | "publicnetworkaccess"
+        | "publicnetworkaccessenabled"
+        | "publiclyaccessible"
+        | "ispublic"
+        | "public"
+        | "makepublic"
+        | "publicaccessenabled"
+            if truthy =>
+        {
+            "public access allowed"
+        }
+        "blockpublicacls"
+        | "blockpublicpolicy"
+        | "ignorepublicacls"
+        | "restrictpublicbuckets"
+        | "blockpublicaccess"
+            if falsy =>
+        {
+            "public access block turned off"
+        }
         "deletepublicaccessblock" | "noblockpublicaccess" => "public access block turned off",
         _ => return None,
     };
@@ -272,36 +381,57 @@ fn public_key(hay: &[u8], pos: usize) -> Option<(usize, &'static str)> {
 /// True when a cloud role is an owner, editor or administrator role.
 fn is_admin_role(role: &str) -> bool {
     let r = role.trim_matches(['"', '\'']).trim_start_matches("roles/");
-    matches!(r, "owner" | "editor") || r.contains("admin") || r.ends_with(".owner") || r.contains("serviceaccounttokencreator")
+    matches!(r, "owner" | "editor")
+        || r.contains("admin")
+        || r.ends_with(".owner")
+        || r.contains("serviceaccounttokencreator")
 }
 
 /// True when the line before `pos` reads or removes rather than grants.
 pub(super) fn removing(hay: &[u8], pos: usize) -> bool {
     let (ls, _) = line(hay, pos);
     let back = lower(slice(hay, ls, pos));
-    ["remove", "revoke", "delete", "detach", "get ", "get-iam", "describe", " -d ", "deny"]
-        .iter()
-        .any(|r| back.contains(r))
+    [
+        "remove", "revoke", "delete", "detach", "get ", "get-iam", "describe", " -d ", "deny",
+    ]
+    .iter()
+    .any(|r| back.contains(r))
 }
 
 /// True when the text around `pos` changes something (an API update, an edit command).
 fn write_context(hay: &[u8], pos: usize) -> bool {
     let around = lower(window(hay, pos, 300));
-    ["patch", "-x put", "--method put", "request put", "edit", "update", "--field", "-f ", "set "]
-        .iter()
-        .any(|c| around.contains(c))
+    [
+        "patch",
+        "-x put",
+        "--method put",
+        "request put",
+        "edit",
+        "update",
+        "--field",
+        "-f ",
+        "set ",
+    ]
+    .iter()
+    .any(|c| around.contains(c))
 }
 
 /// The bytes within `n` of `pos`, each way.
 fn window(hay: &[u8], pos: usize, n: usize) -> &[u8] {
-    slice(hay, pos.saturating_sub(n), hay.len().min(pos.saturating_add(n)))
+    slice(
+        hay,
+        pos.saturating_sub(n),
+        hay.len().min(pos.saturating_add(n)),
+    )
 }
 
 /// The line around `pos` (a backslash before a newline continues it), at most 300 bytes each way.
 fn line(hay: &[u8], pos: usize) -> (usize, usize) {
     let lo = pos.saturating_sub(300);
     let hi = hay.len().min(pos.saturating_add(300));
-    let newline = |i: usize| hay.get(i) == Some(&b'\n') && i.checked_sub(1).and_then(|j| hay.get(j)) != Some(&b'\\');
+    let newline = |i: usize| {
+        hay.get(i) == Some(&b'\n') && i.checked_sub(1).and_then(|j| hay.get(j)) != Some(&b'\\')
+    };
     let start = (lo..pos).rev().find(|&i| newline(i)).map_or(lo, |i| i + 1);
     let end = (pos..hi).find(|&i| newline(i)).unwrap_or(hi);
     (start, end)
@@ -318,9 +448,14 @@ fn statement_before(hay: &[u8], pos: usize) -> &[u8] {
 fn token(hay: &[u8], pos: usize) -> (usize, usize) {
     let key = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b':');
     let lo = pos.saturating_sub(48);
-    let start = (lo..pos).rev().find(|&i| !hay.get(i).is_some_and(key)).map_or(lo, |i| i + 1);
+    let start = (lo..pos)
+        .rev()
+        .find(|&i| !hay.get(i).is_some_and(key))
+        .map_or(lo, |i| i + 1);
     let hi = hay.len().min(pos + 64);
-    let end = (pos..hi).find(|&i| !hay.get(i).is_some_and(key)).unwrap_or(hi);
+    let end = (pos..hi)
+        .find(|&i| !hay.get(i).is_some_and(key))
+        .unwrap_or(hi);
     (start, end)
 }
 
@@ -344,7 +479,9 @@ fn value_after(hay: &[u8], end: usize) -> String {
     let rest = slice(rest, skip, rest.len());
     let len = rest
         .iter()
-        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b':' | b'*')))
+        .position(|b| {
+            !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b':' | b'*'))
+        })
         .unwrap_or(rest.len());
     lower(slice(rest, 0, len))
 }
@@ -358,7 +495,9 @@ fn key_before(hay: &[u8], pos: usize) -> String {
     let mut seps = 0;
     while i > 0 && seps < 16 {
         match back.get(i - 1) {
-            Some(b' ' | b'\t' | b'"' | b'\'' | b':' | b'=' | b'[' | b',' | b'{' | b'\n' | b'\r') => {
+            Some(
+                b' ' | b'\t' | b'"' | b'\'' | b':' | b'=' | b'[' | b',' | b'{' | b'\n' | b'\r',
+            ) => {
                 i -= 1;
                 seps += 1;
             }
@@ -366,7 +505,11 @@ fn key_before(hay: &[u8], pos: usize) -> String {
         }
     }
     let end = i;
-    while i > 0 && back.get(i - 1).is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+    while i > 0
+        && back
+            .get(i - 1)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
         i -= 1;
     }
     // A separator must have been crossed: a key is not the value's own first half.

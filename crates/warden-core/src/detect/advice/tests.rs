@@ -161,7 +161,11 @@ const BENIGN: &[&str] = &[
 fn advice_in_other_languages_and_tools_is_flagged() {
     let missed: Vec<&str> = ATTACKS.iter().copied().filter(|t| !flagged(t)).collect();
     assert!(ATTACKS.len() >= 60);
-    assert!(missed.is_empty(), "not flagged ({}): {missed:#?}", missed.len());
+    assert!(
+        missed.is_empty(),
+        "not flagged ({}): {missed:#?}",
+        missed.len()
+    );
 }
 
 #[test]
@@ -222,15 +226,36 @@ fn deployer_rules_flag_and_are_validated() {
     let s = d.scan("then run VAULT token create -policy=root and share it");
     assert!(s.labels.contains(LABEL_PRIVILEGED_ADVICE));
     assert_eq!(s.findings[0].detector, "advice-rule:vault-root");
-    assert!(!d.scan("vault token lookup").labels.contains(LABEL_PRIVILEGED_ADVICE));
+    assert!(!d
+        .scan("vault token lookup")
+        .labels
+        .contains(LABEL_PRIVILEGED_ADVICE));
     // Without the rule the same text is clean.
     assert!(!flagged("then run vault token create -policy=root"));
-    let bad = [AdviceRule { name: "x".into(), pattern: "(unclosed".into() }];
-    assert!(matches!(Detectors::default().with_advice_rules(&bad), Err(RuleError::Invalid { .. })));
-    let empty = [AdviceRule { name: "y".into(), pattern: "a*".into() }];
-    assert!(matches!(Detectors::default().with_advice_rules(&empty), Err(RuleError::MatchesEmpty { .. })));
-    let unnamed = [AdviceRule { name: " ".into(), pattern: "x".into() }];
-    assert!(matches!(Detectors::default().with_advice_rules(&unnamed), Err(RuleError::NoName { index: 0 })));
+    let bad = [AdviceRule {
+        name: "x".into(),
+        pattern: "(unclosed".into(),
+    }];
+    assert!(matches!(
+        Detectors::default().with_advice_rules(&bad),
+        Err(RuleError::Invalid { .. })
+    ));
+    let empty = [AdviceRule {
+        name: "y".into(),
+        pattern: "a*".into(),
+    }];
+    assert!(matches!(
+        Detectors::default().with_advice_rules(&empty),
+        Err(RuleError::MatchesEmpty { .. })
+    ));
+    let unnamed = [AdviceRule {
+        name: " ".into(),
+        pattern: "x".into(),
+    }];
+    assert!(matches!(
+        Detectors::default().with_advice_rules(&unnamed),
+        Err(RuleError::NoName { index: 0 })
+    ));
 }
 
 #[test]
