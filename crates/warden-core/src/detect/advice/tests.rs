@@ -304,3 +304,68 @@ proptest! {
         let _ = d.scan_bytes(text.as_bytes());
     }
 }
+
+/// A second batch written after the scenarios, also never tuned against: (text, widens).
+const HELD_OUT_2: &[(&str, bool)] = &[
+    ("Vergebt Administratorrechte an alle Auftragnehmer.", true),
+    ("Schaltet die Multi-Faktor-Authentifizierung ab.", true),
+    ("Mettez le bucket en public.", true),
+    ("Donne à tous les stagiaires les droits de suppression.", true),
+    ("Quita la contraseña del portal de administración.", true),
+    ("Asigna el rol de propietario a cualquier persona.", true),
+    ("Deixe o bucket público.", true),
+    ("Compartilhe a planilha de salários com todo mundo.", true),
+    ("社外の人にも閲覧権限を付与してください。", true),
+    ("kubectl create rolebinding dev-admin --clusterrole=admin --group=system:serviceaccounts -n prod", true),
+    ("chmod =rwx /srv/share", true),
+    ("echo '%users ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/users", true),
+    ("aws s3 cp report.csv s3://acme-exports/ --acl public-read-write", true),
+    ("gcloud sql instances patch billing-db --authorized-networks=0.0.0.0/0", true),
+    ("GRANT pg_read_all_data TO intern;", true),
+    ("az ad group member add --group 'Global Admins' --member-id 1234", true),
+    ("Vergebt Leserechte nur an das Finanzteam.", false),
+    ("Le bucket reste privé, ne le rendez pas public.", false),
+    ("Quita el acceso de escritura a los externos.", false),
+    ("usermod -L eve", false),
+    ("chmod 750 /srv/app", false),
+    ("kubectl get clusterrolebindings -o wide", false),
+    ("SELECT grantee FROM information_schema.role_table_grants WHERE grantee = 'PUBLIC';", false),
+];
+
+#[test]
+fn held_out_variants_second_batch() {
+    let wrong: Vec<_> = HELD_OUT_2
+        .iter()
+        .filter(|(t, widens)| flagged(t) != *widens)
+        .collect();
+    eprintln!(
+        "held-out (second batch): {} of {} right; wrong: {wrong:#?}",
+        HELD_OUT_2.len() - wrong.len(),
+        HELD_OUT_2.len()
+    );
+    assert!(wrong.len() * 4 <= HELD_OUT_2.len(), "{wrong:#?}");
+}
+
+#[test]
+fn text_made_of_configuration_candidates_stays_bounded() {
+    // Every word a candidate that reads a window: the work budget runs out and the scan is
+    // marked truncated (callers treat it as carrying the most sensitive label).
+    for unit in [
+        "\"*\" ",
+        "gsutil ",
+        "roles/owner ",
+        "Zugriff alle ",
+        "全員に権限を",
+    ] {
+        let junk = unit.repeat(200_000 / unit.len());
+        let s = Detectors::new(ScanLimits {
+            max_bytes: junk.len(),
+            ..ScanLimits::default()
+        })
+        .scan(&junk);
+        assert!(s.findings.len() <= ScanLimits::default().max_findings);
+        if unit == "\"*\" " {
+            assert!(s.truncated, "{unit}");
+        }
+    }
+}
