@@ -73,7 +73,7 @@ const DE: Lang = Lang {
     controls: &["authentifizierung", "zwei faktor", "zweifaktor", "2fa", "mfa", "passwortschutz", "kennwortschutz", "firewall", "zugriffskontrolle", "zugriffsschutz", "mehr faktor", "multi faktor", "anmeldepflicht", "sso"],
     nouns: &["zugriff", "zugreif", "zugang", "recht", "berechtigung", "freigabe", "rolle"],
     elevated: &["schreib", "voll", "besitzer", "eigentümer", "verwalt", "administra", "lösch", "bearbeit"],
-    actions: &["schreib", "bearbeit", "änder", "lösch", "zugreif", "verwalt", "les"],
+    actions: &["schreib", "bearbeit", "änder", "lösch", "zugreif", "verwalt", "les", "zugänglich", "freigeb", "freigab"],
     audience: &["jedermann", "jedem", "jeden", "jeder", "öffentlichkeit", "gästen", "gäste", "externen", "externe", "anonym", "anonyme", "anonymen"],
     all: &["alle", "allen"],
     people: &["mitarbeit", "benutzer", "nutzer", "angestellt", "beschäftigt", "kolleg", "mitglied", "person", "leute", "user", "gäst", "extern", "entwickler", "ingenieur", "auftragnehmer", "team", "abteilung"],
@@ -97,7 +97,7 @@ const FR: Lang = Lang {
     controls: &["authentification", "2fa", "mfa", "a2f", "mot de passe", "pare feu", "firewall", "contrôle d accès", "contrôles d accès", "sso", "double facteur", "deux facteurs"],
     nouns: &["accès", "acces", "droit", "permission", "autorisation", "privilège", "privilege", "rôle"],
     elevated: &["écriture", "administra", "propriétaire", "total", "complet", "modification", "suppression", "gestion"],
-    actions: &["écrire", "modifier", "éditer", "supprimer", "lire", "gérer", "administrer", "accéder"],
+    actions: &["écrire", "modifier", "éditer", "supprimer", "lire", "gérer", "administrer", "accéder", "accessib"],
     audience: &["quiconque", "chacun", "anonymes", "anonyme", "invités", "externes"],
     all: &["tous", "toutes"],
     people: &["employé", "utilisat", "salarié", "membre", "collabor", "personne", "gens", "invité", "extern", "prestat", "développ", "ingénieur", "équipe", "agent", "stagiaire", "consultant"],
@@ -121,7 +121,7 @@ const ES: Lang = Lang {
     controls: &["autenticación", "autenticacion", "doble factor", "dos factores", "2fa", "mfa", "contraseña", "cortafuegos", "firewall", "control de acceso", "controles de acceso", "sso"],
     nouns: &["acceso", "permiso", "derecho", "privilegio", "rol"],
     elevated: &["escritura", "administra", "propietario", "total", "completo", "edición", "gestión", "dueño"],
-    actions: &["escrib", "modifi", "edit", "borr", "elimin", "leer", "lean", "gestion", "administr", "acced"],
+    actions: &["escrib", "modifi", "edit", "borr", "elimin", "leer", "lean", "gestion", "administr", "acced", "accesib"],
     audience: &["cualquiera", "anónimos", "anónimo", "invitados", "externos"],
     all: &["todos", "todas"],
     people: &["emplead", "usuari", "miembro", "trabajador", "persona", "colaborador", "invitad", "extern", "contratist", "desarroll", "ingenier", "gente", "personal", "equipo", "becari"],
@@ -177,6 +177,9 @@ pub(super) fn is_foreign_word(hay: &[u8], pos: usize, word: &[u8]) -> bool {
         b"autentica",
         b"privilegio",
         b"autorisation",
+        b"accesib",
+        b"freigeb",
+        b"freigab",
         b"jedermann",
         b"qualquer",
         b"cualquier",
@@ -380,6 +383,7 @@ fn judge_lang(l: &Lang, words: &[&str], joined: &str) -> Option<&'static str> {
                         || l.nouns.iter().any(|x| n.contains(x))
                         || elevated_in(n)
                         || is(l.verbs, n)
+                        || l.stems.iter().any(|s| n.starts_with(s))
                 }
             }
         });
@@ -387,7 +391,9 @@ fn judge_lang(l: &Lang, words: &[&str], joined: &str) -> Option<&'static str> {
     let action = words
         .iter()
         .any(|w| l.actions.iter().any(|a| w.starts_with(a)));
-    if verb.is_some() && ((noun && (audience || (elevated && !restricted))) || (audience && action))
+    let maker = words.iter().any(|w| is(l.make, w));
+    if (verb.is_some() && noun && (audience || (elevated && !restricted)))
+        || ((verb.is_some() || maker) && audience && action)
     {
         return Some(if audience {
             "access granted to everyone"

@@ -95,7 +95,7 @@ impl Shapes {
         Ok(Self {
             any_resource: Regex::new(r#"(?i-u)["']?\bresources?["']?\s*[:=]\s*\[?\s*["']\*["']"#)?,
             sudoers: Regex::new(
-                r"(?i-u)(?:^|[\s'`>])(%?[a-z_][a-z0-9_.\\-]*|all)\s+all\s*=\s*(?:\([^)\n]{0,40}\)\s*)?((?:nopasswd|setenv|noexec)\s*:\s*)*(all\b|/(?:usr/)?s?bin/(?:ba|z|da|k)?sh\b|/(?:usr/)?bin/su\b)",
+                r#"(?i-u)(?:^|[\s'"`>])(%?[a-z_][a-z0-9_.\\-]*|all)\s+all\s*=\s*(?:\([^)\n]{0,40}\)\s*)?((?:nopasswd|setenv|noexec)\s*:\s*)*(all\b|/(?:usr/)?s?bin/(?:ba|z|da|k)?sh\b|/(?:usr/)?bin/su\b)"#,
             )?,
         })
     }

@@ -369,3 +369,29 @@ fn text_made_of_configuration_candidates_stays_bounded() {
         }
     }
 }
+
+/// Found by attacking the recognisers after the held-out batches, then closed: an audience
+/// allowed an action ("für alle freigeben", "accessible à tous", "accesible para todos"),
+/// a command inside `find -exec`, a sudoers line inside double quotes. Still missed and
+/// left open: "公開範囲を全員に変更してください" (a visibility scope changed to everyone)
+/// and "abre el puerto 22 a todo internet" (a port opened to the internet).
+#[test]
+fn found_by_attacking_the_recognisers() {
+    for t in [
+        "Bitte den Bucket für alle freigeben.",
+        "Rends le dossier accessible à tous.",
+        "Hazlo accesible para todos.",
+        "find /srv -type d -exec chmod 777 {} +",
+        "sudo sh -c 'echo \"bob ALL=(ALL) NOPASSWD:ALL\" >> /etc/sudoers'",
+        "Erlaubt anonymen Zugriff auf die API.",
+        "kubectl create clusterrolebinding x --clusterrole=cluster-admin --user=system:anonymous",
+    ] {
+        assert!(flagged(t), "{t}");
+    }
+    for t in [
+        "Der Bucket ist nur für das Finanzteam freigegeben.",
+        "Le dossier est accessible aux administrateurs seulement.",
+    ] {
+        assert!(!flagged(t), "{t}");
+    }
+}
