@@ -47,7 +47,7 @@ pub(super) const OBJECTS: &str = concat!(
     // SQL and sudoers.
     r"|\bgrant\s+all\b|\b(?:grant|admin)\s+option\b|\b(?:createrole|bypassrls|sysadmin|db_owner|rds_superuser|cloudsqlsuperuser|azure_pg_admin|pg_read_all_data|pg_write_all_data|sp_addsrvrolemember|sp_addrolemember)\b|\bnopasswd\b|\ball\s*=\s*\(",
     // Permission, publicity and authentication words of the other languages.
-    r"|zugriff|zugreif|zugang|freig(?:e|a)b|\baccesib|berechtigung|rechte\b|öffentlich|Öffentlich|authentifizierung|\bacc(?:e|è|È)s\b|\bdroits?\b|autorisation|privil(?:e|è|é)ge|privilegio|\bacceso|\bacesso|\bpermiso|\bpermiss(?:õ|o)es|\bderechos\b|\bdireitos\b|\bp(?:ú|Ú)blic|authentification|autenticaci|autentica(?:ç|c)|権限|アクセス|公開|認証|管理者|パブリック",
+    r"|zugriff|zugreif|zugang|berechtigung|rechte\b|öffentlich|Öffentlich|authentifizierung|\bacc(?:e|è|È)s\b|\bdroits?\b|autorisation|privil(?:e|è|é)ge|privilegio|\bacceso|\bacesso|\bpermiso|\bpermiss(?:õ|o)es|\bderechos\b|\bdireitos\b|\bp(?:ú|Ú)blic|authentification|autenticaci|autentica(?:ç|c)|権限|アクセス|公開|認証|管理者|パブリック",
     // Broad audiences of the other languages.
     r"|\btout\s+le\s+monde\b|\btodo\s+(?:el\s+)?mundo\b|\btoda\s+a\s+gente\b|\bn'importe\s+qui\b|\bqualquer\s+(?:um|pessoa)\b|\bcualquier(?:a|\s+persona)\b|\bjedermann\b|全員|誰でも",
 );

@@ -371,16 +371,15 @@ fn text_made_of_configuration_candidates_stays_bounded() {
 }
 
 /// Found by attacking the recognisers after the held-out batches, then closed: an audience
-/// allowed an action ("für alle freigeben", "accessible à tous", "accesible para todos"),
-/// a command inside `find -exec`, a sudoers line inside double quotes. Still missed and
-/// left open: "公開範囲を全員に変更してください" (a visibility scope changed to everyone)
-/// and "abre el puerto 22 a todo internet" (a port opened to the internet).
+/// allowed an action ("accessible à tous"), a command inside `find -exec`, a sudoers line
+/// inside double quotes. Still missed and left open: sentences with none of the candidate
+/// words ("Bitte den Bucket für alle freigeben", "Hazlo accesible para todos": making these
+/// words candidates slowed the combined scan by a third), "公開範囲を全員に変更してください"
+/// (a visibility scope changed to everyone) and "abre el puerto 22 a todo internet".
 #[test]
 fn found_by_attacking_the_recognisers() {
     for t in [
-        "Bitte den Bucket für alle freigeben.",
         "Rends le dossier accessible à tous.",
-        "Hazlo accesible para todos.",
         "find /srv -type d -exec chmod 777 {} +",
         "sudo sh -c 'echo \"bob ALL=(ALL) NOPASSWD:ALL\" >> /etc/sudoers'",
         "Erlaubt anonymen Zugriff auf die API.",
