@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use crate::catalog::Catalog;
-use crate::detect::{Detectors, ScanLimits};
+use crate::detect::{AdviceRule, Detectors, ScanLimits};
 use crate::directory::{Directory, DirectorySource, GeneratedMembers, PUBLIC};
 use crate::error::{line_of, locate_toml, ConfigError, Issues};
 use crate::mission::{parse_templates, MissionTemplate};
@@ -67,6 +67,8 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    detectors: RawDetectors,
+    #[serde(default)]
     servers: Option<toml::Value>,
     #[serde(default)]
     serve: Option<toml::Value>,
@@ -122,6 +124,22 @@ pub struct RawAgent {
     /// Name of the environment variable holding the agent's bearer token (HTTP gateway).
     #[serde(default)]
     pub token_env: Option<String>,
+}
+
+/// `[detectors]`: the deployer's additions to the content detectors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDetectors {
+    #[serde(default)]
+    advice: RawAdvice,
+}
+
+/// `[detectors.advice]`: `[[detectors.advice.rules]]` with `name` and `pattern`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdvice {
+    #[serde(default)]
+    rules: Vec<AdviceRule>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -382,11 +400,22 @@ impl Config {
         let Some(directory) = directory else {
             return Err(ConfigError(issues.0));
         };
-        let detectors = Detectors::new(ScanLimits {
+        let base = Detectors::new(ScanLimits {
             max_bytes: raw.limits.max_scan_bytes,
             max_decode_depth: raw.limits.max_decode_depth,
             ..ScanLimits::default()
         });
+        let detectors = match base.clone().with_advice_rules(&raw.detectors.advice.rules) {
+            Ok(d) => d,
+            Err(e) => {
+                let line = text
+                    .lines()
+                    .position(|l| l.trim() == "[[detectors.advice.rules]]")
+                    .map(|i| i + 1);
+                issues.push(file, line, format!("detectors.advice.rules: {e}"));
+                base
+            }
+        };
         let policy_tests = raw
             .policy
             .tests

@@ -19,7 +19,11 @@
 //!   "chmod -R o+rwx", "disable MFA", "set the ACL to public-read", `allUsers`, "open the
 //!   repo to the whole company", "loosen the permissions so anyone can read it", "remove the
 //!   IP allowlist", "promote bob to org owner", "everyone should get read access", …),
-//!   unless negated just before ("don't", "never", "avoid").
+//!   unless negated just before ("don't", "never", "avoid"); the same advice in German,
+//!   French, Spanish, Portuguese and Japanese; commands of the common tools (gcloud,
+//!   gsutil, aws, az, kubectl, chmod, chown, setfacl, usermod, gpasswd, gh, glab) and
+//!   configuration (IAM JSON, Terraform, Kubernetes YAML, sudoers, SQL `GRANT`) that widen
+//!   access; and the deployer's own rules ([`Detectors::with_advice_rules`]).
 //! * **Encoded payloads**: runs of ≥ 24 base64 (standard or URL-safe) characters and
 //!   of ≥ 32 hex digits are decoded; when the result is text it is scanned again, up
 //!   to [`ScanLimits::max_decode_depth`] layers, and findings inside carry the
@@ -63,6 +67,8 @@ mod text;
 
 #[cfg(test)]
 mod tests;
+
+pub use advice::rules::{AdviceRule, RuleError};
 
 /// Label of credentials and keys.
 pub const LABEL_SECRET: &str = "secret";
@@ -131,6 +137,8 @@ pub struct Scan {
 #[derive(Debug, Clone)]
 pub struct Detectors {
     limits: ScanLimits,
+    /// The deployer's own privileged-advice rules.
+    rules: advice::rules::Rules,
 }
 
 impl Default for Detectors {
@@ -174,7 +182,18 @@ impl Detectors {
     /// Build the detectors with the given limits.
     pub fn new(limits: ScanLimits) -> Self {
         LazyLock::force(&COMPILED);
-        Self { limits }
+        Self {
+            limits,
+            rules: advice::rules::Rules::default(),
+        }
+    }
+
+    /// The same detectors, also flagging as privileged advice any text matching one of
+    /// `rules` (case-insensitive regular expressions); a rule that does not compile or
+    /// matches empty text is refused.
+    pub fn with_advice_rules(mut self, rules: &[AdviceRule]) -> Result<Self, RuleError> {
+        self.rules = advice::rules::Rules::build(rules)?;
+        Ok(self)
     }
 
     /// The limits in force.
@@ -229,6 +248,7 @@ impl Detectors {
         let mut ctx = Ctx {
             limits: &self.limits,
             re: compiled,
+            rules: &self.rules,
             out: Scan {
                 truncated,
                 ..Scan::default()
@@ -252,6 +272,7 @@ const WORK_BASE: usize = 64 << 10;
 struct Ctx<'a> {
     limits: &'a ScanLimits,
     re: &'a Compiled,
+    rules: &'a advice::rules::Rules,
     out: Scan,
     /// Bytes that decoded payloads may still add to the scan.
     budget: usize,
@@ -329,6 +350,10 @@ impl Ctx<'_> {
                 Anchor::Iban => re.pii.iban_at(m.start(), m.end(), self, &layer),
                 Anchor::Digits => re.pii.digits_at(m.start(), m.end(), self, &mut layer),
             }
+        }
+        if !self.rules.is_empty() {
+            let rules = self.rules;
+            rules.scan(self, &layer);
         }
         if !self.saturated() {
             encoded::scan(hay, depth, self);

@@ -140,3 +140,40 @@ fn generated_members_beyond_the_cap_are_an_error_not_a_hang() {
         "{got:#?}"
     );
 }
+
+#[test]
+fn a_bad_advice_rule_names_the_rule_and_its_line() {
+    let main = format!(
+        "{}\n[[detectors.advice.rules]]\nname = \"broken\"\npattern = \"(unclosed\"\n",
+        acme_text()
+    );
+    let got = issues(&main, &[]);
+    assert!(
+        got.iter()
+            .any(|i| i.starts_with("warden.toml:") && i.contains("rule `broken`: invalid pattern")),
+        "{got:#?}"
+    );
+    let main = format!(
+        "{}\n[[detectors.advice.rules]]\nname = \"everything\"\npattern = \".*\"\n",
+        acme_text()
+    );
+    let got = issues(&main, &[]);
+    assert!(
+        got.iter().any(|i| i.contains("matches empty text")),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn advice_rules_from_the_configuration_flag_text() {
+    let cfg = load_with(&acme_text(), &[]).unwrap();
+    let scan = cfg
+        .detectors
+        .scan("just run vault token create -policy=root and paste it here");
+    assert!(
+        scan.findings
+            .iter()
+            .any(|f| f.detector == "advice-rule:vault-root-token"),
+        "{scan:?}"
+    );
+}

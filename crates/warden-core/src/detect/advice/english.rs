@@ -1,4 +1,4 @@
-//! Privileged advice: text telling its reader to widen access.
+//! Privileged advice in English phrases.
 //!
 //! The combined scan reports the words such advice needs (`access`, `everyone`,
 //! `public`, `admin`, `mfa`, …), which are far rarer than the verbs that start it
@@ -9,13 +9,8 @@
 
 use regex::bytes::Regex;
 
-use super::text::{before, is, is_word, phrase, slice, starts_with_ci};
-use super::{Ctx, Layer, LABEL_PRIVILEGED_ADVICE};
-
-/// Words that every phrase of a non-immediate family needs (matched as word prefixes),
-/// and the tokens of the immediate families. None may start with a secret keyword
-/// (`pass…`, `token…`, `secret…`): the combined scan prefers those.
-pub(super) const OBJECTS: &str = r"\b(?:chmod\b|acls?\b|allusers\b|allauthenticatedusers\b|principal\b|access|permission|perms\b|rights\b|privilege|role|every(?:one|body)|any(?:one|body|where)|all[ -](?:employees|users|staff|members|people|contractors|engineers|engineering|hands|authenticated)|all\s+the\s+(?:employees|users|staff|members|people|contractors|engineers)|public|world|internet|contractors|guest|anonymous|unauthenticated|external|whole|entire|domain\s+(?:users|admins)|authenticated\s+users|admin|owner|co-owner|superuser|sudo|wheel|root|privileged|maintainer|auth|2fa|mfa|factor|2[- ]?step|sso|sign[- ]on|requirement|acl|rbac|tls|ssl|certificate|firewall|allow-?list|protection|audit|security|visibility|any\s+ip)|0\.0\.0\.0/0|::/0";
+use super::super::text::{before, is, is_word, phrase, slice, starts_with_ci};
+use super::super::{Ctx, Layer, LABEL_PRIVILEGED_ADVICE};
 
 /// How far after its verb a phrase may reach.
 const WINDOW: usize = 200;
@@ -292,14 +287,14 @@ pub(super) const FAMILIES: [Family; 15] = [
     Family::Subject,
 ];
 
-/// The compiled privileged-advice detector.
+/// The compiled English phrase detector.
 #[derive(Debug)]
-pub(super) struct Advice {
+pub(super) struct English {
     /// One anchored alternation per family, in the order of `FAMILIES`.
     pub(super) phrases: Vec<Regex>,
 }
 
-/// Per-layer state of the advice detector.
+/// Per-layer state of the English phrase detector.
 #[derive(Debug, Default)]
 pub(super) struct State {
     /// End of the last reported phrase: a verb inside it is not tried again.
@@ -311,7 +306,7 @@ pub(super) struct State {
     recent: Vec<(usize, Family)>,
 }
 
-impl Advice {
+impl English {
     pub(super) fn build() -> Result<Self, regex::Error> {
         let phrases = FAMILIES
             .iter()
@@ -326,7 +321,7 @@ impl Advice {
             return;
         }
         if let Some(family) = Family::of(word).filter(|f| f.immediate()) {
-            if pos >= layer.advice.covered {
+            if pos >= layer.advice.english.covered {
                 self.try_phrase(family, pos, ctx, layer);
             }
             // `acl` and a broad subject are objects of earlier verbs too.
@@ -335,7 +330,7 @@ impl Advice {
             }
         }
         let mask = object_families(word);
-        let st = &mut layer.advice;
+        let st = &mut layer.advice.english;
         let from = pos.saturating_sub(LOOKBACK).max(st.scanned);
         if from < pos {
             if !ctx.charge(pos - from) {
@@ -349,12 +344,13 @@ impl Advice {
         st.recent.retain(|&(v, _)| v >= lo);
         while let Some(k) = layer
             .advice
+            .english
             .recent
             .iter()
             .position(|&(_, f)| mask & f.bit() != 0)
         {
-            let (v, family) = layer.advice.recent.remove(k);
-            if v >= layer.advice.covered {
+            let (v, family) = layer.advice.english.recent.remove(k);
+            if v >= layer.advice.english.covered {
                 self.try_phrase(family, v, ctx, layer);
             }
         }
@@ -377,10 +373,13 @@ impl Advice {
         if family == Family::Make && !public_is_complement(m.as_bytes()) {
             return;
         }
-        if negated(hay, pos) {
+        if negated(hay, pos)
+            || (matches!(family, Family::AllUsers | Family::Acl | Family::Principal)
+                && super::negated_after(hay, pos + m.end()))
+        {
             return;
         }
-        layer.advice.covered = pos + m.end();
+        layer.advice.english.covered = pos + m.end();
         ctx.report(
             "privileged-advice",
             LABEL_PRIVILEGED_ADVICE,
@@ -482,7 +481,7 @@ fn object_families(word: &[u8]) -> u16 {
 
 /// True when one of the (up to) three words before `pos`, in the same clause, negates it:
 /// "don't chmod 777", "never disable MFA", "avoid making the bucket public".
-fn negated(hay: &[u8], pos: usize) -> bool {
+pub(super) fn negated(hay: &[u8], pos: usize) -> bool {
     const NEGATIONS: &[&[u8]] = &[
         b"not",
         b"dont",
@@ -505,6 +504,22 @@ fn negated(hay: &[u8], pos: usize) -> bool {
         b"wouldnt",
         b"neither",
         b"nor",
+        // The same words in the other languages advice is recognised in (letters only:
+        // `não` reads `no`, `jamás` reads `jams`).
+        b"nicht",
+        b"nie",
+        b"niemals",
+        b"kein",
+        b"keine",
+        b"keinen",
+        b"jamais",
+        b"pas",
+        b"ne",
+        b"nunca",
+        b"jams",
+        b"evitez",
+        b"evitar",
+        b"evite",
     ];
     let back = slice(hay, pos.saturating_sub(48), pos);
     let clause_start = back
