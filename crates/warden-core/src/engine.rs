@@ -1077,7 +1077,7 @@ impl Engine {
         let mut exposure = resolved
             .audience
             .as_ref()
-            .map(|aud| cfg.directory.exposure(aud, &f.labels));
+            .map(|aud| crate::own::exposure(&cfg.directory, aud, &f.labels, s));
         let links = if spec.effect == Effect::Read {
             Vec::new()
         } else {
@@ -1345,6 +1345,15 @@ impl Engine {
             labels.insert(UNTRUSTED.into(), spec.name.clone());
             crate::holds::note_untrusted(session, &permitted.resource_labels);
         }
+        let subject = spec
+            .subject
+            .as_deref()
+            .and_then(|field| crate::own::subject_of(output, field, &cfg.directory));
+        crate::own::note_subject(
+            session,
+            labels.keys().map(String::as_str),
+            subject.as_deref(),
+        );
         let call_no = session.calls;
         for (label, source) in &labels {
             if label == PRIVILEGED_ADVICE {

@@ -23,6 +23,7 @@ pub mod holds;
 pub mod links;
 pub mod mission;
 pub mod model;
+pub mod own;
 pub mod pattern;
 pub mod policy;
 pub mod policytest;

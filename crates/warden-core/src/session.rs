@@ -134,6 +134,10 @@ pub struct SessionState {
     /// Public text whose detector labels were not kept (see [`crate::holds`]).
     #[serde(default)]
     pub public_text: BoundedText,
+    /// Whose own data each label is: `Some(user)` while every read that brought the label in
+    /// was about that one person, `None` once any was not (see [`crate::own`]).
+    #[serde(default)]
+    pub label_subjects: BTreeMap<Label, Option<String>>,
     /// Untrusted text read, for provenance checks.
     pub untrusted_text: BoundedText,
     /// Trusted text read (tool outputs from trusted sources), for provenance checks.

@@ -71,6 +71,9 @@ struct RawTool {
     output: Option<String>,
     #[serde(default)]
     untrusted_fields: Vec<String>,
+    /// The field of each output record naming whom it is about (see `crate::own`).
+    #[serde(default)]
+    subject: Option<String>,
     #[serde(default)]
     acts_as: Option<String>,
     #[serde(default)]
@@ -242,6 +245,10 @@ pub struct ToolSpec {
     /// The fields of an otherwise trusted JSON output that anyone could have written
     /// (`untrusted_fields`; see [`FieldPath`]).
     pub untrusted_fields: Vec<FieldPath>,
+    /// The field of each output record that names the person the record is about (a user id
+    /// or an address the directory knows): a read whose records all name one person brings in
+    /// that person's own data (`subject`; see [`crate::own`]).
+    pub subject: Option<String>,
     /// The argument that names the person the call acts as.
     pub acts_as: Option<String>,
     /// Arguments that direct the action (recipients, URLs, paths …).
@@ -593,6 +600,7 @@ impl Catalog {
                     default_labels: t.default_labels,
                     output,
                     untrusted_fields,
+                    subject: t.subject.clone().filter(|f| !f.trim().is_empty()),
                     acts_as: t.acts_as,
                     directs: t.directs,
                     records,

@@ -362,15 +362,15 @@ impl Gateway {
                 };
                 self.record_outcome(&decision, outcome, String::new());
                 self.note_named(&p.get().server, &r.content);
-                // An output whose catalog entry names untrusted fields is read as its structured
-                // content, where those fields can be told apart (as text it counts as untrusted
-                // whole).
+                // An output whose catalog entry names untrusted fields, or the field naming whom
+                // each record is about, is read as its structured content, where fields can be
+                // told apart (as text it counts as untrusted whole, and as no one's own data).
                 let split = self
                     .engine
                     .config()
                     .catalog
                     .get(&p.get().name())
-                    .is_some_and(|s| !s.untrusted_fields.is_empty());
+                    .is_some_and(|s| !s.untrusted_fields.is_empty() || s.subject.is_some());
                 let text = match &r.structured_content {
                     Some(v) if split => v.to_string(),
                     _ => result_text(&r),
