@@ -399,6 +399,21 @@ fn strings_of(v: &Value, out: &mut String, budget: usize) {
     }
 }
 
+/// The content arguments of a call (not those that say where it goes), each as its text.
+fn argument_parts(spec: &ToolSpec, args: &Value, budget: usize) -> Vec<(String, String)> {
+    let Value::Object(m) = args else {
+        return Vec::new();
+    };
+    m.iter()
+        .filter(|(k, _)| !spec.is_addressing_arg(k))
+        .map(|(k, v)| {
+            let mut text = String::new();
+            strings_of(v, &mut text, budget);
+            (k.clone(), text)
+        })
+        .collect()
+}
+
 impl Engine {
     /// An engine over a loaded configuration.
     pub fn new(config: Config) -> Self {
@@ -937,7 +952,7 @@ impl Engine {
     /// Scan the content of a call's arguments. Arguments that say where the call goes
     /// (recipients, channels, paths, the act-as name) are addresses, not content: they are
     /// checked by exposure and provenance instead.
-    fn scan_arguments(&self, spec: &ToolSpec, args: &Value) -> Scan {
+    fn scan_arguments(&self, spec: &ToolSpec, args: &Value) -> (Scan, String) {
         let budget = self.config.detectors.limits().max_bytes;
         let mut text = String::new();
         match args {
@@ -951,7 +966,7 @@ impl Engine {
             }
             other => strings_of(other, &mut text, budget),
         }
-        self.config.detectors.scan(&text)
+        (self.config.detectors.scan(&text), text)
     }
 
     /// True when a URL argument of the call holds text the session read from a trusted source
@@ -984,8 +999,16 @@ impl Engine {
             untrusted_input: s.untrusted_input,
             ..Default::default()
         };
-        let scan = self.scan_arguments(spec, &cx.call.args);
+        let (scan, text) = self.scan_arguments(spec, &cx.call.args);
         let advice = scan.labels.contains(PRIVILEGED_ADVICE);
+        // A part of a secret the mission read, or the rest of one it began sending.
+        let parts = argument_parts(spec, &cx.call.args, cfg.detectors.limits().max_bytes);
+        if crate::detect::fingerprint::carried(&cfg.detectors, s, &text, &parts) {
+            f.argument_labels.insert("secret".into());
+        }
+        if spec.effect != Effect::Read {
+            f.sent_tails = s.sent_tails.after(&parts);
+        }
         for l in &content_labels(&scan, self.config.detectors.limits().max_findings) {
             f.argument_labels.insert(l.clone());
         }
@@ -1283,6 +1306,9 @@ impl Engine {
     ) {
         session.calls += 1;
         if decision.decision == Outcome::Allow {
+            if !decision.flow.sent_tails.is_empty() {
+                session.sent_tails.clone_from(&decision.flow.sent_tails);
+            }
             session.allowed += 1;
             usage.calls += 1;
         }
@@ -1309,6 +1335,10 @@ impl Engine {
             return BTreeSet::new();
         };
         let scan = cfg.detectors.scan(output);
+        if !scan.secret_values.is_empty() {
+            let key = crate::detect::fingerprint::mission_key(&session.mission);
+            session.secret_prints.add(key, &scan.secret_values);
+        }
         let mut labels: BTreeMap<String, String> = BTreeMap::new();
         for l in &permitted.resource_labels {
             labels.insert(l.clone(), spec.name.clone());

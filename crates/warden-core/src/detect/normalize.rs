@@ -1,0 +1,563 @@
+//! Normalised views of a text, so that what hides behind Unicode tricks or inline escapes is
+//! scanned in the form a reader would see.
+//!
+//! A layer (the input, or a decoded payload) can have these views:
+//!
+//! * **unicode**: NFKC (full-width and mathematical letters become ASCII), look-alike letters
+//!   folded to the ASCII letter they imitate (the Unicode TR39 confusables skeleton, resolved
+//!   to the ASCII letter of the same case, so a Cyrillic `І` is `I`, never `l`), and invisible
+//!   characters (zero-width, bidi controls, soft hyphen, tag characters, variation selectors, …)
+//!   removed. ASCII is never changed, so digits never turn into letters: the skeleton's own
+//!   `0`→`O` and `1`→`l` do not apply to text that was plain ASCII already.
+//! * **escapes**: percent-escapes (`%41`), HTML character references (`&#x41;`, `&#65;`,
+//!   `&amp;`), JSON and C escapes (`\u0041`, `\x41`) and quoted-printable (`=41`, soft line
+//!   breaks) decoded in place. Nested escapes are decoded by the next view.
+//! * **spaced**: runs of single characters kept apart by separators (`A K I A …`, `A-K-I-A`,
+//!   one per line) joined up.
+//! * **reversed**: the layer read backwards.
+//!
+//! Every view is scanned as a layer of its own (the first two by every detector, the last two
+//! by the secret detectors only: joined or reversed prose is not personal data or advice).
+//! A view is only built when it differs from its layer, so plain ASCII text with nothing to
+//! decode costs one `is_ascii` pass and a byte search for escape introducers. Views are charged
+//! to their own byte budget and nest at most [`MAX_VIEW_NESTING`] deep; what cannot be built
+//! within them marks the scan truncated.
+
+use std::sync::LazyLock;
+
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+
+use super::Ctx;
+
+/// How many views can be nested (an escape view of a unicode view of …).
+pub(super) const MAX_VIEW_NESTING: usize = 3;
+
+/// Shortest run of separated single characters joined by the spaced view.
+const MIN_SPACED: usize = 8;
+
+/// A view: its bytes and, per segment, where the segment starts in the layer it was made from
+/// (`(view offset, layer offset)`, ascending).
+pub(super) struct View {
+    pub(super) bytes: Vec<u8>,
+    pub(super) map: Vec<(usize, usize)>,
+}
+
+/// Builds a view segment by segment, recording where each segment came from.
+struct Builder {
+    out: Vec<u8>,
+    map: Vec<(usize, usize)>,
+    changed: bool,
+}
+
+impl Builder {
+    fn new(cap: usize) -> Self {
+        Self {
+            out: Vec::with_capacity(cap),
+            map: Vec::new(),
+            changed: false,
+        }
+    }
+
+    /// Note that the bytes pushed next come from layer offset `raw`.
+    fn mark(&mut self, raw: usize) {
+        let v = self.out.len();
+        if let Some(&(lv, lr)) = self.map.last() {
+            if lr + (v - lv) == raw {
+                return;
+            }
+        }
+        self.map.push((v, raw));
+    }
+
+    /// Copy unchanged bytes that start at layer offset `raw`.
+    fn keep(&mut self, raw: usize, b: &[u8]) {
+        self.mark(raw);
+        self.out.extend_from_slice(b);
+    }
+
+    /// Put `b` in place of the layer bytes at `raw`.
+    fn put(&mut self, raw: usize, b: &[u8]) {
+        self.map.push((self.out.len(), raw));
+        self.out.extend_from_slice(b);
+        self.changed = true;
+    }
+
+    fn finish(self) -> Option<View> {
+        self.changed.then_some(View {
+            bytes: self.out,
+            map: self.map,
+        })
+    }
+}
+
+/// The layer offset a view offset comes from.
+pub(super) fn layer_offset(map: &[(usize, usize)], v: usize) -> usize {
+    let i = map.partition_point(|&(vo, _)| vo <= v);
+    match i.checked_sub(1).and_then(|j| map.get(j)) {
+        Some(&(vo, ro)) => ro + (v - vo),
+        None => v,
+    }
+}
+
+/// True for default-ignorable code points (invisible when rendered): zero-width characters,
+/// joiners, bidi controls, the soft hyphen, variation selectors, tag characters, fillers.
+///
+/// Hand-written from Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties):
+/// `unicode-security` has the table but does not export it.
+pub(super) fn invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
+}
+
+/// How one non-ASCII character reads: unchanged, dropped, or as ASCII text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fold {
+    Keep,
+    Drop,
+    Ascii(String),
+}
+
+/// The ASCII characters whose skeleton is each skeleton string, e.g. `"l"` → `1 I l |`.
+static ASCII_BY_SKELETON: LazyLock<Vec<(String, Vec<char>)>> = LazyLock::new(|| {
+    let mut by: Vec<(String, Vec<char>)> = Vec::new();
+    for b in 0x21u8..0x7f {
+        let c = char::from(b);
+        let mut buf = [0u8; 4];
+        let sk: String = unicode_security::skeleton(c.encode_utf8(&mut buf)).collect();
+        match by.iter_mut().find(|(s, _)| *s == sk) {
+            Some((_, v)) => v.push(c),
+            None => by.push((sk, vec![c])),
+        }
+    }
+    by
+});
+
+/// The ASCII character a look-alike stands for: among the ASCII characters with the same
+/// skeleton, the one of the same kind (upper, lower, digit) as `c`.
+fn resolve(c: char, skeleton: &str) -> Option<String> {
+    let candidates = ASCII_BY_SKELETON
+        .iter()
+        .find(|(s, _)| s == skeleton)
+        .map(|(_, v)| v.as_slice())
+        .unwrap_or(&[]);
+    let pick = |f: fn(&char) -> bool| candidates.iter().copied().find(f);
+    let chosen = if c.is_uppercase() {
+        pick(char::is_ascii_uppercase)
+    } else if c.is_lowercase() {
+        pick(char::is_ascii_lowercase)
+    } else if c.is_numeric() {
+        pick(char::is_ascii_digit)
+    } else {
+        None
+    };
+    match chosen {
+        Some(ch) => Some(ch.to_string()),
+        None if skeleton.is_ascii() && !skeleton.is_empty() => Some(skeleton.to_owned()),
+        None => None,
+    }
+}
+
+/// Fold one non-ASCII character (no cache).
+fn fold_slow(c: char) -> Fold {
+    if invisible(c) {
+        return Fold::Drop;
+    }
+    let mut out = String::new();
+    let mut changed = false;
+    for n in std::iter::once(c).nfkc() {
+        if n.is_ascii() {
+            out.push(n);
+            changed |= n != c;
+            continue;
+        }
+        if invisible(n) || is_combining_mark(n) {
+            changed = true;
+            continue;
+        }
+        let mut buf = [0u8; 4];
+        let sk: String = unicode_security::skeleton(n.encode_utf8(&mut buf))
+            .filter(|k| !is_combining_mark(*k))
+            .collect();
+        match resolve(n, &sk) {
+            Some(a) if (n.is_alphanumeric() || a.len() == 1) && a.is_ascii() => {
+                out.push_str(&a);
+                changed = true;
+            }
+            _ => {
+                out.push(n);
+                changed |= n != c;
+            }
+        }
+    }
+    if !changed {
+        Fold::Keep
+    } else if out.is_empty() {
+        Fold::Drop
+    } else if out.is_ascii() {
+        Fold::Ascii(out)
+    } else {
+        // Partly folded (a compatibility form with letters that stay non-ASCII).
+        Fold::Ascii(out)
+    }
+}
+
+/// Folds of the Basic Multilingual Plane above ASCII, computed once: most text never leaves it.
+static BMP: LazyLock<Vec<Fold>> = LazyLock::new(|| {
+    (0x80u32..0x1_0000)
+        .map(|u| char::from_u32(u).map_or(Fold::Keep, fold_slow))
+        .collect()
+});
+
+/// Fold one non-ASCII character, from the table when it is in the BMP.
+fn fold(c: char) -> Fold {
+    let u = u32::from(c) as usize;
+    match u.checked_sub(0x80).and_then(|i| BMP.get(i)) {
+        Some(f) => f.clone(),
+        None => fold_slow(c),
+    }
+}
+
+/// The unicode view of a layer, when it has non-ASCII text that reads differently.
+pub(super) fn unicode_view(hay: &[u8]) -> Option<View> {
+    if hay.is_ascii() {
+        return None;
+    }
+    let text = std::str::from_utf8(hay).ok()?;
+    let mut b = Builder::new(hay.len());
+    let mut run = 0usize; // start of the pending unchanged run
+    for (i, c) in text.char_indices() {
+        if c.is_ascii() {
+            continue;
+        }
+        let f = fold(c);
+        if f == Fold::Keep {
+            continue;
+        }
+        if let Some(kept) = hay.get(run..i) {
+            b.keep(run, kept);
+        }
+        match f {
+            Fold::Ascii(s) => b.put(i, s.as_bytes()),
+            Fold::Drop | Fold::Keep => b.put(i, b""),
+        }
+        run = i + c.len_utf8();
+    }
+    if let Some(kept) = hay.get(run..) {
+        b.keep(run, kept);
+    }
+    b.finish()
+}
+
+/// Fold text for fingerprints: the unicode view's reading, then only ASCII letters and
+/// digits, lowercased. Separators, case and look-alikes then do not change a secret.
+pub(crate) fn canonical(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut push = |b: u8| {
+        if b.is_ascii_alphanumeric() {
+            out.push(b.to_ascii_lowercase());
+        }
+    };
+    for c in text.chars() {
+        if c.is_ascii() {
+            push(c as u8);
+            continue;
+        }
+        if let Fold::Ascii(s) = fold(c) {
+            s.bytes().for_each(&mut push);
+        }
+    }
+    out
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn hex_at(hay: &[u8], i: usize, n: usize) -> Option<u32> {
+    let digits = hay.get(i..i + n)?;
+    digits
+        .iter()
+        .try_fold(0u32, |acc, &d| Some(acc * 16 + u32::from(hex_val(d)?)))
+}
+
+/// Quoted-printable needs `=` and two upper-case hex digits (lower case is not QP).
+fn qp_at(hay: &[u8], i: usize) -> Option<u8> {
+    let pair = hay.get(i + 1..i + 3)?;
+    if pair
+        .iter()
+        .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
+    {
+        Some(u8::try_from(hex_at(hay, i + 1, 2)?).ok()?)
+    } else {
+        None
+    }
+}
+
+/// One escape at `hay[i]`: its decoded bytes and its length in the layer.
+fn escape_at(hay: &[u8], i: usize, qp: bool, out: &mut Vec<u8>) -> Option<usize> {
+    out.clear();
+    match hay.get(i)? {
+        b'%' => {
+            if let (Some(b'u'), Some(u)) = (hay.get(i + 1), hex_at(hay, i + 2, 4)) {
+                push_char(out, u);
+                return Some(6);
+            }
+            out.push(u8::try_from(hex_at(hay, i + 1, 2)?).ok()?);
+            Some(3)
+        }
+        b'\\' => match hay.get(i + 1)? {
+            b'u' => {
+                let hi = hex_at(hay, i + 2, 4)?;
+                if (0xD800..0xDC00).contains(&hi) {
+                    let lo = (hay.get(i + 6..i + 8) == Some(b"\\u"))
+                        .then(|| hex_at(hay, i + 8, 4))
+                        .flatten()
+                        .filter(|lo| (0xDC00..0xE000).contains(lo));
+                    if let Some(lo) = lo {
+                        push_char(out, 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00));
+                        return Some(12);
+                    }
+                }
+                push_char(out, hi);
+                Some(6)
+            }
+            b'x' => {
+                out.push(u8::try_from(hex_at(hay, i + 2, 2)?).ok()?);
+                Some(4)
+            }
+            _ => None,
+        },
+        b'&' => {
+            // A character reference is short: `&` name or `#`digits, then `;`.
+            let window = hay.get(i..hay.len().min(i + 40))?;
+            let end = window.iter().position(|&b| b == b';')?;
+            let entity = std::str::from_utf8(window.get(..=end)?).ok()?;
+            if entity.len() < 3
+                || entity
+                    .bytes()
+                    .skip(1)
+                    .take(end - 1)
+                    .any(|b| !b.is_ascii_alphanumeric() && b != b'#')
+            {
+                return None;
+            }
+            let decoded = html_escape::decode_html_entities(entity);
+            if decoded == entity {
+                return None;
+            }
+            out.extend_from_slice(decoded.as_bytes());
+            Some(entity.len())
+        }
+        b'=' if qp => {
+            if let Some(byte) = qp_at(hay, i) {
+                out.push(byte);
+                return Some(3);
+            }
+            // Soft line break.
+            match hay.get(i + 1..i + 3) {
+                Some(b"\r\n") => Some(3),
+                _ if hay.get(i + 1) == Some(&b'\n') => Some(2),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn push_char(out: &mut Vec<u8>, u: u32) {
+    let c = char::from_u32(u).unwrap_or(char::REPLACEMENT_CHARACTER);
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+/// Quoted-printable is decoded only when the layer has at least this many `=XX` escapes
+/// (`KEY=ABCD` is not quoted-printable).
+const MIN_QP: usize = 3;
+
+/// The escapes view of a layer, when it has escapes that decode.
+pub(super) fn escapes_view(hay: &[u8]) -> Option<View> {
+    let mut qp_count = 0usize;
+    let mut any = false;
+    for i in memchr::memchr3_iter(b'%', b'&', b'\\', hay) {
+        any = true;
+        let _ = i;
+        break;
+    }
+    for i in memchr::memchr_iter(b'=', hay) {
+        if qp_at(hay, i).is_some() {
+            qp_count += 1;
+            if qp_count >= MIN_QP {
+                break;
+            }
+        }
+    }
+    let qp = qp_count >= MIN_QP;
+    if !any && !qp {
+        return None;
+    }
+    let mut b = Builder::new(hay.len());
+    let mut scratch = Vec::new();
+    let (mut i, mut run) = (0usize, 0usize);
+    while i < hay.len() {
+        let next = hay
+            .get(i..)
+            .and_then(|h| {
+                h.iter()
+                    .position(|&c| matches!(c, b'%' | b'&' | b'\\') || (qp && c == b'='))
+            })
+            .map(|k| i + k);
+        let Some(at) = next else { break };
+        match escape_at(hay, at, qp, &mut scratch) {
+            Some(len) => {
+                if let Some(kept) = hay.get(run..at) {
+                    b.keep(run, kept);
+                }
+                b.put(at, &scratch);
+                i = at + len;
+                run = i;
+            }
+            None => i = at + 1,
+        }
+    }
+    if let Some(kept) = hay.get(run..) {
+        b.keep(run, kept);
+    }
+    b.finish()
+}
+
+/// Separators between the characters of a spaced-out token.
+fn separator(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'\t'
+            | b'\n'
+            | b'\r'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'|'
+            | b','
+            | b'/'
+            | b'*'
+            | b'+'
+            | b'"'
+            | b'\''
+    )
+}
+
+/// The spaced view: runs of at least [`MIN_SPACED`] single characters with separators (at most
+/// three bytes) between them, joined up. Everything else is kept.
+pub(super) fn spaced_view(hay: &[u8]) -> Option<View> {
+    let single = |i: usize| {
+        hay.get(i)
+            .is_some_and(|&c| !separator(c) && c.is_ascii_graphic())
+            && (i == 0 || hay.get(i - 1).is_some_and(|&p| separator(p)))
+            && hay.get(i + 1).is_none_or(|&n| separator(n))
+    };
+    let mut b = Builder::new(hay.len());
+    let (mut i, mut run) = (0usize, 0usize);
+    while i < hay.len() {
+        if !single(i) {
+            i += 1;
+            continue;
+        }
+        // Collect the chain of single characters starting at `i`.
+        let mut chars = vec![i];
+        let mut j = i + 1;
+        loop {
+            let gap = hay
+                .get(j..hay.len().min(j + 4))
+                .and_then(|g| g.iter().position(|&c| !separator(c)));
+            match gap {
+                Some(k) if (1..=3).contains(&k) && single(j + k) => {
+                    chars.push(j + k);
+                    j = j + k + 1;
+                }
+                _ => break,
+            }
+        }
+        if chars.len() >= MIN_SPACED {
+            if let Some(kept) = hay.get(run..i) {
+                b.keep(run, kept);
+            }
+            let joined: Vec<u8> = chars.iter().filter_map(|&k| hay.get(k).copied()).collect();
+            b.put(i, &joined);
+            run = j;
+        }
+        i = j;
+    }
+    if let Some(kept) = hay.get(run..) {
+        b.keep(run, kept);
+    }
+    b.finish()
+}
+
+/// The layer read backwards (by character when it is UTF-8, else by byte).
+pub(super) fn reversed(hay: &[u8]) -> Vec<u8> {
+    match std::str::from_utf8(hay) {
+        Ok(s) if !s.is_ascii() => s.chars().rev().collect::<String>().into_bytes(),
+        _ => hay.iter().rev().copied().collect(),
+    }
+}
+
+/// Build and scan the views of one layer.
+pub(super) fn scan_views(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
+    let nesting = ctx.chain.len();
+    let full: [(&'static str, fn(&[u8]) -> Option<View>); 2] =
+        [("unicode", unicode_view), ("escapes", escapes_view)];
+    for (name, make) in full {
+        if ctx.saturated() {
+            return;
+        }
+        let Some(view) = make(hay) else { continue };
+        if nesting >= MAX_VIEW_NESTING || view.bytes.len() > ctx.view_budget {
+            ctx.out.truncated = true;
+            continue;
+        }
+        ctx.view_budget -= view.bytes.len();
+        ctx.chain.push(Some(view.map));
+        ctx.scan_layer(&view.bytes, depth, Some(name));
+        ctx.chain.pop();
+    }
+    if ctx.saturated() || !ctx.wants(super::LABEL_SECRET) {
+        return;
+    }
+    if let Some(view) = spaced_view(hay) {
+        if view.bytes.len() <= ctx.view_budget {
+            ctx.view_budget -= view.bytes.len();
+            ctx.chain.push(Some(view.map));
+            ctx.scan_secrets(&view.bytes, Some("spaced"));
+            ctx.chain.pop();
+        } else {
+            ctx.out.truncated = true;
+        }
+    }
+    let back = reversed(hay);
+    ctx.chain.push(None);
+    ctx.scan_secrets(&back, Some("reversed"));
+    ctx.chain.pop();
+}
