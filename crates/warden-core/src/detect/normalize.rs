@@ -13,7 +13,7 @@
 //!   `&amp;`), JSON and C escapes (`\u0041`, `\x41`) and quoted-printable (`=41`, soft line
 //!   breaks) decoded in place. Nested escapes are decoded by the next view.
 //! * **spaced**: runs of single characters kept apart by separators (`A K I A …`, `A-K-I-A`,
-//!   one per line) joined up.
+//!   one per line), or of short chunks with capitals or digits (`AKIA IOSF ODNN …`), joined up.
 //! * **reversed**: the layer read backwards.
 //!
 //! Every view is scanned as a layer of its own (the first two by every detector, the last two
@@ -35,6 +35,8 @@ pub(super) const MAX_VIEW_NESTING: usize = 3;
 
 /// Shortest run of separated single characters joined by the spaced view.
 const MIN_SPACED: usize = 8;
+/// Fewest characters in a chain of grouped chunks joined by the spaced view.
+const MIN_GROUPED: usize = 12;
 
 /// A view: its bytes and, per segment, where the segment starts in the layer it was made from
 /// (`(view offset, layer offset)`, ascending).
@@ -128,12 +130,12 @@ pub(super) fn invisible(c: char) -> bool {
     )
 }
 
-/// How one non-ASCII character reads: unchanged, dropped, or as ASCII text.
+/// How one non-ASCII character reads: unchanged, dropped, or as other (mostly ASCII) text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Fold {
     Keep,
     Drop,
-    Ascii(String),
+    Text(String),
 }
 
 /// The ASCII characters whose skeleton is each skeleton string, e.g. `"l"` → `1 I l |`.
@@ -212,11 +214,9 @@ fn fold_slow(c: char) -> Fold {
         Fold::Keep
     } else if out.is_empty() {
         Fold::Drop
-    } else if out.is_ascii() {
-        Fold::Ascii(out)
     } else {
-        // Partly folded (a compatibility form with letters that stay non-ASCII).
-        Fold::Ascii(out)
+        // ASCII, or partly folded (a compatibility form with letters that stay non-ASCII).
+        Fold::Text(out)
     }
 }
 
@@ -256,7 +256,7 @@ pub(super) fn unicode_view(hay: &[u8]) -> Option<View> {
             b.keep(run, kept);
         }
         match f {
-            Fold::Ascii(s) => b.put(i, s.as_bytes()),
+            Fold::Text(s) => b.put(i, s.as_bytes()),
             Fold::Drop | Fold::Keep => b.put(i, b""),
         }
         run = i + c.len_utf8();
@@ -281,7 +281,7 @@ pub(crate) fn canonical(text: &str) -> Vec<u8> {
             push(c as u8);
             continue;
         }
-        if let Fold::Ascii(s) = fold(c) {
+        if let Fold::Text(s) = fold(c) {
             s.bytes().for_each(&mut push);
         }
     }
@@ -401,12 +401,7 @@ const MIN_QP: usize = 3;
 /// The escapes view of a layer, when it has escapes that decode.
 pub(super) fn escapes_view(hay: &[u8]) -> Option<View> {
     let mut qp_count = 0usize;
-    let mut any = false;
-    for i in memchr::memchr3_iter(b'%', b'&', b'\\', hay) {
-        any = true;
-        let _ = i;
-        break;
-    }
+    let any = memchr::memchr3(b'%', b'&', b'\\', hay).is_some();
     for i in memchr::memchr_iter(b'=', hay) {
         if qp_at(hay, i).is_some() {
             qp_count += 1;
@@ -469,46 +464,73 @@ fn separator(b: u8) -> bool {
     )
 }
 
-/// The spaced view: runs of at least [`MIN_SPACED`] single characters with separators (at most
-/// three bytes) between them, joined up. Everything else is kept.
+/// The longest chunk of a token written in groups (`AKIA IOSF ODNN …`).
+const MAX_CHUNK: usize = 6;
+
+/// The spaced view: tokens written apart, joined up. Everything else is kept. A chain is
+/// chunks with separators (at most three bytes) between them: at least [`MIN_SPACED`] single
+/// characters (`A K I A …`, one per line), or at least three chunks of up to [`MAX_CHUNK`]
+/// letters and digits that hold a capital or a digit (`AKIA IOSF ODNN 7EXA MPLE`) and
+/// [`MIN_GROUPED`] characters in all. Lower-case words never chain, so prose stays as it is.
 pub(super) fn spaced_view(hay: &[u8]) -> Option<View> {
-    let single = |i: usize| {
-        hay.get(i)
-            .is_some_and(|&c| !separator(c) && c.is_ascii_graphic())
-            && (i == 0 || hay.get(i - 1).is_some_and(|&p| separator(p)))
-            && hay.get(i + 1).is_none_or(|&n| separator(n))
+    // The end of the chunk that starts at `i`, if one does.
+    let chunk = |i: usize| -> Option<usize> {
+        if i > 0 && !hay.get(i - 1).is_some_and(|&p| separator(p)) {
+            return None;
+        }
+        let rest = hay.get(i..)?;
+        let len = rest
+            .iter()
+            .take(MAX_CHUNK + 1)
+            .position(|&c| separator(c) || !c.is_ascii_graphic())
+            .unwrap_or(rest.len().min(MAX_CHUNK + 1));
+        let s = rest.get(..len)?;
+        let ok = len == 1
+            || (len <= MAX_CHUNK
+                && s.iter().all(u8::is_ascii_alphanumeric)
+                && s.iter()
+                    .any(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        (len > 0 && ok).then_some(i + len)
     };
     let mut b = Builder::new(hay.len());
     let (mut i, mut run) = (0usize, 0usize);
     while i < hay.len() {
-        if !single(i) {
+        let Some(first_end) = chunk(i) else {
             i += 1;
             continue;
-        }
-        // Collect the chain of single characters starting at `i`.
-        let mut chars = vec![i];
-        let mut j = i + 1;
+        };
+        // Collect the chain of chunks starting at `i`.
+        let mut chunks = vec![(i, first_end)];
+        let mut j = first_end;
         loop {
             let gap = hay
                 .get(j..hay.len().min(j + 4))
                 .and_then(|g| g.iter().position(|&c| !separator(c)));
-            match gap {
-                Some(k) if (1..=3).contains(&k) && single(j + k) => {
-                    chars.push(j + k);
-                    j = j + k + 1;
+            match gap
+                .filter(|k| (1..=3).contains(k))
+                .and_then(|k| chunk(j + k).map(|e| (j + k, e)))
+            {
+                Some((a, e)) => {
+                    chunks.push((a, e));
+                    j = e;
                 }
-                _ => break,
+                None => break,
             }
         }
-        if chars.len() >= MIN_SPACED {
+        let total: usize = chunks.iter().map(|(a, e)| e - a).sum();
+        let singles = total == chunks.len();
+        if (singles && chunks.len() >= MIN_SPACED) || (chunks.len() >= 3 && total >= MIN_GROUPED) {
             if let Some(kept) = hay.get(run..i) {
                 b.keep(run, kept);
             }
-            let joined: Vec<u8> = chars.iter().filter_map(|&k| hay.get(k).copied()).collect();
+            let joined: Vec<u8> = chunks
+                .iter()
+                .flat_map(|&(a, e)| hay.get(a..e).unwrap_or_default().iter().copied())
+                .collect();
             b.put(i, &joined);
             run = j;
         }
-        i = j;
+        i = j.max(i + 1);
     }
     if let Some(kept) = hay.get(run..) {
         b.keep(run, kept);
@@ -524,10 +546,13 @@ pub(super) fn reversed(hay: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A function that builds one kind of view.
+type MakeView = fn(&[u8]) -> Option<View>;
+
 /// Build and scan the views of one layer.
 pub(super) fn scan_views(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
     let nesting = ctx.chain.len();
-    let full: [(&'static str, fn(&[u8]) -> Option<View>); 2] =
+    let full: [(&'static str, MakeView); 2] =
         [("unicode", unicode_view), ("escapes", escapes_view)];
     for (name, make) in full {
         if ctx.saturated() {

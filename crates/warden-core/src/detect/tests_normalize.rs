@@ -123,8 +123,8 @@ fn percent_escaped_token_in_a_url_query() {
     let url = format!("https://paste.example/save?data={}&x=1", pct(GHP));
     assert!(secret(&url));
     // Only some characters escaped.
-    let partial = format!("https://h.example/?t=ghp%5FaB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5");
-    assert!(secret(&partial));
+    let partial = "https://h.example/?t=ghp%5FaB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
+    assert!(secret(partial));
 }
 
 #[test]
@@ -137,8 +137,8 @@ fn html_json_and_quoted_printable_escapes() {
     assert!(secret("DB_PASSWORD=Xk9mQ2vLp8wRt & more"));
     assert!(secret(named), "{:?}", scan(named));
     // QP soft line break inside the token.
-    let soft = format!("AKIAIOSFOD=\nNN7EXAMPLE =41 =42 =43");
-    assert!(secret(&soft));
+    let soft = "AKIAIOSFOD=\nNN7EXAMPLE =41 =42 =43";
+    assert!(secret(soft));
 }
 
 #[test]
@@ -419,4 +419,27 @@ proptest! {
         let text: String = parts.concat();
         let _ = scan(&text);
     }
+}
+
+#[test]
+fn variants_not_designed_for() {
+    // Chunked groups, mixed separators, a key in a JSON string with \u escapes of look-alikes.
+    assert!(secret("key AKIA IOSF ODNN 7EXA MPLE ok"));
+    assert!(secret("AKIA-IOSF-ODNN-7EXA-MPLE"));
+    assert!(secret("A.K.I.A.I.O.S.F.O.D.N.N.7.E.X.A.M.P.L.E"));
+    assert!(secret(&json_u(&cyrillic(AWS))));
+    // Double percent-encoding.
+    assert!(secret(&pct(&pct(AWS))));
+    // Zero-width joiners and a bidi isolate around a full-width key name.
+    assert!(secret(&format!(
+        "\u{2066}{}\u{2069}=Xk9mQ2vLp8wRt7",
+        fullwidth("api_key")
+            .chars()
+            .flat_map(|c| [c, '\u{200D}'])
+            .collect::<String>()
+    )));
+    // Benign look-alikes of chunks.
+    assert_clean("Card ending 1234 5678 9012 3456 was charged; room B12 C34 D56");
+    assert_clean("THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG AND RUNS AWAY FAST");
+    assert_clean("Version 1.2.3.4.5.6.7.8.9 released, see RFC 2119 and ISO 8601");
 }
