@@ -192,6 +192,19 @@ pub(super) fn scan(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
         let tail = hay.get(probe + 1..).unwrap_or(&[]);
         let end = probe + 1 + tail.iter().position(breaks).unwrap_or(tail.len());
         if end - start >= MIN_BASE64 {
+            if let Some((joined, until)) = wrapped(hay, start, end) {
+                // Base64 wrapped at a fixed width (MIME, PEM, `base64` at 76): one payload.
+                let (any, every) = joined.iter().fold((0u8, 0xffu8), |(any, every), &b| {
+                    let class = CLASS[usize::from(b)];
+                    (any | class, every & class)
+                });
+                consider_run(&joined, any, (every & HEX) != 0, depth, ctx);
+                if ctx.saturated() {
+                    return;
+                }
+                i = until + 1;
+                continue;
+            }
             if let Some(run) = hay.get(start..end) {
                 let (any, every) = run.iter().fold((0u8, 0xffu8), |(any, every), &b| {
                     let class = CLASS[usize::from(b)];
@@ -205,6 +218,41 @@ pub(super) fn scan(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
         }
         i = end + 1;
     }
+}
+
+/// The shortest line of a wrapped payload.
+const MIN_WRAP: usize = 40;
+
+/// When the run `hay[start..end]` is the first line of a payload wrapped at a fixed width
+/// (lines of that width, a shorter last line), the lines joined and the end of the last.
+fn wrapped(hay: &[u8], start: usize, end: usize) -> Option<(Vec<u8>, usize)> {
+    let width = end - start;
+    if width < MIN_WRAP || width % 4 != 0 {
+        return None;
+    }
+    let is_run = |b: &u8| CLASS[usize::from(*b)] != 0;
+    let mut joined = hay.get(start..end)?.to_vec();
+    let mut at = end;
+    let mut lines = 1;
+    loop {
+        let next = match hay.get(at..at + 2) {
+            Some(b"\r\n") => at + 2,
+            _ if hay.get(at) == Some(&b'\n') => at + 1,
+            _ => break,
+        };
+        let line = hay.get(next..)?;
+        let len = line.iter().position(|b| !is_run(b)).unwrap_or(line.len());
+        if len == 0 || len > width {
+            break;
+        }
+        joined.extend_from_slice(line.get(..len)?);
+        at = next + len;
+        lines += 1;
+        if len < width {
+            break;
+        }
+    }
+    (lines > 1).then_some((joined, at))
 }
 
 /// Decide how one maximal run is encoded and try it (and, for paths, its segments).

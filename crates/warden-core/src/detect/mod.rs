@@ -193,6 +193,7 @@ impl Detectors {
     /// Build the detectors with the given limits.
     pub fn new(limits: ScanLimits) -> Self {
         LazyLock::force(&COMPILED);
+        normalize::warm();
         Self { limits }
     }
 

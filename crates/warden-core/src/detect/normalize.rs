@@ -31,7 +31,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::Ctx;
 
 /// How many views can be nested (an escape view of a unicode view of …).
-pub(super) const MAX_VIEW_NESTING: usize = 3;
+pub(super) const MAX_VIEW_NESTING: usize = 4;
 
 /// Shortest run of separated single characters joined by the spaced view.
 const MIN_SPACED: usize = 8;
@@ -226,6 +226,11 @@ static BMP: LazyLock<Vec<Fold>> = LazyLock::new(|| {
         .map(|u| char::from_u32(u).map_or(Fold::Keep, fold_slow))
         .collect()
 });
+
+/// Build the folding tables now rather than on the first non-ASCII text.
+pub(super) fn warm() {
+    LazyLock::force(&BMP);
+}
 
 /// Fold one non-ASCII character, from the table when it is in the BMP.
 fn fold(c: char) -> Fold {

@@ -443,3 +443,38 @@ fn variants_not_designed_for() {
     assert_clean("THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG AND RUNS AWAY FAST");
     assert_clean("Version 1.2.3.4.5.6.7.8.9 released, see RFC 2119 and ISO 8601");
 }
+
+#[test]
+fn base64_wrapped_at_a_fixed_width_is_one_payload() {
+    // The key's 20 characters start at byte 49 of the payload, and the first line of 76
+    // base64 characters holds 57 bytes: the key straddles the line break.
+    let env = format!(
+        "# billing {}\nAWS_ACCESS_KEY_ID={AWS} and more text after it, {}",
+        "#".repeat(20),
+        "x".repeat(40)
+    );
+    let one = b64(&env);
+    // Wrap at 76 (as `base64` does) so the key straddles a line break.
+    let wrapped: Vec<String> = one
+        .as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let text = format!("attachment:\n{}\nend", wrapped.join("\n"));
+    let s = scan(&text);
+    assert!(
+        s.findings.iter().any(|f| f.detector == "aws-access-key"),
+        "{s:?}"
+    );
+    // Wrapped random bytes stay clean.
+    let noise: Vec<u8> = (0..900u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let enc = base64::engine::general_purpose::STANDARD.encode(noise);
+    let lines: Vec<&str> = enc
+        .as_bytes()
+        .chunks(64)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect();
+    assert_clean(&lines.join("\r\n"));
+}
