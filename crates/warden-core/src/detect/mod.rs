@@ -381,8 +381,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// Run the secret detectors only over a view (spaced-out or reversed text).
-    fn scan_secrets(&mut self, hay: &[u8], encoding: Option<&'static str>) {
+    /// Run the secret detectors only over a view (spaced-out or reversed text), and with
+    /// `payloads`, decode the encoded payloads it holds (a hex dump written in pairs).
+    fn scan_secrets(&mut self, hay: &[u8], encoding: Option<&'static str>, payloads: (bool, u8)) {
         let re = self.re;
         let mut layer = Layer {
             hay,
@@ -400,6 +401,10 @@ impl Ctx<'_> {
             if matches!(Anchor::of(m.as_bytes()), Anchor::Env) {
                 re.secrets.env_at(m.start(), m.end(), self, &mut layer);
             }
+        }
+        let (decode, depth) = payloads;
+        if decode && !self.saturated() {
+            encoded::scan(hay, depth, self);
         }
     }
 

@@ -505,22 +505,32 @@ pub(super) fn spaced_view(hay: &[u8]) -> Option<View> {
             continue;
         };
         // Collect the chain of chunks starting at `i`.
+        // Every chunk of a chain is followed by the same separator (the chain's gap), except
+        // the last, which may end the text or a line: `T-1100` after a column of letters, one
+        // per line, is not part of it.
         let mut chunks = vec![(i, first_end)];
         let mut j = first_end;
+        let mut chain_gap: Option<&[u8]> = None;
         loop {
-            let gap = hay
+            let len = hay
                 .get(j..hay.len().min(j + 4))
                 .and_then(|g| g.iter().position(|&c| !separator(c)));
-            match gap
-                .filter(|k| (1..=3).contains(k))
-                .and_then(|k| chunk(j + k).map(|e| (j + k, e)))
-            {
-                Some((a, e)) => {
-                    chunks.push((a, e));
-                    j = e;
-                }
-                None => break,
+            let Some(k) = len.filter(|k| (1..=3).contains(k)) else {
+                break;
+            };
+            let gap = hay.get(j..j + k).unwrap_or_default();
+            if chain_gap.is_some_and(|g| g != gap) {
+                break;
             }
+            let Some(e) = chunk(j + k) else { break };
+            let after = hay.get(e..).unwrap_or_default();
+            let ends = after.first().is_none_or(u8::is_ascii_whitespace) || after.starts_with(gap);
+            if !ends {
+                break;
+            }
+            chain_gap = Some(gap);
+            chunks.push((j + k, e));
+            j = e;
         }
         let total: usize = chunks.iter().map(|(a, e)| e - a).sum();
         let singles = total == chunks.len();
@@ -580,7 +590,7 @@ pub(super) fn scan_views(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
         if view.bytes.len() <= ctx.view_budget {
             ctx.view_budget -= view.bytes.len();
             ctx.chain.push(Some(view.map));
-            ctx.scan_secrets(&view.bytes, Some("spaced"));
+            ctx.scan_secrets(&view.bytes, Some("spaced"), (true, depth));
             ctx.chain.pop();
         } else {
             ctx.out.truncated = true;
@@ -588,6 +598,6 @@ pub(super) fn scan_views(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
     }
     let back = reversed(hay);
     ctx.chain.push(None);
-    ctx.scan_secrets(&back, Some("reversed"));
+    ctx.scan_secrets(&back, Some("reversed"), (false, depth));
     ctx.chain.pop();
 }

@@ -478,3 +478,27 @@ fn base64_wrapped_at_a_fixed_width_is_one_payload() {
         .collect();
     assert_clean(&lines.join("\r\n"));
 }
+
+#[test]
+fn payloads_written_in_groups_are_decoded() {
+    let dump: Vec<String> = format!("key={AWS}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(secret(&format!("hexdump: {}", dump.join(" "))));
+    let groups: Vec<String> = b64(&format!("GITHUB_TOKEN={GHP}"))
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    assert!(secret(&groups.join(" ")));
+}
+
+#[test]
+fn a_spaced_key_next_to_other_arguments_is_found() {
+    // Arguments are scanned joined by newlines: the chain must stop where the key does.
+    let dashed: Vec<String> = AWS.chars().map(String::from).collect();
+    assert!(secret(&format!("{}\nT-1100\n", dashed.join("-"))));
+    assert!(secret(&format!("{}\nT-1100\n", dashed.join("\n"))));
+    assert!(secret(&format!("{}\nAB-12\n", dashed.join(" "))));
+}
