@@ -299,7 +299,7 @@ struct Ctx<'a> {
     view_budget: usize,
     /// The layers being scanned, innermost last: a view's map back to its layer, or `None`
     /// for a decoded payload (whose offsets cannot be mapped back to the input).
-    chain: Vec<Option<Vec<(usize, usize)>>>,
+    chain: Vec<Option<normalize::Frame>>,
     /// Whether normalised views are built (always, except to measure their cost).
     views: bool,
 }
@@ -383,7 +383,13 @@ impl Ctx<'_> {
 
     /// Run the secret detectors only over a view (spaced-out or reversed text), and with
     /// `payloads`, decode the encoded payloads it holds (a hex dump written in pairs).
-    fn scan_secrets(&mut self, hay: &[u8], encoding: Option<&'static str>, payloads: (bool, u8)) {
+    fn scan_secrets(
+        &mut self,
+        hay: &[u8],
+        encoding: Option<&'static str>,
+        payloads: (bool, u8),
+        env: bool,
+    ) {
         let re = self.re;
         let mut layer = Layer {
             hay,
@@ -394,7 +400,7 @@ impl Ctx<'_> {
             advice: advice::State::default(),
         };
         re.secrets.scan_tokens(self, &mut layer);
-        for m in re.combined.find_iter(hay) {
+        for m in re.combined.find_iter(hay).take_while(|_| env) {
             if !self.wants(LABEL_SECRET) {
                 return;
             }
@@ -428,8 +434,10 @@ impl Ctx<'_> {
         if self.chain.is_empty() {
             return None;
         }
-        self.chain.iter().rev().try_fold(offset, |off, map| {
-            map.as_deref().map(|m| normalize::layer_offset(m, off))
+        self.chain.iter().rev().try_fold(offset, |off, frame| {
+            frame
+                .as_ref()
+                .map(|f| normalize::layer_offset(&f.map, off + f.base))
         })
     }
 

@@ -43,6 +43,44 @@ const MIN_GROUPED: usize = 12;
 pub(super) struct View {
     pub(super) bytes: Vec<u8>,
     pub(super) map: Vec<(usize, usize)>,
+    /// Where the view differs from its layer (view offsets).
+    changes: Vec<(usize, usize)>,
+}
+
+/// Bytes of context scanned on each side of a change: enough for a key name before its
+/// value, a token around a hidden character, a phrase around a folded word.
+const CONTEXT: usize = 256;
+
+impl View {
+    /// The parts of the view worth scanning: each change with [`CONTEXT`] bytes on each side,
+    /// overlapping parts merged, cut at UTF-8 character boundaries. The rest of the view is
+    /// its layer unchanged, scanned already.
+    pub(super) fn windows(&self) -> Vec<(usize, usize)> {
+        let len = self.bytes.len();
+        let cont = |i: usize| self.bytes.get(i).is_some_and(|&b| (b & 0xC0) == 0x80);
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for &(a, b) in &self.changes {
+            let mut lo = a.saturating_sub(CONTEXT);
+            let mut hi = (b + CONTEXT).min(len);
+            while lo > 0 && cont(lo) {
+                lo -= 1;
+            }
+            while hi < len && cont(hi) {
+                hi += 1;
+            }
+            match out.last_mut() {
+                Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+                _ => out.push((lo, hi)),
+            }
+        }
+        out
+    }
+}
+
+/// Where a scanned view window comes from: the view's map and the window's start in it.
+pub(super) struct Frame {
+    pub(super) map: Vec<(usize, usize)>,
+    pub(super) base: usize,
 }
 
 /// Builds a view segment by segment, recording where each segment came from.
@@ -50,6 +88,7 @@ struct Builder {
     out: Vec<u8>,
     map: Vec<(usize, usize)>,
     changed: bool,
+    changes: Vec<(usize, usize)>,
 }
 
 impl Builder {
@@ -58,6 +97,7 @@ impl Builder {
             out: Vec::with_capacity(cap),
             map: Vec::new(),
             changed: false,
+            changes: Vec::new(),
         }
     }
 
@@ -80,15 +120,21 @@ impl Builder {
 
     /// Put `b` in place of the layer bytes at `raw`.
     fn put(&mut self, raw: usize, b: &[u8]) {
-        self.map.push((self.out.len(), raw));
+        let at = self.out.len();
+        self.map.push((at, raw));
         self.out.extend_from_slice(b);
         self.changed = true;
+        match self.changes.last_mut() {
+            Some(last) if last.1 + CONTEXT >= at => last.1 = at + b.len(),
+            _ => self.changes.push((at, at + b.len())),
+        }
     }
 
     fn finish(self) -> Option<View> {
         self.changed.then_some(View {
             bytes: self.out,
             map: self.map,
+            changes: self.changes,
         })
     }
 }
@@ -400,15 +446,16 @@ fn push_char(out: &mut Vec<u8>, u: u32) {
 }
 
 /// Quoted-printable is decoded only when the layer has at least this many `=XX` escapes
-/// (`KEY=ABCD` is not quoted-printable).
-const MIN_QP: usize = 3;
+/// directly followed by another (`=C3=A9=20`); `KEY=ABCD` or `a=10 b=20` is not quoted-printable.
+const MIN_QP: usize = 2;
 
 /// The escapes view of a layer, when it has escapes that decode.
 pub(super) fn escapes_view(hay: &[u8]) -> Option<View> {
+    // Quoted-printable escapes come in runs (`=41=4B=49`); `a=10 b=20` is not one.
     let mut qp_count = 0usize;
     let any = memchr::memchr3(b'%', b'&', b'\\', hay).is_some();
     for i in memchr::memchr_iter(b'=', hay) {
-        if qp_at(hay, i).is_some() {
+        if qp_at(hay, i).is_some() && hay.get(i + 3) == Some(&b'=') && qp_at(hay, i + 3).is_some() {
             qp_count += 1;
             if qp_count >= MIN_QP {
                 break;
@@ -561,6 +608,40 @@ pub(super) fn reversed(hay: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Scan the windows of a view (see [`View::windows`]), each charged to the view budget; what
+/// the budget cannot hold marks the scan truncated.
+fn scan_windows(view: View, ctx: &mut Ctx<'_>, mut scan: impl FnMut(&mut Ctx<'_>, &[u8])) {
+    let windows = view.windows();
+    let bytes = view.bytes;
+    ctx.chain.push(Some(Frame {
+        map: view.map,
+        base: 0,
+    }));
+    for (a, b) in windows {
+        let Some(part) = bytes.get(a..b) else {
+            continue;
+        };
+        if part.len() > ctx.view_budget {
+            ctx.out.truncated = true;
+            break;
+        }
+        ctx.view_budget -= part.len();
+        if let Some(Some(frame)) = ctx.chain.last_mut() {
+            frame.base = a;
+        }
+        scan(ctx, part);
+        if ctx.saturated() {
+            break;
+        }
+    }
+    ctx.chain.pop();
+}
+
+/// The words that make a key name a secret's (see `secrets::ENV_KEY`), written backwards.
+static REVERSED_KEYS: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
+    regex::bytes::Regex::new(r"(?i-u)terces|nekot|ssap|dwp|yek|laitnederc|sderc").ok()
+});
+
 /// A function that builds one kind of view.
 type MakeView = fn(&[u8]) -> Option<View>;
 
@@ -574,30 +655,27 @@ pub(super) fn scan_views(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
             return;
         }
         let Some(view) = make(hay) else { continue };
-        if nesting >= MAX_VIEW_NESTING || view.bytes.len() > ctx.view_budget {
+        if nesting >= MAX_VIEW_NESTING {
             ctx.out.truncated = true;
             continue;
         }
-        ctx.view_budget -= view.bytes.len();
-        ctx.chain.push(Some(view.map));
-        ctx.scan_layer(&view.bytes, depth, Some(name));
-        ctx.chain.pop();
+        scan_windows(view, ctx, |ctx, part| {
+            ctx.scan_layer(part, depth, Some(name))
+        });
     }
     if ctx.saturated() || !ctx.wants(super::LABEL_SECRET) {
         return;
     }
     if let Some(view) = spaced_view(hay) {
-        if view.bytes.len() <= ctx.view_budget {
-            ctx.view_budget -= view.bytes.len();
-            ctx.chain.push(Some(view.map));
-            ctx.scan_secrets(&view.bytes, Some("spaced"), (true, depth));
-            ctx.chain.pop();
-        } else {
-            ctx.out.truncated = true;
-        }
+        scan_windows(view, ctx, |ctx, part| {
+            ctx.scan_secrets(part, Some("spaced"), (true, depth), true);
+        });
     }
     let back = reversed(hay);
+    // Key names (`KEY=value`) are only looked for backwards when the layer holds one
+    // written backwards: the key pass is the costly one, and most text has none.
+    let env = REVERSED_KEYS.as_ref().is_none_or(|re| re.is_match(hay));
     ctx.chain.push(None);
-    ctx.scan_secrets(&back, Some("reversed"), (false, depth));
+    ctx.scan_secrets(&back, Some("reversed"), (false, depth), env);
     ctx.chain.pop();
 }
