@@ -637,6 +637,15 @@ fn scan_windows(view: View, ctx: &mut Ctx<'_>, mut scan: impl FnMut(&mut Ctx<'_>
     ctx.chain.pop();
 }
 
+/// The literal starts of the token shapes (see `secrets::TOKEN_PATTERNS`), written backwards.
+static REVERSED_TOKENS: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
+    regex::bytes::Regex::new(concat!(
+        r"(?-u)YEK ETAVIRP|AIKA|AISA|_[pousr]hg|_tap_buhtig|-[baprse]xox|secivres/moc\.kcals",
+        r"|_evil_[sr]k|azIA|Jye|-taplg|_mpn|-ks|\.GS|reraeB|reraeb|RERAEB|cisaB|cisab|CISAB",
+    ))
+    .ok()
+});
+
 /// The words that make a key name a secret's (see `secrets::ENV_KEY`), written backwards.
 static REVERSED_KEYS: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
     regex::bytes::Regex::new(r"(?i-u)terces|nekot|ssap|dwp|yek|laitnederc|sderc").ok()
@@ -671,10 +680,16 @@ pub(super) fn scan_views(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
             ctx.scan_secrets(part, Some("spaced"), (true, depth), true);
         });
     }
+    // Read backwards only when the layer holds the start of a token written backwards: most
+    // text holds none, and this check is a literal search.
+    let backwards_token = REVERSED_TOKENS.as_ref().is_none_or(|re| re.is_match(hay));
+    let env = REVERSED_KEYS.as_ref().is_none_or(|re| re.is_match(hay));
+    if !backwards_token && !env {
+        return;
+    }
     let back = reversed(hay);
     // Key names (`KEY=value`) are only looked for backwards when the layer holds one
     // written backwards: the key pass is the costly one, and most text has none.
-    let env = REVERSED_KEYS.as_ref().is_none_or(|re| re.is_match(hay));
     ctx.chain.push(None);
     ctx.scan_secrets(&back, Some("reversed"), (false, depth), env);
     ctx.chain.pop();
