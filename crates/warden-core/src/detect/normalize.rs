@@ -496,24 +496,21 @@ pub(super) fn escapes_view(hay: &[u8]) -> Option<View> {
     b.finish()
 }
 
+/// The separators between the characters of a spaced-out token, as a table.
+static SEPARATOR: [bool; 256] = {
+    let mut t = [false; 256];
+    let seps = b" \t\n\r-._|,/*+\"'";
+    let mut i = 0;
+    while i < seps.len() {
+        t[seps[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Separators between the characters of a spaced-out token.
 fn separator(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b'\t'
-            | b'\n'
-            | b'\r'
-            | b'-'
-            | b'.'
-            | b'_'
-            | b'|'
-            | b','
-            | b'/'
-            | b'*'
-            | b'+'
-            | b'"'
-            | b'\''
-    )
+    SEPARATOR[usize::from(b)]
 }
 
 /// The longest chunk of a token written in groups (`AKIA IOSF ODNN …`).
@@ -547,7 +544,9 @@ pub(super) fn spaced_view(hay: &[u8]) -> Option<View> {
     let mut b = Builder::new(hay.len());
     let (mut i, mut run) = (0usize, 0usize);
     while i < hay.len() {
-        let Some(first_end) = chunk(i) else {
+        // Only a byte after a separator can start a chunk; most bytes are skipped here.
+        let starts = i == 0 || hay.get(i - 1).is_some_and(|&p| SEPARATOR[usize::from(p)]);
+        let Some(first_end) = starts.then(|| chunk(i)).flatten() else {
             i += 1;
             continue;
         };
