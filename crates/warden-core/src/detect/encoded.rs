@@ -227,7 +227,7 @@ const MIN_WRAP: usize = 40;
 /// (lines of that width, a shorter last line), the lines joined and the end of the last.
 fn wrapped(hay: &[u8], start: usize, end: usize) -> Option<(Vec<u8>, usize)> {
     let width = end - start;
-    if width < MIN_WRAP || width % 4 != 0 {
+    if width < MIN_WRAP || !width.is_multiple_of(4) {
         return None;
     }
     let is_run = |b: &u8| CLASS[usize::from(*b)] != 0;
