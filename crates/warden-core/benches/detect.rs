@@ -514,8 +514,41 @@ fn bench(c: &mut Criterion) {
             "{kind}: best of 15 runs {:.1} MiB/s",
             text.len() as f64 / best.as_secs_f64().max(1e-9) / (1 << 20) as f64
         );
+        let plain = (0..15)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                black_box(detectors.scan_without_views(black_box(&text)));
+                start.elapsed()
+            })
+            .min()
+            .unwrap_or_default();
+        eprintln!(
+            "{kind}: without normalised views, best of 15 runs {:.1} MiB/s",
+            text.len() as f64 / plain.as_secs_f64().max(1e-9) / (1 << 20) as f64
+        );
         group.throughput(Throughput::Bytes(text.len() as u64));
         group.bench_function(kind, |b| b.iter(|| detectors.scan(black_box(&text))));
+        group.bench_function(format!("{kind}-without-views"), |b| {
+            b.iter(|| detectors.scan_without_views(black_box(&text)))
+        });
+    }
+    // 4 KB of arguments, as a decide scans them: with and without views, and a Unicode
+    // variant (non-ASCII text gets its unicode view built and scanned).
+    let small = Detectors::default();
+    for (name, text) in [
+        ("args-4k", corpus("mixed", 4 << 10)),
+        (
+            "args-4k-unicode",
+            corpus("mixed", 4 << 10)
+                .replace("the", "thé")
+                .replace(" a ", " — "),
+        ),
+    ] {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(name, |b| b.iter(|| small.scan(black_box(&text))));
+        group.bench_function(format!("{name}-without-views"), |b| {
+            b.iter(|| small.scan_without_views(black_box(&text)))
+        });
     }
     group.finish();
 }

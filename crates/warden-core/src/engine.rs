@@ -400,6 +400,21 @@ fn strings_of(v: &Value, out: &mut String, budget: usize) {
     }
 }
 
+/// The content arguments of a call (not those that say where it goes), each as its text.
+fn argument_parts(spec: &ToolSpec, args: &Value, budget: usize) -> Vec<(String, String)> {
+    let Value::Object(m) = args else {
+        return Vec::new();
+    };
+    m.iter()
+        .filter(|(k, _)| !spec.is_addressing_arg(k))
+        .map(|(k, v)| {
+            let mut text = String::new();
+            strings_of(v, &mut text, budget);
+            (k.clone(), text)
+        })
+        .collect()
+}
+
 impl Engine {
     /// An engine over a loaded configuration.
     pub fn new(config: Config) -> Self {
@@ -987,6 +1002,14 @@ impl Engine {
         };
         let (scan, scanned) = self.scan_arguments(spec, &cx.call.args);
         let advice = scan.labels.contains(PRIVILEGED_ADVICE);
+        // A part of a secret the mission read, or the rest of one it began sending.
+        let parts = argument_parts(spec, &cx.call.args, cfg.detectors.limits().max_bytes);
+        if crate::detect::fingerprint::carried(&cfg.detectors, s, &scanned, &parts) {
+            f.argument_labels.insert("secret".into());
+        }
+        if spec.effect != Effect::Read {
+            f.sent_tails = s.sent_tails.after(&parts);
+        }
         let max_findings = self.config.detectors.limits().max_findings;
         for l in &crate::holds::argument_labels(&scan, &scanned, max_findings, s) {
             f.argument_labels.insert(l.clone());
@@ -1287,6 +1310,9 @@ impl Engine {
     ) {
         session.calls += 1;
         if decision.decision == Outcome::Allow {
+            if !decision.flow.sent_tails.is_empty() {
+                session.sent_tails.clone_from(&decision.flow.sent_tails);
+            }
             session.allowed += 1;
             usage.calls += 1;
         }
@@ -1313,6 +1339,10 @@ impl Engine {
             return BTreeSet::new();
         };
         let scan = cfg.detectors.scan(output);
+        if !scan.secret_values.is_empty() {
+            let key = crate::detect::fingerprint::mission_key(&session.mission);
+            session.secret_prints.add(key, &scan.secret_values);
+        }
         let mut labels: BTreeMap<String, String> = BTreeMap::new();
         for l in &permitted.resource_labels {
             labels.insert(l.clone(), spec.name.clone());

@@ -201,6 +201,11 @@ pub struct LabelSource {
 /// The information-flow facts behind a decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowFacts {
+    /// What the mission's calls will have sent once this call is committed (see
+    /// [`crate::detect::fingerprint::SentTails`]); empty for reads. Not serialised: it is kept
+    /// only between deciding and committing.
+    #[serde(skip)]
+    pub sent_tails: crate::detect::fingerprint::SentTails,
     /// Labels of the data the call touches (its resource).
     pub resource_labels: BTreeSet<String>,
     /// Labels found in the call's arguments by detectors.

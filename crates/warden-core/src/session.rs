@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::fingerprint::{SecretPrints, SentTails};
 use crate::mission::MissionUsage;
 use crate::model::{Label, LabelSource, Outcome};
 
@@ -151,6 +152,14 @@ pub struct SessionState {
     pub trusted_norm: BoundedText,
     /// Recent decisions.
     pub history: VecDeque<HistoryEntry>,
+    /// Keyed fingerprints of the secrets the mission read (never the secrets themselves), so
+    /// a part of one in a later call is recognised.
+    #[serde(default, skip_serializing_if = "SecretPrints::is_empty")]
+    pub secret_prints: SecretPrints,
+    /// The end of what the mission's calls sent, per argument, so a secret split over calls is
+    /// recognised.
+    #[serde(default, skip_serializing_if = "SentTails::is_empty")]
+    pub sent_tails: SentTails,
 }
 
 impl SessionState {

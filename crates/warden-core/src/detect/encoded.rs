@@ -1,5 +1,5 @@
-//! Encoded payloads: base64 (standard and URL-safe) and hex runs that decode to text
-//! are scanned again, within the decode depth and the byte budget.
+//! Encoded payloads: base64 (standard and URL-safe), base32 and hex runs that decode to
+//! text are scanned again, within the decode depth and the byte budget.
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -53,6 +53,7 @@ static CLASS: [u8; 256] = {
 enum Kind {
     Base64Std,
     Base64Url,
+    Base32,
     Hex,
 }
 
@@ -60,6 +61,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Self::Base64Std | Self::Base64Url => "base64",
+            Self::Base32 => "base32",
             Self::Hex => "hex",
         }
     }
@@ -72,6 +74,9 @@ impl Kind {
                 Some(out)
             }
             Self::Base64Std | Self::Base64Url => self.engine().decode(base64_usable(run)?).ok(),
+            Self::Base32 => data_encoding::BASE32_NOPAD_NOCASE
+                .decode(base32_usable(run)?)
+                .ok(),
         }
     }
 
@@ -86,6 +91,15 @@ impl Kind {
             Self::Base64Std | Self::Base64Url => {
                 let prefix = base64_usable(run.get(..run.len().min(PROBE))?)?;
                 self.engine().decode_slice(prefix, out).ok()
+            }
+            Self::Base32 => {
+                let prefix = base32_usable(run.get(..run.len().min(PROBE))?)?;
+                let n = data_encoding::BASE32_NOPAD_NOCASE
+                    .decode_len(prefix.len())
+                    .ok()?;
+                data_encoding::BASE32_NOPAD_NOCASE
+                    .decode_mut(prefix, out.get_mut(..n)?)
+                    .ok()
             }
         }
     }
@@ -106,6 +120,23 @@ fn base64_usable(run: &[u8]) -> Option<&[u8]> {
     } else {
         Some(run)
     }
+}
+
+/// The longest prefix of `run` that is a whole number of base32 characters (lengths 1, 3 and 6
+/// modulo 8 leave bits that make no byte).
+fn base32_usable(run: &[u8]) -> Option<&[u8]> {
+    let cut = match run.len() % 8 {
+        1 | 3 | 6 => 1,
+        _ => 0,
+    };
+    run.get(..run.len() - cut)
+}
+
+/// True when every byte of `run` is a base32 letter or digit (`A-Z2-7`) in one case.
+fn base32_alphabet(run: &[u8]) -> bool {
+    let digit = |b: &u8| (b'2'..=b'7').contains(b);
+    run.iter().all(|b| b.is_ascii_uppercase() || digit(b))
+        || run.iter().all(|b| b.is_ascii_lowercase() || digit(b))
 }
 
 /// Hex digit values, 0xff for other bytes.
@@ -161,6 +192,19 @@ pub(super) fn scan(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
         let tail = hay.get(probe + 1..).unwrap_or(&[]);
         let end = probe + 1 + tail.iter().position(breaks).unwrap_or(tail.len());
         if end - start >= MIN_BASE64 {
+            if let Some((joined, until)) = wrapped(hay, start, end) {
+                // Base64 wrapped at a fixed width (MIME, PEM, `base64` at 76): one payload.
+                let (any, every) = joined.iter().fold((0u8, 0xffu8), |(any, every), &b| {
+                    let class = CLASS[usize::from(b)];
+                    (any | class, every & class)
+                });
+                consider_run(&joined, any, (every & HEX) != 0, depth, ctx);
+                if ctx.saturated() {
+                    return;
+                }
+                i = until + 1;
+                continue;
+            }
             if let Some(run) = hay.get(start..end) {
                 let (any, every) = run.iter().fold((0u8, 0xffu8), |(any, every), &b| {
                     let class = CLASS[usize::from(b)];
@@ -176,6 +220,41 @@ pub(super) fn scan(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
     }
 }
 
+/// The shortest line of a wrapped payload.
+const MIN_WRAP: usize = 40;
+
+/// When the run `hay[start..end]` is the first line of a payload wrapped at a fixed width
+/// (lines of that width, a shorter last line), the lines joined and the end of the last.
+fn wrapped(hay: &[u8], start: usize, end: usize) -> Option<(Vec<u8>, usize)> {
+    let width = end - start;
+    if width < MIN_WRAP || !width.is_multiple_of(4) {
+        return None;
+    }
+    let is_run = |b: &u8| CLASS[usize::from(*b)] != 0;
+    let mut joined = hay.get(start..end)?.to_vec();
+    let mut at = end;
+    let mut lines = 1;
+    loop {
+        let next = match hay.get(at..at + 2) {
+            Some(b"\r\n") => at + 2,
+            _ if hay.get(at) == Some(&b'\n') => at + 1,
+            _ => break,
+        };
+        let line = hay.get(next..)?;
+        let len = line.iter().position(|b| !is_run(b)).unwrap_or(line.len());
+        if len == 0 || len > width {
+            break;
+        }
+        joined.extend_from_slice(line.get(..len)?);
+        at = next + len;
+        lines += 1;
+        if len < width {
+            break;
+        }
+    }
+    (lines > 1).then_some((joined, at))
+}
+
 /// Decide how one maximal run is encoded and try it (and, for paths, its segments).
 fn consider_run(run: &[u8], flags: u8, all_hex: bool, depth: u8, ctx: &mut Ctx<'_>) {
     if all_hex && run.len() >= MIN_HEX {
@@ -187,6 +266,9 @@ fn consider_run(run: &[u8], flags: u8, all_hex: bool, depth: u8, ctx: &mut Ctx<'
             try_payload(hex, Kind::Hex, depth, ctx);
             return;
         }
+    }
+    if base32_alphabet(run) && try_payload(run, Kind::Base32, depth, ctx) {
+        return;
     }
     let kind = match (flags & STD != 0, flags & URL != 0) {
         (_, false) => Some(Kind::Base64Std),
@@ -250,7 +332,9 @@ fn try_payload(run: &[u8], kind: Kind, depth: u8, ctx: &mut Ctx<'_>) -> bool {
         return false;
     }
     ctx.budget = ctx.budget.saturating_sub(decoded.len());
+    ctx.chain.push(None);
     ctx.scan_layer(&decoded, depth + 1, Some(kind.name()));
+    ctx.chain.pop();
     true
 }
 
@@ -259,6 +343,7 @@ fn estimate_len(kind: Kind, run: &[u8]) -> usize {
     match kind {
         Kind::Hex => run.len() / 2,
         Kind::Base64Std | Kind::Base64Url => run.len() / 4 * 3 + 2,
+        Kind::Base32 => run.len() / 8 * 5 + 4,
     }
 }
 

@@ -28,6 +28,14 @@
 //!   of ≥ 32 hex digits are decoded; when the result is text it is scanned again, up
 //!   to [`ScanLimits::max_decode_depth`] layers, and findings inside carry the
 //!   `encoding`.
+//!   Base32 runs (either case) are decoded the same way.
+//! * **Normalised views**: each layer is also read as a person would see it: NFKC, look-alike
+//!   letters folded (TR39 confusables), invisible characters removed; inline escapes
+//!   (percent, HTML character references, JSON `\u`, quoted-printable) decoded; characters
+//!   kept apart by separators joined; and backwards. See the `normalize` module; findings in a
+//!   view carry the view's name as `encoding`.
+//! * **Fingerprints** ([`fingerprint`]): secrets a mission read are recognised in part, and a
+//!   secret split over a mission's calls is recognised when its last part is sent.
 //!
 //! # How a scan stays fast
 //!
@@ -61,12 +69,16 @@ use regex::bytes::Regex;
 
 mod advice;
 mod encoded;
+pub mod fingerprint;
+mod normalize;
 mod pii;
 mod secrets;
 mod text;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_normalize;
 
 pub use advice::rules::{AdviceRule, RuleError};
 
@@ -110,8 +122,10 @@ pub struct Finding {
     pub label: String,
     /// Byte offset of the match in the scanned text (in the decoded text when `encoding` is set).
     pub offset: usize,
-    /// `base64` or `hex` when the match was inside a decoded payload (the innermost
-    /// encoding, for a payload inside a payload).
+    /// `base64`, `base32` or `hex` when the match was inside a decoded payload (the innermost
+    /// encoding, for a payload inside a payload); `unicode`, `escapes`, `spaced` or `reversed`
+    /// when it was found in a normalised view of the text (the offset is then where the
+    /// match starts in the text, when that can be told).
     pub encoding: Option<String>,
     /// A redacted excerpt that is safe to log.
     pub excerpt: String,
@@ -131,6 +145,11 @@ pub struct Scan {
     /// True when [`Detectors::scan_bytes`] judged the input binary (not UTF-8, or holding
     /// control bytes); only its printable runs were scanned. Always false for [`Detectors::scan`].
     pub binary: bool,
+    /// The secret values found, each folded to lowercase ASCII letters and digits (at most
+    /// [`fingerprint::MAX_VALUES`] values of [`fingerprint::MAX_VALUE_BYTES`] bytes). Used to
+    /// fingerprint what a mission read; never serialised.
+    #[serde(skip)]
+    pub secret_values: Vec<Vec<u8>>,
 }
 
 /// Compiled detectors, built once and shared.
@@ -182,6 +201,7 @@ impl Detectors {
     /// Build the detectors with the given limits.
     pub fn new(limits: ScanLimits) -> Self {
         LazyLock::force(&COMPILED);
+        normalize::warm();
         Self {
             limits,
             rules: advice::rules::Rules::default(),
@@ -210,7 +230,16 @@ impl Detectors {
     pub fn scan(&self, text: &str) -> Scan {
         let bytes = text.as_bytes();
         let (head, truncated) = self.head(bytes);
-        self.run(head, truncated)
+        self.run(head, truncated, true)
+    }
+
+    /// Scan one text without its normalised views (Unicode, escapes, spaced, reversed): the
+    /// text and its encoded payloads only. This misses what those views find; it exists to
+    /// measure what they cost, and is not used to decide.
+    #[doc(hidden)]
+    pub fn scan_without_views(&self, text: &str) -> Scan {
+        let (head, truncated) = self.head(text.as_bytes());
+        self.run(head, truncated, false)
     }
 
     /// Scan raw bytes that may not be UTF-8 text.
@@ -222,10 +251,10 @@ impl Detectors {
     pub fn scan_bytes(&self, bytes: &[u8]) -> Scan {
         let (head, truncated) = self.head(bytes);
         if !looks_binary(head) {
-            return self.run(head, truncated);
+            return self.run(head, truncated, true);
         }
         let cleaned = printable_runs(head);
-        let mut scan = self.run(&cleaned, truncated);
+        let mut scan = self.run(&cleaned, truncated, true);
         scan.binary = true;
         scan
     }
@@ -238,7 +267,7 @@ impl Detectors {
         }
     }
 
-    fn run(&self, head: &[u8], truncated: bool) -> Scan {
+    fn run(&self, head: &[u8], truncated: bool, views: bool) -> Scan {
         let Some(compiled) = COMPILED.as_ref() else {
             return Scan {
                 truncated: true,
@@ -254,6 +283,11 @@ impl Detectors {
                 ..Scan::default()
             },
             budget: self.limits.max_bytes.saturating_sub(head.len()),
+            view_budget: VIEWS_PER_BYTE
+                .saturating_mul(head.len())
+                .saturating_add(WORK_BASE),
+            chain: Vec::new(),
+            views,
             work: WORK_PER_BYTE
                 .saturating_mul(head.len())
                 .saturating_add(WORK_BASE),
@@ -267,6 +301,8 @@ impl Detectors {
 const WORK_PER_BYTE: usize = 16;
 /// Verification work allowed for any input, however short.
 const WORK_BASE: usize = 64 << 10;
+/// Bytes of normalised views allowed per input byte (on top of `WORK_BASE`).
+const VIEWS_PER_BYTE: usize = 3;
 
 /// The state of one scan: what was found so far and the remaining budgets.
 struct Ctx<'a> {
@@ -280,6 +316,13 @@ struct Ctx<'a> {
     /// still examine. Ordinary text uses a small fraction; text built to make every
     /// word a candidate runs out, and the scan is then marked truncated (fail closed).
     work: usize,
+    /// Bytes that normalised views may still add to the scan.
+    view_budget: usize,
+    /// The layers being scanned, innermost last: a view's map back to its layer, or `None`
+    /// for a decoded payload (whose offsets cannot be mapped back to the input).
+    chain: Vec<Option<normalize::Frame>>,
+    /// Whether normalised views are built (always, except to measure their cost).
+    views: bool,
 }
 
 /// One layer being scanned (the input, or a decoded payload) and what its detectors share.
@@ -358,6 +401,69 @@ impl Ctx<'_> {
         if !self.saturated() {
             encoded::scan(hay, depth, self);
         }
+        if self.views && !self.saturated() {
+            normalize::scan_views(hay, depth, self);
+        }
+    }
+
+    /// Run the secret detectors only over a view (spaced-out or reversed text), and with
+    /// `payloads`, decode the encoded payloads it holds (a hex dump written in pairs).
+    fn scan_secrets(
+        &mut self,
+        hay: &[u8],
+        encoding: Option<&'static str>,
+        payloads: (bool, u8),
+        env: bool,
+    ) {
+        let re = self.re;
+        let mut layer = Layer {
+            hay,
+            encoding,
+            secret_spans: Vec::new(),
+            phone_spans: Vec::new(),
+            env_until: 0,
+            advice: advice::State::default(),
+        };
+        re.secrets.scan_tokens(self, &mut layer);
+        for m in re.combined.find_iter(hay).take_while(|_| env) {
+            if !self.wants(LABEL_SECRET) {
+                return;
+            }
+            if matches!(Anchor::of(m.as_bytes()), Anchor::Env) {
+                re.secrets.env_at(m.start(), m.end(), self, &mut layer);
+            }
+        }
+        let (decode, depth) = payloads;
+        if decode && !self.saturated() {
+            encoded::scan(hay, depth, self);
+        }
+    }
+
+    /// Keep a found secret value (folded) for fingerprints of what was read.
+    fn secret_value(&mut self, value: &[u8]) {
+        if self.out.secret_values.len() >= fingerprint::MAX_VALUES {
+            return;
+        }
+        let cut = value
+            .get(..fingerprint::MAX_VALUE_BYTES.min(value.len()))
+            .unwrap_or(value);
+        let folded = normalize::canonical(&String::from_utf8_lossy(cut));
+        if folded.len() >= fingerprint::GRAM && !self.out.secret_values.contains(&folded) {
+            self.out.secret_values.push(folded);
+        }
+    }
+
+    /// Where an offset of the current layer is in the input, when every layer between them
+    /// is a view (not a decoded payload); `None` at the input itself or under a payload.
+    fn input_offset(&self, offset: usize) -> Option<usize> {
+        if self.chain.is_empty() {
+            return None;
+        }
+        self.chain.iter().rev().try_fold(offset, |off, frame| {
+            frame
+                .as_ref()
+                .map(|f| normalize::layer_offset(&f.map, off + f.base))
+        })
     }
 
     /// Charge `cost` bytes of candidate checking; false (and the scan truncated) when
@@ -396,6 +502,20 @@ impl Ctx<'_> {
         encoding: Option<&'static str>,
         excerpt: impl FnOnce() -> String,
     ) {
+        // A view finds again what its text shows plainly: report each finding once, where
+        // it starts in the input.
+        let mut offset = offset;
+        if let Some(at) = self.input_offset(offset) {
+            if self
+                .out
+                .findings
+                .iter()
+                .any(|f| f.offset == at && f.detector == detector && f.label == label)
+            {
+                return;
+            }
+            offset = at;
+        }
         if !self.out.labels.contains(label) {
             self.out.labels.insert(label.to_owned());
         }

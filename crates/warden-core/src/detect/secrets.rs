@@ -64,6 +64,13 @@ impl Secrets {
             ctx.report(detector, LABEL_SECRET, m.start(), enc, || {
                 redact(m.as_bytes())
             });
+            // A key's header says little: its body (the lines after it) is what identifies it.
+            let value = if detector == "pem-private-key" {
+                slice(hay, m.end(), hay.len().min(m.end() + 512))
+            } else {
+                m.as_bytes()
+            };
+            ctx.secret_value(value);
             if !ctx.wants(LABEL_SECRET) {
                 return;
             }
@@ -73,6 +80,7 @@ impl Secrets {
                 continue;
             };
             layer.secret_spans.push((m.start(), m.end()));
+            ctx.secret_value(password);
             ctx.report("connection-string", LABEL_SECRET, m.start(), enc, || {
                 format!(
                     "{}://…:{}@…",
@@ -122,6 +130,7 @@ impl Secrets {
         }
         let key = slice(hay, start, hit.key_end);
         let value = slice(hay, hit.value_start, hit.value_end);
+        ctx.secret_value(value);
         ctx.report(hit.detector, LABEL_SECRET, start, layer.encoding, || {
             let key: String = String::from_utf8_lossy(key).chars().take(48).collect();
             format!("{key}={}", redact(value))

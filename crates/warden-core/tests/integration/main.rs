@@ -11,6 +11,8 @@
 //! - `audience`: an optional audience argument left out adds no one; an unknown recipient is
 //!   an outsider.
 //! - `spellings`: a path spelled another way is labelled and bounded as its canonical form.
+//! - `encodings`: secrets behind encodings, look-alike letters and invisible characters, split
+//!   over calls or read and sent again in part are labelled secret by `decide`.
 //! - `links`: URLs are exits — a link in any argument reaches its host with what it carries;
 //!   a fetch reaches its host with what the mission holds.
 //! - `args`: typed arguments in policy (`context.args`): longs, decimals, sets, records; wrong
@@ -29,6 +31,7 @@ mod budgets;
 mod common;
 mod config_errors;
 mod corpus;
+mod encodings;
 mod large_sets;
 mod links;
 mod properties;
