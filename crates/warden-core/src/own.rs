@@ -31,7 +31,14 @@ pub fn subject_of(output: &str, field: &str, directory: &Directory) -> Option<St
     let records: Vec<&Value> = match &value {
         Value::Array(a) => a.iter().collect(),
         Value::Object(m) if m.contains_key(field) => vec![&value],
-        Value::Object(m) => m.values().find_map(Value::as_array)?.iter().collect(),
+        // The records of a result object: its first list of objects (a list of names beside
+        // them, such as the fields asked for, is not the records).
+        Value::Object(m) => m
+            .values()
+            .filter_map(Value::as_array)
+            .find(|a| a.first().is_some_and(Value::is_object))?
+            .iter()
+            .collect(),
         _ => return None,
     };
     if records.is_empty() || records.len() > MAX_RECORDS {

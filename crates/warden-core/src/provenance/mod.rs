@@ -334,7 +334,7 @@ impl Sources<'_> {
     /// a page named `drop@evil.example`).
     fn origin_found(&self, f: &Found) -> Origin {
         let o = self.origin_of(&f.text, f.canon.as_deref());
-        if o != Origin::None {
+        if o == Origin::Principal {
             return o;
         }
         let host = match f.kind {
@@ -349,10 +349,16 @@ impl Sources<'_> {
         if host.len() < MIN_VALUE || self.internal(&host) {
             return o;
         }
-        let s = self.session;
+        // A link or an address at a host the person named (and did not rule out) is what they
+        // asked for, wherever the mission read it: "vendor.example's support contacts".
         if host_positions(&self.purpose, &host).any(|at| !negated(&self.purpose, at, host.len())) {
-            Origin::Principal
-        } else if contains_host(&s.trusted_norm.text, &host) {
+            return Origin::Principal;
+        }
+        if o != Origin::None {
+            return o;
+        }
+        let s = self.session;
+        if contains_host(&s.trusted_norm.text, &host) {
             Origin::Trusted
         } else if contains_host(&s.untrusted_norm.text, &host)
             || (s.untrusted_input && s.untrusted_norm.overflowed)
@@ -458,7 +464,7 @@ pub fn assess(
             weakest = Some(weakest.map_or(o, |w| w.min(o)));
             // Values from free text are quoted as bounded excerpts: a link can be long.
             let quoted = crate::engine::excerpt(&f.text);
-            if o == Origin::Untrusted && !to_principal_only && !public_contact(session, f) {
+            if o == Origin::Untrusted && !to_principal_only {
                 out.untrusted.push(format!("{arg} (in text)={quoted}"));
             }
             if recorded.len() < MAX_VALUES {
@@ -479,15 +485,6 @@ pub fn assess(
     out.provenance.text = weakest;
     out.provenance.text_values = recorded;
     out
-}
-
-/// Whether a value in free text is contact information a public source published (an address
-/// or a phone number, as the public text wrote it): passing it on is information, not
-/// direction. Links, IBANs, accounts and handles are never read this way.
-fn public_contact(session: &SessionState, f: &Found) -> bool {
-    matches!(f.kind, Kind::Email | Kind::Number)
-        && !session.public_text.text.is_empty()
-        && contains_token(&session.public_text.text, &f.text.to_lowercase())
 }
 
 /// Whether a value in free text names someone the directory knows (a colleague's address or

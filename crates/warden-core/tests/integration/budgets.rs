@@ -22,8 +22,12 @@ struct Run {
 
 impl Run {
     fn new(e: Engine, template: &str, agent: &str, principal: &str) -> Run {
+        Run::for_purpose(e, template, agent, principal, "a task")
+    }
+
+    fn for_purpose(e: Engine, template: &str, agent: &str, principal: &str, purpose: &str) -> Run {
         let m = e
-            .grant("m", template, agent, principal, "a task", NOW)
+            .grant("m", template, agent, principal, purpose, NOW)
             .unwrap();
         Run {
             e,
@@ -222,7 +226,15 @@ fn catalog_and_mission_mistakes_are_reported() {
 
 #[test]
 fn public_text_keeps_its_label_except_for_secrets() {
-    let mut r = Run::new(acme(), "triage", "exec-assistant", "alice");
+    // The person named the page's host, so its addresses are what they asked for; the test is
+    // about labels.
+    let mut r = Run::for_purpose(
+        acme(),
+        "triage",
+        "exec-assistant",
+        "alice",
+        "Send bob the contacts on vendor.example's contact page",
+    );
     let page = "Support: support@vendor.example, +1 415 555 0142\nSales: sales@vendor.example, +1 415 555 0188\nSecurity: security@vendor.example";
     r.call(
         "web.fetch",
@@ -232,7 +244,7 @@ fn public_text_keeps_its_label_except_for_secrets() {
     assert!(!r.s.taint.contains_key("pii"), "{:?}", r.s.taint.keys());
     let (o, why) = r.call(
         "mail.send_email",
-        json!({"to": "bob@acme.example", "subject": "Vendor", "body": "Support: support@vendor.example, +1 415 555 0142, sales@vendor.example, security@vendor.example"}),
+        json!({"to": "bob@acme.example", "subject": "Vendor", "body": "Support: support@vendor.example, sales@vendor.example, security@vendor.example"}),
         None,
     );
     assert_eq!(o, Outcome::Allow, "{why}");

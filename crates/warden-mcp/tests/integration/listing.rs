@@ -119,12 +119,13 @@ async fn the_operator_is_told_what_the_catalog_does_not_cover() {
     // Acme's catalog covers every tool and argument Acme's servers offer.
     let (gw, _acme, _log) = start_acme().await;
     assert_eq!(gw.catalog_gaps(), Vec::<String>::new());
-    // Without `limit` declared (nor typed, which declares it too), and without
+    // Without `limit` declared (nor typed, nor counted, which declare it too), and without
     // `forum.create_post`, both are named.
     let engine = engine_editing_catalog(|c| {
         let c = c
             .replace("optional = [\"limit\"]\n", "")
-            .replace("types = { limit = \"long\" }\n", "");
+            .replace("types = { limit = \"long\" }\n", "")
+            .replace("count_arg = \"limit\"\ncount_default = 20\n", "");
         let start = c.find("[tools.\"forum.create_post\"]").unwrap();
         let end = c[start + 1..].find("\n[tools.").unwrap() + start + 1;
         format!("{}{}", &c[..start], &c[end + 1..])
