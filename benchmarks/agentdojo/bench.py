@@ -21,6 +21,7 @@ import platform
 import subprocess
 import sys
 import time
+import tomllib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -135,10 +136,24 @@ def jsonable(v):
     return str(v)
 
 
+def structured_tools(catalog: Path = Path(__file__).resolve().parent / "pack" / "catalog.toml") -> set[str]:
+    """The tools whose catalog entry names `untrusted_fields`: Warden splits their output by
+    field, so the replay hands it their structured content (JSON), as an MCP server's
+    `structuredContent` would; every other output is AgentDojo's own YAML text."""
+    with open(catalog, "rb") as f:
+        tools = tomllib.load(f).get("tools", {})
+    return {name.split(".", 1)[1] for name, entry in tools.items() if entry.get("untrusted_fields")}
+
+
+STRUCTURED = structured_tools()
+
+
 def run_call(runtime: FunctionsRuntime, env: Env, call: FunctionCall | Call) -> str:
     result, error = runtime.run_function(env, call.function, dict(call.args), raise_on_error=False)
     if error is not None:
         return error
+    if call.function in STRUCTURED:
+        return tool_result_to_str(result, lambda v: json.dumps(v, default=str, ensure_ascii=False))
     return tool_result_to_str(result)
 
 
