@@ -104,6 +104,13 @@ async def test_acme_scenario_over_mcp(trace_path, acme_transport, acme_config, t
             "the trace sets the clock (`at_ms`): over MCP the gateway runs on the real clock, "
             "so an expiry hours later cannot be replayed (covered by `warden replay`)"
         )
+    if acme_transport == "http" and not h.DIRECT and any(
+        not str(v).isascii() for m in trace.missions.values() for v in m.values()
+    ):
+        pytest.skip(
+            "over HTTP the mission travels in request headers, which carry ASCII only; a "
+            "purpose in another script is replayed over stdio and by `warden replay`"
+        )
     http_srv = request.getfixturevalue("acme_http_server") if acme_transport == "http" else None
 
     outcomes: list[tuple[h.TraceCall, h.Outcome]] = []
@@ -199,11 +206,25 @@ async def test_acme_scenario_over_mcp(trace_path, acme_transport, acme_config, t
         pytest.xfail(msg)
 
 
+def structured_tools() -> set[str]:
+    """Tools whose output the gateway reads as its structured content: those whose catalog
+    entry names untrusted fields or the field naming whom each record is about."""
+    import tomllib
+
+    catalog = tomllib.loads((h.ACME_DIR / "catalog.toml").read_text())
+    return {
+        name
+        for name, entry in catalog.get("tools", {}).items()
+        if entry.get("untrusted_fields") or entry.get("subject")
+    }
+
+
 def write_real_trace(src: Path, outcomes, dest: Path) -> None:
     """The trace, line for line, with each call's `output` set to what the gateway returned
     (for calls it allowed and the upstream answered), so `warden replay` sees what the gateway
-    saw."""
+    saw: the structured content for the tools the gateway reads that way, else the text."""
     real = {call.line: o for call, o in outcomes}
+    structured = structured_tools()
     out = []
     for n, raw in enumerate(src.read_text().splitlines(), start=1):
         if not raw.strip():
@@ -214,7 +235,11 @@ def write_real_trace(src: Path, outcomes, dest: Path) -> None:
             obj.pop("output", None)
             o = real.get(n)
             if o is not None and o.kind == "allow" and not o.text.startswith("Warden allowed `"):
-                obj["output"] = o.text
+                name = f"{obj.get('server')}.{obj.get('tool')}"
+                if name in structured and o.structured is not None:
+                    obj["output"] = json.dumps(o.structured)
+                else:
+                    obj["output"] = o.text
         out.append(json.dumps(obj))
     dest.write_text("\n".join(out) + "\n")
 
