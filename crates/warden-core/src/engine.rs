@@ -985,6 +985,33 @@ impl Engine {
         })
     }
 
+    /// True when every URL the call reaches (its URL audience arguments) is, as a whole, a link
+    /// the person wrote in the purpose or a trusted output showed: nothing the mission composed.
+    fn links_as_seen(&self, spec: &ToolSpec, cx: &Ctx<'_>) -> bool {
+        let mut urls = spec
+            .audience
+            .iter()
+            .filter_map(|r| match r {
+                crate::catalog::AudienceRule::Url(arg) => Some(cx.call.args.get(arg)),
+                _ => None,
+            })
+            .peekable();
+        urls.peek().is_some()
+            && urls.all(|v| {
+                v.and_then(Value::as_str).is_some_and(|url| {
+                    matches!(
+                        crate::provenance::origin_as_written(
+                            &self.config,
+                            cx.mission,
+                            cx.session,
+                            url
+                        ),
+                        crate::provenance::Origin::Principal | crate::provenance::Origin::Trusted
+                    )
+                })
+            })
+    }
+
     /// The information-flow facts of a call: labels in, exposure, provenance.
     fn flow(
         &self,
@@ -1021,13 +1048,21 @@ impl Engine {
         // What the session holds flows into every call that reaches people. A read that reaches
         // a host outside (a fetch) sends it there, unless the mission names the host; so does
         // one whose URL holds some of it.
-        let url_data = self.url_carries_session_data(spec, cx);
+        // A fetch of links exactly as the person wrote them or a trusted output showed them
+        // sends nothing the mission composed: their hosts learn only their own addresses.
+        let links_as_seen = spec.effect == Effect::Read && self.links_as_seen(spec, cx);
+        let url_data = !links_as_seen && self.url_carries_session_data(spec, cx);
         let fetch = spec.effect == Effect::Read
             && crate::links::fetched_hosts(cfg, spec, &cx.call.args)
                 .iter()
                 .any(|h| !template.names_host(h));
         f.fetch = fetch && !url_data;
-        let taint_flows = spec.effect != Effect::Read || url_data || fetch;
+        // A call that sends only the person's own words carries nothing the mission read.
+        let persons_words = spec.effect != Effect::Read
+            && content_is_the_persons(spec, &cx.call.args, &cx.mission.purpose);
+        let taint_flows = (spec.effect != Effect::Read && !persons_words)
+            || url_data
+            || (fetch && !links_as_seen);
         let mut labels: BTreeSet<Label> = BTreeSet::new();
         if taint_flows {
             // One pass over the taint for the labels and their first sources. The taint is
@@ -1371,7 +1406,7 @@ impl Engine {
                     .or_insert_with(|| format!("{} (not fully scanned)", spec.name));
             }
         }
-        if crate::provenance::absorb_output(spec, output, session) {
+        if crate::provenance::absorb_output(spec, output, &cfg.directory, session) {
             labels.insert(UNTRUSTED.into(), spec.name.clone());
             crate::holds::note_untrusted(session, &permitted.resource_labels);
         }
@@ -1651,6 +1686,25 @@ pub const MAX_SOURCES: usize = 32;
 
 /// The shortest URL component that counts as carrying session data.
 pub const URL_TOKEN_MIN: usize = 8;
+
+/// True when the call's content (every argument that neither directs nor addresses it) is text
+/// made of the person's own words ([`crate::words::from_purpose`]), and there is some.
+fn content_is_the_persons(spec: &ToolSpec, args: &Value, purpose: &str) -> bool {
+    let Value::Object(map) = args else {
+        return false;
+    };
+    let mut any = false;
+    for (k, v) in map {
+        if spec.directs.iter().any(|d| d == k) || spec.is_addressing_arg(k) {
+            continue;
+        }
+        match v {
+            Value::String(s) if crate::words::from_purpose(s, purpose) => any = true,
+            _ => return false,
+        }
+    }
+    any
+}
 
 /// How many distinct email addresses make content personal data (a contact list, not a
 /// signature or a mention).

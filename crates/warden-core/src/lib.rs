@@ -33,6 +33,7 @@ pub mod schema;
 pub mod session;
 pub mod trace;
 mod validation;
+pub mod words;
 
 pub use config::{Config, Sources};
 pub use engine::{Breakers, Call, Decided, Engine, Permitted};

@@ -75,12 +75,28 @@ impl FieldPath {
 /// Take every value the paths name out of `v` (replacing it with `null`) and append its strings
 /// to `out`, each on its own line.
 pub fn take_fields(v: &mut Value, paths: &[FieldPath], out: &mut String) {
+    take_fields_unless(v, paths, &|_| false, out);
+}
+
+/// [`take_fields`], leaving in place the fields of the records `keep` accepts: `keep` sees the
+/// object that holds each named field (the record it belongs to).
+pub fn take_fields_unless(
+    v: &mut Value,
+    paths: &[FieldPath],
+    keep: &dyn Fn(&serde_json::Map<String, Value>) -> bool,
+    out: &mut String,
+) {
     for p in paths {
-        take_at(v, &p.steps, out);
+        take_at(v, &p.steps, keep, out);
     }
 }
 
-fn take_at(v: &mut Value, steps: &[FieldStep], out: &mut String) {
+fn take_at(
+    v: &mut Value,
+    steps: &[FieldStep],
+    keep: &dyn Fn(&serde_json::Map<String, Value>) -> bool,
+    out: &mut String,
+) {
     let Some((first, rest)) = steps.split_first() else {
         let taken = std::mem::take(v);
         push_strings(&taken, out);
@@ -88,13 +104,16 @@ fn take_at(v: &mut Value, steps: &[FieldStep], out: &mut String) {
     };
     match (first, v) {
         (FieldStep::Key(k), Value::Object(m)) => {
+            if rest.is_empty() && keep(m) {
+                return;
+            }
             if let Some(inner) = m.get_mut(k) {
-                take_at(inner, rest, out);
+                take_at(inner, rest, keep, out);
             }
         }
         (FieldStep::Each, Value::Array(items)) => {
             for item in items {
-                take_at(item, rest, out);
+                take_at(item, rest, keep, out);
             }
         }
         _ => {}
@@ -171,6 +190,27 @@ mod tests {
         let rest = v.to_string();
         assert!(!rest.contains("drop@evil"));
         assert!(rest.contains("bob") && rest.contains("T-2"));
+    }
+
+    #[test]
+    fn records_the_filter_keeps_stay_in_place() {
+        let mut v = json!([
+            {"sender": "bob", "body": "see www.a.example"},
+            {"sender": "mallory", "body": "see www.b.example"},
+            {"body": "no sender"}
+        ]);
+        let mut out = String::new();
+        let paths = [FieldPath::parse("[].body").unwrap()];
+        take_fields_unless(
+            &mut v,
+            &paths,
+            &|m| m.get("sender").and_then(Value::as_str) == Some("bob"),
+            &mut out,
+        );
+        assert!(!out.contains("www.a.example"));
+        assert!(out.contains("www.b.example") && out.contains("no sender"));
+        assert_eq!(v[0]["body"], "see www.a.example");
+        assert_eq!(v[1]["body"], Value::Null);
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod labels;
 mod urls;
 
 pub(crate) use fields::push_strings;
-pub use fields::{take_fields, FieldPath, FieldStep};
+pub use fields::{take_fields, take_fields_unless, FieldPath, FieldStep};
 
 pub(crate) use urls::has_scheme;
 pub use urls::{find_urls, parse_url, url_host, url_payload_text, url_payload_tokens, MAX_URLS};
@@ -71,6 +71,9 @@ struct RawTool {
     output: Option<String>,
     #[serde(default)]
     untrusted_fields: Vec<String>,
+    /// Whose writing in `untrusted_fields` is trusted (see [`Authors`]).
+    #[serde(default)]
+    authors: Option<RawAuthors>,
     /// The field of each output record naming whom it is about (see `crate::own`).
     #[serde(default)]
     subject: Option<String>,
@@ -245,6 +248,9 @@ pub struct ToolSpec {
     /// The fields of an otherwise trusted JSON output that anyone could have written
     /// (`untrusted_fields`; see [`FieldPath`]).
     pub untrusted_fields: Vec<FieldPath>,
+    /// The records whose `untrusted_fields` are trusted after all, by who wrote them
+    /// (`authors`).
+    pub authors: Option<Authors>,
     /// The field of each output record that names the person the record is about (a user id
     /// or an address the directory knows): a read whose records all name one person brings in
     /// that person's own data (`subject`; see [`crate::own`]).
@@ -353,6 +359,27 @@ pub struct Catalog {
 pub const RESOURCE_TYPES: &[&str] = &[
     "Channel", "Dataset", "File", "User", "Url", "Mailbox", "Resource",
 ];
+
+/// `authors = { field = "sender", group = "staff" }` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthors {
+    field: String,
+    group: String,
+}
+
+/// Whose writing is trusted in the `untrusted_fields` of a record: a record whose `field` (a
+/// string member of the object holding the untrusted field) names a directory user in `group`
+/// was written by that member, and its fields are read as trusted. A record with no such
+/// field, or naming anyone else, stays untrusted. For outputs whose service records who wrote
+/// each item (a chat's sender), and groups whose members' words the deployer trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authors {
+    /// The member of each record naming its writer (a user id or an address).
+    pub field: String,
+    /// The directory group whose members' writing is trusted.
+    pub group: String,
+}
 
 impl Catalog {
     /// Parse a catalog file. Problems go to `issues`; tools with problems are left out.
@@ -465,6 +492,30 @@ impl Catalog {
                     "`untrusted_fields` names the untrusted parts of a trusted output; this output is untrusted as a whole".into(),
                 );
             }
+            let authors = match &t.authors {
+                None => None,
+                Some(a) if untrusted_fields.is_empty() => {
+                    err(
+                        Some("authors"),
+                        format!(
+                            "`authors` says whose writing in `untrusted_fields` is trusted; this tool names no untrusted fields (group `{}`)",
+                            a.group
+                        ),
+                    );
+                    None
+                }
+                Some(a) if a.field.trim().is_empty() || a.group.trim().is_empty() => {
+                    err(
+                        Some("authors"),
+                        "`authors` needs a `field` (the record's writer) and a `group` (whose members' writing is trusted)".into(),
+                    );
+                    None
+                }
+                Some(a) => Some(Authors {
+                    field: a.field.clone(),
+                    group: a.group.clone(),
+                }),
+            };
             let records = match t.records.as_deref() {
                 None | Some("none") => RecordCount::None,
                 Some("lines") => RecordCount::Lines,
@@ -600,6 +651,7 @@ impl Catalog {
                     default_labels: t.default_labels,
                     output,
                     untrusted_fields,
+                    authors,
                     subject: t.subject.clone().filter(|f| !f.trim().is_empty()),
                     acts_as: t.acts_as,
                     directs: t.directs,

@@ -7,7 +7,8 @@
 //!
 //! - [`Origin::Principal`]: the person's own words (the mission's purpose, not negated), or the
 //!   person themself;
-//! - [`Origin::Trusted`]: a trusted output the mission read;
+//! - [`Origin::Trusted`]: a trusted output the mission read, or, for a directing argument
+//!   read in untrusted content, a channel or group the directory declares;
 //! - [`Origin::Untrusted`]: untrusted content the mission read;
 //! - [`Origin::None`]: seen nowhere.
 //!
@@ -384,6 +385,40 @@ pub struct Call<'a> {
     pub to_principal_only: bool,
 }
 
+/// Where `value` itself was seen, as a whole token of normalised text: the purpose, a trusted
+/// output, untrusted content, or nowhere. Unlike [`assess`] nothing is judged by the values or
+/// hosts inside it: a link with a path or a query the mission composed is seen nowhere, even at
+/// a host the person named.
+pub fn origin_as_written(
+    cfg: &Config,
+    mission: &Mission,
+    session: &SessionState,
+    value: &str,
+) -> Origin {
+    let norm = normalize(value.trim());
+    let norm = norm.trim();
+    if norm.len() < MIN_VALUE {
+        return Origin::None;
+    }
+    sources(cfg, mission, session).origin_of(norm, None)
+}
+
+/// What values of a call under `mission` are compared against.
+fn sources<'a>(cfg: &'a Config, mission: &'a Mission, session: &'a SessionState) -> Sources<'a> {
+    let principal_email = cfg
+        .directory
+        .user(&mission.principal)
+        .and_then(|u| u.email.as_deref())
+        .map(str::to_ascii_lowercase);
+    Sources {
+        purpose: normalize(&mission.purpose),
+        principal: &mission.principal,
+        principal_email,
+        session,
+        cfg,
+    }
+}
+
 /// Where the values directing a call came from: its directing arguments and, for calls that
 /// act (any effect but read), the directing values inside its other string arguments.
 pub fn assess(
@@ -398,18 +433,7 @@ pub fn assess(
         directing,
         to_principal_only,
     } = call;
-    let principal_email = cfg
-        .directory
-        .user(&mission.principal)
-        .and_then(|u| u.email.as_deref())
-        .map(str::to_ascii_lowercase);
-    let src = Sources {
-        purpose: normalize(&mission.purpose),
-        principal: &mission.principal,
-        principal_email,
-        session,
-        cfg,
-    };
+    let src = sources(cfg, mission, session);
     let mut out = Assessment::default();
     for (arg, v) in directing {
         let v = v.trim();
@@ -426,6 +450,11 @@ pub fn assess(
             if let Some(o) = found.iter().map(|f| src.origin_found(f)).min() {
                 origin = o;
             }
+        }
+        if origin == Origin::Untrusted && declared(cfg, v) {
+            // A channel or group the directory declares is the deployer's word, wherever else
+            // its name was read: who reads it is known, and exposure judges what reaches them.
+            origin = Origin::Trusted;
         }
         if origin == Origin::Untrusted {
             out.untrusted.push(format!("{arg}={v}"));
@@ -500,6 +529,27 @@ fn colleague(cfg: &Config, f: &Found) -> bool {
     }
 }
 
+/// Whether a directing value names a channel or a group the directory declares.
+fn declared(cfg: &Config, value: &str) -> bool {
+    cfg.directory.has_channel(value) || cfg.directory.has_group(value)
+}
+
+/// Whether a record's writer (its `authors.field`, a user id or an address) is a directory user
+/// in the `authors.group`.
+fn written_by_member(
+    record: &serde_json::Map<String, Value>,
+    authors: &crate::catalog::Authors,
+    dir: &crate::directory::Directory,
+) -> bool {
+    let Some(writer) = record.get(&authors.field).and_then(Value::as_str) else {
+        return false;
+    };
+    let writer = writer.trim();
+    let id = dir.user_by_email(writer).unwrap_or(writer);
+    dir.user(id)
+        .is_some_and(|u| u.groups.contains(&authors.group))
+}
+
 /// The largest char boundary at or below `at`.
 fn floor_boundary(s: &str, mut at: usize) -> usize {
     at = at.min(s.len());
@@ -512,15 +562,31 @@ fn floor_boundary(s: &str, mut at: usize) -> usize {
 /// Feed an allowed call's output to the session's provenance text by integrity: untrusted
 /// outputs, and the `untrusted_fields` of trusted JSON outputs, to the untrusted text; the rest
 /// to the trusted text. A trusted output with `untrusted_fields` that is not JSON is untrusted
-/// as a whole (its fields cannot be told apart). Returns whether untrusted content was read.
-pub fn absorb_output(spec: &ToolSpec, output: &str, session: &mut SessionState) -> bool {
+/// as a whole (its fields cannot be told apart). The fields of records written by members of
+/// the catalog's `authors` group stay trusted. Returns whether untrusted content was read.
+pub fn absorb_output(
+    spec: &ToolSpec,
+    output: &str,
+    dir: &crate::directory::Directory,
+    session: &mut SessionState,
+) -> bool {
     let (untrusted, trusted): (Option<String>, Option<String>) = match spec.output {
         Integrity::Untrusted => (Some(output.to_string()), None),
         Integrity::Trusted if spec.untrusted_fields.is_empty() => (None, Some(output.to_string())),
         Integrity::Trusted => match serde_json::from_str::<Value>(output) {
             Ok(mut v) => {
                 let mut taken = String::new();
-                crate::catalog::take_fields(&mut v, &spec.untrusted_fields, &mut taken);
+                let by_member = |m: &serde_json::Map<String, Value>| {
+                    spec.authors
+                        .as_ref()
+                        .is_some_and(|a| written_by_member(m, a, dir))
+                };
+                crate::catalog::take_fields_unless(
+                    &mut v,
+                    &spec.untrusted_fields,
+                    &by_member,
+                    &mut taken,
+                );
                 let mut rest = String::new();
                 crate::catalog::push_strings(&v, &mut rest);
                 ((!taken.is_empty()).then_some(taken), Some(rest))
