@@ -1,0 +1,309 @@
+//! The audit chain's writer: group commit and checkpoints.
+//!
+//! Every backend appends through one [`Writer`] task. Callers put their records on a queue
+//! and await a reply; the writer takes everything queued (up to [`AuditConfig::max_batch`]
+//! records), commits it in one transaction, and answers each caller with its own records'
+//! places in the chain. An append returns only after its transaction committed. A failed
+//! batch fails every caller in it, and the writer goes on: each batch reads the chain's head
+//! inside its own transaction, so nothing is cached across a failure.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use ed25519_dalek::SigningKey;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::canonical::{record_bytes_with_body, record_hash, write_canonical};
+use crate::checkpoint::{append_outside, make_checkpoint, AuditConfig};
+use crate::error::StoreError;
+use crate::types::{AuditInput, AuditRecordMeta, Checkpoint, Hash};
+
+/// How long one database operation may take before it is reported as unavailable.
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many appends may wait in the queue before callers wait to enqueue.
+const QUEUE: usize = 16_384;
+
+/// A record ready to insert: its place, its canonical body text and its hashes.
+pub(crate) struct Sealed {
+    pub seq: u64,
+    pub input: AuditInput,
+    pub body_text: String,
+    pub prev_hash: Hash,
+    pub hash: Hash,
+}
+
+/// Gives `inputs` their sequence numbers and hashes after the head `(seq, hash)`.
+pub(crate) fn seal(head_seq: u64, head_hash: Hash, inputs: Vec<AuditInput>) -> Vec<Sealed> {
+    let mut prev = head_hash;
+    let mut seq = head_seq;
+    let mut sealed = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        seq += 1;
+        let mut body = Vec::with_capacity(128);
+        write_canonical(&mut body, &input.body);
+        let bytes = record_bytes_with_body(seq, &input.kind, input.at_ms, &input.columns, &body);
+        let hash = record_hash(&bytes, &prev);
+        sealed.push(Sealed {
+            seq,
+            input,
+            body_text: String::from_utf8(body).unwrap_or_default(),
+            prev_hash: prev,
+            hash,
+        });
+        prev = hash;
+    }
+    sealed
+}
+
+/// What a backend does for the writer.
+#[async_trait]
+pub(crate) trait ChainBackend: Send + Sync + 'static {
+    /// In one transaction: reads the head, seals `inputs` after it, inserts them, moves the
+    /// head, commits.
+    async fn commit(&self, inputs: Vec<AuditInput>) -> Result<Vec<AuditRecordMeta>, StoreError>;
+    /// The last record's place, if any.
+    async fn tail(&self) -> Result<Option<AuditRecordMeta>, StoreError>;
+    /// The highest checkpointed sequence number (0 without checkpoints).
+    async fn last_checkpoint_seq(&self) -> Result<u64, StoreError>;
+    /// Stores a checkpoint in the database.
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;
+}
+
+/// Runs `future` with the operation timeout; a timeout is [`StoreError::Unavailable`].
+pub(crate) async fn timed<T>(
+    future: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(OP_TIMEOUT, future).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "no answer from the database within {} s",
+            OP_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// The store's clock, for what the chain does not hash (checkpoint and revocation times).
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+type AppendReply = oneshot::Sender<Result<Vec<AuditRecordMeta>, StoreError>>;
+type CheckpointReply = oneshot::Sender<Result<Option<Checkpoint>, StoreError>>;
+
+enum Job {
+    Append(Vec<AuditInput>, AppendReply),
+    Checkpoint(CheckpointReply),
+}
+
+/// The handle to the writer task. Dropping it stops the task once the queue is drained.
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Starts the writer for `backend`.
+    pub(crate) fn spawn<B: ChainBackend>(
+        backend: Arc<B>,
+        config: AuditConfig,
+        key: Option<SigningKey>,
+    ) -> Writer {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        tokio::spawn(run(backend, config, key, jobs));
+        Writer { queue }
+    }
+
+    /// Appends `inputs` and waits until they are committed.
+    pub(crate) async fn append(
+        &self,
+        inputs: Vec<AuditInput>,
+    ) -> Result<Vec<AuditRecordMeta>, StoreError> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job::Append(inputs, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Makes a checkpoint of the current tail now (none if the chain is empty).
+    pub(crate) async fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job::Checkpoint(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+struct State<B> {
+    backend: Arc<B>,
+    config: AuditConfig,
+    key: Option<SigningKey>,
+    /// The highest sequence number checkpointed, once known.
+    checkpointed: Option<u64>,
+}
+
+async fn run<B: ChainBackend>(
+    backend: Arc<B>,
+    config: AuditConfig,
+    key: Option<SigningKey>,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    let interval = config.interval();
+    let mut ticker = tokio::time::interval(interval.unwrap_or(Duration::from_secs(3600)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let max_batch = config.max_batch.max(1);
+    let mut state = State {
+        backend,
+        config,
+        key,
+        checkpointed: None,
+    };
+    loop {
+        tokio::select! {
+            job = jobs.recv() => {
+                let Some(job) = job else { break };
+                let mut batch = vec![job];
+                let mut records = batch_len(&batch);
+                while records < max_batch {
+                    match jobs.try_recv() {
+                        Ok(job) => {
+                            batch.push(job);
+                            records = batch_len(&batch);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                state.process(batch).await;
+            }
+            _ = ticker.tick(), if interval.is_some() => {
+                if let Err(error) = state.checkpoint_if_new().await {
+                    tracing::warn!(%error, "audit checkpoint by time failed");
+                }
+            }
+        }
+    }
+}
+
+fn batch_len(batch: &[Job]) -> usize {
+    batch
+        .iter()
+        .map(|job| match job {
+            Job::Append(inputs, _) => inputs.len(),
+            Job::Checkpoint(_) => 1,
+        })
+        .sum()
+}
+
+impl<B: ChainBackend> State<B> {
+    async fn process(&mut self, batch: Vec<Job>) {
+        let mut inputs = Vec::new();
+        let mut waiting = Vec::new();
+        let mut checkpoints = Vec::new();
+        for job in batch {
+            match job {
+                Job::Append(records, reply) => {
+                    waiting.push((records.len(), reply));
+                    inputs.extend(records);
+                }
+                Job::Checkpoint(reply) => checkpoints.push(reply),
+            }
+        }
+        if !inputs.is_empty() {
+            let result = timed(self.backend.commit(inputs)).await;
+            match result {
+                Ok(metas) => {
+                    let last = metas.last().copied();
+                    let mut metas = metas.into_iter();
+                    for (count, reply) in waiting {
+                        let mine: Vec<AuditRecordMeta> = metas.by_ref().take(count).collect();
+                        let _ = reply.send(Ok(mine));
+                    }
+                    if let Some(last) = last {
+                        if let Err(error) = self.checkpoint_by_count(last).await {
+                            tracing::warn!(%error, "audit checkpoint by count failed");
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "audit batch failed");
+                    for (_, reply) in waiting {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                }
+            }
+        }
+        for reply in checkpoints {
+            let result = match timed(self.backend.tail()).await {
+                Ok(Some(tail)) => self.checkpoint(tail).await.map(Some),
+                Ok(None) => Ok(None),
+                Err(error) => Err(error),
+            };
+            let _ = reply.send(result);
+        }
+    }
+
+    async fn checkpointed(&mut self) -> Result<u64, StoreError> {
+        match self.checkpointed {
+            Some(seq) => Ok(seq),
+            None => {
+                let seq = timed(self.backend.last_checkpoint_seq()).await?;
+                self.checkpointed = Some(seq);
+                Ok(seq)
+            }
+        }
+    }
+
+    async fn checkpoint_by_count(&mut self, last: AuditRecordMeta) -> Result<(), StoreError> {
+        let every = self.config.checkpoint_every;
+        if every == 0 {
+            return Ok(());
+        }
+        if last.seq.saturating_sub(self.checkpointed().await?) >= every {
+            self.checkpoint(last).await?;
+        }
+        Ok(())
+    }
+
+    async fn checkpoint_if_new(&mut self) -> Result<(), StoreError> {
+        let checkpointed = self.checkpointed().await?;
+        if let Some(tail) = timed(self.backend.tail()).await? {
+            if tail.seq > checkpointed {
+                self.checkpoint(tail).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self, at: AuditRecordMeta) -> Result<Checkpoint, StoreError> {
+        let checkpoint = make_checkpoint(at.seq, at.hash, now_ms(), self.key.as_ref());
+        timed(self.backend.save_checkpoint(&checkpoint)).await?;
+        if let Some(path) = self.config.checkpoint_file.clone() {
+            let line = checkpoint.clone();
+            tokio::task::spawn_blocking(move || append_outside(&path, &line))
+                .await
+                .map_err(|e| StoreError::File {
+                    path: String::new(),
+                    reason: e.to_string(),
+                })??;
+        }
+        self.checkpointed = Some(at.seq.max(self.checkpointed.unwrap_or(0)));
+        Ok(checkpoint)
+    }
+}
