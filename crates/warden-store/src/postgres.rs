@@ -18,7 +18,7 @@ use ed25519_dalek::SigningKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
+use sqlx::{Connection, PgConnection, Row};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
@@ -225,76 +225,135 @@ fn record_of(row: &PgRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
+/// Merges `taint` into a mission's rows in one transaction on `conn`, and announces it.
+async fn absorb_on(
+    conn: &mut PgConnection,
+    mission_id: &str,
+    taint: &Taint,
+    channel: &str,
+    notice: &str,
+) -> Result<(), StoreError> {
+    let mut tx = conn.begin().await?;
+    // Labels in sorted order (a BTreeMap), so two absorbs lock rows in the same order.
+    for (label, sources) in taint {
+        sqlx::query(
+            "INSERT INTO mission_taint (mission_id, label, sources) VALUES ($1, $2, '[]') \
+             ON CONFLICT (mission_id, label) DO NOTHING",
+        )
+        .bind(mission_id)
+        .bind(label)
+        .execute(&mut *tx)
+        .await?;
+        let existing: String = sqlx::query_scalar(
+            "SELECT sources FROM mission_taint WHERE mission_id = $1 AND label = $2 \
+             FOR UPDATE",
+        )
+        .bind(mission_id)
+        .bind(label)
+        .fetch_one(&mut *tx)
+        .await?;
+        let merged = merge_sources(&parse_sources(&existing)?, sources);
+        sqlx::query("UPDATE mission_taint SET sources = $3 WHERE mission_id = $1 AND label = $2")
+            .bind(mission_id)
+            .bind(label)
+            .bind(sources_text(&merged))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(notice)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Seals and inserts a batch in one transaction on `conn`, under the head row's lock.
+async fn commit_on(
+    conn: &mut PgConnection,
+    inputs: Vec<AuditInput>,
+) -> Result<Vec<AuditRecordMeta>, StoreError> {
+    let mut tx = conn.begin().await?;
+    let (seq, hash): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+    let sealed = seal(to_u64(seq, "head seq")?, hash_of_column(&hash), inputs);
+    let n = sealed.len();
+    let mut seqs = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
+    let mut decisions = Vec::with_capacity(n);
+    let mut missions = Vec::with_capacity(n);
+    let mut principals = Vec::with_capacity(n);
+    let mut agents = Vec::with_capacity(n);
+    let mut tools = Vec::with_capacity(n);
+    let mut outcomes = Vec::with_capacity(n);
+    let mut bodies = Vec::with_capacity(n);
+    let mut prevs = Vec::with_capacity(n);
+    let mut hashes = Vec::with_capacity(n);
+    let mut metas = Vec::with_capacity(n);
+    for record in sealed {
+        seqs.push(to_i64(record.seq, "seq")?);
+        kinds.push(record.input.kind.as_str().to_string());
+        times.push(record.input.at_ms);
+        let c = record.input.columns;
+        decisions.push(c.decision_id);
+        missions.push(c.mission_id);
+        principals.push(c.principal);
+        agents.push(c.agent);
+        tools.push(c.tool);
+        outcomes.push(c.outcome);
+        bodies.push(record.body_text);
+        prevs.push(record.prev_hash.0.to_vec());
+        hashes.push(record.hash.0.to_vec());
+        metas.push(AuditRecordMeta {
+            seq: record.seq,
+            hash: record.hash,
+        });
+    }
+    sqlx::query(&format!(
+        "INSERT INTO audit_record ({RECORD_COLUMNS}) SELECT * FROM UNNEST(\
+         $1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[])"
+    ))
+    .bind(&seqs)
+    .bind(&kinds)
+    .bind(&times)
+    .bind(&decisions)
+    .bind(&missions)
+    .bind(&principals)
+    .bind(&agents)
+    .bind(&tools)
+    .bind(&outcomes)
+    .bind(&bodies)
+    .bind(&prevs)
+    .bind(&hashes)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(last) = metas.last() {
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(to_i64(last.seq, "seq")?)
+            .bind(&last.hash.0[..])
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(metas)
+}
+
 #[async_trait]
 impl ChainBackend for Db {
     async fn commit(&self, inputs: Vec<AuditInput>) -> Result<Vec<AuditRecordMeta>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let (seq, hash): (i64, Vec<u8>) =
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-                .fetch_one(&mut *tx)
-                .await?;
-        let sealed = seal(to_u64(seq, "head seq")?, hash_of_column(&hash), inputs);
-        let n = sealed.len();
-        let mut seqs = Vec::with_capacity(n);
-        let mut kinds = Vec::with_capacity(n);
-        let mut times = Vec::with_capacity(n);
-        let mut decisions = Vec::with_capacity(n);
-        let mut missions = Vec::with_capacity(n);
-        let mut principals = Vec::with_capacity(n);
-        let mut agents = Vec::with_capacity(n);
-        let mut tools = Vec::with_capacity(n);
-        let mut outcomes = Vec::with_capacity(n);
-        let mut bodies = Vec::with_capacity(n);
-        let mut prevs = Vec::with_capacity(n);
-        let mut hashes = Vec::with_capacity(n);
-        let mut metas = Vec::with_capacity(n);
-        for record in sealed {
-            seqs.push(to_i64(record.seq, "seq")?);
-            kinds.push(record.input.kind.as_str().to_string());
-            times.push(record.input.at_ms);
-            let c = record.input.columns;
-            decisions.push(c.decision_id);
-            missions.push(c.mission_id);
-            principals.push(c.principal);
-            agents.push(c.agent);
-            tools.push(c.tool);
-            outcomes.push(c.outcome);
-            bodies.push(record.body_text);
-            prevs.push(record.prev_hash.0.to_vec());
-            hashes.push(record.hash.0.to_vec());
-            metas.push(AuditRecordMeta {
-                seq: record.seq,
-                hash: record.hash,
-            });
+        // On failure the connection is closed rather than returned to the pool (see the
+        // SQLite backend): the next batch starts on a clean connection and re-reads the head.
+        let mut conn = self.pool.acquire().await?;
+        let result = commit_on(&mut conn, inputs).await;
+        if result.is_err() {
+            conn.close_on_drop();
         }
-        sqlx::query(&format!(
-            "INSERT INTO audit_record ({RECORD_COLUMNS}) SELECT * FROM UNNEST(\
-             $1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
-             $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[])"
-        ))
-        .bind(&seqs)
-        .bind(&kinds)
-        .bind(&times)
-        .bind(&decisions)
-        .bind(&missions)
-        .bind(&principals)
-        .bind(&agents)
-        .bind(&tools)
-        .bind(&outcomes)
-        .bind(&bodies)
-        .bind(&prevs)
-        .bind(&hashes)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(last) = metas.last() {
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(to_i64(last.seq, "seq")?)
-                .bind(&last.hash.0[..])
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(metas)
+        result
     }
 
     async fn tail(&self) -> Result<Option<AuditRecordMeta>, StoreError> {
@@ -492,42 +551,12 @@ impl Store for PgStore {
         }
         let notice = self.notice(&Change::Mission(mission_id.to_string()));
         timed(async {
-            let mut tx = self.pool().begin().await?;
-            // Labels in sorted order (a BTreeMap), so two absorbs lock rows in the same order.
-            for (label, sources) in taint {
-                sqlx::query(
-                    "INSERT INTO mission_taint (mission_id, label, sources) VALUES ($1, $2, '[]') \
-                     ON CONFLICT (mission_id, label) DO NOTHING",
-                )
-                .bind(mission_id)
-                .bind(label)
-                .execute(&mut *tx)
-                .await?;
-                let existing: String = sqlx::query_scalar(
-                    "SELECT sources FROM mission_taint WHERE mission_id = $1 AND label = $2 \
-                     FOR UPDATE",
-                )
-                .bind(mission_id)
-                .bind(label)
-                .fetch_one(&mut *tx)
-                .await?;
-                let merged = merge_sources(&parse_sources(&existing)?, sources);
-                sqlx::query(
-                    "UPDATE mission_taint SET sources = $3 WHERE mission_id = $1 AND label = $2",
-                )
-                .bind(mission_id)
-                .bind(label)
-                .bind(sources_text(&merged))
-                .execute(&mut *tx)
-                .await?;
+            let mut conn = self.pool().acquire().await?;
+            let result = absorb_on(&mut conn, mission_id, taint, &self.db.channel, &notice).await;
+            if result.is_err() {
+                conn.close_on_drop();
             }
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(&self.db.channel)
-                .bind(&notice)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
+            result
         })
         .await
     }

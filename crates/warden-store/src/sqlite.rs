@@ -16,7 +16,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::broadcast;
 
 use crate::audit::{now_ms, seal, timed, ChainBackend, Writer};
@@ -185,51 +185,101 @@ fn record_of(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
+/// Merges `taint` into a mission's rows in one `BEGIN IMMEDIATE` transaction on `conn`.
+async fn absorb_on(
+    conn: &mut SqliteConnection,
+    mission_id: &str,
+    taint: &Taint,
+) -> Result<(), StoreError> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for (label, sources) in taint {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT sources FROM mission_taint WHERE mission_id = ? AND label = ?",
+        )
+        .bind(mission_id)
+        .bind(label)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let existing = match existing {
+            Some(text) => parse_sources(&text)?,
+            None => Vec::new(),
+        };
+        let merged = merge_sources(&existing, sources);
+        sqlx::query(
+            "INSERT INTO mission_taint (mission_id, label, sources) VALUES (?, ?, ?) \
+             ON CONFLICT (mission_id, label) DO UPDATE SET sources = excluded.sources",
+        )
+        .bind(mission_id)
+        .bind(label)
+        .bind(sources_text(&merged))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Seals and inserts a batch in one `BEGIN IMMEDIATE` transaction on `conn`.
+async fn commit_on(
+    conn: &mut SqliteConnection,
+    inputs: Vec<AuditInput>,
+) -> Result<Vec<AuditRecordMeta>, StoreError> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let (seq, hash): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+    let sealed = seal(to_u64(seq, "head seq")?, hash_of_column(&hash), inputs);
+    for chunk in sealed.chunks(ROWS_PER_INSERT) {
+        let mut insert: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("INSERT INTO audit_record ({RECORD_COLUMNS}) "));
+        insert.push_values(chunk, |mut row, record| {
+            let c = &record.input.columns;
+            row.push_bind(record.seq as i64)
+                .push_bind(record.input.kind.as_str())
+                .push_bind(record.input.at_ms)
+                .push_bind(c.decision_id.as_deref())
+                .push_bind(c.mission_id.as_deref())
+                .push_bind(c.principal.as_deref())
+                .push_bind(c.agent.as_deref())
+                .push_bind(c.tool.as_deref())
+                .push_bind(c.outcome.as_deref())
+                .push_bind(record.body_text.as_str())
+                .push_bind(&record.prev_hash.0[..])
+                .push_bind(&record.hash.0[..]);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    let metas: Vec<AuditRecordMeta> = sealed
+        .iter()
+        .map(|s| AuditRecordMeta {
+            seq: s.seq,
+            hash: s.hash,
+        })
+        .collect();
+    if let Some(last) = metas.last() {
+        sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
+            .bind(to_i64(last.seq, "seq")?)
+            .bind(&last.hash.0[..])
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(metas)
+}
+
 #[async_trait]
 impl ChainBackend for Db {
     async fn commit(&self, inputs: Vec<AuditInput>) -> Result<Vec<AuditRecordMeta>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let (seq, hash): (i64, Vec<u8>) =
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?;
-        let sealed = seal(to_u64(seq, "head seq")?, hash_of_column(&hash), inputs);
-        for chunk in sealed.chunks(ROWS_PER_INSERT) {
-            let mut insert: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("INSERT INTO audit_record ({RECORD_COLUMNS}) "));
-            insert.push_values(chunk, |mut row, record| {
-                let c = &record.input.columns;
-                row.push_bind(record.seq as i64)
-                    .push_bind(record.input.kind.as_str())
-                    .push_bind(record.input.at_ms)
-                    .push_bind(c.decision_id.as_deref())
-                    .push_bind(c.mission_id.as_deref())
-                    .push_bind(c.principal.as_deref())
-                    .push_bind(c.agent.as_deref())
-                    .push_bind(c.tool.as_deref())
-                    .push_bind(c.outcome.as_deref())
-                    .push_bind(record.body_text.as_str())
-                    .push_bind(&record.prev_hash.0[..])
-                    .push_bind(&record.hash.0[..]);
-            });
-            insert.build().execute(&mut *tx).await?;
+        // On failure the connection is closed rather than returned to the pool: a transaction
+        // the database ended by itself (a failed COMMIT on a full disk) must not leave the
+        // pool's bookkeeping behind.
+        let mut conn = self.pool.acquire().await?;
+        let result = commit_on(&mut conn, inputs).await;
+        if result.is_err() {
+            conn.close_on_drop();
         }
-        let metas: Vec<AuditRecordMeta> = sealed
-            .iter()
-            .map(|s| AuditRecordMeta {
-                seq: s.seq,
-                hash: s.hash,
-            })
-            .collect();
-        if let Some(last) = metas.last() {
-            sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
-                .bind(to_i64(last.seq, "seq")?)
-                .bind(&last.hash.0[..])
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(metas)
+        result
     }
 
     async fn tail(&self) -> Result<Option<AuditRecordMeta>, StoreError> {
@@ -422,32 +472,12 @@ impl Store for SqliteStore {
             return Ok(());
         }
         timed(async {
-            let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-            for (label, sources) in taint {
-                let existing: Option<String> = sqlx::query_scalar(
-                    "SELECT sources FROM mission_taint WHERE mission_id = ? AND label = ?",
-                )
-                .bind(mission_id)
-                .bind(label)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let existing = match existing {
-                    Some(text) => parse_sources(&text)?,
-                    None => Vec::new(),
-                };
-                let merged = merge_sources(&existing, sources);
-                sqlx::query(
-                    "INSERT INTO mission_taint (mission_id, label, sources) VALUES (?, ?, ?) \
-                     ON CONFLICT (mission_id, label) DO UPDATE SET sources = excluded.sources",
-                )
-                .bind(mission_id)
-                .bind(label)
-                .bind(sources_text(&merged))
-                .execute(&mut *tx)
-                .await?;
+            let mut conn = self.pool().acquire().await?;
+            let result = absorb_on(&mut conn, mission_id, taint).await;
+            if result.is_err() {
+                conn.close_on_drop();
             }
-            tx.commit().await?;
-            Ok(())
+            result
         })
         .await?;
         self.feed.send(Change::Mission(mission_id.to_string()));
