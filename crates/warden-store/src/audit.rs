@@ -57,12 +57,40 @@ pub(crate) fn seal(head_seq: u64, head_hash: Hash, inputs: Vec<AuditInput>) -> V
     sealed
 }
 
+/// When the batch being committed should end with a checkpoint, and the key that signs it.
+pub(crate) struct CheckpointPlan<'a> {
+    /// A checkpoint is due once the chain reaches this seq.
+    pub due_at: u64,
+    /// The signing key.
+    pub key: Option<&'a SigningKey>,
+}
+
+impl CheckpointPlan<'_> {
+    /// The checkpoint of a batch that ends at `last`, if one is due.
+    pub(crate) fn make(&self, last: Option<&AuditRecordMeta>) -> Option<Checkpoint> {
+        last.filter(|last| last.seq >= self.due_at)
+            .map(|last| make_checkpoint(last.seq, last.hash, now_ms(), self.key))
+    }
+}
+
+/// What one committed batch produced.
+pub(crate) struct Committed {
+    /// The records' places, in order.
+    pub metas: Vec<AuditRecordMeta>,
+    /// The checkpoint stored in the same transaction, if one was due.
+    pub checkpoint: Option<Checkpoint>,
+}
+
 /// What a backend does for the writer.
 #[async_trait]
 pub(crate) trait ChainBackend: Send + Sync + 'static {
     /// In one transaction: reads the head, seals `inputs` after it, inserts them, moves the
-    /// head, commits.
-    async fn commit(&self, inputs: Vec<AuditInput>) -> Result<Vec<AuditRecordMeta>, StoreError>;
+    /// head, stores the checkpoint the plan makes due, commits.
+    async fn commit(
+        &self,
+        inputs: Vec<AuditInput>,
+        plan: Option<&CheckpointPlan<'_>>,
+    ) -> Result<Committed, StoreError>;
     /// The last record's place, if any.
     async fn tail(&self) -> Result<Option<AuditRecordMeta>, StoreError>;
     /// The highest checkpointed sequence number (0 without checkpoints).
@@ -119,7 +147,8 @@ impl Writer {
         key: Option<SigningKey>,
     ) -> Writer {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(run(backend, config, key, jobs));
+        let outside = config.checkpoint_file.clone().map(Outside::spawn);
+        tokio::spawn(run(backend, config, key, outside, jobs));
         Writer { queue }
     }
 
@@ -150,10 +179,69 @@ impl Writer {
     }
 }
 
+/// The copy of checkpoints kept outside the database: one task appends them to the file in
+/// order, off the writer's path (a batch does not wait for the file).
+struct Outside {
+    queue: mpsc::UnboundedSender<OutsideJob>,
+}
+
+enum OutsideJob {
+    Write(Checkpoint),
+    /// Answers once every write before it is on disk, with the first error since the last
+    /// flush.
+    Flush(oneshot::Sender<Result<(), StoreError>>),
+}
+
+impl Outside {
+    fn spawn(path: std::path::PathBuf) -> Outside {
+        let (queue, mut jobs) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut failed: Option<StoreError> = None;
+            while let Some(job) = jobs.recv().await {
+                match job {
+                    OutsideJob::Write(checkpoint) => {
+                        let path = path.clone();
+                        let result =
+                            tokio::task::spawn_blocking(move || append_outside(&path, &checkpoint))
+                                .await
+                                .unwrap_or_else(|e| {
+                                    Err(StoreError::File {
+                                        path: String::new(),
+                                        reason: e.to_string(),
+                                    })
+                                });
+                        if let Err(error) = result {
+                            tracing::warn!(%error, "checkpoint not written outside the database");
+                            failed.get_or_insert(error);
+                        }
+                    }
+                    OutsideJob::Flush(reply) => {
+                        let _ = reply.send(failed.take().map_or(Ok(()), Err));
+                    }
+                }
+            }
+        });
+        Outside { queue }
+    }
+
+    fn write(&self, checkpoint: Checkpoint) {
+        let _ = self.queue.send(OutsideJob::Write(checkpoint));
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(OutsideJob::Flush(reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 struct State<B> {
     backend: Arc<B>,
     config: AuditConfig,
     key: Option<SigningKey>,
+    outside: Option<Outside>,
     /// The highest sequence number checkpointed, once known.
     checkpointed: Option<u64>,
 }
@@ -162,6 +250,7 @@ async fn run<B: ChainBackend>(
     backend: Arc<B>,
     config: AuditConfig,
     key: Option<SigningKey>,
+    outside: Option<Outside>,
     mut jobs: mpsc::Receiver<Job>,
 ) {
     let interval = config.interval();
@@ -173,6 +262,7 @@ async fn run<B: ChainBackend>(
         backend,
         config,
         key,
+        outside,
         checkpointed: None,
     };
     loop {
@@ -226,18 +316,32 @@ impl<B: ChainBackend> State<B> {
             }
         }
         if !inputs.is_empty() {
-            let result = timed(self.backend.commit(inputs)).await;
+            let due_at = match self.config.checkpoint_every {
+                0 => None,
+                every => match self.checkpointed().await {
+                    Ok(seq) => Some(seq.saturating_add(every)),
+                    Err(error) => {
+                        tracing::warn!(%error, "last checkpoint unknown; none in this batch");
+                        None
+                    }
+                },
+            };
+            let plan = due_at.map(|due_at| CheckpointPlan {
+                due_at,
+                key: self.key.as_ref(),
+            });
+            let result = timed(self.backend.commit(inputs, plan.as_ref())).await;
             match result {
-                Ok(metas) => {
-                    let last = metas.last().copied();
-                    let mut metas = metas.into_iter();
+                Ok(committed) => {
+                    let mut metas = committed.metas.into_iter();
                     for (count, reply) in waiting {
                         let mine: Vec<AuditRecordMeta> = metas.by_ref().take(count).collect();
                         let _ = reply.send(Ok(mine));
                     }
-                    if let Some(last) = last {
-                        if let Err(error) = self.checkpoint_by_count(last).await {
-                            tracing::warn!(%error, "audit checkpoint by count failed");
+                    if let Some(checkpoint) = committed.checkpoint {
+                        self.checkpointed = Some(checkpoint.seq);
+                        if let Some(outside) = &self.outside {
+                            outside.write(checkpoint);
                         }
                     }
                 }
@@ -270,17 +374,6 @@ impl<B: ChainBackend> State<B> {
         }
     }
 
-    async fn checkpoint_by_count(&mut self, last: AuditRecordMeta) -> Result<(), StoreError> {
-        let every = self.config.checkpoint_every;
-        if every == 0 {
-            return Ok(());
-        }
-        if last.seq.saturating_sub(self.checkpointed().await?) >= every {
-            self.checkpoint(last).await?;
-        }
-        Ok(())
-    }
-
     async fn checkpoint_if_new(&mut self) -> Result<(), StoreError> {
         let checkpointed = self.checkpointed().await?;
         if let Some(tail) = timed(self.backend.tail()).await? {
@@ -291,19 +384,16 @@ impl<B: ChainBackend> State<B> {
         Ok(())
     }
 
+    /// A checkpoint in its own transaction (on demand, or by time), written outside and
+    /// flushed before it returns.
     async fn checkpoint(&mut self, at: AuditRecordMeta) -> Result<Checkpoint, StoreError> {
         let checkpoint = make_checkpoint(at.seq, at.hash, now_ms(), self.key.as_ref());
         timed(self.backend.save_checkpoint(&checkpoint)).await?;
-        if let Some(path) = self.config.checkpoint_file.clone() {
-            let line = checkpoint.clone();
-            tokio::task::spawn_blocking(move || append_outside(&path, &line))
-                .await
-                .map_err(|e| StoreError::File {
-                    path: String::new(),
-                    reason: e.to_string(),
-                })??;
-        }
         self.checkpointed = Some(at.seq.max(self.checkpointed.unwrap_or(0)));
+        if let Some(outside) = &self.outside {
+            outside.write(checkpoint.clone());
+            outside.flush().await?;
+        }
         Ok(checkpoint)
     }
 }

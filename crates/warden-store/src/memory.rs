@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::audit::{now_ms, seal, ChainBackend, Writer};
+use crate::audit::{now_ms, seal, ChainBackend, CheckpointPlan, Committed, Writer};
 use crate::checkpoint::AuditConfig;
 use crate::error::StoreError;
 use crate::feed::Feed;
@@ -65,7 +65,11 @@ impl MemoryStore {
 
 #[async_trait]
 impl ChainBackend for Shared {
-    async fn commit(&self, inputs: Vec<AuditInput>) -> Result<Vec<AuditRecordMeta>, StoreError> {
+    async fn commit(
+        &self,
+        inputs: Vec<AuditInput>,
+        plan: Option<&CheckpointPlan<'_>>,
+    ) -> Result<Committed, StoreError> {
         let mut state = self.lock();
         let (seq, hash) = state
             .records
@@ -88,7 +92,11 @@ impl ChainBackend for Shared {
                 hash: sealed.hash,
             });
         }
-        Ok(metas)
+        let checkpoint = plan.and_then(|plan| plan.make(metas.last()));
+        if let Some(checkpoint) = &checkpoint {
+            state.checkpoints.push(checkpoint.clone());
+        }
+        Ok(Committed { metas, checkpoint })
     }
 
     async fn tail(&self) -> Result<Option<AuditRecordMeta>, StoreError> {

@@ -22,7 +22,7 @@ use sqlx::{Connection, PgConnection, Row};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::audit::{now_ms, seal, timed, ChainBackend, Writer};
+use crate::audit::{now_ms, seal, timed, ChainBackend, CheckpointPlan, Committed, Writer};
 use crate::canonical::canonical_string;
 use crate::checkpoint::AuditConfig;
 use crate::error::StoreError;
@@ -269,11 +269,31 @@ async fn absorb_on(
     Ok(())
 }
 
+/// Stores a checkpoint on `conn` (in whatever transaction it is in).
+async fn insert_checkpoint(
+    conn: &mut PgConnection,
+    checkpoint: &Checkpoint,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_checkpoint (seq, hash, at_ms, key_id, signature) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(to_i64(checkpoint.seq, "seq")?)
+    .bind(&checkpoint.hash.0[..])
+    .bind(checkpoint.at_ms)
+    .bind(checkpoint.key_id.as_deref())
+    .bind(checkpoint.signature.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Seals and inserts a batch in one transaction on `conn`, under the head row's lock.
 async fn commit_on(
     conn: &mut PgConnection,
     inputs: Vec<AuditInput>,
-) -> Result<Vec<AuditRecordMeta>, StoreError> {
+    plan: Option<&CheckpointPlan<'_>>,
+) -> Result<Committed, StoreError> {
     let mut tx = conn.begin().await?;
     let (seq, hash): (i64, Vec<u8>) =
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
@@ -339,17 +359,25 @@ async fn commit_on(
             .execute(&mut *tx)
             .await?;
     }
+    let checkpoint = plan.and_then(|plan| plan.make(metas.last()));
+    if let Some(checkpoint) = &checkpoint {
+        insert_checkpoint(&mut tx, checkpoint).await?;
+    }
     tx.commit().await?;
-    Ok(metas)
+    Ok(Committed { metas, checkpoint })
 }
 
 #[async_trait]
 impl ChainBackend for Db {
-    async fn commit(&self, inputs: Vec<AuditInput>) -> Result<Vec<AuditRecordMeta>, StoreError> {
+    async fn commit(
+        &self,
+        inputs: Vec<AuditInput>,
+        plan: Option<&CheckpointPlan<'_>>,
+    ) -> Result<Committed, StoreError> {
         // On failure the connection is closed rather than returned to the pool (see the
         // SQLite backend): the next batch starts on a clean connection and re-reads the head.
         let mut conn = self.pool.acquire().await?;
-        let result = commit_on(&mut conn, inputs).await;
+        let result = commit_on(&mut conn, inputs, plan).await;
         if result.is_err() {
             conn.close_on_drop();
         }
@@ -378,18 +406,8 @@ impl ChainBackend for Db {
     }
 
     async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_checkpoint (seq, hash, at_ms, key_id, signature) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(to_i64(checkpoint.seq, "seq")?)
-        .bind(&checkpoint.hash.0[..])
-        .bind(checkpoint.at_ms)
-        .bind(checkpoint.key_id.as_deref())
-        .bind(checkpoint.signature.as_deref())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        insert_checkpoint(&mut conn, checkpoint).await
     }
 }
 

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::broadcast;
 
-use crate::audit::{now_ms, seal, timed, ChainBackend, Writer};
+use crate::audit::{now_ms, seal, timed, ChainBackend, CheckpointPlan, Committed, Writer};
 use crate::checkpoint::AuditConfig;
 use crate::error::StoreError;
 use crate::feed::Feed;
@@ -219,11 +219,31 @@ async fn absorb_on(
     Ok(())
 }
 
+/// Stores a checkpoint on `conn` (in whatever transaction it is in).
+async fn insert_checkpoint(
+    conn: &mut SqliteConnection,
+    checkpoint: &Checkpoint,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_checkpoint (seq, hash, at_ms, key_id, signature) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(to_i64(checkpoint.seq, "seq")?)
+    .bind(&checkpoint.hash.0[..])
+    .bind(checkpoint.at_ms)
+    .bind(checkpoint.key_id.as_deref())
+    .bind(checkpoint.signature.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Seals and inserts a batch in one `BEGIN IMMEDIATE` transaction on `conn`.
 async fn commit_on(
     conn: &mut SqliteConnection,
     inputs: Vec<AuditInput>,
-) -> Result<Vec<AuditRecordMeta>, StoreError> {
+    plan: Option<&CheckpointPlan<'_>>,
+) -> Result<Committed, StoreError> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let (seq, hash): (i64, Vec<u8>) =
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
@@ -264,18 +284,26 @@ async fn commit_on(
             .execute(&mut *tx)
             .await?;
     }
+    let checkpoint = plan.and_then(|plan| plan.make(metas.last()));
+    if let Some(checkpoint) = &checkpoint {
+        insert_checkpoint(&mut tx, checkpoint).await?;
+    }
     tx.commit().await?;
-    Ok(metas)
+    Ok(Committed { metas, checkpoint })
 }
 
 #[async_trait]
 impl ChainBackend for Db {
-    async fn commit(&self, inputs: Vec<AuditInput>) -> Result<Vec<AuditRecordMeta>, StoreError> {
+    async fn commit(
+        &self,
+        inputs: Vec<AuditInput>,
+        plan: Option<&CheckpointPlan<'_>>,
+    ) -> Result<Committed, StoreError> {
         // On failure the connection is closed rather than returned to the pool: a transaction
         // the database ended by itself (a failed COMMIT on a full disk) must not leave the
         // pool's bookkeeping behind.
         let mut conn = self.pool.acquire().await?;
-        let result = commit_on(&mut conn, inputs).await;
+        let result = commit_on(&mut conn, inputs, plan).await;
         if result.is_err() {
             conn.close_on_drop();
         }
@@ -304,18 +332,8 @@ impl ChainBackend for Db {
     }
 
     async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_checkpoint (seq, hash, at_ms, key_id, signature) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(to_i64(checkpoint.seq, "seq")?)
-        .bind(&checkpoint.hash.0[..])
-        .bind(checkpoint.at_ms)
-        .bind(checkpoint.key_id.as_deref())
-        .bind(checkpoint.signature.as_deref())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        insert_checkpoint(&mut conn, checkpoint).await
     }
 }
 
