@@ -146,6 +146,42 @@ mod tests {
     }
 
     #[test]
+    fn numbers_and_escapes_are_as_documented() {
+        let small = canonical_string(&json!([1e-7, 1.5e16, 1e16, 123456789.125]));
+        assert_eq!(small, "[1e-7,1.5e+16,1e+16,123456789.125]");
+        let value = json!({"f": [1.0, -0.0, 1e300, 0.1, 18446744073709551615u64, -5],
+                           "s": "\u{1}\u{7f}/é\"\\\t"});
+        assert_eq!(
+            canonical_string(&value),
+            "{\"f\":[1.0,-0.0,1e+300,0.1,18446744073709551615,-5],\"s\":\"\\u0001\u{7f}/é\\\"\\\\\\t\"}"
+        );
+    }
+
+    /// What an outside verifier does, from the crate docs alone.
+    #[test]
+    fn the_documented_hash_of_a_first_record() {
+        let text = r#"{"agent":"a","at_ms":1,"body":{"k":[true]},"decision_id":null,"kind":"decision","mission_id":null,"outcome":"allow","principal":null,"seq":1,"tool":null,"v":1}"#;
+        let mut hasher = Sha256::new();
+        hasher.update(text.as_bytes());
+        hasher.update([0u8; 32]);
+        let expected: [u8; 32] = hasher.finalize().into();
+        let columns = AuditColumns {
+            agent: Some("a".into()),
+            outcome: Some("allow".into()),
+            ..AuditColumns::default()
+        };
+        let hash = hash_of(
+            1,
+            &AuditKind::Decision,
+            1,
+            &columns,
+            &json!({"k": [true]}),
+            &Hash::ZERO,
+        );
+        assert_eq!(hash.0, expected);
+    }
+
+    #[test]
     fn hand_written_order_matches_the_sorted_object() {
         let columns = AuditColumns {
             decision_id: Some("d\"1".into()),

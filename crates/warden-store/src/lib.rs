@@ -45,20 +45,29 @@
 //! - strings: UTF-8 as is, except `"` → `\"`, `\` → `\\`, and control characters U+0000 to
 //!   U+001F: `\b \t \n \f \r` for those five, `\u00XX` (lowercase hex) for the others; nothing
 //!   else is escaped (not `/`, not non-ASCII);
-//! - integers in decimal (`-5`, `18446744073709551615`); other numbers as the shortest text
-//!   that reads back as the same IEEE 754 double (Rust's `ryu`, e.g. `1.5`, `1e300`, `0.1`).
+//! - integers (JSON numbers without fraction or exponent that fit in `i64` or `u64`) in
+//!   decimal (`-5`, `18446744073709551615`); every other number is an IEEE 754 double, written
+//!   with the fewest significant digits that read back as the same double: in plain decimal
+//!   with at least one digit after the point when `1e-5 <= |x| < 1e16` (`1.0`, `0.1`, `-0.0`,
+//!   `0.00001`, `1000000000000000.0`), otherwise in exponent form with a signed exponent
+//!   (`1e-6`, `1e+16`, `1.2345678901234568e+17`). An integer beyond 64 bits is such a double.
 //!
-//! The body is stored as its canonical text, so a verifier can recompute every hash from the
-//! stored columns alone. The rules are those of `serde_json`'s compact writer over sorted keys;
-//! they are close to RFC 8785 (JCS) but not the same for non-integer numbers and for keys
-//! outside the Basic Multilingual Plane.
+//! The body is canonicalised once, when the record is appended, and stored as that text
+//! (`body` column); the hash covers the stored bytes. A verifier therefore never re-serialises
+//! a body: it splices the stored text in as `B` and recomputes the hash from the stored columns
+//! alone. The rules are those of `serde_json`'s compact writer over sorted keys; they are close
+//! to RFC 8785 (JCS) but not the same for numbers that are not integers and for keys outside
+//! the Basic Multilingual Plane.
 //!
 //! ## Checkpoints
 //!
 //! Every [`AuditConfig::checkpoint_every`] records or [`AuditConfig::checkpoint_seconds`]
 //! seconds, the writer makes a [`Checkpoint`] `{seq, hash, at_ms, key_id, signature}`, stores
 //! it in the database and appends it as one JSON line to [`AuditConfig::checkpoint_file`]
-//! (synced). The Ed25519 signature covers the UTF-8 text
+//! (synced). A checkpoint due by count is stored in the transaction of the batch that reaches
+//! it; its outside copy is written right after the commit by a task of its own, in order, so
+//! no append waits for the file. [`Store::checkpoint_now`] returns only once every checkpoint
+//! before it is on disk outside too. The Ed25519 signature covers the UTF-8 text
 //!
 //! ```text
 //! warden-audit-checkpoint/v1\n{seq}\n{hash as 64 lowercase hex}\n{at_ms}\n{key_id}

@@ -88,6 +88,7 @@ impl ChainBackend for Shared {
                 at_ms: sealed.input.at_ms,
                 columns: sealed.input.columns,
                 body: sealed.input.body,
+                body_text: sealed.body_text,
                 prev_hash: sealed.prev_hash,
                 hash: sealed.hash,
             });

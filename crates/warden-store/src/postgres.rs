@@ -207,6 +207,7 @@ fn record_of(row: &PgRow) -> Result<AuditRecord, StoreError> {
     let kind: String = row.try_get("kind")?;
     let prev: Vec<u8> = row.try_get("prev_hash")?;
     let hash: Vec<u8> = row.try_get("hash")?;
+    let body_text: String = row.try_get("body")?;
     Ok(AuditRecord {
         seq: to_u64(seq, "seq")?,
         kind: AuditKind::from_name(&kind),
@@ -219,7 +220,8 @@ fn record_of(row: &PgRow) -> Result<AuditRecord, StoreError> {
             tool: row.try_get("tool")?,
             outcome: row.try_get("outcome")?,
         },
-        body: body_of_column(row.try_get("body")?),
+        body: body_of_column(&body_text),
+        body_text,
         prev_hash: hash_of_column(&prev),
         hash: hash_of_column(&hash),
     })

@@ -158,8 +158,8 @@ pub(crate) fn hash_of_column(bytes: &[u8]) -> Hash {
 
 /// A body that is not JSON any more (edited by hand) is read as the string it holds: its hash
 /// cannot match, so verification names the record instead of failing to read it.
-pub(crate) fn body_of_column(text: String) -> Value {
-    serde_json::from_str(&text).unwrap_or(Value::String(text))
+pub(crate) fn body_of_column(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
 fn record_of(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
@@ -167,6 +167,7 @@ fn record_of(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
     let kind: String = row.try_get("kind")?;
     let prev: Vec<u8> = row.try_get("prev_hash")?;
     let hash: Vec<u8> = row.try_get("hash")?;
+    let body_text: String = row.try_get("body")?;
     Ok(AuditRecord {
         seq: to_u64(seq, "seq")?,
         kind: AuditKind::from_name(&kind),
@@ -179,7 +180,8 @@ fn record_of(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
             tool: row.try_get("tool")?,
             outcome: row.try_get("outcome")?,
         },
-        body: body_of_column(row.try_get("body")?),
+        body: body_of_column(&body_text),
+        body_text,
         prev_hash: hash_of_column(&prev),
         hash: hash_of_column(&hash),
     })

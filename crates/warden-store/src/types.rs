@@ -185,8 +185,12 @@ pub struct AuditRecord {
     /// The indexed columns.
     #[serde(flatten)]
     pub columns: AuditColumns,
-    /// The body.
+    /// The body, parsed (a stored text that is not JSON any more is read as a JSON string).
     pub body: Value,
+    /// The body exactly as stored: its canonical JSON text, written once when the record was
+    /// appended. The hash covers these bytes, so verification never re-serialises anything.
+    #[serde(skip)]
+    pub body_text: String,
     /// The hash of the record before it ([`Hash::ZERO`] for the first).
     pub prev_hash: Hash,
     /// Its hash as stored.

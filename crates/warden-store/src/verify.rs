@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
-use crate::canonical::hash_of;
+use crate::canonical::{record_bytes_with_body, record_hash};
 use crate::checkpoint::{read_outside, verify_checkpoint};
 use crate::error::StoreError;
 use crate::types::{AuditRecord, Checkpoint, Hash};
@@ -114,6 +114,17 @@ pub async fn verify(store: &dyn Store, options: VerifyOptions) -> Result<VerifyR
     let inside = store.checkpoints().await?;
     let outside = match &options.outside_checkpoints {
         Some(path) if path.exists() => read_outside(path)?,
+        // No file yet is fine for a chain that never had a checkpoint; once the database holds
+        // some, a missing file is evidence gone, not an empty list.
+        Some(path) if !inside.is_empty() => {
+            return Err(StoreError::File {
+                path: path.display().to_string(),
+                reason: format!(
+                    "the checkpoint file is missing, but the database holds {} checkpoints",
+                    inside.len()
+                ),
+            })
+        }
         Some(_) | None => Vec::new(),
     };
 
@@ -270,14 +281,16 @@ async fn check_record(
         };
         return Ok(Some(fault));
     }
-    let computed = hash_of(
+    // The body's bytes as stored, not re-serialised: the hash does not depend on how any
+    // JSON library writes numbers today.
+    let bytes = record_bytes_with_body(
         record.seq,
         &record.kind,
         record.at_ms,
         &record.columns,
-        &record.body,
-        prev,
+        record.body_text.as_bytes(),
     );
+    let computed = record_hash(&bytes, prev);
     if computed != record.hash {
         // If the next record follows the one before this, this one was slipped in.
         let next = match next {

@@ -97,7 +97,10 @@ async fn checkpoints_are_signed_and_kept_outside() {
     let now = store.checkpoint_now().await.unwrap().unwrap();
     assert_eq!(now.seq, 10);
     let kept = read_outside(&outside).unwrap();
-    assert_eq!(kept.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![4, 8, 10]);
+    assert_eq!(
+        kept.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        vec![4, 8, 10]
+    );
     assert_eq!(store.checkpoints().await.unwrap(), kept);
     let report = verify(
         store.as_ref(),
@@ -124,6 +127,23 @@ async fn checkpoints_are_signed_and_kept_outside() {
     .await
     .unwrap();
     assert_eq!(report.first_fault().unwrap().seq, 4);
+}
+
+#[tokio::test]
+async fn a_missing_checkpoint_file_is_an_error_once_there_are_checkpoints() {
+    let store = open("memory:").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let options = VerifyOptions {
+        outside_checkpoints: Some(dir.path().join("none.jsonl")),
+        ..VerifyOptions::default()
+    };
+    store.append(vec![input(0)]).await.unwrap();
+    assert!(verify(store.as_ref(), options.clone()).await.unwrap().ok());
+    store.checkpoint_now().await.unwrap();
+    assert!(matches!(
+        verify(store.as_ref(), options).await.unwrap_err(),
+        StoreError::File { .. }
+    ));
 }
 
 #[tokio::test]
