@@ -269,13 +269,13 @@ async fn run<B: ChainBackend>(
         tokio::select! {
             job = jobs.recv() => {
                 let Some(job) = job else { break };
+                let mut records = job_len(&job);
                 let mut batch = vec![job];
-                let mut records = batch_len(&batch);
                 while records < max_batch {
                     match jobs.try_recv() {
                         Ok(job) => {
+                            records += job_len(&job);
                             batch.push(job);
-                            records = batch_len(&batch);
                         }
                         Err(_) => break,
                     }
@@ -291,14 +291,12 @@ async fn run<B: ChainBackend>(
     }
 }
 
-fn batch_len(batch: &[Job]) -> usize {
-    batch
-        .iter()
-        .map(|job| match job {
-            Job::Append(inputs, _) => inputs.len(),
-            Job::Checkpoint(_) => 1,
-        })
-        .sum()
+/// How many records a job adds to a batch.
+fn job_len(job: &Job) -> usize {
+    match job {
+        Job::Append(inputs, _) => inputs.len(),
+        Job::Checkpoint(_) => 1,
+    }
 }
 
 impl<B: ChainBackend> State<B> {

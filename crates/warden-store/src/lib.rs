@@ -90,6 +90,14 @@
 //! conditional statement (two replicas cannot both spend the last unit), revocations and breaker
 //! states are rows. No lock outlives the statement or transaction that takes it.
 //!
+//! # Change feed
+//!
+//! [`Store::subscribe`] gives every [`Change`] (revocations, breakers, mission taint and data)
+//! made from then on. On PostgreSQL each write sends `pg_notify` in its own statement or
+//! transaction, and every store listens, so a change reaches every replica well within a
+//! second; if the listening connection drops, subscribers get [`Change::Resync`] (reload what
+//! you cache) while it reconnects. On memory and SQLite the feed is in-process only.
+//!
 //! # Failing closed
 //!
 //! Every operation has a deadline; an unreachable or full database is
