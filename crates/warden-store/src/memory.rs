@@ -1,0 +1,312 @@
+//! The in-memory backend: everything in one process, gone at exit.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use ed25519_dalek::SigningKey;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::audit::{now_ms, seal, ChainBackend, CheckpointPlan, Committed, Writer};
+use crate::checkpoint::AuditConfig;
+use crate::error::StoreError;
+use crate::feed::Feed;
+use crate::mission::{check_labels, merge_sources};
+use crate::types::{
+    AuditInput, AuditRecord, AuditRecordMeta, Backend, Budget, Change, Checkpoint, Exhausted, Hash,
+    MissionState, Revocation, Taint,
+};
+use crate::{Store, MAX_PAGE};
+
+#[derive(Debug, Default)]
+struct State {
+    records: Vec<AuditRecord>,
+    checkpoints: Vec<Checkpoint>,
+    missions: BTreeMap<String, MissionState>,
+    revocations: BTreeMap<String, Revocation>,
+    breakers: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-written state: every change
+        // below is one push or insert.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The in-memory store.
+#[derive(Debug)]
+pub(crate) struct MemoryStore {
+    shared: Arc<Shared>,
+    writer: Writer,
+    feed: Feed,
+}
+
+impl MemoryStore {
+    pub(crate) fn new(config: AuditConfig, key: Option<SigningKey>) -> MemoryStore {
+        let shared = Arc::new(Shared::default());
+        let writer = Writer::spawn(shared.clone(), config, key);
+        MemoryStore {
+            shared,
+            writer,
+            feed: Feed::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl ChainBackend for Shared {
+    async fn commit(
+        &self,
+        inputs: Vec<AuditInput>,
+        plan: Option<&CheckpointPlan<'_>>,
+    ) -> Result<Committed, StoreError> {
+        let mut state = self.lock();
+        let (seq, hash) = state
+            .records
+            .last()
+            .map(|r| (r.seq, r.hash))
+            .unwrap_or((0, Hash::ZERO));
+        let mut metas = Vec::with_capacity(inputs.len());
+        for sealed in seal(seq, hash, inputs) {
+            metas.push(AuditRecordMeta {
+                seq: sealed.seq,
+                hash: sealed.hash,
+            });
+            state.records.push(AuditRecord {
+                seq: sealed.seq,
+                kind: sealed.input.kind,
+                at_ms: sealed.input.at_ms,
+                columns: sealed.input.columns,
+                body: sealed.input.body,
+                body_text: sealed.body_text,
+                prev_hash: sealed.prev_hash,
+                hash: sealed.hash,
+            });
+        }
+        let checkpoint = plan.and_then(|plan| plan.make(metas.last()));
+        if let Some(checkpoint) = &checkpoint {
+            state.checkpoints.push(checkpoint.clone());
+        }
+        Ok(Committed { metas, checkpoint })
+    }
+
+    async fn tail(&self) -> Result<Option<AuditRecordMeta>, StoreError> {
+        Ok(self.lock().records.last().map(|r| AuditRecordMeta {
+            seq: r.seq,
+            hash: r.hash,
+        }))
+    }
+
+    async fn last_checkpoint_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .checkpoints
+            .iter()
+            .map(|c| c.seq)
+            .max()
+            .unwrap_or(0))
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        self.lock().checkpoints.push(checkpoint.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> Backend {
+        Backend::Memory
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn append(&self, records: Vec<AuditInput>) -> Result<Vec<AuditRecordMeta>, StoreError> {
+        self.writer.append(records).await
+    }
+
+    async fn checkpoint_now(&self) -> Result<Option<Checkpoint>, StoreError> {
+        self.writer.checkpoint().await
+    }
+
+    async fn audit_range(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        let state = self.shared.lock();
+        let start = state.records.partition_point(|r| r.seq < from_seq);
+        let limit = limit.min(MAX_PAGE) as usize;
+        Ok(state
+            .records
+            .iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn audit_get(&self, seq: u64) -> Result<Option<AuditRecord>, StoreError> {
+        let state = self.shared.lock();
+        let index = state.records.partition_point(|r| r.seq < seq);
+        Ok(state.records.get(index).filter(|r| r.seq == seq).cloned())
+    }
+
+    async fn audit_by_decision(&self, decision_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        let state = self.shared.lock();
+        Ok(state
+            .records
+            .iter()
+            .filter(|r| r.columns.decision_id.as_deref() == Some(decision_id))
+            .cloned()
+            .collect())
+    }
+
+    async fn audit_tail_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .shared
+            .lock()
+            .records
+            .last()
+            .map(|r| r.seq)
+            .unwrap_or(0))
+    }
+
+    async fn audit_seq_of_hash(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
+        let state = self.shared.lock();
+        Ok(state
+            .records
+            .iter()
+            .find(|r| &r.hash == hash)
+            .map(|r| r.seq))
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut checkpoints = self.shared.lock().checkpoints.clone();
+        checkpoints.sort_by_key(|c| c.seq);
+        Ok(checkpoints)
+    }
+
+    async fn load_mission(&self, mission_id: &str) -> Result<MissionState, StoreError> {
+        Ok(self
+            .shared
+            .lock()
+            .missions
+            .get(mission_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn absorb(&self, mission_id: &str, taint: &Taint) -> Result<(), StoreError> {
+        check_labels(taint.keys())?;
+        {
+            let mut state = self.shared.lock();
+            let mission = state.missions.entry(mission_id.to_string()).or_default();
+            for (label, sources) in taint {
+                let merged = merge_sources(
+                    mission.taint.get(label).map(Vec::as_slice).unwrap_or(&[]),
+                    sources,
+                );
+                mission.taint.insert(label.clone(), merged);
+            }
+        }
+        self.feed.send(Change::Mission(mission_id.to_string()));
+        Ok(())
+    }
+
+    async fn put_mission_data(
+        &self,
+        mission_id: &str,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .lock()
+            .missions
+            .entry(mission_id.to_string())
+            .or_default()
+            .data
+            .insert(key.to_string(), value.clone());
+        self.feed.send(Change::Mission(mission_id.to_string()));
+        Ok(())
+    }
+
+    async fn spend(
+        &self,
+        mission_id: &str,
+        budget: &str,
+        amount: u64,
+        limit: u64,
+    ) -> Result<Result<u64, Exhausted>, StoreError> {
+        crate::mission::to_i64(amount, "amount")?;
+        crate::mission::to_i64(limit, "limit")?;
+        let mut state = self.shared.lock();
+        let mission = state.missions.entry(mission_id.to_string()).or_default();
+        let spent = mission.budgets.get(budget).map(|b| b.spent).unwrap_or(0);
+        match spent.checked_add(amount) {
+            Some(total) if total <= limit => {
+                mission.budgets.insert(
+                    budget.to_string(),
+                    Budget {
+                        spent: total,
+                        limit,
+                    },
+                );
+                Ok(Ok(limit - total))
+            }
+            _ => Ok(Err(Exhausted {
+                budget: budget.to_string(),
+                spent,
+                requested: amount,
+                limit,
+            })),
+        }
+    }
+
+    async fn revoke(&self, mission_id: &str, reason: &str) -> Result<(), StoreError> {
+        self.shared
+            .lock()
+            .revocations
+            .entry(mission_id.to_string())
+            .or_insert_with(|| Revocation {
+                mission_id: mission_id.to_string(),
+                reason: reason.to_string(),
+                at_ms: now_ms(),
+            });
+        self.feed.send(Change::Revoked(mission_id.to_string()));
+        Ok(())
+    }
+
+    async fn is_revoked(&self, mission_id: &str) -> Result<Option<Revocation>, StoreError> {
+        Ok(self.shared.lock().revocations.get(mission_id).cloned())
+    }
+
+    async fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
+        Ok(self.shared.lock().revocations.values().cloned().collect())
+    }
+
+    async fn set_breaker(&self, key: &str, state: &Value) -> Result<(), StoreError> {
+        self.shared
+            .lock()
+            .breakers
+            .insert(key.to_string(), state.clone());
+        self.feed.send(Change::Breaker(key.to_string()));
+        Ok(())
+    }
+
+    async fn breakers(&self) -> Result<BTreeMap<String, Value>, StoreError> {
+        Ok(self.shared.lock().breakers.clone())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.feed.subscribe()
+    }
+}
