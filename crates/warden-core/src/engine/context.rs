@@ -11,9 +11,10 @@ use smol_str::SmolStr;
 use super::types::{Breakers, Call, Ctx};
 use super::Engine;
 use crate::catalog::{Resolved, ToolSpec};
+use crate::entity::uid;
 use crate::mission::{Mission, MissionUsage};
 use crate::model::{Exposure, FlowFacts};
-use crate::policy::{uid, ContextUse};
+use crate::policy::ContextUse;
 use crate::session::SessionState;
 
 /// The attributes `context` can build: top-level names, each with its sub-attributes (none for
@@ -394,5 +395,5 @@ impl Engine {
 /// count but not listed in the policy context's label sets: a session can collect many of them
 /// and no policy names one.
 fn is_reader_set(label: &str) -> bool {
-    label.starts_with(crate::directory::CHANNEL_LABEL_PREFIX)
+    label.starts_with(crate::entity::CHANNEL_LABEL_PREFIX)
 }

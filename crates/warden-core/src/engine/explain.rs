@@ -122,7 +122,7 @@ pub(super) fn explain_flow(
             .audience
             .as_ref()
             .and_then(|a| a.place.as_ref())
-            .filter(|p| !p.iter().any(|l| l == crate::directory::PUBLIC))
+            .filter(|p| !p.iter().any(|l| l == crate::entity::PUBLIC))
         {
             sep(&mut text);
             text.push_str("readers of ");
@@ -230,7 +230,7 @@ pub(super) fn uid_text(ty: &str, id: &str, uid: &EntityUid) -> String {
     let plain = id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@+=, ".contains(&b));
-    if plain && crate::catalog::RESOURCE_TYPES.contains(&ty) {
+    if plain && crate::entity::RESOURCE_TYPES.contains(&ty) {
         format!("{ty}::\"{id}\"")
     } else {
         uid.to_string()
@@ -243,8 +243,8 @@ mod tests {
 
     use super::*;
     use crate::directory::Audience;
+    use crate::entity::uid;
     use crate::model::Label;
-    use crate::policy::uid;
 
     #[test]
     fn a_long_flow_is_explained_by_its_first_labels_and_sources() {

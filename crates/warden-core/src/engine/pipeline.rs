@@ -10,9 +10,10 @@ use super::explain::{explain_flow, uid_text};
 use super::types::{Breakers, Call, Ctx, Decided, Inner, Permitted};
 use super::Engine;
 use crate::catalog::{Resolved, ToolSpec};
+use crate::entity::uid;
 use crate::mission::{Mission, MissionUsage};
 use crate::model::{Decision, Outcome, Reason, Stage};
-use crate::policy::{uid, Evaluation};
+use crate::policy::Evaluation;
 use crate::session::{HistoryEntry, SessionState};
 
 impl Engine {
