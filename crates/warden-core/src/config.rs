@@ -445,7 +445,7 @@ impl Config {
 
     /// True when `label` is a confidentiality label (declared, or `channel:*`).
     pub fn is_confidentiality(&self, label: &str) -> bool {
-        label.starts_with(crate::directory::CHANNEL_LABEL_PREFIX)
+        label.starts_with(crate::entity::CHANNEL_LABEL_PREFIX)
             || self.confidentiality.contains(label)
     }
 }

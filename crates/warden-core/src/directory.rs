@@ -13,13 +13,11 @@ use cedar_policy::{Entities, EntityUid, Schema};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::entity::uid;
+pub use crate::entity::{CHANNEL_LABEL_PREFIX, PUBLIC};
 use crate::error::Issues;
 use crate::model::{Exposure, Label};
 
-/// The label everybody is cleared for.
-pub const PUBLIC: &str = "public";
-/// Prefix of the labels that mean "only the readers of this channel".
-pub const CHANNEL_LABEL_PREFIX: &str = "channel:";
 /// How many exposed names a decision reports.
 pub const EXPOSURE_SAMPLE: usize = 5;
 
@@ -506,12 +504,7 @@ impl Directory {
     pub fn ancestors(&self, user: &str) -> Vec<EntityUid> {
         self.users
             .get(user)
-            .map(|u| {
-                u.groups
-                    .iter()
-                    .map(|g| crate::policy::uid("Group", g))
-                    .collect()
-            })
+            .map(|u| u.groups.iter().map(|g| uid("Group", g)).collect())
             .unwrap_or_default()
     }
 

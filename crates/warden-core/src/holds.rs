@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 
 use crate::catalog::{AudienceRule, Resolved, ToolSpec};
 use crate::detect::{Finding, Scan};
-use crate::directory::{CHANNEL_LABEL_PREFIX, PUBLIC};
 use crate::engine::content_labels;
+use crate::entity::{CHANNEL_LABEL_PREFIX, PUBLIC};
 use crate::session::SessionState;
 
 /// The label that stays on public text whatever detectors find.

@@ -18,6 +18,7 @@ pub mod detect;
 pub mod directory;
 pub mod discover;
 pub mod engine;
+pub mod entity;
 pub mod error;
 pub mod holds;
 pub mod links;

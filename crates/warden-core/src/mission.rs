@@ -372,8 +372,7 @@ impl MissionTemplate {
                 let over: Vec<&String> = resource_labels
                     .iter()
                     .filter(|l| {
-                        !ceiling.contains(*l)
-                            && !l.starts_with(crate::directory::CHANNEL_LABEL_PREFIX)
+                        !ceiling.contains(*l) && !l.starts_with(crate::entity::CHANNEL_LABEL_PREFIX)
                     })
                     .collect();
                 if !over.is_empty() {

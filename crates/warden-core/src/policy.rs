@@ -42,43 +42,10 @@ use cedar_policy_core::evaluator::Evaluator;
 use cedar_policy_core::extensions::Extensions;
 use miette::Diagnostic;
 
-use crate::catalog::RESOURCE_TYPES;
+pub use crate::entity::uid;
 use crate::error::{Issues, LineIndex};
 use crate::pattern::ToolPattern;
 pub use crate::schema::{build_schema, schema_text, SCHEMA_BASE};
-
-/// Build a Cedar entity uid. Ids are arbitrary strings; this cannot fail for a valid type name.
-pub fn uid(ty: &str, id: &str) -> EntityUid {
-    let tn = known_type(ty).cloned().unwrap_or_else(|| {
-        cedar_policy::EntityTypeName::from_str(ty).unwrap_or_else(|_| fallback_type())
-    });
-    EntityUid::from_type_name_and_id(tn, cedar_policy::EntityId::new(id))
-}
-
-/// Parsed type names of Warden's schema, parsed once (parsing costs more than the lookup).
-fn known_type(ty: &str) -> Option<&'static cedar_policy::EntityTypeName> {
-    static TYPES: std::sync::OnceLock<HashMap<&'static str, cedar_policy::EntityTypeName>> =
-        std::sync::OnceLock::new();
-    TYPES
-        .get_or_init(|| {
-            ["User", "Group", "Agent", "Action"]
-                .iter()
-                .chain(RESOURCE_TYPES.iter())
-                .filter_map(|t| {
-                    cedar_policy::EntityTypeName::from_str(t)
-                        .ok()
-                        .map(|n| (*t, n))
-                })
-                .collect()
-        })
-        .get(ty)
-}
-
-fn fallback_type() -> cedar_policy::EntityTypeName {
-    // `Resource` is always a valid type name.
-    #[allow(clippy::expect_used)]
-    cedar_policy::EntityTypeName::from_str("Resource").expect("`Resource` is a valid type name")
-}
 
 /// One policy, with where it came from.
 #[derive(Debug, Clone)]

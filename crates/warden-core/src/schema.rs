@@ -13,7 +13,8 @@ use cedar_policy::{Schema, SchemaFragment};
 use serde_json::{json, Map, Value};
 
 use crate::args::{record_json, record_text};
-use crate::catalog::{Catalog, ToolSpec, RESOURCE_TYPES};
+use crate::catalog::{Catalog, ToolSpec};
+use crate::entity::RESOURCE_TYPES;
 use crate::model::Effect;
 use crate::policy::PolicyError;
 

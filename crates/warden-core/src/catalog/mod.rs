@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::args::{ArgType, RawArgType};
-use crate::directory::{Audience, Directory, CHANNEL_LABEL_PREFIX};
+use crate::directory::{Audience, Directory};
+pub use crate::entity::RESOURCE_TYPES;
+use crate::entity::{CHANNEL_LABEL_PREFIX, PUBLIC};
 use crate::error::{locate_toml, Issues};
 use crate::model::Effect;
 
@@ -354,11 +356,6 @@ pub enum ResolveError {
 pub struct Catalog {
     tools: BTreeMap<String, ToolSpec>,
 }
-
-/// Resource entity types a catalog may name; they are declared in Warden's Cedar schema.
-pub const RESOURCE_TYPES: &[&str] = &[
-    "Channel", "Dataset", "File", "User", "Url", "Mailbox", "Resource",
-];
 
 /// `authors = { field = "sender", group = "staff" }` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -853,7 +850,7 @@ impl ToolSpec {
                     .filter_map(|l| l.strip_prefix(CHANNEL_LABEL_PREFIX))
                     .map(str::to_string),
             );
-            if labels.contains(crate::directory::PUBLIC) {
+            if labels.contains(PUBLIC) {
                 a.external.push(format!(
                     "the public, who read {}",
                     crate::engine::excerpt(&resource_id)

@@ -1,0 +1,115 @@
+//! `decide`: one pure function of (call, mission, session, breakers, clock) → decision.
+//!
+//! The steps follow DESIGN §3: breakers, resolve, ceiling, mission, flow, policy (Cedar twice:
+//! the agent, then the person it acts for), combine (deny overrides ask overrides allow; no
+//! permit denies; any error denies). An allowed call comes back as a [`Permitted`] value, the
+//! only thing the gateway can forward; after it returns, [`Engine::absorb`] labels its output
+//! and feeds the session.
+//!
+//! The engine is split by concern, one file each:
+//!
+//! - `types`: what goes in and comes out ([`Call`], [`Permitted`], [`Breakers`], [`Decided`]);
+//! - `pipeline`: the steps of [`Engine::decide`] and [`Engine::commit`];
+//! - `flow`: the information-flow facts of a call (labels in, exposure, fetch, provenance);
+//! - `context`: the Cedar context policies read;
+//! - `absorb`: what an output brings into the session ([`Engine::absorb`]);
+//! - `explain`: the texts people see.
+//!
+//! This file holds the [`Engine`] itself (the loaded configuration), the missions it grants and
+//! the tools a mission sees, and re-exports every public name, so `engine::X` paths stay as
+//! they were.
+
+mod absorb;
+mod context;
+mod explain;
+mod flow;
+mod pipeline;
+mod types;
+
+use crate::catalog::ToolSpec;
+use crate::config::Config;
+use crate::mission::Mission;
+
+pub use absorb::{content_labels, EMAILS_FOR_PII};
+pub(crate) use explain::excerpt;
+pub use explain::{clock_time, thousands};
+pub use flow::{MAX_SOURCES, URL_TOKEN_MIN};
+pub use types::{Breakers, Call, Decided, Permitted, PRIVILEGED_ADVICE};
+
+use context::Wanted;
+
+/// The decision engine: a loaded configuration.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    /// The context attributes the loaded policies read.
+    wanted: Wanted,
+}
+
+impl Engine {
+    /// An engine over a loaded configuration.
+    pub fn new(config: Config) -> Self {
+        let wanted = Wanted::of(config.policies.context_use());
+        Engine { config, wanted }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Grant a mission from a template (checks the template, agent and principal exist).
+    pub fn grant(
+        &self,
+        id: &str,
+        template: &str,
+        agent: &str,
+        principal: &str,
+        purpose: &str,
+        now_ms: i64,
+    ) -> Result<Mission, String> {
+        let t = self
+            .config
+            .templates
+            .get(template)
+            .ok_or_else(|| format!("unknown mission template `{template}`"))?;
+        if !self.config.agents.contains_key(agent) {
+            return Err(format!("unknown agent `{agent}`"));
+        }
+        if !t.agents.is_empty() && !t.agents.iter().any(|a| a == agent) {
+            return Err(format!(
+                "mission template `{template}` is not for agent `{agent}`"
+            ));
+        }
+        if self.config.directory.user(principal).is_none() {
+            return Err(format!(
+                "unknown principal `{principal}`: the directory has no such user"
+            ));
+        }
+        Ok(Mission {
+            id: id.to_string(),
+            template: template.to_string(),
+            agent: agent.to_string(),
+            principal: principal.to_string(),
+            purpose: purpose.to_string(),
+            granted_at_ms: now_ms,
+            expires_at_ms: now_ms.saturating_add(t.lifetime_secs.saturating_mul(1000)),
+        })
+    }
+
+    /// The tools a session under `mission` could ever be allowed to use (ceiling ∩ mission ∩
+    /// catalog). What `tools/list` shows.
+    pub fn visible_tools(&self, mission: &Mission) -> Vec<&ToolSpec> {
+        let Some(agent) = self.config.agents.get(&mission.agent) else {
+            return Vec::new();
+        };
+        let Some(t) = self.config.templates.get(&mission.template) else {
+            return Vec::new();
+        };
+        self.config
+            .catalog
+            .tools()
+            .filter(|s| agent.may_use(&s.name) && t.allows_tool(&s.name))
+            .collect()
+    }
+}

@@ -1,0 +1,255 @@
+//! What goes into a decision and what comes out of it: the call, the breakers, the decision
+//! with its [`Permitted`] value, and the facts of one call being decided.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::mission::{Mission, MissionUsage};
+use crate::model::{Decision, FlowFacts, Outcome, Reason, Stage};
+use crate::session::SessionState;
+
+/// The label detectors give to text that tells a reader to widen access.
+pub const PRIVILEGED_ADVICE: &str = "privileged-advice";
+
+/// A tool call as the agent made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    /// Upstream server name.
+    pub server: String,
+    /// Tool name on that server.
+    pub tool: String,
+    /// Arguments (a JSON object).
+    pub args: Value,
+}
+
+impl Call {
+    /// A call.
+    pub fn new(server: impl Into<String>, tool: impl Into<String>, args: Value) -> Self {
+        Call {
+            server: server.into(),
+            tool: tool.into(),
+            args,
+        }
+    }
+
+    /// `server.tool`.
+    pub fn name(&self) -> String {
+        format!("{}.{}", self.server, self.tool)
+    }
+
+    /// SHA-256 (hex) of the canonical call: server, tool and arguments with sorted keys.
+    pub fn digest(&self) -> String {
+        self.canonical().1
+    }
+
+    /// The canonical JSON's length in bytes and its SHA-256 (hex), from one serialization.
+    pub(super) fn canonical(&self) -> (usize, String) {
+        #[derive(Serialize)]
+        struct Canon<'a> {
+            args: &'a Value,
+            server: &'a str,
+            tool: &'a str,
+        }
+        // Serialized straight into the hash: the bytes are never held.
+        let mut w = HashWriter {
+            hash: Sha256::new(),
+            len: 0,
+        };
+        let canon = Canon {
+            args: &self.args,
+            server: &self.server,
+            tool: &self.tool,
+        };
+        match serde_json::to_writer(&mut w, &canon) {
+            Ok(()) => (w.len, hex::encode(w.hash.finalize())),
+            Err(_) => (0, hex::encode(Sha256::digest(b""))),
+        }
+    }
+}
+
+/// Counts and hashes what is written to it.
+struct HashWriter {
+    hash: Sha256,
+    len: usize,
+}
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(buf);
+        self.len += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A value that Warden has authorized. Only [`Engine::decide`](super::Engine::decide) makes
+/// one, so code that forwards calls upstream can take a `Permitted<Call>` and cannot forget to
+/// check.
+#[derive(Debug, Clone)]
+pub struct Permitted<T> {
+    // Visible to the engine's modules only: nothing outside the engine can make one.
+    pub(super) inner: T,
+    pub(super) decision_id: String,
+    pub(super) tool: String,
+    pub(super) resource_labels: BTreeSet<String>,
+}
+
+impl<T> Permitted<T> {
+    /// The authorized value.
+    pub fn get(&self) -> &T {
+        &self.inner
+    }
+
+    /// The id of the decision that allowed it.
+    pub fn decision_id(&self) -> &str {
+        &self.decision_id
+    }
+
+    /// Take the value out (to send it).
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+/// Circuit breakers in force (state only; detectors that trip them come with the store).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Breakers {
+    /// Everything is stopped (kill switch).
+    pub global: bool,
+    /// Agents whose breaker is tripped.
+    pub agents: BTreeSet<String>,
+    /// Sessions whose breaker is tripped.
+    pub sessions: BTreeSet<String>,
+    /// Missions revoked.
+    pub missions: BTreeSet<String>,
+}
+
+/// A decision and, when allowed, the permitted call.
+#[derive(Debug)]
+pub struct Decided {
+    /// The decision (always present; log it before forwarding).
+    pub decision: Decision,
+    /// The call, when the decision is allow.
+    pub permitted: Option<Permitted<Call>>,
+}
+
+/// A decision and, when allowed, the facts the permitted call needs (the call itself is
+/// attached by [`Engine::decide`](super::Engine::decide), without copying it).
+pub(super) type Inner = (Decision, Option<Permitted<()>>);
+
+pub(super) struct Ctx<'a> {
+    pub(super) call: &'a Call,
+    pub(super) name: String,
+    pub(super) mission: &'a Mission,
+    pub(super) session: &'a SessionState,
+    pub(super) usage: &'a MissionUsage,
+    pub(super) breakers: &'a Breakers,
+    pub(super) now_ms: i64,
+    pub(super) digest: String,
+    pub(super) call_bytes: usize,
+}
+
+impl Ctx<'_> {
+    pub(super) fn decision(&self, outcome: Outcome, reasons: Vec<Reason>) -> Decision {
+        Decision {
+            id: decision_id(
+                &self.session.id,
+                self.session.calls + 1,
+                &self.digest,
+                self.now_ms,
+            ),
+            decision: outcome,
+            reasons,
+            policies: Vec::new(),
+            ask_policies: Vec::new(),
+            exposure: None,
+            flow: FlowFacts::default(),
+            tool: self.name.clone(),
+            effect: None,
+            resource: None,
+            agent: self.mission.agent.clone(),
+            principal: self.mission.principal.clone(),
+            session: self.session.id.clone(),
+            mission: self.mission.id.clone(),
+            call_digest: self.digest.clone(),
+            at_ms: self.now_ms,
+            elapsed_us: None,
+        }
+    }
+
+    pub(super) fn deny(&self, stage: Stage, text: String) -> Inner {
+        (
+            self.decision(
+                Outcome::Deny,
+                vec![Reason {
+                    stage,
+                    outcome: Outcome::Deny,
+                    policy: None,
+                    text,
+                }],
+            ),
+            None,
+        )
+    }
+}
+
+/// `d-` and the first 20 hex digits of the SHA-256 of `session \n call \n digest \n now_ms`
+/// (numbers in decimal).
+fn decision_id(session: &str, call: u64, digest: &str, now_ms: i64) -> String {
+    use std::io::Write as _;
+    // The numbers are written into the hash as text, without allocating.
+    let mut h = Sha256::new();
+    h.update(session.as_bytes());
+    let _ = write!(h, "\n{call}\n");
+    h.update(digest.as_bytes());
+    let _ = write!(h, "\n{now_ms}");
+    let hash = h.finalize();
+    let mut id = String::with_capacity(22);
+    id.push_str("d-");
+    id.push_str(&hex::encode(hash.get(..10).unwrap_or_default()));
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_the_hash_of_the_canonical_json() {
+        for args in [
+            serde_json::json!({}),
+            serde_json::json!({"b": "x\ny \"q\" \u{1} é", "a": [1, 2.5, null, true, {"z": "", "y": -3}]}),
+            serde_json::json!({"body": "a".repeat(10_000)}),
+        ] {
+            let call = Call::new("srv", "t\"ool", args.clone());
+            let text = format!(
+                "{{\"args\":{},\"server\":\"srv\",\"tool\":\"t\\\"ool\"}}",
+                serde_json::to_string(&args).unwrap_or_default()
+            );
+            assert_eq!(call.canonical().0, text.len());
+            assert_eq!(call.digest(), hex::encode(Sha256::digest(text.as_bytes())));
+        }
+    }
+
+    #[test]
+    fn decision_id_is_the_hash_of_session_call_digest_and_time() {
+        for (session, call, digest, now) in [
+            ("s-1", 1u64, "abc", 1_768_478_400_000i64),
+            ("", 0, "", -5),
+            ("séssion", u64::MAX, "ff00", i64::MIN),
+        ] {
+            let text = format!("{session}\n{call}\n{digest}\n{now}");
+            let full = hex::encode(Sha256::digest(text.as_bytes()));
+            assert_eq!(
+                decision_id(session, call, digest, now),
+                format!("d-{}", &full[..20])
+            );
+        }
+    }
+}
