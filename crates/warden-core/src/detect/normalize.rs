@@ -19,7 +19,9 @@
 //! Every view is scanned as a layer of its own (the first two by every detector, the last two
 //! by the secret detectors only: joined or reversed prose is not personal data or advice).
 //! A view is only built when it differs from its layer, so plain ASCII text with nothing to
-//! decode costs one `is_ascii` pass and a byte search for escape introducers. Views are charged
+//! decode costs one `is_ascii` pass, a byte search for escape introducers, one pass of bit
+//! masks for spaced-out chunks (read byte by byte only where enough of them cluster) and a
+//! literal search for what reads as a token or key name backwards. Views are charged
 //! to their own byte budget and nest at most [`MAX_VIEW_NESTING`] deep; what cannot be built
 //! within them marks the scan truncated.
 
@@ -29,6 +31,12 @@ use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
 use super::Ctx;
+
+mod spaced;
+#[cfg(test)]
+mod tests;
+
+pub(super) use spaced::spaced_view;
 
 /// How many views can be nested (an escape view of a unicode view of …).
 pub(super) const MAX_VIEW_NESTING: usize = 4;
@@ -496,109 +504,6 @@ pub(super) fn escapes_view(hay: &[u8]) -> Option<View> {
     b.finish()
 }
 
-/// The separators between the characters of a spaced-out token, as a table.
-static SEPARATOR: [bool; 256] = {
-    let mut t = [false; 256];
-    let seps = b" \t\n\r-._|,/*+\"'";
-    let mut i = 0;
-    while i < seps.len() {
-        t[seps[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
-
-/// Separators between the characters of a spaced-out token.
-fn separator(b: u8) -> bool {
-    SEPARATOR[usize::from(b)]
-}
-
-/// The longest chunk of a token written in groups (`AKIA IOSF ODNN …`).
-const MAX_CHUNK: usize = 6;
-
-/// The spaced view: tokens written apart, joined up. Everything else is kept. A chain is
-/// chunks with separators (at most three bytes) between them: at least [`MIN_SPACED`] single
-/// characters (`A K I A …`, one per line), or at least three chunks of up to [`MAX_CHUNK`]
-/// letters and digits that hold a capital or a digit (`AKIA IOSF ODNN 7EXA MPLE`) and
-/// [`MIN_GROUPED`] characters in all. Lower-case words never chain, so prose stays as it is.
-pub(super) fn spaced_view(hay: &[u8]) -> Option<View> {
-    // The end of the chunk that starts at `i`, if one does.
-    let chunk = |i: usize| -> Option<usize> {
-        if i > 0 && !hay.get(i - 1).is_some_and(|&p| separator(p)) {
-            return None;
-        }
-        let rest = hay.get(i..)?;
-        let len = rest
-            .iter()
-            .take(MAX_CHUNK + 1)
-            .position(|&c| separator(c) || !c.is_ascii_graphic())
-            .unwrap_or(rest.len().min(MAX_CHUNK + 1));
-        let s = rest.get(..len)?;
-        let ok = len == 1
-            || (len <= MAX_CHUNK
-                && s.iter().all(u8::is_ascii_alphanumeric)
-                && s.iter()
-                    .any(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
-        (len > 0 && ok).then_some(i + len)
-    };
-    let mut b = Builder::new(hay.len());
-    let (mut i, mut run) = (0usize, 0usize);
-    while i < hay.len() {
-        // Only a byte after a separator can start a chunk; most bytes are skipped here.
-        let starts = i == 0 || hay.get(i - 1).is_some_and(|&p| SEPARATOR[usize::from(p)]);
-        let Some(first_end) = starts.then(|| chunk(i)).flatten() else {
-            i += 1;
-            continue;
-        };
-        // Collect the chain of chunks starting at `i`.
-        // Every chunk of a chain is followed by the same separator (the chain's gap), except
-        // the last, which may end the text or a line: `T-1100` after a column of letters, one
-        // per line, is not part of it.
-        let mut chunks = vec![(i, first_end)];
-        let mut j = first_end;
-        let mut chain_gap: Option<&[u8]> = None;
-        loop {
-            let len = hay
-                .get(j..hay.len().min(j + 4))
-                .and_then(|g| g.iter().position(|&c| !separator(c)));
-            let Some(k) = len.filter(|k| (1..=3).contains(k)) else {
-                break;
-            };
-            let gap = hay.get(j..j + k).unwrap_or_default();
-            if chain_gap.is_some_and(|g| g != gap) {
-                break;
-            }
-            let Some(e) = chunk(j + k) else { break };
-            let after = hay.get(e..).unwrap_or_default();
-            let ends = after.first().is_none_or(u8::is_ascii_whitespace) || after.starts_with(gap);
-            if !ends {
-                break;
-            }
-            chain_gap = Some(gap);
-            chunks.push((j + k, e));
-            j = e;
-        }
-        let total: usize = chunks.iter().map(|(a, e)| e - a).sum();
-        let singles = total == chunks.len();
-        if (singles && chunks.len() >= MIN_SPACED) || (chunks.len() >= 3 && total >= MIN_GROUPED) {
-            if let Some(kept) = hay.get(run..i) {
-                b.keep(run, kept);
-            }
-            let joined: Vec<u8> = chunks
-                .iter()
-                .flat_map(|&(a, e)| hay.get(a..e).unwrap_or_default().iter().copied())
-                .collect();
-            b.put(i, &joined);
-            run = j;
-        }
-        i = j.max(i + 1);
-    }
-    if let Some(kept) = hay.get(run..) {
-        b.keep(run, kept);
-    }
-    b.finish()
-}
-
 /// The layer read backwards (by character when it is UTF-8, else by byte).
 pub(super) fn reversed(hay: &[u8]) -> Vec<u8> {
     match std::str::from_utf8(hay) {
@@ -645,10 +550,42 @@ static REVERSED_TOKENS: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(||
     .ok()
 });
 
-/// The words that make a key name a secret's (see `secrets::ENV_KEY`), written backwards.
-static REVERSED_KEYS: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
-    regex::bytes::Regex::new(r"(?i-u)terces|nekot|ssap|dwp|yek|laitnederc|sderc").ok()
-});
+/// The words that make a key name a secret's (see `secrets::ENV_KEY`), written backwards, in
+/// lower case: they are looked for in text lowered a block at a time (a case-insensitive
+/// search of several literals is several times slower than a case-sensitive one).
+const REVERSED_KEY_WORDS: &str = "terces|nekot|ssap|dwp|yek|laitnederc|sderc";
+
+static REVERSED_KEYS: LazyLock<Option<regex::bytes::Regex>> =
+    LazyLock::new(|| regex::bytes::Regex::new(&format!("(?-u){REVERSED_KEY_WORDS}")).ok());
+
+/// Whether `hay` holds a key word written backwards, in any case of its ASCII letters (as the
+/// regex `(?i-u)terces|nekot|…` would tell).
+fn reversed_key(hay: &[u8]) -> bool {
+    const BLOCK: usize = 4096;
+    /// More than the longest word, so a word across two blocks is in one of them whole.
+    const OVERLAP: usize = 16;
+    let Some(re) = REVERSED_KEYS.as_ref() else {
+        return true;
+    };
+    let mut buf = [0u8; BLOCK + OVERLAP];
+    let mut at = 0;
+    while at < hay.len() {
+        let part = hay
+            .get(at..hay.len().min(at + BLOCK + OVERLAP))
+            .unwrap_or_default();
+        let Some(lowered) = buf.get_mut(..part.len()) else {
+            return true;
+        };
+        for (l, &b) in lowered.iter_mut().zip(part) {
+            *l = b.to_ascii_lowercase();
+        }
+        if re.is_match(lowered) {
+            return true;
+        }
+        at += BLOCK;
+    }
+    false
+}
 
 /// A function that builds one kind of view.
 type MakeView = fn(&[u8]) -> Option<View>;
@@ -682,7 +619,7 @@ pub(super) fn scan_views(hay: &[u8], depth: u8, ctx: &mut Ctx<'_>) {
     // Read backwards only when the layer holds the start of a token written backwards: most
     // text holds none, and this check is a literal search.
     let backwards_token = REVERSED_TOKENS.as_ref().is_none_or(|re| re.is_match(hay));
-    let env = REVERSED_KEYS.as_ref().is_none_or(|re| re.is_match(hay));
+    let env = reversed_key(hay);
     if !backwards_token && !env {
         return;
     }

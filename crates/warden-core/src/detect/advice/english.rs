@@ -8,6 +8,7 @@
 //! combined scan. A few tokens (`chmod`, `acl`, `allUsers`, `Principal`) are checked at once.
 
 use regex::bytes::Regex;
+use std::sync::LazyLock;
 
 use super::super::text::{before, is, is_word, phrase, slice, starts_with_ci};
 use super::super::{Ctx, Layer, LABEL_PRIVILEGED_ADVICE};
@@ -72,9 +73,10 @@ impl Family {
         if lens & (1 << word.len()) == 0 {
             return None;
         }
-        WORDS
+        BY_FIRST
+            .get(usize::from(first - b'a'))?
             .iter()
-            .find(|(w, _)| w.len() == word.len() && w.as_bytes().eq_ignore_ascii_case(word))
+            .find(|(w, _)| w.len() == word.len() && w.eq_ignore_ascii_case(word))
             .map(|&(_, f)| f)
     }
 
@@ -243,6 +245,21 @@ const WORDS: &[(&str, Family)] = {
         ("anybody", Subject),
     ]
 };
+
+/// The words of one first letter, with their families.
+type Bucket = Vec<(&'static [u8], Family)>;
+
+/// [`WORDS`] by first letter (in their order), so a look-up compares a few words only.
+static BY_FIRST: LazyLock<Vec<Bucket>> = LazyLock::new(|| {
+    let mut by: Vec<Bucket> = vec![Vec::new(); 26];
+    for &(w, f) in WORDS {
+        let first = w.as_bytes().first().map(|b| (b | 0x20).wrapping_sub(b'a'));
+        if let Some(bucket) = first.and_then(|k| by.get_mut(usize::from(k))) {
+            bucket.push((w.as_bytes(), f));
+        }
+    }
+    by
+});
 
 /// A quick filter before the table: bit `len` of `FILTER[first][last]` is set when some
 /// word of `WORDS` of that length starts with `first` and ends with `last` (`a`–`z`).

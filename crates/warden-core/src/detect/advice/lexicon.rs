@@ -230,68 +230,43 @@ pub(super) fn foreign_signal(hay: &[u8], from: usize, to: usize) -> Option<usize
 }
 
 /// Short function words of German, French, Spanish and Portuguese that English text does
-/// not use. A `match` on the lower-cased bytes compiles to a few comparisons per word.
+/// not use.
+const FUNCTION_WORDS: &[&[u8]] = &[
+    b"au", b"aux", b"le", b"les", b"des", b"du", b"avec", b"pour", b"tout", b"tous", b"une", b"el",
+    b"los", b"las", b"al", b"del", b"con", b"para", b"todos", b"todas", b"ao", b"aos", b"os",
+    b"com", b"zur", b"zum", b"der", b"die", b"das", b"dem", b"und", b"mit", b"auf", b"alle",
+    b"allen", b"jeder", b"nicht", b"pas", b"que", b"sur", b"dans", b"em", b"na", b"ist", b"sie",
+    b"vous", b"nos", b"seu", b"sua", b"su",
+];
+
+/// Per first and last letter of a function word, the lengths it can have (bit per length), so
+/// that most English words are turned down by one table look-up.
+const FUNCTION_FILTER: [[u8; 26]; 26] = {
+    let mut t = [[0u8; 26]; 26];
+    let mut i = 0;
+    while i < FUNCTION_WORDS.len() {
+        let w = FUNCTION_WORDS[i];
+        t[(w[0] - b'a') as usize][(w[w.len() - 1] - b'a') as usize] |= 1 << w.len();
+        i += 1;
+    }
+    t
+};
+
+/// True for the [`FUNCTION_WORDS`], in any case.
 fn is_function_word(w: &[u8]) -> bool {
-    let mut buf = [0u8; 6];
-    let Some(dst) = buf.get_mut(..w.len()) else {
+    let (Some(&first), Some(&last)) = (w.first(), w.last()) else {
         return false;
     };
-    for (d, s) in dst.iter_mut().zip(w) {
-        *d = s.to_ascii_lowercase();
+    let (first, last) = (first | 0x20, last | 0x20);
+    if !first.is_ascii_lowercase() || !last.is_ascii_lowercase() || w.len() > 7 {
+        return false;
     }
-    matches!(
-        &*dst,
-        b"au"
-            | b"aux"
-            | b"le"
-            | b"les"
-            | b"des"
-            | b"du"
-            | b"avec"
-            | b"pour"
-            | b"tout"
-            | b"tous"
-            | b"une"
-            | b"el"
-            | b"los"
-            | b"las"
-            | b"al"
-            | b"del"
-            | b"con"
-            | b"para"
-            | b"todos"
-            | b"todas"
-            | b"ao"
-            | b"aos"
-            | b"os"
-            | b"com"
-            | b"zur"
-            | b"zum"
-            | b"der"
-            | b"die"
-            | b"das"
-            | b"dem"
-            | b"und"
-            | b"mit"
-            | b"auf"
-            | b"alle"
-            | b"allen"
-            | b"jeder"
-            | b"nicht"
-            | b"pas"
-            | b"que"
-            | b"sur"
-            | b"dans"
-            | b"em"
-            | b"na"
-            | b"ist"
-            | b"sie"
-            | b"vous"
-            | b"nos"
-            | b"seu"
-            | b"sua"
-            | b"su"
-    )
+    let lens = FUNCTION_FILTER
+        .get(usize::from(first - b'a'))
+        .and_then(|row| row.get(usize::from(last - b'a')))
+        .copied()
+        .unwrap_or(0);
+    lens & (1 << w.len()) != 0 && FUNCTION_WORDS.iter().any(|f| f.eq_ignore_ascii_case(w))
 }
 
 /// Why the sentence `s` widens access, if it does.
