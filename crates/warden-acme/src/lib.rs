@@ -21,8 +21,10 @@
 //! Transports: [`serve_stdio`] / [`serve_stdio_for`] (one session over stdin/stdout),
 //! [`serve_http`] / [`serve_http_for`] / [`serve_http_with_shutdown`] (streamable HTTP at
 //! [`MCP_PATH`], one shared state for all sessions), and [`serve_transport`] for any rmcp
-//! transport (e.g. an in-process `tokio::io::duplex`). The `acme-mcp` binary wraps them.
+//! transport (e.g. an in-process `tokio::io::duplex`). [`cli::run`] is the command line the
+//! `acme-mcp` binary and `warden acme-mcp` share.
 
+pub mod cli;
 mod filter;
 mod rng;
 mod seed;

@@ -298,9 +298,25 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
+    serve_with(gateway, tokens, listener, axum::Router::new(), shutdown).await
+}
+
+/// [`serve`], with `routes` served beside [`MCP_PATH`] on the same listener and limits but
+/// outside its authentication (health checks, …). `routes` must not route [`MCP_PATH`], which
+/// keeps its own layers.
+///
+/// # Errors
+/// When the server task fails.
+pub async fn serve_with(
+    gateway: Arc<Gateway>,
+    tokens: Tokens,
+    listener: tokio::net::TcpListener,
+    routes: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
     let cancel = CancellationToken::new();
     let limits = Limits::from_settings(&gateway.settings().serve);
-    let app = router(gateway, tokens, cancel.child_token());
+    let app = routes.merge(router(gateway, tokens, cancel.child_token()));
     let stop = cancel.clone();
     tokio::spawn(async move {
         shutdown.await;

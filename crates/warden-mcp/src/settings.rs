@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! [servers.forum]
-//! command = "@acme-mcp"              # `@name`: the `name` binary beside the running warden
+//! command = "@acme-mcp"              # `@name`: the `name` binary beside the running warden;
+//!                                    # the warden binary serves `@acme-mcp` itself
 //! args = ["--server", "forum"]
 //! env = { RUST_LOG = "warn" }        # added to the child's environment
 //! timeout_ms = 10000                 # a request with no answer and no word (progress, log)
@@ -42,6 +43,19 @@
 //! request in progress, or never a byte sent) to make room; when every connection is busy, the new
 //! one gets `503` and is closed. At a session cap, `initialize` gets HTTP 503 with a JSON-RPC
 //! error naming the cap; a session frees its slot when it is closed (`DELETE`) or reaped idle.
+//!
+//! `@acme-mcp` is the Acme reference server built into warden: the `warden` binary runs every
+//! `@acme-mcp` command as its own hidden subcommand (`warden acme-mcp ARGS…`, same arguments as
+//! the `acme-mcp` binary), always, so that the example configuration needs the warden binary
+//! alone and always gets the Acme of the same build. This library resolves `@name` only as the
+//! binary beside the running executable ([`crate::upstream::resolve_program`]).
+//!
+//! Upstreams start in parallel, and start-up waits for each one's first connection for at most
+//! its `timeout_ms`, all counted from one instant. A command that cannot be started (the program
+//! does not exist or is not executable) is not waited for: its status says so at once, naming the
+//! command ([`crate::UpstreamStatus::cannot_start`]). The gateway starts anyway and fails closed
+//! on every upstream that is down: its tools are not offered and calls to them are refused; it
+//! keeps retrying in the background.
 //!
 //! A call that gets no answer within `timeout_ms` is cancelled upstream; if the upstream then
 //! fails a `ping` too, it is killed and restarted, and calls to it fail at once meanwhile. A
@@ -94,7 +108,9 @@ pub const DEFAULT_MAX_SESSIONS_PER_AGENT: usize = 256;
 pub enum Transport {
     /// A child process speaking MCP over stdin/stdout; restarted when it exits.
     Command {
-        /// The program; `@name` means the `name` binary in the folder of the running executable.
+        /// The program; `@name` means the `name` binary in the folder of the running executable
+        /// (the `warden` binary rewrites `@acme-mcp` to its own `acme-mcp` subcommand before
+        /// the gateway sees it).
         program: String,
         /// Its arguments.
         args: Vec<String>,

@@ -30,7 +30,8 @@
 //!   logged as the plain call, fetched with `tasks/result`, unseen by other sessions.
 //! - `http_faults` — an HTTP upstream's invalid JSON, error status, wrong id, oversized and
 //!   malformed results each get their own error.
-//! - `children`  — Acme as child processes (`acme-mcp`), and their scrubbed environment.
+//! - `children`  — Acme as child processes (`acme-mcp`), and their scrubbed environment;
+//!   upstreams start together, and commands that cannot start are reported at once by name.
 //! - `config`    — the `[servers]` and `[serve]` tables: accepted forms and error messages.
 //! - `floods`    — `warden serve` under connection and session floods: header and idle
 //!   timeouts, connection caps that shed the longest-idle first, session caps.

@@ -1,9 +1,11 @@
 //! `warden`: the one binary. A thin layer over the libraries: it reads files, owns the clock,
 //! prints, and maps outcomes to exit codes (0 ok, 1 a check failed, 2 bad input).
 
+mod acme_cmd;
 mod catalog_cmd;
 mod demo;
 mod fs;
+mod health;
 mod mcp_cmd;
 mod policy_cmd;
 mod replay_cmd;
@@ -45,6 +47,9 @@ enum Command {
     Serve(mcp_cmd::ServeArgs),
     /// Run the Acme sev1 incident through Warden over real MCP and show each decision.
     Demo(demo::DemoArgs),
+    /// Serve the Acme reference MCP server (what `@acme-mcp` upstreams run).
+    #[command(name = "acme-mcp", hide = true)]
+    AcmeMcp(acme_cmd::AcmeArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         Command::Proxy(a) => mcp_cmd::proxy(a),
         Command::Serve(a) => mcp_cmd::serve(a),
         Command::Demo(a) => demo::run(a),
+        Command::AcmeMcp(a) => acme_cmd::run(a),
     };
     match result {
         Ok(code) => code,

@@ -61,7 +61,7 @@ struct Started {
 }
 
 /// A multi-threaded runtime with `workers` worker threads (`None`: one per core).
-fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = workers {
         b.worker_threads(n);
@@ -71,19 +71,21 @@ fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Load the engine and the gateway settings of `config`.
+/// Load the engine and the gateway settings of `config` (`@acme-mcp` upstreams are served by
+/// this executable: see [`crate::acme_cmd`]).
 pub fn load(config: &Path) -> anyhow::Result<(Engine, GatewaySettings)> {
     let (engine, _) = load_engine(config)?;
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("cannot read `{}`", config.display()))?;
     let base = config.parent().map(Path::to_path_buf).unwrap_or_default();
-    let settings = GatewaySettings::from_config(
+    let mut settings = GatewaySettings::from_config(
         engine.config(),
         &config.display().to_string(),
         Some(&text),
         &base,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::acme_cmd::serve_acme_here(&mut settings);
     Ok((engine, settings))
 }
 
@@ -114,11 +116,16 @@ async fn start(
         eprintln!("warden: warning: {gap}");
     }
     for s in gateway.upstream_status() {
-        if !s.up {
+        let why = s.last_error.as_deref().unwrap_or("no answer");
+        if s.cannot_start {
             eprintln!(
-                "warden: warning: upstream `{}` is not up yet ({}); retrying in the background",
-                s.name,
-                s.last_error.as_deref().unwrap_or("no answer")
+                "warden: error: upstream `{}`: {why}; its tools are not offered and calls to them are refused (retrying in the background)",
+                s.name
+            );
+        } else if !s.up {
+            eprintln!(
+                "warden: warning: upstream `{}` is not up yet ({why}); retrying in the background",
+                s.name
             );
         }
     }
@@ -176,12 +183,17 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on `{addr}`"))?;
         let local = listener.local_addr()?;
         eprintln!(
-            "warden: serving http://{local}{} for {} agent(s); decisions in `{}`",
+            "warden: serving http://{local}{} for {} agent(s) (health: {} and {}); decisions in `{}`",
             warden_mcp::http::MCP_PATH,
             tokens.len(),
+            crate::health::HEALTHZ,
+            crate::health::READYZ,
             started.log_path.display()
         );
-        let result = warden_mcp::http::serve(gw.clone(), tokens, listener, shutdown_signal()).await;
+        let health = crate::health::routes(gw.clone());
+        let result =
+            warden_mcp::http::serve_with(gw.clone(), tokens, listener, health, shutdown_signal())
+                .await;
         gw.shutdown();
         result?;
         Ok(ExitCode::SUCCESS)

@@ -1,54 +1,9 @@
-//! `acme-mcp`: runs the Acme reference MCP server.
-//!
-//! ```text
-//! acme-mcp [--server NAME] [--http ADDR]
-//! ```
-//!
-//! Without `--http` it serves one MCP session over stdin/stdout; with `--http 127.0.0.1:8931`
-//! it serves streamable HTTP at `/mcp` (printing the URL on stderr). `--server forum` (or
-//! `logs`, `hr`, `files`, `acl`, `web`, `mail`) exposes only that server's tools under their
-//! bare names; without it every tool is exposed as `server.tool`.
+//! `acme-mcp`: runs the Acme reference MCP server (see [`warden_acme::cli`] for the arguments).
+//! `warden acme-mcp` runs the same code.
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: acme-mcp [--server forum|logs|hr|files|acl|web|mail] [--http ADDR]";
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut server: Option<String> = None;
-    let mut http: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--server" => server = args.next(),
-            "--http" => http = args.next(),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("acme-mcp: unexpected argument `{other}`\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let result = match http {
-        None => warden_acme::serve_stdio_for(server.as_deref()).await,
-        Some(addr) => match tokio::net::TcpListener::bind(&addr).await {
-            Ok(listener) => {
-                if let Ok(local) = listener.local_addr() {
-                    eprintln!("acme-mcp: serving http://{local}{}", warden_acme::MCP_PATH);
-                }
-                warden_acme::serve_http_for(listener, server.as_deref()).await
-            }
-            Err(error) => Err(error.into()),
-        },
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("acme-mcp: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    warden_acme::cli::run(std::env::args().skip(1)).await
 }

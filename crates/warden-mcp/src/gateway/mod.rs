@@ -247,8 +247,11 @@ pub struct CallOutcome {
 
 impl Gateway {
     /// Start the gateway: start every upstream and wait (up to each one's timeout, in
-    /// parallel) for the first connections. Upstreams that are not up yet keep retrying in the
-    /// background.
+    /// parallel) for the first connections. An upstream whose command cannot be started (the
+    /// program does not exist or is not executable) is not waited for. The gateway starts
+    /// whatever happens to its upstreams and fails closed on those that are down: their tools
+    /// are not offered, and calls to them are refused with the reason
+    /// ([`Gateway::upstream_status`] says which and why). They keep retrying in the background.
     pub async fn start(
         engine: Arc<Engine>,
         settings: GatewaySettings,
@@ -276,10 +279,11 @@ impl Gateway {
                 Upstream::start(&u, scrub.clone(), stop.child_token()),
             );
         }
-        let waits = upstreams.values().map(|u| u.wait_ready(u.timeout()));
-        for w in waits {
-            // Sequential awaits of futures that all started at once: total wait is the slowest.
-            let _ = w.await;
+        // Every supervisor is running already; each wait's deadline counts from this one
+        // instant, so waiting for them in turn takes as long as the slowest, not the sum.
+        let begun = tokio::time::Instant::now();
+        for u in upstreams.values() {
+            let _ = u.wait_until(begun + u.timeout()).await;
         }
         let gateway = Arc::new(Gateway {
             engine,

@@ -7,6 +7,13 @@
 //! Calls made while an upstream is down fail at once with a clear error; calls in flight when it
 //! dies fail when the transport closes, and at the latest at their deadline.
 //!
+//! Upstreams start in parallel: each has its own supervisor from [`Upstream::start`], and
+//! [`Upstream::wait_until`] waits for one against a deadline the caller fixed once for all of
+//! them. A command that cannot be started (the program does not exist, or is not executable) is
+//! reported at once ([`UpstreamStatus::cannot_start`]) rather than waited for: nothing waits on
+//! it, and its supervisor keeps retrying in the background, so the upstream comes up if the
+//! program appears later.
+//!
 //! A request's deadline ([`Deadline`]) is `timeout_ms` without a word from the upstream, each
 //! progress notification starting the wait again, up to `max_timeout_ms` in all; a tool may have
 //! its own. A request that runs out of time is cancelled upstream (`notifications/cancelled`), and the upstream is
@@ -102,6 +109,9 @@ pub struct UpstreamStatus {
     pub last_error: Option<String>,
     /// How many tools it serves.
     pub tools: usize,
+    /// Its command cannot be started (the program does not exist or is not executable):
+    /// `last_error` names the command. Nothing waits for it; it is retried in the background.
+    pub cannot_start: bool,
 }
 
 #[derive(Clone, Default)]
@@ -116,6 +126,8 @@ struct Live {
     last_error: Option<String>,
     /// The upstream stopped answering and is being restarted (the circuit is open).
     hung: bool,
+    /// The last attempt could not start its command (missing, or not executable).
+    cannot_start: bool,
     /// Cancelled to make the supervisor kill the current connection.
     kill: Option<CancellationToken>,
 }
@@ -209,12 +221,18 @@ impl Shared {
     }
 
     fn down(&self, reason: String) {
+        self.fail(reason, false);
+    }
+
+    /// Mark it down for `reason`; `cannot_start`: its command could not be started at all.
+    fn fail(&self, reason: String, cannot_start: bool) {
         self.session.clear();
         {
             let mut l = self.write();
             l.peer = None;
             l.pid = None;
             l.last_error = Some(reason);
+            l.cannot_start = cannot_start;
         }
         self.changed.notify_waiters();
     }
@@ -389,16 +407,30 @@ impl Upstream {
         self.timeout
     }
 
-    /// Wait until the upstream has connected at least `connects` times, or `limit` passes.
-    /// Returns whether it is up.
+    /// Wait until the upstream has connected at least `connects` times, its command cannot be
+    /// started, or `limit` passes. Returns whether it is up.
     pub async fn wait_connects(&self, connects: u64, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
+        self.wait_connects_until(connects, tokio::time::Instant::now() + limit)
+            .await
+    }
+
+    /// Wait until the upstream is connected, its command cannot be started, or `deadline`
+    /// passes. Returns whether it is up. Waiting for several upstreams one after another with
+    /// the same start instant takes as long as the slowest, not the sum.
+    pub async fn wait_until(&self, deadline: tokio::time::Instant) -> bool {
+        self.wait_connects_until(1, deadline).await
+    }
+
+    async fn wait_connects_until(&self, connects: u64, deadline: tokio::time::Instant) -> bool {
         loop {
             let notified = self.shared.changed.notified();
             {
                 let l = self.shared.read();
                 if l.connects >= connects && l.peer.is_some() {
                     return true;
+                }
+                if l.cannot_start {
+                    return false;
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -407,7 +439,8 @@ impl Upstream {
         }
     }
 
-    /// Wait until the upstream is connected, or `limit` passes. Returns whether it is up.
+    /// Wait until the upstream is connected, its command cannot be started, or `limit` passes.
+    /// Returns whether it is up.
     pub async fn wait_ready(&self, limit: Duration) -> bool {
         self.wait_connects(1, limit).await
     }
@@ -422,6 +455,7 @@ impl Upstream {
             pid: l.pid,
             last_error: l.last_error.clone(),
             tools: l.tools.len(),
+            cannot_start: l.cannot_start,
         }
     }
 

@@ -228,17 +228,48 @@ pub fn resolve_program(program: &str) -> std::io::Result<std::path::PathBuf> {
     }
 }
 
+/// Why a connection attempt failed: the operator's message, and whether the command could not
+/// be started at all (then nothing waits for it; see [`Upstream::wait_until`]).
+struct Failure {
+    message: String,
+    cannot_start: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            cannot_start: false,
+        }
+    }
+}
+
+/// The failure to start `program`: a missing or non-executable program is named as such.
+fn start_failure(program: &str, e: &std::io::Error) -> Failure {
+    let what = match e.kind() {
+        std::io::ErrorKind::NotFound => Some("the program does not exist"),
+        std::io::ErrorKind::PermissionDenied => Some("the program is not executable"),
+        _ => None,
+    };
+    Failure {
+        message: match what {
+            Some(what) => format!("cannot start `{program}`: {what} ({e})"),
+            None => format!("cannot start `{program}`: {e}"),
+        },
+        cannot_start: what.is_some(),
+    }
+}
+
 fn connect<'a>(
     transport: &'a Transport,
     client: UpstreamClient,
     scrub_env: &'a [String],
     max_bytes: usize,
-) -> BoxFut<'a, Result<(Running, Option<u32>), String>> {
+) -> BoxFut<'a, Result<(Running, Option<u32>), Failure>> {
     Box::pin(async move {
         match transport {
             Transport::Command { program, args, env } => {
-                let path = resolve_program(program)
-                    .map_err(|e| format!("cannot start `{program}`: {e}"))?;
+                let path = resolve_program(program).map_err(|e| start_failure(program, &e))?;
                 let mut cmd = tokio::process::Command::new(&path);
                 cmd.args(args);
                 for v in scrub_env {
@@ -251,10 +282,10 @@ fn connect<'a>(
                     .kill_on_drop(true);
                 let mut child = cmd
                     .spawn()
-                    .map_err(|e| format!("cannot start `{}`: {e}", path.display()))?;
+                    .map_err(|e| start_failure(&path.display().to_string(), &e))?;
                 let pid = child.id();
                 let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-                    return Err(format!("cannot start `{}`: no stdio pipes", path.display()));
+                    return Err(format!("cannot start `{}`: no stdio pipes", path.display()).into());
                 };
                 let proc = LineTransport::new(stdout, stdin, max_bytes)
                     .with_child(child)
@@ -351,7 +382,7 @@ pub(super) async fn supervise(
                 "no MCP handshake within {} ms",
                 timeout.as_millis()
             )),
-            Ok(Err(e)) => shared.down(e),
+            Ok(Err(e)) => shared.fail(e.message, e.cannot_start),
             Ok(Ok((running, pid))) => {
                 let lists = tokio::time::timeout(timeout, fetch_lists(running.peer())).await;
                 match lists {
@@ -372,6 +403,7 @@ pub(super) async fn supervise(
                             l.prompts = Arc::new(prompts);
                             l.connects += 1;
                             l.hung = false;
+                            l.cannot_start = false;
                             l.kill = Some(kill.clone());
                         }
                         shared.changed.notify_waiters();

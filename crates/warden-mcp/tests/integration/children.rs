@@ -175,9 +175,16 @@ async fn an_upstream_that_cannot_start_is_down_with_a_clear_error() {
             .contains("cannot start `/nonexistent/acme-mcp`"),
         "{s:?}"
     );
-    // Its tools are not offered; a call is refused as unexposed (the upstream has no tools).
-    let client = agent(&gw, &alice()).await;
-    assert!(tool_names(client.peer()).await.is_empty());
+    forum_fails_closed(&gw).await;
+    gw.shutdown();
+}
+
+/// The forum upstream is down: its tools are not offered, and a call to one is refused as
+/// unexposed (the upstream has no tools).
+async fn forum_fails_closed(gw: &Arc<warden_mcp::Gateway>) {
+    let client = agent(gw, &alice()).await;
+    let names = tool_names(client.peer()).await;
+    assert!(!names.iter().any(|n| n.starts_with("forum.")), "{names:?}");
     let r = call(
         client.peer(),
         "forum.read_thread",
@@ -187,7 +194,6 @@ async fn an_upstream_that_cannot_start_is_down_with_a_clear_error() {
     assert!(is_error(&r));
     assert!(text(&r).contains("it is down"), "{}", text(&r));
     client.cancel().await.unwrap();
-    gw.shutdown();
 }
 
 #[tokio::test]
@@ -205,4 +211,101 @@ async fn at_name_means_the_binary_beside_the_running_executable() {
         warden_mcp::upstream::resolve_program("plain").unwrap(),
         std::path::PathBuf::from("plain")
     );
+}
+
+/// A watchdog, not a measurement: far longer than a start that does not wait for commands that
+/// cannot start, far shorter than the hour the upstreams below would otherwise be waited for.
+const WATCHDOG: Duration = Duration::from_secs(120);
+
+#[tokio::test]
+async fn commands_that_cannot_start_are_reported_at_once_with_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_executable = dir.path().join("not-executable-mcp");
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    let hour = Duration::from_secs(3600);
+    let ups = vec![
+        child(
+            "forum",
+            "/nonexistent/forum-mcp".into(),
+            vec![],
+            BTreeMap::new(),
+        )
+        .with_timeout(hour),
+        child(
+            "logs",
+            not_executable.display().to_string(),
+            vec![],
+            BTreeMap::new(),
+        )
+        .with_timeout(hour),
+        child("hr", "@no-such-binary".into(), vec![], BTreeMap::new()).with_timeout(hour),
+        acme_child("files").with_timeout(hour),
+    ];
+    let gw = tokio::time::timeout(WATCHDOG, start(ups, Arc::new(MemoryLog::new())))
+        .await
+        .expect("the gateway waited for upstreams whose commands cannot start");
+    let status: BTreeMap<String, _> = gw
+        .upstream_status()
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    let error = |name: &str| {
+        let s = &status[name];
+        assert!(!s.up && s.cannot_start, "{s:?}");
+        s.last_error.clone().unwrap_or_default()
+    };
+    let e = error("forum");
+    assert!(
+        e.contains("cannot start `/nonexistent/forum-mcp`: the program does not exist"),
+        "{e}"
+    );
+    let e = error("logs");
+    assert!(
+        e.contains(&format!(
+            "cannot start `{}`: the program is not executable",
+            not_executable.display()
+        )),
+        "{e}"
+    );
+    let e = error("hr");
+    assert!(
+        e.contains("cannot start `@no-such-binary`") && e.contains("was not found beside warden"),
+        "{e}"
+    );
+    // The upstream that can start is up; the others fail closed.
+    assert!(status["files"].up, "{:?}", status["files"]);
+    forum_fails_closed(&gw).await;
+    gw.shutdown();
+}
+
+#[tokio::test]
+async fn upstreams_start_concurrently() {
+    // Each child waits, before it becomes Acme, until every one of them has been started: they
+    // all come up only if they are started together.
+    const N: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let acme = workspace_bin("warden-acme", "acme-mcp");
+    let names = ["forum", "logs", "hr", "files"];
+    let ups = names
+        .iter()
+        .map(|name| {
+            let mut env = BTreeMap::new();
+            env.insert("DIR".to_string(), dir.path().display().to_string());
+            env.insert("ACME".to_string(), acme.display().to_string());
+            env.insert("ME".to_string(), name.to_string());
+            let script = format!(
+                "touch \"$DIR/$ME\"; i=0; \
+                 while [ \"$(ls \"$DIR\" | wc -l)\" -lt {N} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; \
+                 exec \"$ACME\" --server \"$ME\""
+            );
+            child(name, "sh".into(), vec!["-c".into(), script], env)
+                .with_timeout(Duration::from_secs(60))
+        })
+        .collect();
+    let gw = start(ups, Arc::new(MemoryLog::new())).await;
+    for s in gw.upstream_status() {
+        assert!(s.up, "{s:?}");
+        assert_eq!(s.connects, 1, "{s:?}");
+    }
+    gw.shutdown();
 }

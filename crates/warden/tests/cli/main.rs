@@ -5,7 +5,11 @@
 //! - policy: validate reports every problem with file and line (exit 2); test runs the cases.
 //! - catalog discover: drafts for the Acme servers are entries Warden loads, with guessed
 //!   audiences and act-as arguments; an unknown server is a usage error.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! - `serve`: `@acme-mcp` upstreams run with the warden binary alone; a command that cannot
+//!   start is named at once; `/healthz` and `/readyz` answer without a token, `/mcp` wants one.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -206,23 +210,9 @@ fn help_is_everywhere() {
     }
 }
 
-/// `acme-mcp`, beside the `warden` under test (built when it is not there yet).
-fn acme_mcp_built() {
-    let dir = Path::new(env!("CARGO_BIN_EXE_warden")).parent().unwrap();
-    if !dir.join("acme-mcp").exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-p", "warden-acme", "--bin", "acme-mcp"])
-            .current_dir(repo())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "cannot build acme-mcp");
-    }
-}
-
 #[test]
 fn catalog_discover_drafts_entries_warden_loads() {
-    acme_mcp_built();
+    // `@acme-mcp` is served by warden itself: no `acme-mcp` binary is needed.
     // Acme's catalog describes every tool: without --all there is nothing to draft.
     let o = warden(&[
         "catalog", "discover", "--config", CONFIG, "--server", "forum",
