@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A short fuzzing pass over every cargo-fuzz target (fuzz/): each runs for FUZZ_SECONDS
-# (default 60) from the seeds in fuzz/corpus/<target>, and any crash, hang (10 s per input) or
+# (default 30) from the seeds in fuzz/corpus/<target>, and any crash, hang (10 s per input) or
 # memory blow-up (2 GiB) fails the script. New inputs go to a scratch folder, never into the
 # committed seeds; a failing input is kept in fuzz/artifacts/<target>/.
 #
@@ -13,7 +13,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-seconds="${FUZZ_SECONDS:-60}"
+seconds="${FUZZ_SECONDS:-30}"
 targets=(stdio_frame http_request trace_reader config_loader decoders)
 export RUSTC_BOOTSTRAP=1
 

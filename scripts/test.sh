@@ -44,7 +44,7 @@ step "AgentDojo quick replay (benchmarks/agentdojo, a fixed subset of pairs thro
 WARDEN="$warden" benchmarks/agentdojo/run.sh --quick
 benchmarks/agentdojo/.venv/bin/python -m unittest discover -s benchmarks/agentdojo -p 'test_*.py'
 
-step "fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:-60} s from the committed seeds"
+step "fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:-30} s from the committed seeds"
 scripts/fuzz-smoke.sh
 
 if [ -x scripts/e2e.sh ]; then
