@@ -155,8 +155,27 @@ impl Engine {
                 .iter()
                 .any(|h| !template.names_host(h));
         f.fetch = fetch && !url_data;
-        // A call that sends only the person's own words carries nothing the mission read.
+        // Provenance of the values that direct the call.
+        let call = crate::provenance::Call {
+            spec,
+            args: &cx.call.args,
+            directing: &resolved.directing,
+            to_principal_only: resolved
+                .audience
+                .as_ref()
+                .is_some_and(|a| a.only(&cx.mission.principal)),
+        };
+        let p = crate::provenance::assess(cfg, call, cx.mission, s);
+        f.untrusted_direction = p.untrusted;
+        f.provenance = p.provenance;
+        // A call that sends only the person's own words carries nothing the mission read, when
+        // it goes where the person or a trusted output pointed (not to a destination nobody
+        // named, which a filled placeholder could still reach).
         let persons_words = spec.effect != Effect::Read
+            && f.provenance
+                .args
+                .values()
+                .all(|o| *o >= crate::provenance::Origin::Trusted)
             && content_is_the_persons(spec, &cx.call.args, &cx.mission.purpose);
         let taint_flows = (spec.effect != Effect::Read && !persons_words)
             || url_data
@@ -215,19 +234,6 @@ impl Engine {
         f.sensitive = cfg.sensitive.iter().any(|l| f.labels.contains(l.as_str()))
             || (spec.effect == Effect::Read
                 && resolved.labels.iter().any(|l| cfg.sensitive.contains(l)));
-        // Provenance of the values that direct the call.
-        let call = crate::provenance::Call {
-            spec,
-            args: &cx.call.args,
-            directing: &resolved.directing,
-            to_principal_only: resolved
-                .audience
-                .as_ref()
-                .is_some_and(|a| a.only(&cx.mission.principal)),
-        };
-        let p = crate::provenance::assess(cfg, call, cx.mission, s);
-        f.untrusted_direction = p.untrusted;
-        f.provenance = p.provenance;
         // Exposure: of the audience to everything flowing in, and of each host a link reaches
         // to what its URL carries.
         let mut exposure = resolved
