@@ -75,6 +75,8 @@ struct RawConfig {
     #[serde(default)]
     store: Option<toml::Value>,
     #[serde(default)]
+    audit: Option<toml::Value>,
+    #[serde(default)]
     breakers: Option<toml::Value>,
     #[serde(default)]
     demo: Option<toml::Value>,
@@ -229,8 +231,11 @@ pub struct Config {
     pub servers: Option<toml::Value>,
     /// The `[serve]` table, for the HTTP server.
     pub serve: Option<toml::Value>,
-    /// The `[store]` table.
-    pub store: Option<toml::Value>,
+    /// The top-level `store = "URL"`: where the audit chain and mission state are kept
+    /// (`memory:`, `sqlite://PATH`, `postgres://…`), as written.
+    pub store: Option<String>,
+    /// The `[audit]` table (signing key and checkpoints), read by the binary.
+    pub audit: Option<toml::Value>,
     /// The `[breakers]` table.
     pub breakers: Option<toml::Value>,
     /// The `[demo]` table.
@@ -421,6 +426,18 @@ impl Config {
             .tests
             .clone()
             .unwrap_or_else(|| format!("{}/tests", raw.policy.dir));
+        let store = match raw.store {
+            None => None,
+            Some(toml::Value::String(url)) => Some(url),
+            Some(_) => {
+                issues.push(
+                    file,
+                    locate_toml(text, &[], Some("store")),
+                    "`store` must be a string: `store = \"sqlite://warden.db\"` (before any table)",
+                );
+                None
+            }
+        };
         issues.finish(Config {
             name: raw.name.unwrap_or_else(|| "warden".into()),
             catalog,
@@ -437,7 +454,8 @@ impl Config {
             policy_tests,
             servers: raw.servers,
             serve: raw.serve,
-            store: raw.store,
+            store,
+            audit: raw.audit,
             breakers: raw.breakers,
             demo: raw.demo,
         })

@@ -2,6 +2,8 @@
 //! prints, and maps outcomes to exit codes (0 ok, 1 a check failed, 2 bad input).
 
 mod acme_cmd;
+mod audit_cmd;
+mod audit_text;
 mod catalog_cmd;
 mod demo;
 mod fs;
@@ -9,6 +11,8 @@ mod health;
 mod mcp_cmd;
 mod policy_cmd;
 mod replay_cmd;
+mod store_cfg;
+mod store_cmd;
 
 use std::process::ExitCode;
 
@@ -45,6 +49,15 @@ enum Command {
     Proxy(mcp_cmd::ProxyArgs),
     /// Guard many agents over streamable HTTP at /mcp (bearer tokens from `token_env`).
     Serve(mcp_cmd::ServeArgs),
+    /// Read and check the tamper-evident audit chain.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
+    },
+    /// Bring the store's schema up to date and print its version.
+    Migrate(store_cmd::MigrateArgs),
+    /// Write a new Ed25519 key pair for signing audit checkpoints.
+    Keygen(store_cmd::KeygenArgs),
     /// Run the Acme sev1 incident through Warden over real MCP and show each decision.
     Demo(demo::DemoArgs),
     /// Serve the Acme reference MCP server (what `@acme-mcp` upstreams run).
@@ -60,6 +73,9 @@ fn main() -> ExitCode {
         Command::Catalog { command } => catalog_cmd::run(command),
         Command::Proxy(a) => mcp_cmd::proxy(a),
         Command::Serve(a) => mcp_cmd::serve(a),
+        Command::Audit { command } => audit_cmd::run(command),
+        Command::Migrate(a) => store_cmd::migrate(a),
+        Command::Keygen(a) => store_cmd::keygen(a),
         Command::Demo(a) => demo::run(a),
         Command::AcmeMcp(a) => acme_cmd::run(a),
     };

@@ -177,3 +177,21 @@ fn advice_rules_from_the_configuration_flag_text() {
         "{scan:?}"
     );
 }
+
+#[test]
+fn the_store_is_a_url_string_and_the_audit_table_is_kept() {
+    let main = format!(
+        "store = \"sqlite://warden.db\"\n{}\n[audit]\ncheckpoint_every = 10\n",
+        acme_text()
+    );
+    let config = load_with(&main, &[]).unwrap();
+    assert_eq!(config.store.as_deref(), Some("sqlite://warden.db"));
+    assert!(config.audit.is_some());
+
+    let got = issues(&format!("store = 5\n{}", acme_text()), &[]);
+    assert!(
+        got.iter()
+            .any(|i| i.starts_with("warden.toml:1:") && i.contains("`store` must be a string")),
+        "{got:#?}"
+    );
+}

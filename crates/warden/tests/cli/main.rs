@@ -7,8 +7,12 @@
 //!   audiences and act-as arguments; an unknown server is a usage error.
 //! - `serve`: `@acme-mcp` upstreams run with the warden binary alone; a command that cannot
 //!   start is named at once; `/healthz` and `/readyz` answer without a token, `/mcp` wants one.
+//! - `audit` (and `migrate`, `keygen`): an SQLite chain verifies, then an edited record is
+//!   named (exit 1); export, show and tail read it; keys are never overwritten; migrate on a
+//!   fresh SQLite file and on PostgreSQL prints the schema version.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod audit;
 mod serve;
 
 use std::path::{Path, PathBuf};
