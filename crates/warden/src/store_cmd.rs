@@ -21,7 +21,7 @@ pub struct MigrateArgs {
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// Writes `PREFIX.pem` (private) and `PREFIX.pub.pem` (public).
-    #[arg(long, value_name = "PREFIX", conflicts_with_all = ["private", "public"], required_unless_present_all = ["private", "public"])]
+    #[arg(long, value_name = "PREFIX", conflicts_with_all = ["private", "public"], required_unless_present_any = ["private", "public"])]
     out: Option<PathBuf>,
     /// The private key file (PKCS#8 PEM, readable by its owner only).
     #[arg(long, value_name = "FILE", requires = "public")]

@@ -400,3 +400,55 @@ fn migrate_prints_the_schema_version_on_postgres() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn tail_follow_prints_records_appended_later() {
+    use std::io::BufRead;
+    let chain = Chain::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args([
+            "audit",
+            "tail",
+            "-n",
+            "0",
+            "--follow",
+            "--config",
+            "warden.toml",
+        ])
+        .current_dir(chain.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // Give the follower time to open the store, then append.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let url = format!("sqlite://{}", chain.path().join("audit.db").display());
+    runtime().block_on(async {
+        let store = warden_store::open(&url).await.unwrap();
+        store
+            .append(vec![outcome_record(
+                "d-deny",
+                "timeout",
+                "no answer in 30 s",
+            )])
+            .await
+            .unwrap();
+    });
+    let line = received.recv_timeout(std::time::Duration::from_secs(10));
+    child.kill().unwrap();
+    let _ = child.wait();
+    let line = line.unwrap();
+    assert!(line.trim_start().starts_with("6 "), "{line}");
+    assert!(
+        line.contains("timeout") && line.contains("no answer in 30 s"),
+        "{line}"
+    );
+}
