@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -367,9 +368,13 @@ async def multi_session(
 def warden_proxy_args(
     config: Path, agent: str, principal: str, mission: str, purpose: str
 ) -> list[str]:
+    # Each proxy records in an SQLite store of its own: mission state persists by identity, so
+    # runs that reuse one (agent, person, template, purpose) must not share a store.
+    store = Path(tempfile.mkdtemp(prefix="warden-store-")) / "warden.db"
     return [
         "proxy",
         "--config", str(config),
+        "--store", f"sqlite://{store}",
         "--agent", agent,
         "--principal", principal,
         "--mission", mission,
@@ -457,7 +462,8 @@ def warden_serve(config: Path, workdir: Path, tokens: dict[str, str]) -> Iterato
     env = {**os.environ, **tokens, "RUST_BACKTRACE": "1"}
     with open(log, "w") as errlog:
         proc = subprocess.Popen(
-            [str(WARDEN), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+            [str(WARDEN), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+             "--store", f"sqlite://{workdir / f'warden-{port}.db'}"],
             stdin=subprocess.DEVNULL,
             stdout=errlog,
             stderr=subprocess.STDOUT,

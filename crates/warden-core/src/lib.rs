@@ -6,8 +6,8 @@
 //! these types without changing them.
 //!
 //! The flow of one call is [`engine::Engine::decide`] → (log the [`model::Decision`]) →
-//! [`engine::Engine::commit`] → forward the [`engine::Permitted`] call → [`engine::Engine::absorb`]
-//! the output.
+//! [`engine::Engine::commit`] → forward the [`engine::Allowed`] call → [`engine::Engine::absorb`]
+//! the output. `warden-enforce` runs these steps, with the log durable before anything leaves.
 
 pub mod args;
 pub mod budget;
@@ -37,5 +37,5 @@ mod validation;
 pub mod words;
 
 pub use config::{Config, Sources};
-pub use engine::{Breakers, Call, Decided, Engine, Permitted};
+pub use engine::{Allowed, Breakers, Call, Decided, Engine, Receipt};
 pub use model::{Decision, Effect, Outcome};

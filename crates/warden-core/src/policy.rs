@@ -524,6 +524,26 @@ impl PolicyEngine {
         &self.all
     }
 
+    /// The version of the policy set: SHA-256 (hex) of every policy's text, in order of their
+    /// ids. Two loads of the same policies have the same version; any edit changes it.
+    pub fn version(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut texts: Vec<(String, String)> = self
+            .all
+            .policies()
+            .map(|p| (p.id().to_string(), p.to_string()))
+            .collect();
+        texts.sort();
+        let mut h = Sha256::new();
+        for (id, text) in texts {
+            h.update((id.len() as u64).to_be_bytes());
+            h.update(id.as_bytes());
+            h.update((text.len() as u64).to_be_bytes());
+            h.update(text.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+
     /// Which parts of the context the loaded policies read.
     pub fn context_use(&self) -> &ContextUse {
         &self.context_use

@@ -181,9 +181,9 @@ fn run_case(engine: &Engine, c: &RawCase, now_ms: i64) -> Result<Decision, Strin
             now,
         );
         engine.commit(&d.decision, &mut session, &mut usage);
-        match (&d.permitted, &b.output) {
+        match (&d.allowed, &b.output) {
             (Some(p), Some(o)) => {
-                engine.absorb(p, o, &mut session, &mut usage, now);
+                engine.absorb(p.receipt(), o, &mut session, &mut usage, now);
             }
             (None, _) => {
                 return Err(format!(

@@ -87,6 +87,23 @@ impl BoundedText {
         }
     }
 
+    /// Take in another copy's text: nothing when this text holds it already, the other when it
+    /// holds this one, else the other appended (bounded as [`BoundedText::push`]).
+    pub fn merge_from(&mut self, other: &BoundedText) {
+        self.overflowed |= other.overflowed;
+        if other.text.is_empty() || self.text.contains(other.text.as_str()) {
+            return;
+        }
+        if other.text.contains(self.text.as_str()) {
+            self.text.clone_from(&other.text);
+            return;
+        }
+        let overflowed = self.overflowed;
+        // Already lowercased: pushing lowercases again, which keeps it as it is.
+        self.push(other.text.trim_start_matches('\n'));
+        self.overflowed |= overflowed;
+    }
+
     /// True when the (lowercased) needle occurs in the kept text.
     pub fn contains(&self, needle: &str) -> bool {
         self.text.contains(&needle.to_lowercase())
@@ -182,6 +199,57 @@ impl SessionState {
             return;
         }
         self.taint.insert(src.label.clone(), src);
+    }
+
+    /// Take in what another copy of this mission's state holds (a replica's, or what the
+    /// store kept before a restart). The merge only adds: labels, flags, places, text and
+    /// fingerprints are united, counters take the larger value, and a label whose subjects
+    /// differ belongs to no one person. Merging the same state twice changes nothing, so
+    /// copies that merged each other agree.
+    pub fn merge_from(&mut self, other: &SessionState) {
+        self.calls = self.calls.max(other.calls);
+        self.allowed = self.allowed.max(other.allowed);
+        for src in other.taint.values() {
+            self.add_label(src.clone());
+        }
+        self.taint_overflow |= other.taint_overflow;
+        self.untrusted_input |= other.untrusted_input;
+        self.sensitive_read |= other.sensitive_read;
+        self.untrusted_elsewhere |= other.untrusted_elsewhere;
+        self.untrusted_places
+            .extend(other.untrusted_places.iter().cloned());
+        for (label, subject) in &other.label_subjects {
+            let merged = match self.label_subjects.get(label) {
+                None => subject.clone(),
+                Some(mine) if mine == subject => mine.clone(),
+                Some(_) => None,
+            };
+            self.label_subjects.insert(label.clone(), merged);
+        }
+        self.public_text.merge_from(&other.public_text);
+        self.untrusted_text.merge_from(&other.untrusted_text);
+        self.trusted_text.merge_from(&other.trusted_text);
+        self.untrusted_norm.merge_from(&other.untrusted_norm);
+        self.trusted_norm.merge_from(&other.trusted_norm);
+        for h in &other.history {
+            if !self.history.contains(h) {
+                self.history.push_back(h.clone());
+            }
+        }
+        if self.history.len() > 1 {
+            self.history
+                .make_contiguous()
+                .sort_by(|a, b| a.at_ms.cmp(&b.at_ms).then(a.call.cmp(&b.call)));
+        }
+        while self.history.len() > MAX_HISTORY {
+            self.history.pop_front();
+        }
+        self.secret_prints.merge_from(&other.secret_prints);
+        for (name, tail) in &other.sent_tails.0 {
+            if !self.sent_tails.0.iter().any(|(n, _)| n == name) {
+                self.sent_tails.0.push((name.clone(), tail.clone()));
+            }
+        }
     }
 
     /// Record a decided call in the history.

@@ -1,16 +1,12 @@
-//! Traces (JSON Lines, DESIGN §6) and their replay: each call decided in order, as the gateway
-//! would, with a call's output fed into its mission (whichever of its sessions made the call)
-//! only when the call was allowed.
-
-use std::collections::HashMap;
+//! Traces (JSON Lines, DESIGN §6): read into [`Step`]s here; replayed by `warden_enforce::replay`
+//! through the same pipeline as the gateway, each call decided in order, with a call's output
+//! fed into its mission (whichever of its sessions made the call) only when it was allowed.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Breakers, Call, Engine};
-use crate::mission::{Mission, MissionUsage};
+use crate::engine::Call;
 use crate::model::{Decision, Outcome};
-use crate::session::SessionState;
 
 /// The longest trace line accepted.
 pub const MAX_LINE_BYTES: usize = 4 << 20;
@@ -88,32 +84,50 @@ pub fn output_text(v: &Value) -> String {
     }
 }
 
-/// Replay one trace file. `start_ms` is the clock at the first line; each line advances it by
-/// one second unless the line gives `at_ms`.
-pub fn replay(
-    engine: &Engine,
-    file: &str,
-    text: &str,
-    start_ms: i64,
-) -> Result<Vec<Replayed>, TraceError> {
-    replay_timed(engine, file, text, start_ms, &|| 0)
+/// One step of a trace, in order: a mission granted, or a call made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// A mission line.
+    Mission {
+        /// 1-based line.
+        line: usize,
+        /// The mission id the trace uses.
+        id: String,
+        /// The template.
+        template: String,
+        /// The agent.
+        agent: String,
+        /// The person it acts for.
+        principal: String,
+        /// The person's own words.
+        purpose: String,
+        /// The clock at this line.
+        now: i64,
+    },
+    /// A call line.
+    Call {
+        /// 1-based line.
+        line: usize,
+        /// The mission it runs under (granted by an earlier line).
+        mission: String,
+        /// The session making it.
+        session: String,
+        /// The call.
+        call: Call,
+        /// What the tool answered, if the trace recorded it (absorbed only when allowed).
+        output: Option<Value>,
+        /// What the trace expects.
+        expect: Option<Outcome>,
+        /// The clock at this line.
+        now: i64,
+    },
 }
 
-/// [`replay`], filling each decision's `elapsed_us` from `micros`, a monotonic microsecond
-/// counter the caller owns (the core has no clock).
-pub fn replay_timed(
-    engine: &Engine,
-    file: &str,
-    text: &str,
-    start_ms: i64,
-    micros: &dyn Fn() -> u64,
-) -> Result<Vec<Replayed>, TraceError> {
-    let mut missions: HashMap<String, Mission> = HashMap::new();
-    let mut usage: HashMap<String, MissionUsage> = HashMap::new();
-    // The mission of each session, and the state of each mission (shared by its sessions).
-    let mut sessions: HashMap<String, String> = HashMap::new();
-    let mut states: HashMap<String, SessionState> = HashMap::new();
-    let breakers = Breakers::default();
+/// Read one trace file into its steps. `start_ms` is the clock at the first line; each line
+/// advances it by one second unless the line gives `at_ms`. The first bad line is an error
+/// naming the file and line. Steps are replayed, as the gateway decides calls, by
+/// `warden_enforce::replay`.
+pub fn steps(file: &str, text: &str, start_ms: i64) -> Result<Vec<Step>, TraceError> {
     let mut out = Vec::new();
     let mut now = start_ms;
     for (i, raw) in text.lines().enumerate() {
@@ -147,13 +161,15 @@ pub fn replay_timed(
                 if let Some(t) = at_ms {
                     now = t;
                 }
-                if missions.contains_key(&id) {
-                    return Err(err(format!("mission `{id}` is granted twice")));
-                }
-                let m = engine
-                    .grant(&id, &template, &agent, &principal, &purpose, now)
-                    .map_err(|e| err(format!("cannot grant mission `{id}`: {e}")))?;
-                missions.insert(id, m);
+                out.push(Step::Mission {
+                    line: lineno,
+                    id,
+                    template,
+                    agent,
+                    principal,
+                    purpose,
+                    now,
+                });
             }
             Line::Call {
                 mission,
@@ -168,45 +184,20 @@ pub fn replay_timed(
                 if let Some(t) = at_ms {
                     now = t;
                 }
-                let m = missions.get(&mission).ok_or_else(|| {
-                    err(format!(
-                        "call names mission `{mission}`, which no earlier line grants"
-                    ))
-                })?;
                 let expect = match expect.as_deref() {
                     None => None,
                     Some(e) => Some(Outcome::parse(e).ok_or_else(|| {
                         err(format!("expect must be allow, deny or ask, not `{e}`"))
                     })?),
                 };
-                let of = sessions.entry(session.clone()).or_insert(mission.clone());
-                if *of != mission {
-                    return Err(err(format!(
-                        "session `{session}` belongs to mission `{of}`, not `{mission}`"
-                    )));
-                }
-                // What a mission has read is its own, whichever of its sessions read it.
-                let state = states
-                    .entry(mission.clone())
-                    .or_insert_with(|| SessionState::new(session.clone(), mission.clone()));
-                state.id.clone_from(&session);
-                let u = usage.entry(mission.clone()).or_default();
-                let t0 = micros();
-                let mut decided =
-                    engine.decide(Call::new(server, tool, args), m, state, u, &breakers, now);
-                let t1 = micros();
-                if t1 > t0 {
-                    decided.decision.elapsed_us = Some(t1 - t0);
-                }
-                engine.commit(&decided.decision, state, u);
-                if let (Some(p), Some(o)) = (decided.permitted.as_ref(), output.as_ref()) {
-                    engine.absorb(p, &output_text(o), state, u, now);
-                }
-                out.push(Replayed {
-                    file: file.to_string(),
+                out.push(Step::Call {
                     line: lineno,
-                    decision: decided.decision,
+                    mission,
+                    session,
+                    call: Call::new(server, tool, args),
+                    output,
                     expect,
+                    now,
                 });
             }
         }

@@ -48,7 +48,7 @@
 //! process (the clients) at the start and end of the window.
 //!
 //! A breakdown follows, measured in process without MCP: `Engine::decide`, serializing the log
-//! entry, `commit` + `absorb` of the real `list_threads` output, and `JsonlLog::append` on tmpfs
+//! entry, `commit` + `absorb` of the real `list_threads` output, and `Store::append` (SQLite) on tmpfs
 //! and on disk (1 and 16 writers).
 //!
 //! Under `cargo test --benches` (no `--bench` argument) only a short breakdown runs.
@@ -63,7 +63,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{Read as _, Seek as _};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -80,7 +79,7 @@ use tokio::task::JoinSet;
 use warden_core::mission::MissionUsage;
 use warden_core::session::SessionState;
 use warden_core::{Breakers, Call, Config, Engine, Sources};
-use warden_mcp::{DecisionLog, EntryKind, JsonlLog, LogEntry};
+use warden_store::{AuditColumns, AuditConfig, AuditInput, AuditKind, Store};
 
 const AGENT: &str = "forum-helper";
 const PRINCIPAL: &str = "alice";
@@ -601,37 +600,66 @@ struct Probe {
     logs: Vec<PathBuf>,
 }
 
-fn file_len(p: &Path) -> u64 {
-    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+/// The `sqlite://` URL of a store file.
+fn store_url(p: &Path) -> String {
+    format!("sqlite://{}", p.display())
 }
 
-/// Decision-log entries appended to `path` after `offset`.
-fn read_decisions(path: &Path, offset: u64, into: &mut DecisionStats) {
-    let Ok(mut f) = std::fs::File::open(path) else {
+/// Remove a store file and its journal and checkpoints.
+fn remove_store(p: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+    }
+    if let Some(dir) = p.parent() {
+        let _ = std::fs::remove_file(dir.join("warden-checkpoints.jsonl"));
+    }
+}
+
+/// A store file opened to read (no checkpoints written from here).
+async fn open_store(p: &Path) -> Option<Arc<dyn Store>> {
+    let config = AuditConfig {
+        checkpoint_every: 0,
+        checkpoint_seconds: 0,
+        ..AuditConfig::default()
+    };
+    warden_store::open_with(&store_url(p), config).await.ok()
+}
+
+/// The last audit record's sequence number in the store file `p` (0 if none).
+async fn tail_seq(p: &Path) -> u64 {
+    match open_store(p).await {
+        Some(s) => s.audit_tail_seq().await.unwrap_or(0),
+        None => 0,
+    }
+}
+
+/// The decisions recorded in the store file `path` after record `offset`.
+async fn read_decisions(path: &Path, offset: u64, into: &mut DecisionStats) {
+    let Some(store) = open_store(path).await else {
         return;
     };
-    if f.seek(std::io::SeekFrom::Start(offset)).is_err() {
-        return;
-    }
-    let mut text = String::new();
-    if f.read_to_string(&mut text).is_err() {
-        return;
-    }
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            continue;
+    let mut from = offset + 1;
+    loop {
+        let Ok(page) = store.audit_range(from, warden_store::MAX_PAGE).await else {
+            return;
         };
-        // What came of each forward is logged beside its decision; only decisions count here.
-        if v.get("kind").and_then(Value::as_str) == Some("outcome") {
-            continue;
+        let Some(last) = page.last().map(|r| r.seq) else {
+            return;
+        };
+        for r in page {
+            // What came of each forward is recorded beside its decision; only decisions count.
+            if r.kind != AuditKind::Decision {
+                continue;
+            }
+            into.entries += 1;
+            if r.columns.outcome.as_deref() == Some("allow") {
+                into.allowed += 1;
+            }
+            if let Some(us) = r.body.get("elapsed_us").and_then(Value::as_u64) {
+                into.elapsed_us.push(us);
+            }
         }
-        into.entries += 1;
-        if v.get("decision").and_then(Value::as_str) == Some("allow") {
-            into.allowed += 1;
-        }
-        if let Some(us) = v.get("elapsed_us").and_then(Value::as_u64) {
-            into.elapsed_us.push(us);
-        }
+        from = last + 1;
     }
 }
 
@@ -703,7 +731,10 @@ async fn drive(
         });
     }
     barrier.wait().await;
-    let offsets: Vec<u64> = probe.logs.iter().map(|p| file_len(p)).collect();
+    let mut offsets: Vec<u64> = Vec::new();
+    for p in &probe.logs {
+        offsets.push(tail_seq(p).await);
+    }
     let me = std::process::id();
     let w0 = cpu_ticks(&probe.warden);
     let u0 = cpu_ticks(&probe.upstream);
@@ -738,7 +769,7 @@ async fn drive(
     if !probe.logs.is_empty() {
         let mut d = DecisionStats::default();
         for (p, off) in probe.logs.iter().zip(offsets) {
-            read_decisions(p, off, &mut d);
+            read_decisions(p, off, &mut d).await;
         }
         d.elapsed_us.sort_unstable();
         m.decisions = Some(d);
@@ -971,15 +1002,15 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
     };
     let mut wardens: Vec<(Place, Server, PathBuf)> = Vec::new();
     for &place in &o.places {
-        let log = env.log_dir(place).join("http-serve.jsonl");
-        let _ = std::fs::remove_file(&log);
+        let log = env.log_dir(place).join("http-serve.db");
+        remove_store(&log);
         let mut cmd = warden_command(env, o);
         cmd.arg("serve")
             .arg("--config")
             .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
-            .arg("--decision-log")
-            .arg(&log)
+            .arg("--store")
+            .arg(store_url(&log))
             .env(TOKEN_ENV, TOKEN);
         if let Some(n) = o.workers {
             cmd.args(["--workers", &n.to_string()]);
@@ -1148,9 +1179,8 @@ async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                     let dir = env.log_dir(place).join(format!("stdio-{n}"));
                     let _ = std::fs::remove_dir_all(&dir);
                     std::fs::create_dir_all(&dir).expect("log folder");
-                    let logs: Vec<PathBuf> = (0..n)
-                        .map(|i| dir.join(format!("proxy-{i}.jsonl")))
-                        .collect();
+                    let logs: Vec<PathBuf> =
+                        (0..n).map(|i| dir.join(format!("proxy-{i}.db"))).collect();
                     let cs = connect_stdio_many(n, |i| {
                         let mut cmd = warden_command(env, o);
                         cmd.arg("proxy")
@@ -1158,8 +1188,8 @@ async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                             .arg(&config)
                             .args(["--agent", AGENT, "--principal", PRINCIPAL])
                             .args(["--mission", MISSION, "--purpose", PURPOSE])
-                            .arg("--decision-log")
-                            .arg(&logs[i])
+                            .arg("--store")
+                            .arg(store_url(&logs[i]))
                             .current_dir(&env.repo);
                         (cmd, format!("warden proxy #{i}"))
                     })
@@ -1255,39 +1285,45 @@ fn stats_line(name: &str, ns: &mut [u64]) -> String {
     )
 }
 
-/// Append `per_thread` entries from each of `threads` threads; per-append latencies (ns) and the
-/// appends per second.
-fn log_appends(
+/// Append `per_writer` decision records from each of `writers` tasks to an SQLite store at
+/// `path`; per-append latencies (ns) and the appends per second.
+fn store_appends(
     path: &Path,
-    entry: &LogEntry,
-    threads: usize,
-    per_thread: usize,
+    record: &AuditInput,
+    writers: usize,
+    per_writer: usize,
 ) -> (Vec<u64>, f64) {
-    let _ = std::fs::remove_file(path);
-    let log = Arc::new(JsonlLog::open(path).expect("open log"));
-    let t0 = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let log = log.clone();
-            let entry = entry.clone();
-            std::thread::spawn(move || {
-                let mut v = Vec::with_capacity(per_thread);
-                for _ in 0..per_thread {
+    remove_store(path);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let out = rt.block_on(async {
+        let store = open_store(path).await.expect("open the store");
+        let t0 = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..writers {
+            let store = store.clone();
+            let record = record.clone();
+            set.spawn(async move {
+                let mut v = Vec::with_capacity(per_writer);
+                for _ in 0..per_writer {
                     let t = Instant::now();
-                    log.append(&entry).expect("append");
+                    store.append(vec![record.clone()]).await.expect("append");
                     v.push(t.elapsed().as_nanos() as u64);
                 }
                 v
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.join().expect("writer"));
-    }
-    let rate = all.len() as f64 / t0.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(path);
-    (all, rate)
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(v) = set.join_next().await {
+            all.extend(v.expect("writer"));
+        }
+        let rate = all.len() as f64 / t0.elapsed().as_secs_f64();
+        (all, rate)
+    });
+    remove_store(path);
+    out
 }
 
 fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
@@ -1330,17 +1366,23 @@ fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
             now,
         );
         let t1 = Instant::now();
-        let entry = LogEntry {
-            kind: EntryKind::Decision,
-            decision: d.decision,
+        let entry = AuditInput {
+            kind: AuditKind::Decision,
+            at_ms: d.decision.at_ms,
+            columns: AuditColumns {
+                decision_id: Some(d.decision.id.clone()),
+                outcome: Some(d.decision.decision.as_str().to_string()),
+                ..AuditColumns::default()
+            },
+            body: warden_enforce::decision_body(&d.decision, "decision", "bench"),
         };
-        let bytes = serde_json::to_vec(&entry).expect("serialize");
+        let bytes = warden_store::canonical_string(&entry.body).into_bytes();
         let t2 = Instant::now();
         let p = d
-            .permitted
-            .unwrap_or_else(|| panic!("call {i} not allowed: {:?}", entry.decision.reasons));
-        engine.commit(&entry.decision, &mut state, &mut usage);
-        engine.absorb(&p, &output, &mut state, &mut usage, now);
+            .allowed
+            .unwrap_or_else(|| panic!("call {i} not allowed: {:?}", d.decision.reasons));
+        engine.commit(&d.decision, &mut state, &mut usage);
+        engine.absorb(p.receipt(), &output, &mut state, &mut usage, now);
         let t3 = Instant::now();
         let dn = (t1 - t0).as_nanos() as u64;
         let an = (t3 - t2).as_nanos() as u64;
@@ -1441,15 +1483,15 @@ fn breakdown(repo: &Path, shm_dir: &Path, disk_dir: &Path, n: usize) -> String {
     for (place, dir) in [("tmpfs", shm_dir), ("disk", disk_dir)] {
         for threads in [1usize, 16] {
             let per = (appends / threads).max(10);
-            let (mut v, rate) = log_appends(&dir.join("append-bench.jsonl"), &entry, threads, per);
+            let (mut v, rate) = store_appends(&dir.join("append-bench.db"), &entry, threads, per);
             out.push_str(&stats_line(
-                &format!("`JsonlLog::append` on {place}, {threads} writer(s)"),
+                &format!("`Store::append` (SQLite) on {place}, {threads} writer(s)"),
                 &mut v,
             ));
             let _ = write!(rates, "{place}, {threads} writer(s): {rate:.0} appends/s; ");
         }
     }
-    let _ = writeln!(out, "\nDecision-log throughput: {rates}");
+    let _ = writeln!(out, "\nAudit append throughput: {rates}");
     out
 }
 

@@ -228,8 +228,11 @@ async fn run(calls: usize, rounds: usize) {
             .arg(repo.join("tests/load/warden.toml"))
             .args(["--agent", AGENT, "--principal", PRINCIPAL])
             .args(["--mission", MISSION, "--purpose", PURPOSE])
-            .arg("--decision-log")
-            .arg(log_dir.join(format!("round-{round}.jsonl")))
+            .arg("--store")
+            .arg(format!(
+                "sqlite://{}",
+                log_dir.join(format!("round-{round}.db")).display()
+            ))
             .current_dir(&repo);
         let rows = [
             measure("bare rmcp", bare, "list_threads", calls).await,

@@ -1,7 +1,5 @@
 //! Errors of the gateway. Messages are lowercase, name user input in backticks and say what to do.
 
-use crate::log::LogError;
-
 /// Why the gateway could not start or serve.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -14,9 +12,9 @@ pub enum GatewayError {
     /// A session's identity is incomplete or inconsistent.
     #[error("{0}")]
     Identity(String),
-    /// The decision log could not be opened or written.
+    /// The enforcement pipeline could not start (its store could not be read).
     #[error(transparent)]
-    Log(#[from] LogError),
+    Enforce(#[from] warden_enforce::EnforceError),
     /// Listening or serving failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -2,19 +2,17 @@
 //! the decision engine in between.
 //!
 //! ```text
-//! agent ──MCP──▶ WardenHandler ──▶ Gateway::call_tool ──▶ Engine::decide
-//!                                      │ log the decision (durably) ── failure denies
-//!                                      │ Engine::commit
+//! agent ──MCP──▶ WardenHandler ──▶ Gateway::call_tool ──▶ Enforcer::decide (warden-enforce)
+//!                                      │ decide, audit (durably), commit ── a store failure denies
 //!                                      │ deny / ask ─▶ tool result with isError and the reason
-//!                                      └ allow ─▶ Upstream::call(Permitted<Call>) ─▶ Engine::absorb ─▶ agent
+//!                                      └ allow ─▶ Enforcer::forward ─▶ Upstream::call(Permitted<Call>)
+//!                                                 ─▶ absorb (durably) ─▶ agent
 //! ```
 //!
 //! # Parts
 //!
 //! - [`settings`]: the `[servers]` and `[serve]` tables of `warden.toml`, validated with every
 //!   problem reported at once.
-//! - [`log`]: the [`DecisionLog`] trait; [`JsonlLog`] appends JSON Lines and fsyncs before it
-//!   returns (concurrent appends share one fsync); [`MemoryLog`] for tests.
 //! - [`upstream`]: one supervised connection per upstream server (a child process over stdio,
 //!   streamable HTTP, or an in-process duplex). A crashed upstream is restarted with backoff;
 //!   its lists are cached and refreshed on `notifications/*/list_changed` and on every
@@ -22,9 +20,9 @@
 //!   sampling, roots and elicitation requests, which are decided) goes to that request's agent
 //!   only ([`upstream::relay`]); only the client capabilities the catalog describes are
 //!   advertised upstream.
-//! - [`gateway`]: the enforcement pipeline ([`gateway::pipeline`]) and the per-session state
-//!   (one granted mission and one [`warden_core::session::SessionState`] per downstream MCP
-//!   session); the calls of a session run at once, each output absorbed before its agent
+//! - [`gateway`]: MCP requests through the enforcement pipeline ([`gateway::pipeline`]) and the
+//!   sessions (each with its granted mission, whose state the pipeline keeps in the store);
+//!   the calls of a session run at once, each output absorbed before its agent
 //!   receives it. Resources, prompts and completions ([`gateway::reads`]), subscriptions
 //!   ([`gateway::subscriptions`]), calls in rounds for 2026-07-28 clients ([`gateway::rounds`]).
 //!   `docs/mcp.md` describes every MCP feature through Warden.
@@ -46,10 +44,9 @@
 //!
 //! # Invariants
 //!
-//! - Only a [`warden_core::Permitted`] call can be forwarded: [`upstream::Upstream::call`] takes
-//!   one, and only the engine makes them.
-//! - A decision is in the decision log before its call leaves Warden; if the log cannot be
-//!   written the call is denied.
+//! - Only a [`warden_enforce::Permitted`] call can be forwarded: [`upstream::Upstream::call`]
+//!   takes one by value, and only the enforcer makes them, once the decision is durably in the
+//!   audit chain; if it cannot be written the call is denied.
 //! - The client's `Authorization` header and Warden's own agent tokens never reach an upstream:
 //!   the HTTP front strips the header after authenticating, upstream HTTP clients send no
 //!   credentials, and child processes are started without the agents' token variables.
@@ -63,7 +60,6 @@ pub mod gateway;
 pub mod handler;
 pub mod http;
 pub mod listener;
-pub mod log;
 pub mod naming;
 pub mod owners;
 mod rawhttp;
@@ -76,10 +72,6 @@ pub mod upstream;
 pub use error::GatewayError;
 pub use gateway::{Caller, Gateway, Identity, Session};
 pub use handler::WardenHandler;
-pub use log::{
-    DecisionLog, EntryKind, JsonlLog, LogEntry, LogError, MemoryLog, OutcomeEntry,
-    INLINE_WRITE_LIMIT,
-};
 pub use settings::{GatewaySettings, ServeSettings, Transport, UpstreamSettings};
 pub use upstream::{Connector, Deadline, Note, Relay, Upstream, UpstreamError, UpstreamStatus};
 

@@ -23,7 +23,6 @@
 //! [serve]
 //! listen = "127.0.0.1:8080"          # `warden serve` (default 127.0.0.1:8080)
 //! max_message_bytes = 4194304        # largest JSON-RPC message accepted from a client
-//! decision_log = "decisions.jsonl"   # relative to warden.toml
 //! allowed_hosts = ["warden.internal"] # Host headers accepted (default: loopback only)
 //! workers = 1                        # async worker threads of `warden serve` (default: one per core)
 //!
@@ -65,7 +64,7 @@
 //! Like the rest of the configuration, every problem is reported at once, with its line.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use toml::Value;
@@ -219,8 +218,6 @@ pub struct ServeSettings {
     pub listen: String,
     /// Largest JSON-RPC message accepted from a client (stdio line or HTTP body).
     pub max_message_bytes: usize,
-    /// The decision log, resolved against the configuration's folder.
-    pub decision_log: Option<PathBuf>,
     /// `Host` headers accepted by `warden serve`; empty means rmcp's loopback default.
     pub allowed_hosts: Vec<String>,
     /// Async worker threads of `warden serve`; `None` is one per core. On a machine Warden
@@ -248,7 +245,6 @@ impl Default for ServeSettings {
         ServeSettings {
             listen: DEFAULT_LISTEN.to_string(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            decision_log: None,
             allowed_hosts: Vec::new(),
             workers: None,
             header_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
@@ -333,7 +329,7 @@ impl GatewaySettings {
         cfg: &Config,
         file: &str,
         text: Option<&str>,
-        base: &Path,
+        _base: &Path,
     ) -> Result<GatewaySettings, ConfigError> {
         let mut cx = Ctx {
             file,
@@ -358,7 +354,7 @@ impl GatewaySettings {
         }
         let serve = match &cfg.serve {
             None => ServeSettings::default(),
-            Some(Value::Table(t)) => parse_serve(&mut cx, t, base),
+            Some(Value::Table(t)) => parse_serve(&mut cx, t),
             Some(_) => {
                 cx.push(&[], None, "`serve` must be a table".into());
                 ServeSettings::default()
@@ -612,7 +608,7 @@ fn millis(
     }
 }
 
-fn parse_serve(cx: &mut Ctx<'_>, t: &toml::map::Map<String, Value>, base: &Path) -> ServeSettings {
+fn parse_serve(cx: &mut Ctx<'_>, t: &toml::map::Map<String, Value>) -> ServeSettings {
     let path = ["serve"];
     let mut s = ServeSettings::default();
     for k in t.keys() {
@@ -648,21 +644,12 @@ fn parse_serve(cx: &mut Ctx<'_>, t: &toml::map::Map<String, Value>, base: &Path)
                 .into(),
         ),
     }
-    match t.get("decision_log") {
-        None => {}
-        Some(Value::String(p)) if !p.trim().is_empty() => {
-            let p = Path::new(p);
-            s.decision_log = Some(if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            });
-        }
-        Some(_) => cx.push(
+    if t.contains_key("decision_log") {
+        cx.push(
             &path,
             Some("decision_log"),
-            "serve.decision_log must be a file path".into(),
-        ),
+            "serve.decision_log is gone: every decision is in the store's audit chain (top-level `store = …`); `warden audit export --format jsonl` prints the same lines".into(),
+        );
     }
     match t.get("allowed_hosts") {
         None => {}

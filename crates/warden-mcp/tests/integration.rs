@@ -44,6 +44,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "integration/audit_log.rs"]
+mod audit_log;
 #[path = "integration/common.rs"]
 mod common;
 

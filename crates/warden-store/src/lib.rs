@@ -192,6 +192,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         value: &Value,
     ) -> Result<(), StoreError>;
 
+    /// Replaces one entry of a mission's data if its version is still `expected` (0: the entry
+    /// does not exist), and returns its new version; `None` when another writer changed it
+    /// first, and then nothing is written. Writers that read, merge and swap this way never
+    /// lose each other's changes.
+    async fn swap_mission_data(
+        &self,
+        mission_id: &str,
+        key: &str,
+        value: &Value,
+        expected: u64,
+    ) -> Result<Option<u64>, StoreError>;
+
     /// Spends `amount` of a mission's budget if `spent + amount <= limit`, atomically, and
     /// returns what remains; otherwise spends nothing and says how much was spent.
     async fn spend(

@@ -233,10 +233,31 @@ impl Store for MemoryStore {
             .missions
             .entry(mission_id.to_string())
             .or_default()
-            .data
-            .insert(key.to_string(), value.clone());
+            .put(key, value);
         self.feed.send(Change::Mission(mission_id.to_string()));
         Ok(())
+    }
+
+    async fn swap_mission_data(
+        &self,
+        mission_id: &str,
+        key: &str,
+        value: &Value,
+        expected: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let swapped = {
+            let mut shared = self.shared.lock();
+            let mission = shared.missions.entry(mission_id.to_string()).or_default();
+            if mission.versions.get(key).copied().unwrap_or(0) == expected {
+                Some(mission.put(key, value))
+            } else {
+                None
+            }
+        };
+        if swapped.is_some() {
+            self.feed.send(Change::Mission(mission_id.to_string()));
+        }
+        Ok(swapped)
     }
 
     async fn spend(

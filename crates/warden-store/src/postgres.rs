@@ -536,13 +536,19 @@ impl Store for PgStore {
             for (label, sources) in taint {
                 state.taint.insert(label, parse_sources(&sources)?);
             }
-            let data: Vec<(String, String)> =
-                sqlx::query_as("SELECT key, value FROM mission_data WHERE mission_id = $1")
-                    .bind(mission_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            for (key, value) in data {
-                state.data.insert(key, parse_json(&value, "mission data")?);
+            let data: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT key, value, version FROM mission_data WHERE mission_id = $1",
+            )
+            .bind(mission_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (key, value, version) in data {
+                state
+                    .data
+                    .insert(key.clone(), parse_json(&value, "mission data")?);
+                state
+                    .versions
+                    .insert(key, u64::try_from(version).unwrap_or(0));
             }
             let budgets: Vec<(String, i64, i64)> =
                 sqlx::query_as("SELECT name, spent, lim FROM mission_budget WHERE mission_id = $1")
@@ -590,8 +596,9 @@ impl Store for PgStore {
         let notice = self.notice(&Change::Mission(mission_id.to_string()));
         timed(async {
             sqlx::query(
-                "WITH w AS (INSERT INTO mission_data (mission_id, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (mission_id, key) DO UPDATE SET value = EXCLUDED.value) \
+                "WITH w AS (INSERT INTO mission_data (mission_id, key, value, version) \
+                 VALUES ($1, $2, $3, 1) ON CONFLICT (mission_id, key) DO UPDATE \
+                 SET value = EXCLUDED.value, version = mission_data.version + 1) \
                  SELECT pg_notify($4, $5)",
             )
             .bind(mission_id)
@@ -602,6 +609,53 @@ impl Store for PgStore {
             .execute(self.pool())
             .await?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn swap_mission_data(
+        &self,
+        mission_id: &str,
+        key: &str,
+        value: &Value,
+        expected: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let expected_i = to_i64(expected, "version")?;
+        let text = canonical_string(value);
+        let notice = self.notice(&Change::Mission(mission_id.to_string()));
+        timed(async {
+            // The notice is sent only when the row was written (`w` returns a row).
+            let written: Option<i64> = if expected == 0 {
+                sqlx::query_as(
+                    "WITH w AS (INSERT INTO mission_data (mission_id, key, value, version) \
+                     VALUES ($1, $2, $3, 1) ON CONFLICT (mission_id, key) DO NOTHING \
+                     RETURNING version) SELECT pg_notify($4, $5)::text, version FROM w",
+                )
+                .bind(mission_id)
+                .bind(key)
+                .bind(&text)
+                .bind(&self.db.channel)
+                .bind(&notice)
+                .fetch_optional(self.pool())
+                .await?
+                .map(|(_, v): (Option<String>, i64)| v)
+            } else {
+                sqlx::query_as(
+                    "WITH w AS (UPDATE mission_data SET value = $3, version = version + 1 \
+                     WHERE mission_id = $1 AND key = $2 AND version = $6 RETURNING version) \
+                     SELECT pg_notify($4, $5)::text, version FROM w",
+                )
+                .bind(mission_id)
+                .bind(key)
+                .bind(&text)
+                .bind(&self.db.channel)
+                .bind(&notice)
+                .bind(expected_i)
+                .fetch_optional(self.pool())
+                .await?
+                .map(|(_, v): (Option<String>, i64)| v)
+            };
+            Ok(written.map(|v| u64::try_from(v).unwrap_or(0)))
         })
         .await
     }

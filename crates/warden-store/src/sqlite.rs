@@ -458,13 +458,18 @@ impl Store for SqliteStore {
             for (label, sources) in taint {
                 state.taint.insert(label, parse_sources(&sources)?);
             }
-            let data: Vec<(String, String)> =
-                sqlx::query_as("SELECT key, value FROM mission_data WHERE mission_id = ?")
+            let data: Vec<(String, String, i64)> =
+                sqlx::query_as("SELECT key, value, version FROM mission_data WHERE mission_id = ?")
                     .bind(mission_id)
                     .fetch_all(&mut *tx)
                     .await?;
-            for (key, value) in data {
-                state.data.insert(key, parse_json(&value, "mission data")?);
+            for (key, value, version) in data {
+                state
+                    .data
+                    .insert(key.clone(), parse_json(&value, "mission data")?);
+                state
+                    .versions
+                    .insert(key, u64::try_from(version).unwrap_or(0));
             }
             let budgets: Vec<(String, i64, i64)> =
                 sqlx::query_as("SELECT name, spent, lim FROM mission_budget WHERE mission_id = ?")
@@ -512,8 +517,9 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         timed(async {
             sqlx::query(
-                "INSERT INTO mission_data (mission_id, key, value) VALUES (?, ?, ?) \
-                 ON CONFLICT (mission_id, key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO mission_data (mission_id, key, value, version) VALUES (?, ?, ?, 1) \
+                 ON CONFLICT (mission_id, key) DO UPDATE SET value = excluded.value, \
+                 version = mission_data.version + 1",
             )
             .bind(mission_id)
             .bind(key)
@@ -525,6 +531,47 @@ impl Store for SqliteStore {
         .await?;
         self.feed.send(Change::Mission(mission_id.to_string()));
         Ok(())
+    }
+
+    async fn swap_mission_data(
+        &self,
+        mission_id: &str,
+        key: &str,
+        value: &Value,
+        expected: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let expected_i = to_i64(expected, "version")?;
+        let text = crate::canonical::canonical_string(value);
+        let swapped = timed(async {
+            let done = if expected == 0 {
+                sqlx::query(
+                    "INSERT INTO mission_data (mission_id, key, value, version) VALUES (?, ?, ?, 1) \
+                     ON CONFLICT (mission_id, key) DO NOTHING",
+                )
+                .bind(mission_id)
+                .bind(key)
+                .bind(&text)
+                .execute(self.pool())
+                .await?
+            } else {
+                sqlx::query(
+                    "UPDATE mission_data SET value = ?, version = version + 1 \
+                     WHERE mission_id = ? AND key = ? AND version = ?",
+                )
+                .bind(&text)
+                .bind(mission_id)
+                .bind(key)
+                .bind(expected_i)
+                .execute(self.pool())
+                .await?
+            };
+            Ok::<_, StoreError>((done.rows_affected() == 1).then_some(expected + 1))
+        })
+        .await?;
+        if swapped.is_some() {
+            self.feed.send(Change::Mission(mission_id.to_string()));
+        }
+        Ok(swapped)
     }
 
     async fn spend(

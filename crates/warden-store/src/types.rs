@@ -233,8 +233,22 @@ pub struct MissionState {
     pub taint: Taint,
     /// Counters and history, opaque to the store: the engine owns them.
     pub data: BTreeMap<String, Value>,
+    /// The version of each data entry: 1 when first written, one more at each write (see
+    /// [`crate::Store::swap_mission_data`]).
+    #[serde(default)]
+    pub versions: BTreeMap<String, u64>,
     /// Its budgets by name.
     pub budgets: BTreeMap<String, Budget>,
+}
+
+impl MissionState {
+    /// Writes one data entry and bumps its version; returns the new version.
+    pub(crate) fn put(&mut self, key: &str, value: &Value) -> u64 {
+        self.data.insert(key.to_string(), value.clone());
+        let version = self.versions.entry(key.to_string()).or_insert(0);
+        *version += 1;
+        *version
+    }
 }
 
 /// A spend refused: it would go over the limit. Nothing was spent.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use warden_core::discover::{draft, ToolInfo};
-use warden_mcp::{Gateway, MemoryLog};
+use warden_mcp::Gateway;
 
 use crate::mcp_cmd::load;
 
@@ -52,7 +52,10 @@ fn discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let gw = Gateway::start(Arc::new(engine), settings, Arc::new(MemoryLog::new())).await;
+        // Nothing is decided while discovering: an in-memory store.
+        let store = warden_store::open("memory:").await?;
+        let enforcer = warden_enforce::Enforcer::start(Arc::new(engine), store).await?;
+        let gw = Gateway::start(enforcer, settings).await;
         let mut out = format!(
             "# Draft catalog entries from the upstreams' tool lists (`warden catalog discover`).\n\
              # Review every line marked REVIEW before adding an entry to `{}`.\n",

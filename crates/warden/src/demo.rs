@@ -20,10 +20,8 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 use warden_core::{Config, Decision, Engine, Outcome, Sources};
 use warden_mcp::gateway::{refusal_text, thousands};
-use warden_mcp::{
-    DecisionLog, Gateway, GatewaySettings, Identity, JsonlLog, MemoryLog, UpstreamSettings,
-    WardenHandler,
-};
+use warden_mcp::{Gateway, GatewaySettings, Identity, UpstreamSettings, WardenHandler};
+use warden_store::{AuditKind, Store};
 
 /// Arguments of `warden demo`.
 #[derive(Debug, Args)]
@@ -32,9 +30,10 @@ pub struct DemoArgs {
     /// built into warden).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// Where to write the decision log (default: a new temporary folder).
+    /// The store to audit decisions in (default: `sqlite://…/warden.db` in a new temporary
+    /// folder, printed at the start).
     #[arg(long)]
-    pub decision_log: Option<PathBuf>,
+    pub store: Option<String>,
 }
 
 mod embedded {
@@ -180,32 +179,17 @@ async fn connect_agent(gw: &Arc<Gateway>, id: &str, who: &Identity) -> anyhow::R
         .context("the scripted agent could not connect to Warden")
 }
 
-/// The decision behind a tool result: Warden's structured content for refusals, else the log.
-fn decision_for(log: &MemoryLog, before: usize) -> Option<Decision> {
-    log.entries().get(before).map(|e| e.decision.clone())
-}
-
-/// Logs to the file and keeps a copy in memory for the table.
-struct Tee {
-    file: JsonlLog,
-    memory: MemoryLog,
-}
-
-impl DecisionLog for Tee {
-    fn append(&self, entry: &warden_mcp::LogEntry) -> Result<(), warden_mcp::LogError> {
-        self.file.append(entry)?;
-        self.memory.append(entry)
-    }
-
-    fn append_outcome(&self, entry: &warden_mcp::OutcomeEntry) -> Result<(), warden_mcp::LogError> {
-        self.file.append_outcome(entry)?;
-        self.memory.append_outcome(entry)
-    }
+/// The first decision recorded after audit record `after`, read back from the store.
+async fn decision_after(store: &dyn Store, after: u64) -> Option<Decision> {
+    let records = store.audit_range(after + 1, 64).await.ok()?;
+    records
+        .into_iter()
+        .find(|r| r.kind == AuditKind::Decision)
+        .and_then(|r| serde_json::from_value(r.body).ok())
 }
 
 async fn run_steps(
     gw: &Arc<Gateway>,
-    tee: &Tee,
     scenario: &'static str,
     session: &str,
     steps: Vec<Step>,
@@ -233,7 +217,8 @@ async fn run_steps(
                 *body = Value::String(b.replace("{log}", &quoted));
             }
         }
-        let before = tee.memory.len();
+        let store = gw.enforcer().store().clone();
+        let before = store.audit_tail_seq().await.unwrap_or(0);
         let args = step.args.as_object().cloned().unwrap_or_default();
         let r = agent
             .peer()
@@ -245,10 +230,11 @@ async fn run_steps(
             label: step.label,
             tool: step.tool,
             expect: step.expect,
-            decision: decision_for(&tee.memory, before),
+            decision: None,
             result: None,
             error: None,
         };
+        row.decision = decision_after(store.as_ref(), before).await;
         match r {
             Ok(res) => {
                 if step.tool == "logs.query_logs" && res.is_error != Some(true) {
@@ -385,20 +371,24 @@ fn print_table(rows: &[Row]) -> bool {
 /// Run `warden demo`.
 pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let (engine, config_name) = load_config(a.config.as_deref())?;
-    let log_path = match &a.decision_log {
-        Some(p) => p.clone(),
-        None => std::env::temp_dir()
-            .join(format!(
+    // The embedded default store, in a new temporary folder unless `--store` names one.
+    let (url, folder) = match &a.store {
+        Some(u) => (u.clone(), None),
+        None => {
+            let dir = std::env::temp_dir().join(format!(
                 "warden-demo-{}-{}",
                 std::process::id(),
                 crate::fs::now_ms()
-            ))
-            .join("decisions.jsonl"),
+            ));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create `{}`", dir.display()))?;
+            (
+                format!("sqlite://{}", dir.join("warden.db").display()),
+                Some(dir),
+            )
+        }
     };
-    let tee = Arc::new(Tee {
-        file: JsonlLog::open(&log_path)?,
-        memory: MemoryLog::new(),
-    });
+    let target = crate::store_cfg::store_target(None, Some(&url))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -409,7 +399,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             upstreams: acme_upstreams(&acme),
             ..GatewaySettings::default()
         };
-        let gw = Gateway::start(Arc::new(engine), settings, tee.clone()).await;
+        let store = crate::store_cfg::open_store(&target).await?;
+        let enforcer = warden_enforce::Enforcer::start(Arc::new(engine), store.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let gw = Gateway::start(enforcer, settings).await;
         let down: Vec<String> = gw
             .upstream_status()
             .into_iter()
@@ -423,7 +417,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  config:       {config_name}");
         println!("  upstreams:    Acme {} (in process)", warden_acme::SERVERS.join(", "));
         println!("  agent:        forum-helper, acting for alice, mission answer-forum-question");
-        println!("  decision log: {}", log_path.display());
+        println!("  store:        {}", target.display_url());
 
         let read = |label| Step {
             label,
@@ -440,7 +434,6 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         let mut rows = Vec::new();
         run_steps(
             &gw,
-            &tee,
             "sev1 incident: the agent answers in public, as alice",
             "demo-incident",
             vec![
@@ -464,7 +457,6 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         let dms_before = acme.direct_messages().len();
         run_steps(
             &gw,
-            &tee,
             "sev1 safe path: the same answer, privately to alice",
             "demo-safe-path",
             vec![
@@ -511,15 +503,21 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 ok = false;
             }
         }
-        let mut by_outcome: BTreeMap<&str, usize> = BTreeMap::new();
-        for e in tee.memory.entries() {
-            *by_outcome.entry(e.decision.decision.as_str()).or_default() += 1;
+        let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
+        let mut decisions = 0usize;
+        for r in store.audit_range(1, warden_store::MAX_PAGE).await? {
+            if r.kind == AuditKind::Decision {
+                decisions += 1;
+                *by_outcome
+                    .entry(r.columns.outcome.unwrap_or_default())
+                    .or_default() += 1;
+            }
         }
+        store.checkpoint_now().await?;
         println!();
         println!(
-            "{} decisions logged to {} ({}) before any call was forwarded.",
-            tee.memory.len(),
-            log_path.display(),
+            "{decisions} decisions recorded in the audit chain of {} ({}) before any call was forwarded.",
+            target.display_url(),
             by_outcome
                 .iter()
                 .map(|(k, v)| format!("{v} {k}"))
@@ -527,6 +525,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 .join(", ")
         );
         gw.shutdown();
+        if folder.is_some() {
+            println!("Check it: warden audit verify --store {url}");
+        }
         if ok {
             println!("demo: every outcome as expected");
             Ok(ExitCode::SUCCESS)

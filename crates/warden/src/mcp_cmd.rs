@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use warden_core::Engine;
+use warden_enforce::Enforcer;
 use warden_mcp::http::Tokens;
-use warden_mcp::{DecisionLog, Gateway, GatewaySettings, Identity, JsonlLog};
+use warden_mcp::{Gateway, GatewaySettings, Identity};
 
 use crate::fs::{load_engine, now_ms};
 
@@ -30,10 +31,10 @@ pub struct ProxyArgs {
     /// The principal's own words for the task.
     #[arg(long, env = "WARDEN_PURPOSE", default_value = "")]
     pub purpose: String,
-    /// The decision log (JSON Lines); default: `serve.decision_log`, else
-    /// `warden-decisions.jsonl` in the current folder.
-    #[arg(long)]
-    pub decision_log: Option<PathBuf>,
+    /// The store (`memory:`, `sqlite://PATH`, `postgres://…`); default: the configuration's
+    /// `store`, else `warden.db` beside it.
+    #[arg(long, env = "WARDEN_STORE")]
+    pub store: Option<String>,
 }
 
 /// Arguments of `warden serve`.
@@ -45,10 +46,10 @@ pub struct ServeArgs {
     /// Listen address (default: `serve.listen`, else 127.0.0.1:8080).
     #[arg(long)]
     pub listen: Option<String>,
-    /// The decision log (JSON Lines); default: `serve.decision_log`, else
-    /// `warden-decisions.jsonl` in the current folder.
-    #[arg(long)]
-    pub decision_log: Option<PathBuf>,
+    /// The store (`memory:`, `sqlite://PATH`, `postgres://…`); default: the configuration's
+    /// `store`, else `warden.db` beside it.
+    #[arg(long, env = "WARDEN_STORE")]
+    pub store: Option<String>,
     /// Async worker threads (default: `serve.workers`, else one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=warden_mcp::settings::MAX_WORKERS as i64))]
     pub workers: Option<u16>,
@@ -57,7 +58,8 @@ pub struct ServeArgs {
 /// A started gateway and what the commands print about it.
 struct Started {
     gateway: Arc<Gateway>,
-    log_path: PathBuf,
+    /// The store, as printed (no password).
+    store: String,
 }
 
 /// A multi-threaded runtime with `workers` worker threads (`None`: one per core).
@@ -92,16 +94,19 @@ pub fn load(config: &Path) -> anyhow::Result<(Engine, GatewaySettings)> {
 async fn start(
     config: &Path,
     (engine, mut settings): (Engine, GatewaySettings),
-    decision_log: Option<PathBuf>,
+    store: Option<String>,
     listen: Option<String>,
 ) -> anyhow::Result<Started> {
     if let Some(l) = listen {
         settings.serve.listen = l;
     }
-    let log_path = decision_log
-        .or_else(|| settings.serve.decision_log.clone())
-        .unwrap_or_else(|| PathBuf::from("warden-decisions.jsonl"));
-    let log: Arc<dyn DecisionLog> = Arc::new(JsonlLog::open(&log_path)?);
+    let target = crate::store_cfg::store_target(Some(config), store.as_deref())?;
+    let store = crate::store_cfg::open_store(&target).await?;
+    let enforcer = Enforcer::start(Arc::new(engine), store)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot start enforcing on `{}`: {e}", target.display_url())
+        })?;
     for w in &settings.warnings {
         eprintln!("warden: warning: {w}");
     }
@@ -111,7 +116,7 @@ async fn start(
             config.display()
         );
     }
-    let gateway = Gateway::start(Arc::new(engine), settings, log).await;
+    let gateway = Gateway::start(enforcer, settings).await;
     for gap in gateway.catalog_gaps() {
         eprintln!("warden: warning: {gap}");
     }
@@ -129,14 +134,17 @@ async fn start(
             );
         }
     }
-    Ok(Started { gateway, log_path })
+    Ok(Started {
+        gateway,
+        store: target.display_url(),
+    })
 }
 
 /// Run `warden proxy`.
 pub fn proxy(a: ProxyArgs) -> anyhow::Result<ExitCode> {
     let loaded = load(&a.config)?;
     runtime(None)?.block_on(async move {
-        let started = start(&a.config, loaded, a.decision_log.clone(), None).await?;
+        let started = start(&a.config, loaded, a.store.clone(), None).await?;
         let gw = started.gateway;
         let id = format!("stdio-{}-{}", std::process::id(), now_ms());
         let who = Identity {
@@ -147,12 +155,12 @@ pub fn proxy(a: ProxyArgs) -> anyhow::Result<ExitCode> {
         };
         let session = gw.open_session(&id, &who, None)?;
         eprintln!(
-            "warden: proxy session `{}`: agent `{}` for `{}` on mission `{}`; decisions in `{}`",
+            "warden: proxy session `{}`: agent `{}` for `{}` on mission `{}`; decisions audited in `{}`",
             session.name(),
             who.agent,
             who.principal,
             who.template,
-            started.log_path.display()
+            started.store
         );
         let served = warden_mcp::stdio::serve_stdio(gw.clone(), session).await;
         gw.shutdown();
@@ -166,7 +174,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let loaded = load(&a.config)?;
     let workers = a.workers.map(usize::from).or(loaded.1.serve.workers);
     runtime(workers)?.block_on(async move {
-        let started = start(&a.config, loaded, a.decision_log.clone(), a.listen.clone()).await?;
+        let started = start(&a.config, loaded, a.store.clone(), a.listen.clone()).await?;
         let gw = started.gateway;
         let (tokens, warnings) = Tokens::from_env(gw.engine());
         for w in &warnings {
@@ -183,12 +191,12 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on `{addr}`"))?;
         let local = listener.local_addr()?;
         eprintln!(
-            "warden: serving http://{local}{} for {} agent(s) (health: {} and {}); decisions in `{}`",
+            "warden: serving http://{local}{} for {} agent(s) (health: {} and {}); decisions audited in `{}`",
             warden_mcp::http::MCP_PATH,
             tokens.len(),
             crate::health::HEALTHZ,
             crate::health::READYZ,
-            started.log_path.display()
+            started.store
         );
         let health = crate::health::routes(gw.clone());
         let result =

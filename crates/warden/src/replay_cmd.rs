@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use warden_core::trace::{replay_timed, Replayed};
+use warden_core::trace::Replayed;
+use warden_enforce::replay::Replayer;
 
 use crate::fs::{load_engine, now_ms};
 
@@ -62,16 +63,26 @@ fn print_text(r: &Replayed) {
 /// Run `warden replay`.
 pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let (engine, _) = load_engine(&a.config)?;
+    let engine = Arc::new(engine);
     let start = a.now_ms.unwrap_or_else(now_ms);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     let mut mismatches = Vec::new();
     let mut total = 0usize;
     for t in &a.traces {
         let text = std::fs::read_to_string(t)
             .with_context(|| format!("cannot read trace `{}`", t.display()))?;
         let name = t.display().to_string();
-        let epoch = Instant::now();
-        let micros = || u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let results = replay_timed(&engine, &name, &text, start, &micros)
+        // Each file through the gateway's pipeline, on its own in-memory store: the trace's
+        // missions are its own.
+        let results = rt
+            .block_on(async {
+                let store = warden_store::open("memory:").await?;
+                let replayer = Replayer::new(engine.clone(), store).await?;
+                anyhow::Ok(replayer.replay(&name, &text, start).await?)
+            })
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for r in results {
             total += 1;

@@ -148,6 +148,21 @@ impl SecretPrints {
         }
     }
 
+    /// Take in another copy's fingerprints (a union, bounded as [`SecretPrints::add`]).
+    pub fn merge_from(&mut self, other: &SecretPrints) {
+        self.overflowed |= other.overflowed;
+        if other.hashes.is_empty() {
+            return;
+        }
+        self.hashes.extend_from_slice(&other.hashes);
+        self.hashes.sort_unstable();
+        self.hashes.dedup();
+        if self.hashes.len() > MAX_PRINTS {
+            self.hashes.truncate(MAX_PRINTS);
+            self.overflowed = true;
+        }
+    }
+
     /// True when `text` (folded, forwards or backwards) holds a piece of a kept secret.
     pub fn found_in(&self, key: u64, text: &str) -> bool {
         if self.hashes.is_empty() {

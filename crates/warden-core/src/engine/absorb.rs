@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::types::{Call, Permitted, PRIVILEGED_ADVICE};
+use super::types::{Receipt, PRIVILEGED_ADVICE};
 use super::Engine;
 use crate::catalog::{RecordCount, ToolSpec, UNTRUSTED};
 use crate::config::Config;
@@ -19,7 +19,7 @@ impl Engine {
     /// record and byte budgets. Returns the labels the output carries.
     pub fn absorb(
         &self,
-        permitted: &Permitted<Call>,
+        permitted: &Receipt,
         output: &str,
         session: &mut SessionState,
         usage: &mut MissionUsage,

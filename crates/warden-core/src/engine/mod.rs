@@ -2,13 +2,13 @@
 //!
 //! The steps follow DESIGN §3: breakers, resolve, ceiling, mission, flow, policy (Cedar twice:
 //! the agent, then the person it acts for), combine (deny overrides ask overrides allow; no
-//! permit denies; any error denies). An allowed call comes back as a [`Permitted`] value, the
-//! only thing the gateway can forward; after it returns, [`Engine::absorb`] labels its output
-//! and feeds the session.
+//! permit denies; any error denies). An allowed call comes back as an [`Allowed`] value, which the
+//! enforcement pipeline turns into the only thing an upstream takes once the decision is durably
+//! logged; after it returns, [`Engine::absorb`] labels its output and feeds the session.
 //!
 //! The engine is split by concern, one file each:
 //!
-//! - `types`: what goes in and comes out ([`Call`], [`Permitted`], [`Breakers`], [`Decided`]);
+//! - `types`: what goes in and comes out ([`Call`], [`Allowed`], [`Receipt`], [`Breakers`], [`Decided`]);
 //! - `pipeline`: the steps of [`Engine::decide`] and [`Engine::commit`];
 //! - `flow`: the information-flow facts of a call (labels in, exposure, fetch, provenance);
 //! - `context`: the Cedar context policies read;
@@ -34,7 +34,7 @@ pub use absorb::{content_labels, EMAILS_FOR_PII};
 pub(crate) use explain::excerpt;
 pub use explain::{clock_time, thousands};
 pub use flow::{MAX_SOURCES, URL_TOKEN_MIN};
-pub use types::{Breakers, Call, Decided, Permitted, PRIVILEGED_ADVICE};
+pub use types::{Allowed, Breakers, Call, Decided, Receipt, PRIVILEGED_ADVICE};
 
 use context::Wanted;
 

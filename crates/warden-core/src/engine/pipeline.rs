@@ -7,7 +7,7 @@ use cedar_policy::EntityUid;
 
 use super::context::{Wanted, ARGS, ARG_SUMMARIES};
 use super::explain::{explain_flow, uid_text};
-use super::types::{Breakers, Call, Ctx, Decided, Inner, Permitted};
+use super::types::{Allowed, Breakers, Call, Ctx, Decided, Inner, Receipt};
 use super::Engine;
 use crate::catalog::{Resolved, ToolSpec};
 use crate::entity::uid;
@@ -42,19 +42,17 @@ impl Engine {
         };
         let (mut decision, permit) = self.decide_inner(&cx);
         decision.tool = name;
-        let permitted = match permit {
-            Some(p) if decision.decision == Outcome::Allow => Some(Permitted {
+        let allowed = match permit {
+            Some(p) if decision.decision == Outcome::Allow => Some(Allowed {
                 inner: call,
-                decision_id: decision.id.clone(),
-                tool: p.tool,
-                resource_labels: p.resource_labels,
+                receipt: Receipt {
+                    decision_id: decision.id.clone(),
+                    ..p.receipt
+                },
             }),
             _ => None,
         };
-        Decided {
-            decision,
-            permitted,
-        }
+        Decided { decision, allowed }
     }
 
     fn decide_inner(&self, cx: &Ctx<'_>) -> Inner {
@@ -294,13 +292,15 @@ impl Engine {
         }
         d.flow = flow;
         d.exposure = exposure;
-        let permitted = (d.decision == Outcome::Allow).then(|| Permitted {
+        let allowed = (d.decision == Outcome::Allow).then(|| Allowed {
             inner: (),
-            decision_id: String::new(),
-            tool: spec.name.clone(),
-            resource_labels: resolved.labels.clone(),
+            receipt: Receipt {
+                decision_id: String::new(),
+                tool: spec.name.clone(),
+                resource_labels: resolved.labels.clone(),
+            },
         });
-        (d, permitted)
+        (d, allowed)
     }
 
     /// A policy's `@reason`, or the fallback (built only when there is no reason).

@@ -88,32 +88,65 @@ impl std::io::Write for HashWriter {
     }
 }
 
-/// A value that Warden has authorized. Only [`Engine::decide`](super::Engine::decide) makes
-/// one, so code that forwards calls upstream can take a `Permitted<Call>` and cannot forget to
-/// check.
-#[derive(Debug, Clone)]
-pub struct Permitted<T> {
-    // Visible to the engine's modules only: nothing outside the engine can make one.
-    pub(super) inner: T,
+/// What absorbing the output of an allowed call needs: the decision that allowed it, the
+/// catalog tool and the labels of the resource it read. Cheap to clone, so that what an
+/// upstream says while the call runs (progress, log messages) can be absorbed too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
     pub(super) decision_id: String,
     pub(super) tool: String,
     pub(super) resource_labels: BTreeSet<String>,
 }
 
-impl<T> Permitted<T> {
-    /// The authorized value.
+impl Receipt {
+    /// The id of the decision that allowed the call.
+    pub fn decision_id(&self) -> &str {
+        &self.decision_id
+    }
+
+    /// The catalog name of the tool (`server.tool`).
+    pub fn tool(&self) -> &str {
+        &self.tool
+    }
+
+    /// The labels of the resource the call reads.
+    pub fn resource_labels(&self) -> &BTreeSet<String> {
+        &self.resource_labels
+    }
+}
+
+/// A value the engine allowed. Only [`Engine::decide`](super::Engine::decide) makes one.
+///
+/// It is not yet a call that may leave Warden: the decision must first be durably logged. The
+/// enforcement pipeline (`warden-enforce`) turns an `Allowed` into the `Permitted` that
+/// upstream clients take, and only after the decision's audit record is committed. It is not
+/// `Clone`.
+#[derive(Debug)]
+pub struct Allowed<T> {
+    // Visible to the engine's modules only: nothing outside the engine can make one.
+    pub(super) inner: T,
+    pub(super) receipt: Receipt,
+}
+
+impl<T> Allowed<T> {
+    /// The allowed value.
     pub fn get(&self) -> &T {
         &self.inner
     }
 
     /// The id of the decision that allowed it.
     pub fn decision_id(&self) -> &str {
-        &self.decision_id
+        &self.receipt.decision_id
     }
 
-    /// Take the value out (to send it).
-    pub fn into_inner(self) -> T {
-        self.inner
+    /// What absorbing its output needs.
+    pub fn receipt(&self) -> &Receipt {
+        &self.receipt
+    }
+
+    /// The value and its receipt.
+    pub fn into_parts(self) -> (T, Receipt) {
+        (self.inner, self.receipt)
     }
 }
 
@@ -136,12 +169,12 @@ pub struct Decided {
     /// The decision (always present; log it before forwarding).
     pub decision: Decision,
     /// The call, when the decision is allow.
-    pub permitted: Option<Permitted<Call>>,
+    pub allowed: Option<Allowed<Call>>,
 }
 
 /// A decision and, when allowed, the facts the permitted call needs (the call itself is
 /// attached by [`Engine::decide`](super::Engine::decide), without copying it).
-pub(super) type Inner = (Decision, Option<Permitted<()>>);
+pub(super) type Inner = (Decision, Option<Allowed<()>>);
 
 pub(super) struct Ctx<'a> {
     pub(super) call: &'a Call,

@@ -49,8 +49,9 @@ impl Run {
             NOW,
         );
         self.e.commit(&d.decision, &mut self.s, &mut self.u);
-        if let (Some(p), Some(out)) = (&d.permitted, output) {
-            self.e.absorb(p, out, &mut self.s, &mut self.u, NOW);
+        if let (Some(p), Some(out)) = (&d.allowed, output) {
+            self.e
+                .absorb(p.receipt(), out, &mut self.s, &mut self.u, NOW);
         }
         (d.decision.decision, d.decision.summary())
     }

@@ -136,11 +136,11 @@ fn parts_of_a_read_secret_are_labelled_and_fingerprints_keep_no_secret() {
         json!({"path": "services/billing/.env"}),
     );
     let d = e.decide(read, &m, &s, &u, &Breakers::default(), NOW);
-    let p = d.permitted.expect("reading is allowed");
+    let p = d.allowed.expect("reading is allowed");
     e.commit(&d.decision, &mut s, &mut u);
     let secret = "sk_live_51HqLyjWDarjtT1zdp7dcXYZ0123456789abcdef";
     e.absorb(
-        &p,
+        p.receipt(),
         &format!("STRIPE_SECRET_KEY={secret}\n"),
         &mut s,
         &mut u,

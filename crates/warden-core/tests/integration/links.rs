@@ -36,9 +36,9 @@ fn after_reading_logs(e: &Engine) -> (Mission, SessionState, MissionUsage) {
         json!({"source": "auth", "query": "user=bob"}),
     );
     let d = e.decide(read, &m, &s, &u, &Breakers::default(), NOW);
-    let p = d.permitted.expect("reading the logs is allowed");
+    let p = d.allowed.expect("reading the logs is allowed");
     e.commit(&d.decision, &mut s, &mut u);
-    e.absorb(&p, LOG, &mut s, &mut u, NOW);
+    e.absorb(p.receipt(), LOG, &mut s, &mut u, NOW);
     (m, s, u)
 }
 

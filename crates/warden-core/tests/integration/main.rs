@@ -30,7 +30,6 @@ mod audience;
 mod budgets;
 mod common;
 mod config_errors;
-mod corpus;
 mod encodings;
 mod large_sets;
 mod links;

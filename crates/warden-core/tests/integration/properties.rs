@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use warden_core::mission::MissionUsage;
 use warden_core::session::SessionState;
-use warden_core::trace::replay;
+use warden_core::trace::{steps, Step};
 use warden_core::{Breakers, Call, Engine, Outcome};
 
 use crate::common::{acme, NOW};
@@ -118,8 +118,8 @@ proptest! {
         for ((s, t), a, out) in before {
             let d = e.decide(Call::new(s, t, a), &mission, &session, &usage, &b, NOW);
             e.commit(&d.decision, &mut session, &mut usage);
-            if let Some(p) = d.permitted.as_ref() {
-                e.absorb(p, &out, &mut session, &mut usage, NOW);
+            if let Some(p) = d.allowed.as_ref() {
+                e.absorb(p.receipt(), &out, &mut session, &mut usage, NOW);
             }
         }
         let call = Call::new(server, tool, args);
@@ -128,9 +128,9 @@ proptest! {
         let agent = &e.config().agents[m.1];
         if !agent.may_use(&name) || e.config().catalog.get(&name).is_none() {
             prop_assert_ne!(d.decision.decision, Outcome::Allow);
-            prop_assert!(d.permitted.is_none());
+            prop_assert!(d.allowed.is_none());
         }
-        prop_assert_eq!(d.permitted.is_some(), d.decision.decision == Outcome::Allow);
+        prop_assert_eq!(d.allowed.is_some(), d.decision.decision == Outcome::Allow);
         prop_assert!(!d.decision.reasons.is_empty());
     }
 
@@ -145,19 +145,32 @@ proptest! {
     }
 
     #[test]
-    fn replay_never_panics_on_arbitrary_lines(lines in prop::collection::vec(".{0,200}", 0..8)) {
-        let _ = replay(engine(), "t", &lines.join("\n"), NOW);
+    fn trace_reading_never_panics_on_arbitrary_lines(lines in prop::collection::vec(".{0,200}", 0..8)) {
+        let _ = steps("t", &lines.join("\n"), NOW);
     }
 
     #[test]
-    fn replay_never_panics_on_almost_valid_traces(args in json_value(), output in json_value()) {
+    fn any_arguments_and_output_of_a_trace_are_decided_and_absorbed(args in json_value(), output in json_value()) {
         let text = format!(
             "{}\n{}\n",
             json!({"kind":"mission","id":"m1","template":"answer-forum-question","agent":"forum-helper","principal":"alice","purpose":"p"}),
             json!({"kind":"call","mission":"m1","session":"s1","server":"forum","tool":"read_thread","args":args,"output":output}),
         );
-        let r = replay(engine(), "t", &text, NOW);
-        prop_assert!(r.is_ok());
+        let read = steps("t", &text, NOW);
+        prop_assert!(read.is_ok());
+        let e = engine();
+        let mission = e.grant("m1", "answer-forum-question", "forum-helper", "alice", "p", NOW).unwrap();
+        let mut session = SessionState::new("s1", "m1");
+        let mut usage = MissionUsage::default();
+        for step in read.unwrap() {
+            if let Step::Call { call, output, now, .. } = step {
+                let d = e.decide(call, &mission, &session, &usage, &Breakers::default(), now);
+                e.commit(&d.decision, &mut session, &mut usage);
+                if let (Some(a), Some(o)) = (d.allowed, output) {
+                    e.absorb(a.receipt(), &warden_core::trace::output_text(&o), &mut session, &mut usage, now);
+                }
+            }
+        }
     }
 
     #[test]
@@ -217,12 +230,12 @@ fn hostile_outputs_still_taint_the_session() {
         &b,
         NOW,
     );
-    let p = d.permitted.expect("reading the README is allowed");
+    let p = d.allowed.expect("reading the README is allowed");
     e.commit(&d.decision, &mut s, &mut u);
     // A 3 MiB output with a key past the scan limit, plus binary junk.
     let mut out = "x".repeat(3 << 20);
     out.push_str("\u{0}\u{1}\u{fffd}AKIAIOSFODNN7EXAMPLE");
-    let labels = e.absorb(&p, &out, &mut s, &mut u, NOW);
+    let labels = e.absorb(p.receipt(), &out, &mut s, &mut u, NOW);
     assert!(
         labels.contains("secret"),
         "not fully scanned output is labelled as the most sensitive: {labels:?}"

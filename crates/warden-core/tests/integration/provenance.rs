@@ -33,9 +33,9 @@ fn after_page(purpose: &str) -> (Mission, SessionState, MissionUsage) {
         json!({"url": "https://vendor.example/docs"}),
     );
     let d = e.decide(read, &m, &s, &u, &Breakers::default(), NOW);
-    let p = d.permitted.expect("fetching a public page is allowed");
+    let p = d.allowed.expect("fetching a public page is allowed");
     e.commit(&d.decision, &mut s, &mut u);
-    e.absorb(&p, PAGE, &mut s, &mut u, NOW);
+    e.absorb(p.receipt(), PAGE, &mut s, &mut u, NOW);
     (m, s, u)
 }
 
@@ -174,10 +174,10 @@ fn the_policy_context_says_where_each_value_came_from() {
         json!({"path": "docs/public/partners.md"}),
     );
     let r = e.decide(read, &m, &s, &u, &Breakers::default(), NOW);
-    let permitted = r.permitted.expect("a public file is readable");
+    let permitted = r.allowed.expect("a public file is readable");
     e.commit(&r.decision, &mut s, &mut u);
     e.absorb(
-        &permitted,
+        permitted.receipt(),
         "Billing: billing@partner.example",
         &mut s,
         &mut u,

@@ -9,8 +9,9 @@
 //! HTTP), the agent, the principal, the template and the purpose. Over stdio it is the one
 //! mission of the proxy process. That function is the one place the key is made.
 //!
-//! The states live in memory here, behind `Missions`; persistence across restarts and replicas
-//! comes with the store. At most [`MAX_DORMANT`] missions without a live session are kept; past
+//! The states are [`MissionCell`]s of the enforcement pipeline, which keeps them in the store:
+//! the mission id is a hash of the key ([`mission_id`]), the same on every replica and after a
+//! restart. At most [`MAX_DORMANT`] missions without a live session are kept; past
 //! that, the one idle longest is forgotten.
 
 use std::collections::{BTreeSet, HashMap};
@@ -18,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use warden_core::mission::{Mission, MissionUsage};
-use warden_core::session::SessionState;
+use warden_core::mission::Mission;
+use warden_enforce::MissionCell;
 
-use super::{lock, Identity, SessionInner};
+use super::{lock, Identity};
 
 /// The most missions kept that no live session uses.
 pub const MAX_DORMANT: usize = 4096;
@@ -47,15 +48,20 @@ pub fn mission_key(who: &Identity, token: Option<&[u8; 32]>) -> MissionKey {
     h.finalize().into()
 }
 
-/// The state every session of one mission shares.
-pub(crate) type SharedState = Arc<tokio::sync::Mutex<SessionInner>>;
+/// The id of the mission under `key`: `m-` and 16 hex digits of its SHA-256. The same on every
+/// replica and after a restart, so the mission's state in the store is found again; it reveals
+/// nothing of the token or identity it was made from.
+pub fn mission_id(key: &MissionKey) -> String {
+    let digest = Sha256::digest(key);
+    format!("m-{}", hex::encode(digest.get(..8).unwrap_or_default()))
+}
 
 /// One mission: its grant, what it may use, and its state.
 #[derive(Clone)]
 pub(crate) struct MissionEntry {
     pub(crate) mission: Mission,
     pub(crate) visible: Arc<BTreeSet<String>>,
-    pub(crate) state: SharedState,
+    pub(crate) state: Arc<MissionCell>,
     last_used: Instant,
 }
 
@@ -86,16 +92,12 @@ impl Missions {
             e.visible = Arc::new(visible);
             return Ok(e.clone());
         }
-        let id = format!("m-{}", crate::naming::session_name(&hex::encode(key)));
+        let id = mission_id(key);
         let (mission, visible) = grant(&id)?;
-        let state = SessionInner {
-            state: SessionState::new("", mission.id.clone()),
-            usage: MissionUsage::default(),
-        };
         let entry = MissionEntry {
-            mission,
             visible: Arc::new(visible),
-            state: Arc::new(tokio::sync::Mutex::new(state)),
+            state: Arc::new(MissionCell::new(mission.id.clone())),
+            mission,
             last_used: Instant::now(),
         };
         let dormant = map

@@ -1,7 +1,8 @@
-//! The gateway: the engine, the upstreams, the decision log and the live sessions.
+//! The gateway: the enforcement pipeline, the upstreams and the live sessions.
 //!
-//! One [`Session`] per downstream MCP session holds one granted mission and one
-//! [`SessionState`]. The pipeline of each request is in [`pipeline`]; resources, prompts and
+//! One [`Session`] per downstream MCP session holds one granted mission and its state (a
+//! [`MissionCell`], shared by the mission's sessions and kept in the store). Every request goes
+//! through the [`Enforcer`]: this crate parses and renders MCP. The pipeline of each request is in [`pipeline`]; resources, prompts and
 //! completions in [`reads`]; the words agents read in [`text`]. Different sessions, and the
 //! calls of one session, run in parallel.
 //!
@@ -14,18 +15,18 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolResult, LoggingLevel, Tool};
 use rmcp::{Peer, RoleServer};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
-use warden_core::mission::{Mission, MissionUsage};
+use warden_core::mission::Mission;
 use warden_core::session::SessionState;
 use warden_core::{Breakers, Decision, Engine};
+use warden_enforce::{Actor, Enforcer, MissionCell};
 
-use crate::log::DecisionLog;
 use crate::settings::GatewaySettings;
 use crate::upstream::{
     Change, ClientAsks, ListKind, Upstream, UpstreamStatus, ELICITATION, ROOTS, SAMPLING,
@@ -69,12 +70,6 @@ impl Drop for LiveGuard {
     }
 }
 
-/// The state of a session that calls change.
-pub(crate) struct SessionInner {
-    pub(crate) state: SessionState,
-    pub(crate) usage: MissionUsage,
-}
-
 /// One downstream session: its mission and its state.
 pub struct Session {
     id: String,
@@ -86,7 +81,7 @@ pub struct Session {
     /// SHA-256 of the bearer token that opened it (HTTP), checked on every request.
     token: Option<[u8; 32]>,
     /// The mission's state, shared by its sessions (see [`missions`]).
-    inner: missions::SharedState,
+    inner: Arc<MissionCell>,
     last_used: Mutex<Instant>,
     /// The least severe log level the agent asked for (`logging/setLevel`); none: no log
     /// messages.
@@ -175,28 +170,25 @@ impl Session {
         lock(&self.sinks).retain(|(k, _)| *k != n);
     }
 
-    /// A copy of the mission's state (for tests and diagnostics).
+    /// A copy of the mission's state as this process sees it (for tests and diagnostics).
     pub async fn state(&self) -> SessionState {
-        self.lock_state().await.state.clone()
+        self.inner.snapshot().await.0
     }
 
-    /// The mission's state, locked, with this session as the one acting (what it absorbs is
-    /// recorded as read in this session).
-    pub(crate) async fn lock_state(&self) -> tokio::sync::MutexGuard<'_, SessionInner> {
-        let mut inner = self.inner.lock().await;
-        if inner.state.id != self.name {
-            inner.state.id.clone_from(&self.name);
+    /// Who acts in this session, for the enforcement pipeline.
+    pub(crate) fn actor(&self) -> Actor<'_> {
+        Actor {
+            mission: &self.mission,
+            cell: &self.inner,
+            session: &self.name,
         }
-        inner
     }
 }
 
-/// The gateway: engine, upstreams, decision log and live sessions.
+/// The gateway: the enforcement pipeline, the upstreams and the live sessions.
 pub struct Gateway {
-    engine: Arc<Engine>,
+    enforcer: Arc<Enforcer>,
     upstreams: BTreeMap<String, Upstream>,
-    log: Arc<dyn DecisionLog>,
-    breakers: RwLock<Breakers>,
     live: Arc<AtomicUsize>,
     stateless: Mutex<HashMap<[u8; 32], Arc<Session>>>,
     /// Sessions of HTTP MCP sessions, by `Mcp-Session-Id`: shared by the rmcp handler of the
@@ -252,12 +244,9 @@ impl Gateway {
     /// whatever happens to its upstreams and fails closed on those that are down: their tools
     /// are not offered, and calls to them are refused with the reason
     /// ([`Gateway::upstream_status`] says which and why). They keep retrying in the background.
-    pub async fn start(
-        engine: Arc<Engine>,
-        settings: GatewaySettings,
-        log: Arc<dyn DecisionLog>,
-    ) -> Arc<Gateway> {
+    pub async fn start(enforcer: Arc<Enforcer>, settings: GatewaySettings) -> Arc<Gateway> {
         let stop = CancellationToken::new();
+        let engine = enforcer.engine_arc().clone();
         let scrub: Vec<String> = engine
             .config()
             .agents
@@ -285,11 +274,10 @@ impl Gateway {
         for u in upstreams.values() {
             let _ = u.wait_until(begun + u.timeout()).await;
         }
+        drop(engine);
         let gateway = Arc::new(Gateway {
-            engine,
+            enforcer,
             upstreams,
-            log,
-            breakers: RwLock::new(Breakers::default()),
             live: Arc::new(AtomicUsize::new(0)),
             stateless: Mutex::new(HashMap::new()),
             http_sessions: Mutex::new(HashMap::new()),
@@ -360,7 +348,12 @@ impl Gateway {
 
     /// The engine.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.enforcer.engine()
+    }
+
+    /// The enforcement pipeline.
+    pub fn enforcer(&self) -> &Arc<Enforcer> {
+        &self.enforcer
     }
 
     /// The settings it runs with.
@@ -383,7 +376,7 @@ impl Gateway {
     /// schema names that its catalog entry does not declare (calls that pass them are denied).
     /// One line each, for the operator.
     pub fn catalog_gaps(&self) -> Vec<String> {
-        let catalog = &self.engine.config().catalog;
+        let catalog = &self.engine().config().catalog;
         let mut out = Vec::new();
         for (server, u) in &self.upstreams {
             let mut tools = u.tools();
@@ -421,9 +414,9 @@ impl Gateway {
         self.live.load(Ordering::SeqCst)
     }
 
-    /// Replace the breakers in force.
+    /// Replace the breakers set in this process (on top of the store's).
     pub fn set_breakers(&self, b: Breakers) {
-        *self.breakers.write().unwrap_or_else(|p| p.into_inner()) = b;
+        self.enforcer.set_breakers(b);
     }
 
     /// Stop every upstream (children are killed) and refuse further work.
@@ -516,7 +509,7 @@ impl Gateway {
         let key = missions::mission_key(who, token.as_ref());
         let entry = self.missions.get_or_grant(&key, now, |mission_id| {
             let mission = self
-                .engine
+                .engine()
                 .grant(
                     mission_id,
                     &who.template,
@@ -527,7 +520,7 @@ impl Gateway {
                 )
                 .map_err(crate::GatewayError::Mission)?;
             let visible = self
-                .engine
+                .engine()
                 .visible_tools(&mission)
                 .into_iter()
                 .map(|s| s.name.clone())
@@ -600,7 +593,7 @@ impl Gateway {
     /// serves, named `server.tool`, in catalog order.
     pub fn list_tools(&self, session: &Session) -> Vec<Tool> {
         let mut out = Vec::new();
-        for spec in self.engine.visible_tools(&session.mission) {
+        for spec in self.engine().visible_tools(&session.mission) {
             if let Some(t) = self
                 .upstreams
                 .get(&spec.server)

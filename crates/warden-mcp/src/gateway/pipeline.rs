@@ -13,7 +13,7 @@
 #![allow(deprecated)]
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolResult, ClientResult, ContentBlock, JsonObject, LoggingLevel,
@@ -24,15 +24,14 @@ use rmcp::{ErrorData, Peer, RoleServer};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use warden_core::model::{Reason, Stage};
-use warden_core::{Call, Decided, Decision, Outcome, Permitted};
+use warden_core::{Call, Decision, Receipt};
+use warden_enforce::{Forward, Forwarded, How, Permitted, Verdict};
 
 use super::text::{
-    first_text, log_failure_text, refusal_result, refusal_text, result_text, upstream_error_data,
-    upstream_failure,
+    enforce_failure, enforce_failure_data, first_text, refusal_result, refusal_text, result_text,
+    upstream_error_data, upstream_failure,
 };
-use super::{CallOutcome, Gateway, Session, SessionInner, PROMPTS_GET, RESOURCES_READ};
-use crate::log::{EntryKind, LogEntry, LogError, OutcomeEntry};
+use super::{CallOutcome, Gateway, Session, PROMPTS_GET, RESOURCES_READ};
 use crate::upstream::relay::NoteSink;
 use crate::upstream::relay::NOTES_QUEUED;
 use crate::upstream::{Asker, Note, Relay, Upstream, UpstreamError, ELICITATION, ROOTS, SAMPLING};
@@ -139,134 +138,49 @@ impl Gateway {
         Ok(())
     }
 
-    /// Append durably, on this thread when the log is fast enough ([`DecisionLog::blocking`]),
-    /// else on the blocking pool; the entry comes back (moved, not cloned).
-    async fn append(&self, entry: LogEntry) -> Result<LogEntry, (Option<LogEntry>, LogError)> {
-        if !self.log.blocking() {
-            return match self.log.append(&entry) {
-                Ok(()) => Ok(entry),
-                Err(e) => Err((Some(entry), e)),
-            };
-        }
-        let log = self.log.clone();
-        match tokio::task::spawn_blocking(move || {
-            let r = log.append(&entry);
-            (entry, r)
-        })
-        .await
-        {
-            Ok((entry, Ok(()))) => Ok(entry),
-            Ok((entry, Err(e))) => Err((Some(entry), e)),
-            Err(e) => Err((
-                None,
-                LogError::Unavailable(format!("the log writer failed: {e}")),
-            )),
-        }
-    }
-
-    /// Append what came of the forward `decision` allowed (`outcome` and a short `reason`).
-    /// The reply does not wait for it: on a log that blocks, it is appended on the blocking
-    /// pool.
-    fn record_outcome(&self, decision: &Decision, outcome: &str, reason: String) {
-        let entry = OutcomeEntry {
-            kind: EntryKind::Outcome,
-            decision_id: decision.id.clone(),
-            tool: decision.tool.clone(),
-            outcome: outcome.to_string(),
-            reason,
-            at_ms: u64::try_from(crate::now_ms()).unwrap_or(0),
-        };
-        let append = {
-            let log = self.log.clone();
-            move || {
-                if let Err(e) = log.append_outcome(&entry) {
-                    tracing::error!("decision log: cannot record an outcome: {e}");
-                }
-            }
-        };
-        if self.log.blocking() {
-            drop(tokio::task::spawn_blocking(append));
-        } else {
-            append();
-        }
-    }
-
-    /// Decide `call` for `session`, log it, commit it; returns the logged decision and, when
-    /// allowed, the permitted call. `Err` carries the refusal to return when logging failed.
+    /// Decide `call` for `session` through the enforcement pipeline (decide, record durably,
+    /// commit); returns the recorded decision and, when allowed, the permitted call. `Err`
+    /// carries the refusal to return when the pipeline could not record or read the store.
     pub(crate) async fn decide(
         &self,
         session: &Session,
-        inner: &mut SessionInner,
         call: Call,
     ) -> Result<(Decision, Option<Permitted<Call>>), (Option<Decision>, CallToolResult)> {
-        let (decision, permitted) = self.decide_only(session, inner, call).await?;
-        self.engine
-            .commit(&decision, &mut inner.state, &mut inner.usage);
-        Ok((decision, permitted))
+        self.decide_how(session, call, true).await
     }
 
-    /// Decide `call` for `session` and log it, without counting it against the session or the
-    /// mission (for what the agent did not ask for: a subscription's updates).
+    /// Decide `call` for `session` and record it, without counting it against the session or
+    /// the mission (for what the agent did not ask for: a subscription's updates).
     pub(crate) async fn decide_only(
         &self,
         session: &Session,
-        inner: &mut SessionInner,
         call: Call,
     ) -> Result<(Decision, Option<Permitted<Call>>), (Option<Decision>, CallToolResult)> {
-        let exposed = self.exposed(session, &call);
-        let started = Instant::now();
-        let now = crate::now_ms();
-        let Decided {
-            mut decision,
-            mut permitted,
-        } = {
-            let b = self.breakers.read().unwrap_or_else(|p| p.into_inner());
-            self.engine
-                .decide(call, &session.mission, &inner.state, &inner.usage, &b, now)
+        self.decide_how(session, call, false).await
+    }
+
+    async fn decide_how(
+        &self,
+        session: &Session,
+        call: Call,
+        commit: bool,
+    ) -> Result<(Decision, Option<Permitted<Call>>), (Option<Decision>, CallToolResult)> {
+        let how = How {
+            unexposed: self.exposed(session, &call).err(),
+            commit,
         };
-        let kind = match exposed {
-            Ok(()) => EntryKind::Decision,
-            Err(why) => {
-                if decision.decision != Outcome::Deny {
-                    decision.decision = Outcome::Deny;
-                    decision.reasons.insert(
-                        0,
-                        Reason {
-                            stage: Stage::Resolve,
-                            outcome: Outcome::Deny,
-                            policy: None,
-                            text: why,
-                        },
-                    );
-                }
-                permitted = None;
-                EntryKind::Unexposed
+        let tool = call.name();
+        match self.enforcer.decide(&session.actor(), call, how).await {
+            Ok(Verdict {
+                decision,
+                permitted,
+            }) => Ok((decision, permitted)),
+            Err(e) => {
+                tracing::error!("enforcement: {e}");
+                let decision = e.decision().cloned();
+                Err((decision, enforce_failure(&tool, &e)))
             }
-        };
-        decision.elapsed_us = Some(started.elapsed().as_micros() as u64);
-        let tool = decision.tool.clone();
-        let id = decision.id.clone();
-        let decision = match self.append(LogEntry { kind, decision }).await {
-            Ok(entry) => entry.decision,
-            Err((entry, e)) => {
-                tracing::error!("decision log: {e}");
-                let mut r = CallToolResult::error(vec![ContentBlock::text(log_failure_text(
-                    &tool, &id, &e,
-                ))]);
-                r.structured_content = Some(serde_json::json!({
-                    "decision": "deny",
-                    "error": "decision-log",
-                    "message": e.to_string(),
-                    "decision_id": id,
-                }));
-                let denied = entry.map(|mut en| {
-                    en.decision.decision = Outcome::Deny;
-                    en.decision
-                });
-                return Err((denied, r));
-            }
-        };
-        Ok((decision, permitted))
+        }
     }
 
     /// The relay of a permitted request of `session` from `caller`, and the task that passes
@@ -278,6 +192,7 @@ impl Gateway {
         permitted: &Permitted<Call>,
         caller: &Caller,
     ) -> (Relay, Option<Arc<Drain>>) {
+        let receipt = permitted.receipt().clone();
         let asker: Arc<dyn Asker> = Arc::new(AskAgent {
             gateway: self.clone(),
             session: session.clone(),
@@ -296,7 +211,7 @@ impl Gateway {
             to: Mutex::new(DrainState::Idle(Box::new(DrainTask {
                 gateway: self.clone(),
                 session: session.clone(),
-                permitted: permitted.clone(),
+                receipt,
                 token: caller.progress.clone(),
                 asked_level: caller.log_level,
                 out,
@@ -322,11 +237,7 @@ impl Gateway {
         let (server, tool) = name.split_once('.').unwrap_or(("", name));
         let call = Call::new(server, tool, Value::Object(args.unwrap_or_default()));
         session.touch();
-        let decided = {
-            let mut inner = session.lock_state().await;
-            self.decide(session, &mut inner, call).await
-        };
-        let (decision, permitted) = match decided {
+        let (decision, permitted) = match self.decide(session, call).await {
             Ok(x) => x,
             Err((decision, result)) => return CallOutcome { decision, result },
         };
@@ -350,39 +261,36 @@ impl Gateway {
         if let Some(level) = caller.log_level.filter(|_| up.logs()) {
             up.want_logs(level).await;
         }
+        // An output whose catalog entry names untrusted fields, or the field naming whom each
+        // record is about, is read as its structured content, where fields can be told apart
+        // (as text it counts as untrusted whole, and as no one's own data).
+        let split = self
+            .engine()
+            .config()
+            .catalog
+            .get(&p.get().name())
+            .is_some_and(|s| !s.untrusted_fields.is_empty() || s.subject.is_some());
+        let server = p.get().server.clone();
         let (relay, drain) = self.relay(session, &p, caller);
-        let sent = up.call(&p, &relay).await;
+        let to = ToUpstream {
+            up,
+            relay: &relay,
+            send: send_call,
+            split,
+            text_of: call_text,
+            ok_outcome: call_outcome,
+        };
+        let sent = self.enforcer.forward(&session.actor(), p, to).await;
         flush(relay, drain).await;
         let result = match sent {
-            Ok(r) => {
-                let outcome = if r.is_error == Some(true) {
-                    "tool-error"
-                } else {
-                    "result"
-                };
-                self.record_outcome(&decision, outcome, String::new());
-                self.note_named(&p.get().server, &r.content);
-                // An output whose catalog entry names untrusted fields, or the field naming whom
-                // each record is about, is read as its structured content, where fields can be
-                // told apart (as text it counts as untrusted whole, and as no one's own data).
-                let split = self
-                    .engine
-                    .config()
-                    .catalog
-                    .get(&p.get().name())
-                    .is_some_and(|s| !s.untrusted_fields.is_empty() || s.subject.is_some());
-                let text = match &r.structured_content {
-                    Some(v) if split => v.to_string(),
-                    _ => result_text(&r),
-                };
-                let mut inner = session.lock_state().await;
-                let SessionInner { state, usage } = &mut *inner;
-                self.engine.absorb(&p, &text, state, usage, crate::now_ms());
+            Ok(Ok(r)) => {
+                self.note_named(&server, &r.content);
                 r
             }
+            Ok(Err(e)) => upstream_failure(&decision, &e),
             Err(e) => {
-                self.record_outcome(&decision, e.code(), e.to_string());
-                upstream_failure(&decision, &e)
+                tracing::error!("enforcement: {e}");
+                enforce_failure(&decision.tool, &e)
             }
         };
         CallOutcome {
@@ -401,15 +309,16 @@ impl Gateway {
         call: Call,
         caller: &Caller,
         what: &str,
-        send: impl AsyncFnOnce(&Upstream, &Permitted<Call>, &Relay) -> Result<R, UpstreamError>,
-        text_of: impl FnOnce(&R) -> String,
-    ) -> Result<R, ErrorData> {
+        send: SendFn<R>,
+        text_of: fn(&R, bool) -> String,
+    ) -> Result<R, ErrorData>
+    where
+        R: std::marker::Send + 'static,
+    {
         session.touch();
-        let decided = {
-            let mut inner = session.lock_state().await;
-            self.decide(session, &mut inner, call).await
-        };
-        let (decision, permitted) = decided
+        let (decision, permitted) = self
+            .decide(session, call)
+            .await
             .map_err(|(_, r)| ErrorData::invalid_request(first_text(&r), r.structured_content))?;
         let Some(p) = permitted else {
             return Err(ErrorData::invalid_request(
@@ -424,24 +333,95 @@ impl Gateway {
             up.want_logs(level).await;
         }
         let (relay, drain) = self.relay(session, &p, caller);
-        let sent = send(up, &p, &relay).await;
-        flush(relay, drain).await;
-        let r = match sent {
-            Ok(r) => {
-                self.record_outcome(&decision, "result", String::new());
-                r
-            }
-            Err(e) => {
-                self.record_outcome(&decision, e.code(), e.to_string());
-                return Err(upstream_error_data(&decision, &e));
-            }
+        let to = ToUpstream {
+            up,
+            relay: &relay,
+            send,
+            split: false,
+            text_of,
+            ok_outcome: read_outcome::<R>,
         };
-        let text = text_of(&r);
-        let mut inner = session.lock_state().await;
-        let SessionInner { state, usage } = &mut *inner;
-        self.engine.absorb(&p, &text, state, usage, crate::now_ms());
-        Ok(r)
+        let sent = self.enforcer.forward(&session.actor(), p, to).await;
+        flush(relay, drain).await;
+        match sent {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(upstream_error_data(&decision, &e)),
+            Err(e) => Err(enforce_failure_data(&decision.tool, &e)),
+        }
     }
+}
+
+/// What sending a request upstream returns.
+pub(crate) type SendFut<'u, R> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<R, UpstreamError>> + std::marker::Send + 'u>,
+>;
+
+/// How a request is sent upstream.
+pub(crate) type SendFn<R> = for<'u> fn(&'u Upstream, Permitted<Call>, &'u Relay) -> SendFut<'u, R>;
+
+fn send_call<'u>(
+    up: &'u Upstream,
+    p: Permitted<Call>,
+    relay: &'u Relay,
+) -> SendFut<'u, CallToolResult> {
+    Box::pin(up.call(p, relay))
+}
+
+/// An MCP request on its way to its upstream: `send` takes the permitted call, `text_of` finds
+/// the text the mission reads in the answer (`split`: as structured content), `ok_outcome`
+/// names an answer for the audit.
+struct ToUpstream<'u, R> {
+    up: &'u Upstream,
+    relay: &'u Relay,
+    send: SendFn<R>,
+    split: bool,
+    text_of: fn(&R, bool) -> String,
+    ok_outcome: fn(&R) -> &'static str,
+}
+
+impl<'u, R: std::marker::Send + 'static> Forward for ToUpstream<'u, R> {
+    type Output = R;
+    type Error = UpstreamError;
+
+    async fn forward(self, call: Permitted<Call>) -> Forwarded<R, UpstreamError> {
+        let result = (self.send)(self.up, call, self.relay).await;
+        match result {
+            Ok(r) => Forwarded {
+                outcome: (self.ok_outcome)(&r).to_string(),
+                reason: String::new(),
+                text: Some((self.text_of)(&r, self.split)),
+                result: Ok(r),
+            },
+            Err(e) => Forwarded {
+                outcome: e.code().to_string(),
+                reason: e.to_string(),
+                text: None,
+                result: Err(e),
+            },
+        }
+    }
+}
+
+/// The text of a tool result the mission reads: its structured content when the catalog splits
+/// it by field, else its text.
+fn call_text(r: &CallToolResult, split: bool) -> String {
+    match &r.structured_content {
+        Some(v) if split => v.to_string(),
+        _ => result_text(r),
+    }
+}
+
+/// `tool-error` for a result the tool marked as an error, else `result`.
+fn call_outcome(r: &CallToolResult) -> &'static str {
+    if r.is_error == Some(true) {
+        "tool-error"
+    } else {
+        "result"
+    }
+}
+
+fn read_outcome<R>(_: &R) -> &'static str {
+    "result"
 }
 
 /// Decides the requests an upstream makes of the client during one of a session's requests,
@@ -493,17 +473,28 @@ impl AskAgent {
         let session = &self.session;
         let gateway = &self.gateway;
         let call = Call::new(self.server.clone(), tool, args);
-        let decided = {
-            let mut inner = session.lock_state().await;
-            gateway.decide(session, &mut inner, call).await
-        };
-        let (decision, permitted) = decided
+        let (decision, permitted) = gateway
+            .decide(session, call)
+            .await
             .map_err(|(_, r)| ErrorData::invalid_request(first_text(&r), r.structured_content))?;
         let Some(p) = permitted else {
             return Err(ErrorData::invalid_request(
                 refusal_text(&decision),
                 serde_json::to_value(&decision).ok(),
             ));
+        };
+        // The request goes to the agent's client, not upstream: the permit is spent here.
+        let receipt = p.receipt().clone();
+        drop(p.into_inner());
+        let absorb = async |text: &str| -> Result<(), ErrorData> {
+            if text.is_empty() {
+                return Ok(());
+            }
+            gateway
+                .enforcer
+                .absorb(&session.actor(), &receipt, text)
+                .await
+                .map_err(|e| enforce_failure_data(&decision.tool, &e))
         };
         let peer = self.peer.clone().or_else(|| session.peer.get().cloned());
         let caps = self.offers.clone().or_else(|| {
@@ -518,13 +509,7 @@ impl AskAgent {
         });
         if let (true, Some(inputs)) = (offered, &self.inputs) {
             // A 2026-07-28 client: the request is put to it as `input_required`.
-            if !text.is_empty() {
-                let mut inner = session.lock_state().await;
-                let SessionInner { state, usage } = &mut *inner;
-                gateway
-                    .engine
-                    .absorb(&p, &text, state, usage, crate::now_ms());
-            }
+            absorb(&text).await?;
             let (tx, rx) = tokio::sync::oneshot::channel();
             if inputs.send((request, tx)).await.is_err() {
                 return Err(ErrorData::internal_error(
@@ -542,7 +527,7 @@ impl AskAgent {
                 Ok(_) => ("result", String::new()),
                 Err(e) => ("client-error", e.message.to_string()),
             };
-            gateway.record_outcome(&decision, outcome, why);
+            gateway.enforcer.record_outcome(&receipt, outcome, &why);
             return answer;
         }
         let Some(peer) = peer.filter(|_| offered) else {
@@ -550,23 +535,21 @@ impl AskAgent {
                 "Warden allowed `{}` (decision {}), but the agent's client does not offer {tool}",
                 decision.tool, decision.id
             );
-            gateway.record_outcome(&decision, "unsupported", why.clone());
+            gateway
+                .enforcer
+                .record_outcome(&receipt, "unsupported", &why);
             return Err(ErrorData::invalid_request(why, None));
         };
-        if !text.is_empty() {
-            let mut inner = session.lock_state().await;
-            let SessionInner { state, usage } = &mut *inner;
-            gateway
-                .engine
-                .absorb(&p, &text, state, usage, crate::now_ms());
-        }
+        absorb(&text).await?;
         match peer.send_request(request).await {
             Ok(r) => {
-                gateway.record_outcome(&decision, "result", String::new());
+                gateway.enforcer.record_outcome(&receipt, "result", "");
                 Ok(r)
             }
             Err(e) => {
-                gateway.record_outcome(&decision, "client-error", e.to_string());
+                gateway
+                    .enforcer
+                    .record_outcome(&receipt, "client-error", &e.to_string());
                 Err(match e {
                     rmcp::ServiceError::McpError(e) => e,
                     other => ErrorData::internal_error(
@@ -629,7 +612,7 @@ impl NoteSink for Drain {
 struct DrainTask {
     gateway: Arc<Gateway>,
     session: Arc<Session>,
-    permitted: Permitted<Call>,
+    receipt: Receipt,
     token: Option<ProgressToken>,
     asked_level: Option<LoggingLevel>,
     out: Notes,
@@ -640,7 +623,7 @@ impl DrainTask {
         let DrainTask {
             gateway,
             session,
-            permitted,
+            receipt,
             token,
             asked_level,
             out,
@@ -657,11 +640,15 @@ impl DrainTask {
             }
             let text = note.text();
             if !text.is_empty() {
-                let mut inner = session.lock_state().await;
-                let SessionInner { state, usage } = &mut *inner;
-                gateway
-                    .engine
-                    .absorb(&permitted, &text, state, usage, crate::now_ms());
+                // What the mission reads must be durable before the agent reads it.
+                if let Err(e) = gateway
+                    .enforcer
+                    .absorb(&session.actor(), &receipt, &text)
+                    .await
+                {
+                    tracing::error!("enforcement: a note was withheld from the agent: {e}");
+                    continue;
+                }
             }
             let n = match note {
                 Note::Progress {

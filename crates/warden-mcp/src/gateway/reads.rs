@@ -19,7 +19,10 @@ use rmcp::model::{
 use rmcp::ErrorData;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use warden_core::{Call, Permitted};
+use warden_core::Call;
+use warden_enforce::Permitted;
+
+use super::pipeline::SendFut;
 
 use super::pipeline::Caller;
 use super::text::push_line;
@@ -176,16 +179,20 @@ impl Gateway {
         // A URI no upstream serves is still decided (and logged): denied, with the reason.
         let server = self.server_of_resource(session, uri).unwrap_or_default();
         let call = Call::new(server, RESOURCES_READ, serde_json::json!({ "uri": uri }));
-        let send = async |up: &Upstream, p: &Permitted<Call>, relay: &Relay| {
-            up.read_resource(p, relay).await
-        };
+        fn send<'u>(
+            up: &'u Upstream,
+            p: Permitted<Call>,
+            relay: &'u Relay,
+        ) -> SendFut<'u, ReadResourceResult> {
+            Box::pin(up.read_resource(p, relay))
+        }
         self.forward_read(
             session,
             call,
             caller,
             "resource",
             send,
-            |r: &ReadResourceResult| {
+            |r: &ReadResourceResult, _| {
                 let mut text = String::new();
                 for c in &r.contents {
                     if let ResourceContents::TextResourceContents { text: t, .. } = c {
@@ -217,15 +224,20 @@ impl Gateway {
             args.insert("arguments".into(), Value::Object(a));
         }
         let call = Call::new(server, PROMPTS_GET, Value::Object(args));
-        let send =
-            async |up: &Upstream, p: &Permitted<Call>, relay: &Relay| up.get_prompt(p, relay).await;
+        fn send<'u>(
+            up: &'u Upstream,
+            p: Permitted<Call>,
+            relay: &'u Relay,
+        ) -> SendFut<'u, GetPromptResult> {
+            Box::pin(up.get_prompt(p, relay))
+        }
         self.forward_read(
             session,
             call,
             caller,
             "prompt",
             send,
-            |r: &GetPromptResult| {
+            |r: &GetPromptResult, _| {
                 let mut text = String::new();
                 for m in &r.messages {
                     match &m.content {

@@ -43,10 +43,7 @@ impl Gateway {
             RESOURCES_READ,
             serde_json::json!({ "uri": uri }),
         );
-        let decided = {
-            let mut inner = session.lock_state().await;
-            self.decide(session, &mut inner, call).await
-        };
+        let decided = self.decide(session, call).await;
         let (decision, permitted) = decided
             .map_err(|(_, r)| ErrorData::invalid_request(first_text(&r), r.structured_content))?;
         if permitted.is_none() {
@@ -186,10 +183,7 @@ impl Gateway {
             .unwrap_or_default();
         for session in sessions {
             let call = Call::new(server, RESOURCES_READ, serde_json::json!({ "uri": uri }));
-            let decided = {
-                let mut inner = session.lock_state().await;
-                self.decide_only(&session, &mut inner, call).await
-            };
+            let decided = self.decide_only(&session, call).await;
             if !matches!(decided, Ok((_, Some(_)))) {
                 continue;
             }

@@ -4,8 +4,8 @@ use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
 use rmcp::ErrorData;
 use warden_core::{Decision, Outcome};
 
-use crate::log::LogError;
 use crate::upstream::UpstreamError;
+use warden_enforce::EnforceError;
 
 /// The text of a tool result that Warden labels: its text blocks and embedded text resources;
 /// the structured content when there is no text.
@@ -91,9 +91,35 @@ pub(crate) fn refusal_result(d: &Decision) -> CallToolResult {
     r
 }
 
-pub(crate) fn log_failure_text(tool: &str, id: &str, e: &LogError) -> String {
-    format!(
-        "Warden denied `{tool}`: the decision could not be recorded ({e}); nothing was forwarded (decision {id})"
+/// The text an agent reads when the pipeline could not go on: the store could not be read or
+/// written, so nothing was forwarded (or the output was withheld).
+pub fn enforce_failure_text(tool: &str, e: &EnforceError) -> String {
+    match e.decision() {
+        Some(d) => format!(
+            "Warden denied `{tool}`: the decision could not be recorded ({e}); nothing was forwarded (decision {})",
+            d.id
+        ),
+        None => format!("Warden denied `{tool}`: {e}; nothing was forwarded"),
+    }
+}
+
+/// [`enforce_failure_text`] as a tool result, with the failure in its structured content.
+pub(crate) fn enforce_failure(tool: &str, e: &EnforceError) -> CallToolResult {
+    let mut r = CallToolResult::error(vec![ContentBlock::text(enforce_failure_text(tool, e))]);
+    r.structured_content = Some(serde_json::json!({
+        "decision": "deny",
+        "error": e.kind(),
+        "message": e.to_string(),
+        "decision_id": e.decision().map(|d| d.id.clone()),
+    }));
+    r
+}
+
+/// [`enforce_failure_text`] as a JSON-RPC error.
+pub(crate) fn enforce_failure_data(tool: &str, e: &EnforceError) -> ErrorData {
+    ErrorData::invalid_request(
+        enforce_failure_text(tool, e),
+        Some(serde_json::json!({ "decision": "deny", "error": e.kind() })),
     )
 }
 

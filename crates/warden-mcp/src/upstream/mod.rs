@@ -63,7 +63,8 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, ErrorData, Peer, RoleClient, ServiceExt};
 use tokio_util::sync::CancellationToken;
-use warden_core::{Call, Permitted};
+use warden_core::Call;
+use warden_enforce::Permitted;
 
 use crate::rawhttp::RawHttp;
 use crate::settings::{Transport, UpstreamSettings};

@@ -53,10 +53,10 @@ impl Upstream {
     /// client input; or when the relay's agent cancels (the request is then cancelled upstream).
     pub async fn call(
         &self,
-        permitted: &Permitted<Call>,
+        permitted: Permitted<Call>,
         relay: &Relay,
     ) -> Result<CallToolResult, UpstreamError> {
-        let call = permitted.get();
+        let call = permitted.into_inner();
         let live = self.peer()?;
         if self.task_support(&call.tool).await == TaskSupport::Required {
             return self.call_as_task(&call.tool, &call.args, relay).await;
@@ -123,7 +123,7 @@ impl Upstream {
     /// As [`Upstream::call`].
     pub async fn read_resource(
         &self,
-        permitted: &Permitted<Call>,
+        permitted: Permitted<Call>,
         relay: &Relay,
     ) -> Result<ReadResourceResult, UpstreamError> {
         let uri = permitted
@@ -160,7 +160,7 @@ impl Upstream {
     /// As [`Upstream::call`].
     pub async fn get_prompt(
         &self,
-        permitted: &Permitted<Call>,
+        permitted: Permitted<Call>,
         relay: &Relay,
     ) -> Result<GetPromptResult, UpstreamError> {
         let args = &permitted.get().args;

@@ -16,7 +16,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ClientHandler, ErrorData, RoleClient};
 use serde_json::json;
 use warden_acme::AcmeServer;
-use warden_mcp::{Caller, EntryKind, Gateway, GatewaySettings, MemoryLog};
+use warden_mcp::{Caller, Gateway, GatewaySettings};
 
 use crate::common::*;
 
@@ -39,7 +39,7 @@ async fn start_asking() -> (Arc<Gateway>, Arc<MemoryLog>) {
         upstreams: ups,
         ..GatewaySettings::default()
     };
-    let gw = Gateway::start(engine_with_catalog(ROOTS), settings, log.clone()).await;
+    let gw = start_gateway(engine_with_catalog(ROOTS), settings, log.clone()).await;
     (gw, log)
 }
 
@@ -171,7 +171,7 @@ async fn a_session_parks_a_bounded_number_of_calls() {
         upstreams: vec![up],
         ..GatewaySettings::default()
     };
-    let gw = Gateway::start(
+    let gw = start_gateway(
         engine_with_catalog(ROOTS),
         settings,
         Arc::new(MemoryLog::new()),

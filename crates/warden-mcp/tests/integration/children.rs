@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use warden_mcp::{MemoryLog, Transport, UpstreamSettings};
+use warden_mcp::{Transport, UpstreamSettings};
 
 use crate::common::*;
 

@@ -16,10 +16,9 @@ use rmcp::{ErrorData, Peer, RoleClient, RoleServer, ServerHandler, ServiceExt};
 use serde_json::Value;
 use warden_acme::AcmeServer;
 use warden_core::{Config, Engine, Sources};
-use warden_mcp::{
-    Connector, DecisionLog, EntryKind, Gateway, GatewaySettings, Identity, MemoryLog,
-    UpstreamSettings, WardenHandler,
-};
+use warden_mcp::{Connector, Gateway, GatewaySettings, Identity, UpstreamSettings, WardenHandler};
+
+pub use crate::audit_log::*;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -111,12 +110,12 @@ pub fn acme_upstreams(acme: &AcmeServer) -> Vec<UpstreamSettings> {
         .collect()
 }
 
-pub async fn start(upstreams: Vec<UpstreamSettings>, log: Arc<dyn DecisionLog>) -> Arc<Gateway> {
+pub async fn start(upstreams: Vec<UpstreamSettings>, log: Arc<MemoryLog>) -> Arc<Gateway> {
     let settings = GatewaySettings {
         upstreams,
         ..GatewaySettings::default()
     };
-    Gateway::start(engine(), settings, log).await
+    start_gateway(engine(), settings, log).await
 }
 
 /// Warden in front of a fresh in-process Acme, with a memory log.
@@ -384,8 +383,8 @@ pub fn spawn_acme_proxy(log: &Path) -> tokio::process::Child {
     tokio::process::Command::new(workspace_bin("warden", "warden"))
         .args(["proxy", "--config"])
         .arg(acme_dir().join("warden.toml"))
-        .arg("--decision-log")
-        .arg(log)
+        .arg("--store")
+        .arg(format!("sqlite://{}", log.display()))
         .env("WARDEN_AGENT", "forum-helper")
         .env("WARDEN_PRINCIPAL", "alice")
         .env("WARDEN_MISSION", "answer-forum-question")

@@ -46,7 +46,6 @@ timeout_ms = 2500
 [serve]
 listen = "0.0.0.0:9000"
 max_message_bytes = 65536
-decision_log = "logs/decisions.jsonl"
 allowed_hosts = ["warden.internal"]
 workers = 3
 "#,
@@ -70,10 +69,6 @@ workers = 3
     assert_eq!(logs.timeout, Duration::from_millis(2500));
     assert_eq!(s.serve.listen, "0.0.0.0:9000");
     assert_eq!(s.serve.max_message_bytes, 65536);
-    assert_eq!(
-        s.serve.decision_log.as_deref(),
-        Some(Path::new("/etc/warden/logs/decisions.jsonl"))
-    );
     assert_eq!(s.serve.allowed_hosts, ["warden.internal"]);
     assert_eq!(s.serve.workers, Some(3));
     // Catalog servers without an upstream are warnings, not errors.

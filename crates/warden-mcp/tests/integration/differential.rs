@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Value};
-use warden_mcp::MemoryLog;
 
+use crate::common::MemoryLog;
 use crate::fastpath::{message_of, RawClient};
 use crate::front::acme_served;
 use crate::http::{OPS_TOKEN, TOKEN};

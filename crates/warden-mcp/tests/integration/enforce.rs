@@ -1,7 +1,6 @@
 //! Allow returns the upstream's own result; deny and ask are tool errors with the reason.
 
 use serde_json::json;
-use warden_mcp::EntryKind;
 
 use crate::common::*;
 
@@ -140,7 +139,7 @@ async fn upstream_requests_to_the_client_are_refused() {
     let acme = warden_acme::AcmeServer::new();
     let mut probe = Probe::new(&acme, "forum");
     probe.ask_client = true;
-    let log = std::sync::Arc::new(warden_mcp::MemoryLog::new());
+    let log = std::sync::Arc::new(MemoryLog::new());
     let p2 = probe.clone();
     let gw = start(vec![in_process("forum", move || p2.clone())], log).await;
     let client = agent(&gw, &alice()).await;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use serde_json::{json, Value};
-use warden_mcp::MemoryLog;
 
 use crate::common::*;
 use crate::http::{recorded_forum, serve, OPS_TOKEN, TOKEN};

@@ -13,7 +13,7 @@ use rmcp::ServiceExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use warden_mcp::{Gateway, GatewaySettings, MemoryLog, ServeSettings, UpstreamSettings};
+use warden_mcp::{GatewaySettings, ServeSettings, UpstreamSettings};
 
 use crate::common::*;
 use crate::http::{headers, serve, OPS_TOKEN, TOKEN};
@@ -30,7 +30,7 @@ async fn start_serving(
         serve: serve_settings,
         ..Default::default()
     };
-    let gw = Gateway::start(engine(), settings, Arc::new(MemoryLog::new())).await;
+    let gw = start_gateway(engine(), settings, Arc::new(MemoryLog::new())).await;
     serve(gw).await
 }
 

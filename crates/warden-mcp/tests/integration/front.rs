@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use warden_mcp::http::Tokens;
-use warden_mcp::{Gateway, MemoryLog};
+use warden_mcp::Gateway;
 
 use crate::common::*;
 use crate::fastpath::{RawClient, Reply};

@@ -17,7 +17,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warden_mcp::http::Tokens;
-use warden_mcp::{Gateway, MemoryLog, Transport, UpstreamSettings};
+use warden_mcp::{Gateway, Transport, UpstreamSettings};
 
 use crate::common::*;
 
@@ -376,7 +376,7 @@ async fn an_oversized_http_message_is_refused_with_413() {
         },
         ..Default::default()
     };
-    let gw = Gateway::start(engine(), settings, Arc::new(MemoryLog::new())).await;
+    let gw = start_gateway(engine(), settings, Arc::new(MemoryLog::new())).await;
     let (addr, stop) = serve(gw).await;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let body = format!(

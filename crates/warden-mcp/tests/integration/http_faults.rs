@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use warden_mcp::{MemoryLog, Transport, UpstreamSettings};
+use warden_mcp::{Transport, UpstreamSettings};
 
 use crate::common::*;
 

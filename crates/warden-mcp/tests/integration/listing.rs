@@ -86,7 +86,7 @@ async fn a_tool_the_upstream_does_not_serve_is_not_listed() {
     // them are refused as unexposed.
     let acme = warden_acme::AcmeServer::new();
     let forum = acme.subset(Some("forum")).unwrap();
-    let log = std::sync::Arc::new(warden_mcp::MemoryLog::new());
+    let log = std::sync::Arc::new(MemoryLog::new());
     let gw = start(
         vec![in_process("forum", move || forum.clone())],
         log.clone(),
@@ -107,10 +107,7 @@ async fn a_tool_the_upstream_does_not_serve_is_not_listed() {
         "{}",
         text(&r)
     );
-    assert_eq!(
-        log.entries().last().unwrap().kind,
-        warden_mcp::EntryKind::Unexposed
-    );
+    assert_eq!(log.entries().last().unwrap().kind, EntryKind::Unexposed);
     client.cancel().await.unwrap();
 }
 
@@ -135,12 +132,7 @@ async fn the_operator_is_told_what_the_catalog_does_not_cover() {
         upstreams: acme_upstreams(&acme),
         ..Default::default()
     };
-    let gw = warden_mcp::Gateway::start(
-        engine,
-        settings,
-        std::sync::Arc::new(warden_mcp::MemoryLog::new()),
-    )
-    .await;
+    let gw = start_gateway(engine, settings, std::sync::Arc::new(MemoryLog::new())).await;
     let gaps = gw.catalog_gaps();
     assert!(
         gaps.iter()

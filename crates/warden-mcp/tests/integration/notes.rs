@@ -12,7 +12,7 @@ use rmcp::service::{NotificationContext, RunningService};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{json, Value};
 use warden_acme::AcmeServer;
-use warden_mcp::{Gateway, MemoryLog, Transport, UpstreamSettings};
+use warden_mcp::{Gateway, Transport, UpstreamSettings};
 
 use crate::common::*;
 use crate::fastpath::{result_text, RawClient};
@@ -442,7 +442,7 @@ async fn subscriptions_are_renewed_when_the_upstream_restarts() {
         upstreams: vec![UpstreamSettings::in_process("forum", connector)],
         ..warden_mcp::GatewaySettings::default()
     };
-    let gw = Gateway::start(engine, settings, Arc::new(MemoryLog::new())).await;
+    let gw = start_gateway(engine, settings, Arc::new(MemoryLog::new())).await;
     let client = agent(&gw, &alice()).await;
     client
         .peer()

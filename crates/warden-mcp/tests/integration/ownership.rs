@@ -120,11 +120,9 @@ async fn a_fresh_session_cannot_be_claimed_by_another_tokens_first_request() {
 
 #[tokio::test]
 async fn the_decision_log_names_sessions_by_a_keyed_hash_never_by_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("decisions.jsonl");
     let acme = warden_acme::AcmeServer::new();
-    let log = std::sync::Arc::new(warden_mcp::JsonlLog::open(&path).unwrap());
-    let gw = crate::common::start(crate::common::acme_upstreams(&acme), log).await;
+    let log = std::sync::Arc::new(crate::common::MemoryLog::new());
+    let gw = crate::common::start(crate::common::acme_upstreams(&acme), log.clone()).await;
     let (addr, stop) = crate::http::serve(gw.clone()).await;
     let mut a = RawClient::new(addr, TOKEN);
     a.open().await;
@@ -137,12 +135,16 @@ async fn the_decision_log_names_sessions_by_a_keyed_hash_never_by_id() {
             json!({"resource": "repo:payments", "user": "bob"}),
         )
         .await;
-    let text = std::fs::read_to_string(&path).unwrap();
-    // The two decisions; a forward's outcome entry names its decision, not the session.
-    let decisions: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with(r#"{"kind":"outcome""#))
+    // Every record as `warden audit export` prints it; the two decisions (a forward's outcome
+    // record names its decision, not the session).
+    let records = log.store().audit_range(1, 100).await.unwrap();
+    let text = serde_json::to_string(&records).unwrap();
+    let lines: Vec<String> = records
+        .iter()
+        .filter(|r| r.kind == warden_store::AuditKind::Decision)
+        .map(|r| r.body.to_string())
         .collect();
+    let decisions: Vec<&str> = lines.iter().map(String::as_str).collect();
     assert_eq!(decisions.len(), 2, "{text}");
     let name = session_name(&sid);
     assert_eq!(gw.find_http_session(&sid).unwrap().name(), name);

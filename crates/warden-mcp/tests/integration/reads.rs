@@ -14,7 +14,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::json;
 use warden_acme::AcmeServer;
 use warden_core::{Call, Engine, Outcome};
-use warden_mcp::{EntryKind, Gateway, GatewaySettings, MemoryLog};
+use warden_mcp::{Gateway, GatewaySettings};
 
 use crate::common::*;
 
@@ -133,7 +133,7 @@ async fn start_with_docs() -> (Arc<Gateway>, Arc<MemoryLog>) {
         upstreams,
         ..GatewaySettings::default()
     };
-    let gw = Gateway::start(engine_with_reads(), settings, log.clone()).await;
+    let gw = start_gateway(engine_with_reads(), settings, log.clone()).await;
     (gw, log)
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rmcp::ServiceExt;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use warden_mcp::{Connector, MemoryLog, UpstreamSettings};
+use warden_mcp::{Connector, UpstreamSettings};
 
 use crate::common::*;
 
@@ -212,7 +212,7 @@ async fn garbage_and_oversized_lines_on_the_stdio_transport_get_errors_and_servi
         },
         ..Default::default()
     };
-    let gw = warden_mcp::Gateway::start(engine(), settings, Arc::new(MemoryLog::new())).await;
+    let gw = start_gateway(engine(), settings, Arc::new(MemoryLog::new())).await;
     let session = gw.open_session("stdio-test", &alice(), None).unwrap();
     let (client_w, server_r) = tokio::io::duplex(1 << 20);
     let (server_w, client_r) = tokio::io::duplex(1 << 20);

@@ -19,7 +19,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
-use warden_mcp::{MemoryLog, UpstreamSettings};
+use warden_mcp::UpstreamSettings;
 
 use crate::common::*;
 
@@ -129,7 +129,16 @@ async fn run_trace(
     next: Option<&Arc<Mutex<String>>>,
 ) -> (Vec<Mismatch>, Vec<Mismatch>, usize) {
     let engine = engine();
-    let replayed = warden_core::trace::replay(&engine, file, text, warden_mcp::now_ms()).unwrap();
+    let replayed = {
+        let store = warden_store::open("memory:").await.unwrap();
+        let replayer = warden_enforce::replay::Replayer::new(engine.clone(), store)
+            .await
+            .unwrap();
+        replayer
+            .replay(file, text, warden_mcp::now_ms())
+            .await
+            .unwrap()
+    };
     let by_line: HashMap<usize, String> = replayed
         .iter()
         .map(|r| (r.line, r.decision.decision.as_str().to_string()))

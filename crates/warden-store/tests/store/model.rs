@@ -19,6 +19,8 @@ enum Op {
     Revoke(u8, u8),
     Breaker(u8, u8),
     Data(u8, u8, u8),
+    /// Swap a data entry if its version is the one given.
+    Swap(u8, u8, u8, u64),
     Load(u8),
     Range(u64, u32),
 }
@@ -31,6 +33,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..4, 0u8..3).prop_map(|(m, r)| Op::Revoke(m, r)),
         (0u8..3, 0u8..4).prop_map(|(k, s)| Op::Breaker(k, s)),
         (0u8..3, 0u8..2, 0u8..4).prop_map(|(m, k, v)| Op::Data(m, k, v)),
+        (0u8..3, 0u8..2, 0u8..4, 0u64..4).prop_map(|(m, k, v, e)| Op::Swap(m, k, v, e)),
         (0u8..3).prop_map(Op::Load),
         (0u64..30, 0u32..10).prop_map(|(f, l)| Op::Range(f, l)),
     ]
@@ -57,6 +60,7 @@ struct Model {
 #[derive(Debug, PartialEq)]
 enum Answer {
     Seqs(Vec<u64>),
+    Swapped(Option<u64>),
     Spend(Result<u64, Exhausted>),
     Mission(MissionState),
     Range(Vec<(u64, Value)>),
@@ -112,12 +116,22 @@ impl Model {
                 Answer::Done
             }
             Op::Data(m, k, v) => {
-                self.missions
-                    .entry(mission(*m))
-                    .or_default()
-                    .data
-                    .insert(format!("c{k}"), json!({"count": v}));
+                let state = self.missions.entry(mission(*m)).or_default();
+                let key = format!("c{k}");
+                state.data.insert(key.clone(), json!({"count": v}));
+                *state.versions.entry(key).or_insert(0) += 1;
                 Answer::Done
+            }
+            Op::Swap(m, k, v, expected) => {
+                let state = self.missions.entry(mission(*m)).or_default();
+                let key = format!("c{k}");
+                let version = state.versions.get(&key).copied().unwrap_or(0);
+                if version != *expected {
+                    return Answer::Swapped(None);
+                }
+                state.data.insert(key.clone(), json!({"count": v}));
+                state.versions.insert(key, version + 1);
+                Answer::Swapped(Some(version + 1))
             }
             Op::Load(m) => {
                 Answer::Mission(self.missions.get(&mission(*m)).cloned().unwrap_or_default())
@@ -181,6 +195,17 @@ async fn run(store: &dyn Store, op: &Op) -> Answer {
                 .unwrap();
             Answer::Done
         }
+        Op::Swap(m, k, v, expected) => Answer::Swapped(
+            store
+                .swap_mission_data(
+                    &mission(*m),
+                    &format!("c{k}"),
+                    &json!({"count": v}),
+                    *expected,
+                )
+                .await
+                .unwrap(),
+        ),
         Op::Load(m) => Answer::Mission(store.load_mission(&mission(*m)).await.unwrap()),
         Op::Range(from, limit) => Answer::Range(
             store

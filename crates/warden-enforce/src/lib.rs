@@ -1,0 +1,52 @@
+//! Warden's enforcement pipeline, the same for every surface.
+//!
+//! ```text
+//! call ─▶ Enforcer::decide ─▶ Engine::decide ─▶ audit append (durable) ─▶ Engine::commit
+//!                                                   │
+//!                                                   └ allow ─▶ Permitted<Call>
+//! Permitted<Call> ─▶ Enforcer::forward ─▶ Forward::forward ─▶ outcome audited ─▶ Engine::absorb
+//!                                                                 (durable in the store) ─▶ agent
+//! ```
+//!
+//! The MCP gateway and `warden replay` call an [`Enforcer`]; neither re-implements a step.
+//!
+//! - **Logged before forwarded is a type.** Only [`Enforcer::decide`] makes a [`Permitted`], and
+//!   only once the decision's audit record is committed to the store. It is not `Clone`, and
+//!   [`Forward::forward`] consumes it: a call cannot leave twice, nor without its record.
+//! - **Mission state lives in the store.** Each mission's state (taint with its sources,
+//!   provenance text, fingerprints, counters, history) is kept as one versioned entry and
+//!   written by compare-and-swap after merging what others wrote ([`MissionCell`]), so no
+//!   replica loses another's taint. An output reaches the agent only after what it brought in
+//!   is durable: an agent cannot wash its taint by reconnecting, and a restart loses nothing.
+//!   On a shared store (PostgreSQL) every decision first reads the mission's state, so it sees
+//!   all the taint any replica absorbed before it began. A mission's call budget is spent by
+//!   one conditional statement in the store, so two replicas cannot both spend its last unit.
+//! - **Stops reach every replica.** Revocations and breakers are read at start and kept
+//!   current by the store's change feed (LISTEN/NOTIFY on PostgreSQL).
+//! - **Fail closed.** When the store cannot be read or written, the call is refused with
+//!   [`EnforceError`], whose text says why; nothing is forwarded. Nothing needs a restart when
+//!   the store comes back.
+
+mod audit;
+mod enforcer;
+mod error;
+mod forward;
+mod mission;
+mod permit;
+pub mod replay;
+mod watch;
+
+pub use audit::{decision_body, DECISION_ENTRY, UNEXPOSED_ENTRY};
+pub use enforcer::{Actor, Clock, Enforcer, How, Verdict};
+pub use error::EnforceError;
+pub use forward::{Forward, Forwarded};
+pub use mission::{MissionCell, STATE_KEY};
+pub use permit::Permitted;
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

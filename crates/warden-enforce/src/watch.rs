@@ -1,0 +1,81 @@
+//! Revocations and breakers: read from the store at start, then kept current by its change
+//! feed, so a stop made on any replica holds on every replica at its next call.
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::broadcast;
+use warden_core::Breakers;
+use warden_store::Change;
+
+use crate::{EnforceError, Enforcer};
+
+/// Read every revocation and breaker from the store.
+pub(crate) async fn reload(enforcer: &Enforcer) -> Result<(), EnforceError> {
+    let store = enforcer.store();
+    let mut b = Breakers::default();
+    for r in store.revocations().await? {
+        b.missions.insert(r.mission_id);
+    }
+    for (key, state) in store.breakers().await? {
+        if !tripped(&state) {
+            continue;
+        }
+        match key.split_once(':') {
+            None if key == "global" => b.global = true,
+            Some(("agent", name)) => {
+                b.agents.insert(name.to_string());
+            }
+            Some(("session", name)) => {
+                b.sessions.insert(name.to_string());
+            }
+            Some(("mission", name)) => {
+                b.missions.insert(name.to_string());
+            }
+            _ => tracing::warn!("store: breaker `{key}` names no scope this release knows"),
+        }
+    }
+    *enforcer.breakers.write().unwrap_or_else(|p| p.into_inner()) = b;
+    Ok(())
+}
+
+/// Whether a breaker's stored state stops calls: `{"tripped": true, …}` or `true`.
+fn tripped(state: &serde_json::Value) -> bool {
+    state
+        .get("tripped")
+        .and_then(serde_json::Value::as_bool)
+        .or_else(|| state.as_bool())
+        .unwrap_or(false)
+}
+
+/// Follow the store's changes until the enforcer is gone.
+pub(crate) async fn follow(enforcer: Weak<Enforcer>, mut changes: broadcast::Receiver<Change>) {
+    loop {
+        let change = changes.recv().await;
+        let Some(e) = enforcer.upgrade() else { return };
+        match change {
+            Ok(Change::Revoked(id)) => {
+                e.breakers
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .missions
+                    .insert(id);
+            }
+            Ok(Change::Breaker(_) | Change::Resync)
+            | Err(broadcast::error::RecvError::Lagged(_)) => {
+                reload_until_done(&e).await;
+            }
+            Ok(Change::Mission(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Reload, retrying while the store is unavailable (the stops in force stay as they were).
+async fn reload_until_done(e: &Arc<Enforcer>) {
+    let mut wait = std::time::Duration::from_millis(50);
+    while let Err(err) = reload(e).await {
+        tracing::warn!("store: cannot reload revocations and breakers: {err}");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(2));
+    }
+}
