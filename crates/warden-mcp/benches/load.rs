@@ -6,7 +6,7 @@
 //! cargo build --release -p warden -p warden-acme
 //! cargo bench -p warden-mcp --bench load
 //! cargo bench -p warden-mcp --bench load -- --calls 20000 --clients 1,16,64 \
-//!     --transports http,stdio --logs shm,disk --secs 60 --warmup 2000 [--reference]
+//!     --transports http,stdio --logs memory,shm,disk --secs 60 --warmup 2000 [--reference]
 //! ```
 //!
 //! `--workers N` runs `warden serve --workers N` (default: one worker thread per core).
@@ -28,8 +28,8 @@
 //! `tests/load/warden.toml`: the Acme policy pack, catalog, 12,200-user directory and labels, with
 //! a larger call budget so one session can make a whole run. Every call through Warden is a real
 //! decided allow (checked: every result must not be `isError`, and every decision-log entry of
-//! the measured window must say `allow`), with flow analysis, output labelling and the fsync'd
-//! decision log.
+//! the measured window must say `allow`), with flow analysis, output labelling, the mission's
+//! state written to the store and the decision durably in the audit chain.
 //!
 //! - **HTTP.** One `acme-mcp --http 127.0.0.1:0` process serves both paths. Direct: each client
 //!   opens its own MCP session on it. Warden: `target/release/warden serve` (one process per
@@ -38,8 +38,10 @@
 //! - **stdio.** Direct: each client spawns its own `acme-mcp --server forum` child. Warden: each
 //!   client spawns its own `warden proxy --config tests/load/warden.toml …`, which spawns its own
 //!   `acme-mcp` child.
-//! - **Decision log.** Every Warden run is made twice: with the log on tmpfs (`/dev/shm`) and on
-//!   disk (`target/load/`), one file per `warden` process.
+//! - **Store.** Every Warden run is made once per `--logs` placement: `memory` (the in-memory
+//!   store, nothing durable: what Warden costs without the audit), `shm` (an SQLite store on
+//!   tmpfs, `/dev/shm`) and `disk` (an SQLite store under `target/load/`), one store per `warden`
+//!   process. The rows side by side are what the durable audit adds to one call.
 //!
 //! Per cell: warm-up (every client, `--warmup` calls in total), a barrier, then `--calls` calls in
 //! total split over the clients, each loop bounded by count and by `--secs`. Latency is measured
@@ -121,6 +123,8 @@ impl Net {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Place {
+    /// The in-memory store (`memory:`): nothing durable, the reference for what the audit costs.
+    Memory,
     Shm,
     Disk,
 }
@@ -128,8 +132,25 @@ enum Place {
 impl Place {
     fn name(self) -> &'static str {
         match self {
+            Place::Memory => "memory",
             Place::Shm => "tmpfs",
             Place::Disk => "disk",
+        }
+    }
+
+    /// The `--store` of a Warden whose store file would be `path`.
+    fn url(self, path: &Path) -> String {
+        match self {
+            Place::Memory => "memory:".to_string(),
+            _ => store_url(path),
+        }
+    }
+
+    /// The store files to read decisions from after a run (none in memory: another process's).
+    fn readable(self, paths: Vec<PathBuf>) -> Vec<PathBuf> {
+        match self {
+            Place::Memory => Vec::new(),
+            _ => paths,
         }
     }
 }
@@ -237,9 +258,10 @@ fn parse_opts() -> Option<Opts> {
                 o.places = val()
                     .split(',')
                     .map(|s| match s.trim() {
+                        "memory" => Place::Memory,
                         "shm" | "tmpfs" => Place::Shm,
                         "disk" => Place::Disk,
-                        other => panic!("unknown log placement `{other}` (shm, disk)"),
+                        other => panic!("unknown store placement `{other}` (memory, shm, disk)"),
                     })
                     .collect()
             }
@@ -800,7 +822,7 @@ struct Env {
 impl Env {
     fn log_dir(&self, p: Place) -> &Path {
         match p {
-            Place::Shm => &self.shm_dir,
+            Place::Memory | Place::Shm => &self.shm_dir,
             Place::Disk => &self.disk_dir,
         }
     }
@@ -1010,7 +1032,7 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
             .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
             .arg("--store")
-            .arg(store_url(&log))
+            .arg(place.url(&log))
             .env(TOKEN_ENV, TOKEN);
         if let Some(n) = o.workers {
             cmd.args(["--workers", &n.to_string()]);
@@ -1074,7 +1096,7 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                         Probe {
                             warden: vec![s.pid],
                             upstream: vec![acme.pid],
-                            logs: vec![log.clone()],
+                            logs: place.readable(vec![log.clone()]),
                         },
                     )
                 }
@@ -1189,7 +1211,7 @@ async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                             .args(["--agent", AGENT, "--principal", PRINCIPAL])
                             .args(["--mission", MISSION, "--purpose", PURPOSE])
                             .arg("--store")
-                            .arg(store_url(&logs[i]))
+                            .arg(place.url(&logs[i]))
                             .current_dir(&env.repo);
                         (cmd, format!("warden proxy #{i}"))
                     })
@@ -1204,7 +1226,7 @@ async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                         Probe {
                             warden,
                             upstream,
-                            logs,
+                            logs: place.readable(logs),
                         },
                     )
                 }
@@ -1726,7 +1748,7 @@ fn main() {
         o.warmup,
         o.clients.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
         o.nets.iter().map(|n| n.name().to_lowercase()).collect::<Vec<_>>().join(","),
-        o.places.iter().map(|p| match p { Place::Shm => "shm", Place::Disk => "disk" }).collect::<Vec<_>>().join(","),
+        o.places.iter().map(|p| match p { Place::Memory => "memory", Place::Shm => "shm", Place::Disk => "disk" }).collect::<Vec<_>>().join(","),
         o.secs
     ) + if o.reference { " --reference" } else { "" }
         + &o.workers.map(|n| format!(" --workers {n}")).unwrap_or_default()
