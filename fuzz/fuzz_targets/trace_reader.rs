@@ -9,10 +9,22 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let engine = warden_fuzz::engine();
-    if let Ok(replayed) = warden_core::trace::replay(&engine, "fuzz.jsonl", text, 0) {
-        for r in &replayed {
-            assert!(r.line >= 1);
+    // Read, then replayed through the enforcement pipeline (on a store that keeps nothing).
+    let Ok(steps) = warden_core::trace::steps("fuzz.jsonl", text, 0) else {
+        return;
+    };
+    assert!(steps.len() <= text.lines().count());
+    warden_fuzz::runtime().block_on(async {
+        let replayer = warden_enforce::replay::Replayer::new(
+            warden_fuzz::engine(),
+            std::sync::Arc::new(warden_fuzz::Discard::default()),
+        )
+        .await
+        .unwrap();
+        if let Ok(replayed) = replayer.replay("fuzz.jsonl", text, 0).await {
+            for r in &replayed {
+                assert!(r.line >= 1);
+            }
         }
-    }
+    });
 });

@@ -7,11 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use rmcp::ServiceExt;
+use serde_json::Value;
 use warden_core::config::MemorySources;
 use warden_core::{Config, Engine};
-use warden_mcp::{
-    Connector, DecisionLog, Gateway, GatewaySettings, LogEntry, LogError, OutcomeEntry,
-    UpstreamSettings,
+use warden_enforce::Enforcer;
+use warden_mcp::{Connector, Gateway, GatewaySettings, UpstreamSettings};
+use warden_store::{
+    AuditInput, AuditRecord, AuditRecordMeta, Backend, Change, Checkpoint, Exhausted, Hash,
+    MissionState, Revocation, Store, StoreError, Taint,
 };
 
 /// The Acme configuration files, by path relative to `warden.toml`.
@@ -98,21 +101,107 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// A decision log that keeps nothing: fuzzing makes millions of decisions.
-pub struct Discard;
+/// A store that keeps nothing: fuzzing makes millions of decisions. Appends succeed with
+/// growing sequence numbers, mission data swaps always succeed, and reads find nothing.
+#[derive(Debug, Default)]
+pub struct Discard {
+    seq: std::sync::atomic::AtomicU64,
+    feed: OnceLock<tokio::sync::broadcast::Sender<Change>>,
+}
 
-impl DecisionLog for Discard {
-    fn append(&self, _entry: &LogEntry) -> Result<(), LogError> {
+#[async_trait::async_trait]
+impl Store for Discard {
+    fn backend(&self) -> Backend {
+        Backend::Memory
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
-
-    fn append_outcome(&self, _entry: &OutcomeEntry) -> Result<(), LogError> {
+    async fn append(&self, records: Vec<AuditInput>) -> Result<Vec<AuditRecordMeta>, StoreError> {
+        use std::sync::atomic::Ordering;
+        Ok(records
+            .iter()
+            .map(|_| AuditRecordMeta {
+                seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+                hash: Hash::ZERO,
+            })
+            .collect())
+    }
+    async fn checkpoint_now(&self) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(None)
+    }
+    async fn audit_range(&self, _: u64, _: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn audit_get(&self, _: u64) -> Result<Option<AuditRecord>, StoreError> {
+        Ok(None)
+    }
+    async fn audit_by_decision(&self, _: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn audit_tail_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.seq.load(std::sync::atomic::Ordering::Relaxed))
+    }
+    async fn audit_seq_of_hash(&self, _: &Hash) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn load_mission(&self, _: &str) -> Result<MissionState, StoreError> {
+        Ok(MissionState::default())
+    }
+    async fn absorb(&self, _: &str, _: &Taint) -> Result<(), StoreError> {
         Ok(())
     }
-
-    fn blocking(&self) -> bool {
-        false
+    async fn put_mission_data(&self, _: &str, _: &str, _: &Value) -> Result<(), StoreError> {
+        Ok(())
     }
+    async fn swap_mission_data(
+        &self,
+        _: &str,
+        _: &str,
+        _: &Value,
+        expected: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(Some(expected + 1))
+    }
+    async fn spend(
+        &self,
+        _: &str,
+        _: &str,
+        _: u64,
+        limit: u64,
+    ) -> Result<Result<u64, Exhausted>, StoreError> {
+        Ok(Ok(limit))
+    }
+    async fn revoke(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn is_revoked(&self, _: &str) -> Result<Option<Revocation>, StoreError> {
+        Ok(None)
+    }
+    async fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn set_breaker(&self, _: &str, _: &Value) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn breakers(&self) -> Result<BTreeMap<String, Value>, StoreError> {
+        Ok(BTreeMap::new())
+    }
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.feed
+            .get_or_init(|| tokio::sync::broadcast::channel(1).0)
+            .subscribe()
+    }
+}
+
+/// The enforcement pipeline for the Acme engine on a [`Discard`] store.
+pub async fn enforcer() -> Arc<Enforcer> {
+    Enforcer::start(engine(), Arc::new(Discard::default()))
+        .await
+        .unwrap()
 }
 
 /// A gateway in front of every Acme server, in process, logging to [`Discard`].
@@ -143,7 +232,7 @@ pub fn acme_gateway() -> Arc<Gateway> {
                     upstreams,
                     ..GatewaySettings::default()
                 };
-                Gateway::start(engine(), settings, Arc::new(Discard)).await
+                Gateway::start(enforcer().await, settings).await
             })
         })
         .clone()

@@ -3,10 +3,11 @@
 //!
 //! - `GET /healthz`: the process is alive and serving HTTP: always `200` with
 //!   `{"status":"alive"}`.
-//! - `GET /readyz`: `200` with `{"status":"ready","not_ready":[]}` when every upstream is
-//!   connected; otherwise `503` with `{"status":"not-ready","not_ready":[…]}`, one entry per
-//!   part that is not ready: `{"check":"upstream","name":"forum","reason":"…"}`. (The store
-//!   will be one of the checks once there is one.)
+//! - `GET /readyz`: `200` with `{"status":"ready","not_ready":[]}` when the store answers and
+//!   every upstream is connected; otherwise `503` with `{"status":"not-ready","not_ready":[…]}`,
+//!   one entry per part that is not ready: `{"check":"store","name":"sqlite","reason":"…"}` or
+//!   `{"check":"upstream","name":"forum","reason":"…"}`. The store is pinged with a bound of
+//!   two seconds.
 //!
 //! Neither says anything an agent's token would protect: names of upstreams and why they are
 //! down are what an operator sees on stderr already.
@@ -29,7 +30,7 @@ pub const READYZ: &str = "/readyz";
 /// A part of Warden that is not ready.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct NotReady {
-    /// What kind of part: `upstream`.
+    /// What kind of part: `store` or `upstream`.
     pub check: &'static str,
     /// Its name.
     pub name: String,
@@ -37,8 +38,33 @@ pub struct NotReady {
     pub reason: String,
 }
 
-/// The parts of `gateway` that are not ready.
-pub fn not_ready(gateway: &Gateway) -> Vec<NotReady> {
+/// How long readiness waits for the store to answer.
+const STORE_PING: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The parts of `gateway` that are not ready: its store (pinged), then its upstreams.
+pub async fn not_ready(gateway: &Gateway) -> Vec<NotReady> {
+    let store = gateway.enforcer().store();
+    let name = format!("{:?}", store.backend()).to_lowercase();
+    let mut out = Vec::new();
+    match tokio::time::timeout(STORE_PING, store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => out.push(NotReady {
+            check: "store",
+            name,
+            reason: e.to_string(),
+        }),
+        Err(_) => out.push(NotReady {
+            check: "store",
+            name,
+            reason: format!("no answer within {} s", STORE_PING.as_secs()),
+        }),
+    }
+    out.extend(upstreams_not_ready(gateway));
+    out
+}
+
+/// The upstreams of `gateway` that are not connected.
+fn upstreams_not_ready(gateway: &Gateway) -> Vec<NotReady> {
     gateway
         .upstream_status()
         .into_iter()
@@ -56,7 +82,7 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> (StatusCode, Json<Value>) {
-    let missing = not_ready(&gateway);
+    let missing = not_ready(&gateway).await;
     let (code, status) = if missing.is_empty() {
         (StatusCode::OK, "ready")
     } else {

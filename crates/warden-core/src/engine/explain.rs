@@ -58,6 +58,43 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// One line describing a decision's exposure, when anyone is exposed: "2,999 of 3,000 people in
+/// the audience are not cleared for security-sensitive, user-data".
+pub fn exposure_line(d: &crate::model::Decision) -> Option<String> {
+    let x = d.exposure.as_ref().filter(|x| x.count > 0)?;
+    let labels = x.labels.iter().cloned().collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "{} of {} people in the audience are not cleared for {}",
+        thousands(x.count),
+        thousands(x.audience),
+        labels
+    ))
+}
+
+/// The text an agent (or anyone on any surface) reads for a call that was not allowed: held for
+/// approval or denied, the first reason, the decision id, and the exposure.
+pub fn refusal_text(d: &crate::model::Decision) -> String {
+    let mut text = match d.decision {
+        crate::model::Outcome::Ask => format!(
+            "Warden held `{}`: approval required: {} (decision {})",
+            d.tool,
+            d.summary(),
+            d.id
+        ),
+        _ => format!(
+            "Warden denied `{}`: {} (decision {})",
+            d.tool,
+            d.summary(),
+            d.id
+        ),
+    };
+    if let Some(x) = exposure_line(d) {
+        text.push_str("\nexposure: ");
+        text.push_str(&x);
+    }
+    text
+}
+
 /// The most labels an explanation names in one list; the rest are counted ("and 91 more").
 /// The decision's `exposure.labels` and `flow.sources` keep every one.
 const EXPLAIN_LABELS: usize = 8;

@@ -2,7 +2,7 @@
 
 use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
 use rmcp::ErrorData;
-use warden_core::{Decision, Outcome};
+use warden_core::Decision;
 
 use crate::upstream::UpstreamError;
 use warden_enforce::EnforceError;
@@ -37,53 +37,9 @@ pub(crate) fn push_line(out: &mut String, s: &str) {
     out.push_str(s);
 }
 
-/// Format a count with thousands separators (`2,999`).
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// One line describing a decision's exposure, when anyone is exposed.
-pub fn exposure_line(d: &Decision) -> Option<String> {
-    let x = d.exposure.as_ref().filter(|x| x.count > 0)?;
-    let labels = x.labels.iter().cloned().collect::<Vec<_>>().join(", ");
-    Some(format!(
-        "{} of {} people in the audience are not cleared for {}",
-        thousands(x.count),
-        thousands(x.audience),
-        labels
-    ))
-}
-
-/// The text an agent reads for a call that was not allowed.
-pub fn refusal_text(d: &Decision) -> String {
-    let mut text = match d.decision {
-        Outcome::Ask => format!(
-            "Warden held `{}`: approval required: {} (decision {})",
-            d.tool,
-            d.summary(),
-            d.id
-        ),
-        _ => format!(
-            "Warden denied `{}`: {} (decision {})",
-            d.tool,
-            d.summary(),
-            d.id
-        ),
-    };
-    if let Some(x) = exposure_line(d) {
-        text.push_str("\nexposure: ");
-        text.push_str(&x);
-    }
-    text
-}
+// The words of a refusal are the core's, so every surface (MCP, the CLI, the audit) shows the
+// same text.
+pub use warden_core::engine::{exposure_line, refusal_text, thousands};
 
 pub(crate) fn refusal_result(d: &Decision) -> CallToolResult {
     let mut r = CallToolResult::error(vec![ContentBlock::text(refusal_text(d))]);
