@@ -10,9 +10,13 @@
 //! - `audit` (and `migrate`, `keygen`): an SQLite chain verifies, then an edited record is
 //!   named (exit 1); export, show and tail read it; keys are never overwritten; migrate on a
 //!   fresh SQLite file and on PostgreSQL prints the schema version.
+//! - durable: over real MCP, a mission's taint holds in a second session, after a restart and
+//!   on another replica; a SIGKILL under load loses no record of an allowed call; a store
+//!   outage refuses calls, and its return is noticed without a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod audit;
+mod durable;
 mod serve;
 
 use std::path::{Path, PathBuf};
