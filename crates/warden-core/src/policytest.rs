@@ -1,5 +1,6 @@
 //! Policy tests: request → expected outcome, kept beside the policies and run by
-//! `warden policy test`.
+//! `warden policy test`. This module reads a test file into [`Case`]s; `warden-enforce` runs
+//! them through the enforcement pipeline.
 //!
 //! ```toml
 //! [[case]]
@@ -21,11 +22,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Breakers, Call, Engine};
-use crate::error::{line_of, locate_toml};
-use crate::mission::MissionUsage;
+use crate::engine::Call;
+use crate::error::line_of;
 use crate::model::{Decision, Outcome};
-use crate::session::SessionState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +62,60 @@ struct RawBefore {
     output: Option<String>,
 }
 
+/// One case of a test file, read.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// File.
+    pub file: String,
+    /// Line of its `[[case]]`.
+    pub line: usize,
+    /// Case name.
+    pub name: String,
+    /// The agent.
+    pub agent: String,
+    /// The person it acts for.
+    pub principal: String,
+    /// The mission template.
+    pub template: String,
+    /// The purpose.
+    pub purpose: String,
+    /// Calls made earlier in the same session, with the output each returned.
+    pub before: Vec<(Call, Option<String>)>,
+    /// The call under test.
+    pub call: Call,
+    /// The expected outcome, or why the `expect` value is not one.
+    pub expect: Result<Outcome, String>,
+    /// Policies that must be among the decision's.
+    pub expect_policies: Vec<String>,
+}
+
+impl Case {
+    /// The result of this case, given the decision (or why it could not be made).
+    pub fn result(&self, decision: Result<Decision, String>) -> CaseResult {
+        let decision = match &self.expect {
+            Err(e) => Err(e.clone()),
+            Ok(_) => decision,
+        };
+        let missing_policies = match &decision {
+            Ok(d) => self
+                .expect_policies
+                .iter()
+                .filter(|p| !d.policies.contains(p))
+                .cloned()
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        CaseResult {
+            file: self.file.clone(),
+            line: self.line,
+            name: self.name.clone(),
+            expect: self.expect.clone().unwrap_or(Outcome::Allow),
+            decision,
+            missing_policies,
+        }
+    }
+}
+
 /// The result of one case.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
@@ -93,117 +146,54 @@ fn to_json(v: Option<toml::Value>) -> Value {
         .unwrap_or_else(|| Value::Object(serde_json::Map::new()))
 }
 
-fn split(tool: &str) -> (String, String) {
-    match tool.split_once('.') {
+fn call(tool: &str, args: Option<toml::Value>) -> Call {
+    let (server, tool) = match tool.split_once('.') {
         Some((s, t)) => (s.to_string(), t.to_string()),
         None => (String::new(), tool.to_string()),
-    }
+    };
+    Call::new(server, tool, to_json(args))
 }
 
-/// Run the cases of one test file. A file that does not parse is one failed case.
-pub fn run_file(engine: &Engine, file: &str, text: &str, now_ms: i64) -> Vec<CaseResult> {
-    let raw: RawFile = match toml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            return vec![CaseResult {
-                file: file.into(),
-                line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
-                name: "(file)".into(),
-                expect: Outcome::Allow,
-                decision: Err(e.message().to_string()),
-                missing_policies: Vec::new(),
-            }]
-        }
-    };
+/// Read the cases of one test file.
+///
+/// # Errors
+/// A file that does not parse, as one failed case naming the line.
+pub fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, CaseResult> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| CaseResult {
+        file: file.into(),
+        line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+        name: "(file)".into(),
+        expect: Outcome::Allow,
+        decision: Err(e.message().to_string()),
+        missing_policies: Vec::new(),
+    })?;
     let case_lines: Vec<usize> = text
         .lines()
         .enumerate()
         .filter(|(_, l)| l.trim() == "[[case]]")
         .map(|(i, _)| i + 1)
         .collect();
-    let _ = locate_toml;
-    raw.case
+    Ok(raw
+        .case
         .into_iter()
         .enumerate()
-        .map(|(i, c)| {
-            let line = case_lines.get(i).copied().unwrap_or(1);
-            let expect = Outcome::parse(&c.expect);
-            let decision = match expect {
-                None => Err(format!(
-                    "expect must be allow, deny or ask, not `{}`",
-                    c.expect
-                )),
-                Some(_) => run_case(engine, &c, now_ms),
-            };
-            let missing_policies = match &decision {
-                Ok(d) => c
-                    .expect_policies
-                    .iter()
-                    .filter(|p| !d.policies.contains(p))
-                    .cloned()
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            CaseResult {
-                file: file.into(),
-                line,
-                name: c.name,
-                expect: expect.unwrap_or(Outcome::Allow),
-                decision,
-                missing_policies,
-            }
+        .map(|(i, c)| Case {
+            file: file.into(),
+            line: case_lines.get(i).copied().unwrap_or(1),
+            expect: Outcome::parse(&c.expect)
+                .ok_or_else(|| format!("expect must be allow, deny or ask, not `{}`", c.expect)),
+            name: c.name,
+            agent: c.agent,
+            principal: c.principal,
+            template: c.template,
+            purpose: c.purpose,
+            before: c
+                .before
+                .into_iter()
+                .map(|b| (call(&b.tool, b.args), b.output))
+                .collect(),
+            call: call(&c.tool, c.args),
+            expect_policies: c.expect_policies,
         })
-        .collect()
-}
-
-fn run_case(engine: &Engine, c: &RawCase, now_ms: i64) -> Result<Decision, String> {
-    let mission = engine.grant(
-        "test",
-        &c.template,
-        &c.agent,
-        &c.principal,
-        &c.purpose,
-        now_ms,
-    )?;
-    let mut session = SessionState::new("test", "test");
-    let mut usage = MissionUsage::default();
-    let breakers = Breakers::default();
-    let mut now = now_ms;
-    for b in &c.before {
-        now += 1000;
-        let (server, tool) = split(&b.tool);
-        let d = engine.decide(
-            Call::new(server, tool, to_json(b.args.clone())),
-            &mission,
-            &session,
-            &usage,
-            &breakers,
-            now,
-        );
-        engine.commit(&d.decision, &mut session, &mut usage);
-        match (&d.allowed, &b.output) {
-            (Some(p), Some(o)) => {
-                engine.absorb(p.receipt(), o, &mut session, &mut usage, now);
-            }
-            (None, _) => {
-                return Err(format!(
-                    "earlier call `{}` was not allowed ({}): {}",
-                    b.tool,
-                    d.decision.decision,
-                    d.decision.summary()
-                ))
-            }
-            _ => {}
-        }
-    }
-    let (server, tool) = split(&c.tool);
-    let d = engine.decide(
-        Call::new(server, tool, to_json(c.args.clone())),
-        &mission,
-        &session,
-        &usage,
-        &breakers,
-        now + 1000,
-    );
-    Ok(d.decision)
+        .collect())
 }

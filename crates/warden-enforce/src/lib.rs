@@ -8,7 +8,8 @@
 //!                                                                 (durable in the store) ─▶ agent
 //! ```
 //!
-//! The MCP gateway and `warden replay` call an [`Enforcer`]; neither re-implements a step.
+//! The MCP gateway, `warden replay` and `warden policy test` call an [`Enforcer`]; none
+//! re-implements a step.
 //!
 //! - **Logged before forwarded is a type.** Only [`Enforcer::decide`] makes a [`Permitted`], and
 //!   only once the decision's audit record is committed to the store. It is not `Clone`, and
@@ -33,6 +34,7 @@ mod error;
 mod forward;
 mod mission;
 mod permit;
+pub mod policytest;
 pub mod replay;
 mod watch;
 

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use serde_json::Value;
 use warden_core::mission::Mission;
 use warden_core::trace::{output_text, steps, Replayed, Step, TraceError};
 use warden_core::{Call, Engine};
@@ -16,8 +15,9 @@ use crate::{
     Actor, Clock, EnforceError, Enforcer, Forward, Forwarded, How, MissionCell, Permitted,
 };
 
-/// The output a trace recorded for a call, handed back as its upstream's answer.
-struct Recorded(Option<Value>);
+/// The output a trace or a policy test recorded for a call (its text), handed back as its
+/// upstream's answer.
+pub(crate) struct Recorded(pub(crate) Option<String>);
 
 impl Forward for Recorded {
     type Output = ();
@@ -29,7 +29,7 @@ impl Forward for Recorded {
             result: Ok(()),
             outcome: "result".into(),
             reason: String::new(),
-            text: self.0.as_ref().map(output_text),
+            text: self.0,
         }
     }
 }
@@ -146,7 +146,7 @@ impl Replayer {
                         if output.is_some() {
                             let _ = self
                                 .enforcer
-                                .forward(&actor, p, Recorded(output))
+                                .forward(&actor, p, Recorded(output.as_ref().map(output_text)))
                                 .await
                                 .map_err(|e| err(e.to_string()))?;
                         }

@@ -37,9 +37,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Authenticated, MCP_PATH};
 use crate::front::{header, is_json, read_body};
 use crate::gateway::{Caller, Gateway};
-use crate::http::{Authenticated, MCP_PATH};
 use crate::owners::Owners;
 
 /// An MCP session with no request for this long is closed.

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::http::{Authenticated, MCP_PATH};
+use crate::auth::{Authenticated, MCP_PATH};
 use crate::owners::{Access, Owners};
 
 /// The session header of streamable HTTP.

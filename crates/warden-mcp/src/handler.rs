@@ -3,7 +3,7 @@
 //! Over stdio the handler is made for one session ([`WardenHandler::for_session`]). Over HTTP the
 //! streamable HTTP service makes one handler per MCP session (or per request for stateless
 //! clients); the session is opened on its first request from the authenticated agent
-//! ([`crate::http::Authenticated`], put there by the bearer-token layer) and the identity headers
+//! ([`crate::auth::Authenticated`], put there by the bearer-token layer) and the identity headers
 //! `X-Warden-Principal`, `X-Warden-Mission` and `X-Warden-Purpose`.
 
 // Logging is deprecated by SEP-2577; clients of earlier revisions still use it.
@@ -23,19 +23,9 @@ use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::OnceCell;
 
+use crate::auth::{identity_from_headers, Authenticated, SESSION_HEADER};
 use crate::gateway::pipeline::notify_peer;
 use crate::gateway::{Caller, Gateway, Identity, Session};
-use crate::http::{identity_from_headers, Authenticated};
-
-/// Header naming the person the agent acts for.
-pub const PRINCIPAL_HEADER: &str = "x-warden-principal";
-/// Header naming the mission template.
-pub const MISSION_HEADER: &str = "x-warden-mission";
-/// Header with the principal's purpose (trusted text).
-pub const PURPOSE_HEADER: &str = "x-warden-purpose";
-/// Header that separates the sessions of a stateless (2026-07-28) client, which has no
-/// `Mcp-Session-Id`: requests with different values never share taint.
-pub const SESSION_HEADER: &str = "x-warden-session";
 
 #[derive(Clone)]
 enum Mode {

@@ -53,6 +53,7 @@
 //! - A tool the mission may never use is absent from `tools/list`; a call to it is still decided
 //!   (and logged, as an `unexposed` entry) and answered with the reason.
 
+pub mod auth;
 pub mod error;
 pub mod fastpath;
 pub mod front;
@@ -62,7 +63,6 @@ pub mod http;
 pub mod listener;
 pub mod naming;
 pub mod owners;
-mod rawhttp;
 pub mod session_caps;
 pub mod settings;
 pub mod stdio;

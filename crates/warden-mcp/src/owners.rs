@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::http::ct_eq;
+use crate::auth::ct_eq;
 
 /// One session's owner.
 #[derive(Debug, Clone, Copy)]

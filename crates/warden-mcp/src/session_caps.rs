@@ -25,7 +25,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::Authenticated;
+use crate::auth::Authenticated;
 
 const SESSION_ID: &str = "mcp-session-id";
 

@@ -20,10 +20,10 @@ use rmcp::transport::streamable_http_server::session::SessionManager;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{identity_from_headers, Authenticated, MCP_PATH};
 use crate::front::{header, is_json, read_body};
 use crate::gateway::tasks::{is_task_request, Advertised};
 use crate::gateway::Gateway;
-use crate::http::{identity_from_headers, Authenticated, MCP_PATH};
 
 /// The largest response Warden reads whole to add its task support to.
 const MAX_ADVERTISED_BYTES: usize = 64 * 1024 * 1024;

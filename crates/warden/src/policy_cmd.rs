@@ -4,8 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use warden_core::policytest::run_file;
+use std::sync::Arc;
+
+use anyhow::Context;
 use warden_core::Sources;
+use warden_enforce::policytest::run_file;
 
 use crate::fs::{load_engine, now_ms};
 
@@ -65,12 +68,17 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             if files.is_empty() {
                 anyhow::bail!("no policy tests (*.toml) in `{dir}`");
             }
+            let engine = Arc::new(engine);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
             let (mut passed, mut failed) = (0, 0);
             for f in files {
                 let text = sources
                     .read(&f)
                     .map_err(|e| anyhow::anyhow!("cannot read `{f}`: {e}"))?;
-                for r in run_file(&engine, &f, &text, now_ms()) {
+                for r in rt.block_on(run_file(&engine, &f, &text, now_ms())) {
                     if r.passed() {
                         passed += 1;
                         println!("ok   {}:{} {}", r.file, r.line, r.name);

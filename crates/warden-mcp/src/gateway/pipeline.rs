@@ -33,7 +33,7 @@ use super::text::{
 };
 use super::{CallOutcome, Gateway, Session, PROMPTS_GET, RESOURCES_READ};
 use crate::upstream::relay::NoteSink;
-use crate::upstream::relay::NOTES_QUEUED;
+use crate::upstream::relay::{severity, NOTES_QUEUED};
 use crate::upstream::{Asker, Note, Relay, Upstream, UpstreamError, ELICITATION, ROOTS, SAMPLING};
 
 /// Pass `notes` to `peer` in order until every sender is gone (the request completed).
@@ -85,21 +85,6 @@ impl Caller {
             cancel,
             ..Caller::default()
         }
-    }
-}
-
-/// How severe a log level is (`debug` 0 … `emergency` 7).
-#[allow(deprecated)]
-pub(crate) fn severity(l: LoggingLevel) -> u8 {
-    match l {
-        LoggingLevel::Debug => 0,
-        LoggingLevel::Info => 1,
-        LoggingLevel::Notice => 2,
-        LoggingLevel::Warning => 3,
-        LoggingLevel::Error => 4,
-        LoggingLevel::Critical => 5,
-        LoggingLevel::Alert => 6,
-        LoggingLevel::Emergency => 7,
     }
 }
 

@@ -66,15 +66,17 @@ use tokio_util::sync::CancellationToken;
 use warden_core::Call;
 use warden_enforce::Permitted;
 
-use crate::rawhttp::RawHttp;
-use crate::settings::{Transport, UpstreamSettings};
+use rawhttp::RawHttp;
+pub use settings::{Transport, UpstreamSettings};
 
 mod error;
 pub(crate) mod lines;
 mod raw;
+mod rawhttp;
 pub mod relay;
 mod requests;
 pub(crate) mod session;
+pub mod settings;
 mod supervisor;
 
 pub use error::UpstreamError;

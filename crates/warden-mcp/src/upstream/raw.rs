@@ -2,7 +2,7 @@
 //! carry: the tool list as the upstream wrote it (with `execution.taskSupport`), task-augmented
 //! calls, and `tasks/result` and `tasks/cancel` of the 2025-11-25 revision.
 //!
-//! On HTTP upstreams they go through the calls path (`crate::rawhttp`). On line transports
+//! On HTTP upstreams they go through the calls path (`crate::upstream::rawhttp`). On line transports
 //! (child processes, in-process servers) [`RawLines`] writes them on the same connection with
 //! ids of their own (`warden-raw-N`) and takes their responses off the line before rmcp sees
 //! them. Their progress and client requests are routed like every request's, by the progress

@@ -252,3 +252,18 @@ impl Drop for Registered {
         self.flight.map().remove(&self.token);
     }
 }
+
+/// How severe a log level is (`debug` 0 … `emergency` 7).
+#[allow(deprecated)]
+pub fn severity(l: LoggingLevel) -> u8 {
+    match l {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}

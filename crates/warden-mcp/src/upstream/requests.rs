@@ -236,7 +236,7 @@ impl Upstream {
                 .log_level
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let rank = crate::gateway::pipeline::severity(level);
+            let rank = super::relay::severity(level);
             match *asked {
                 Some((connects, r)) if connects == live.1 && r <= rank => return,
                 _ => *asked = Some((live.1, rank)),

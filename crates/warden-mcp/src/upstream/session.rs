@@ -2,7 +2,7 @@
 //!
 //! The supervisor's rmcp client opens the session (the `initialize` handshake), keeps its event
 //! stream, and opens a new one when the upstream forgets it (HTTP 404). The calls path
-//! (`crate::rawhttp`) sends its `tools/call` requests in that same session instead of opening a
+//! (`crate::upstream::rawhttp`) sends its `tools/call` requests in that same session instead of opening a
 //! second one: [`Recording`], the HTTP client given to rmcp, publishes the session id and the
 //! negotiated protocol version each time a message rmcp sent after the handshake was accepted,
 //! and [`SessionCell`] hands them to the calls path.

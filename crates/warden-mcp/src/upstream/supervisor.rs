@@ -298,7 +298,7 @@ fn connect<'a>(
                 Ok((running, pid))
             }
             Transport::Http { url } => {
-                // Calls (`crate::rawhttp`) are sent in this client's session.
+                // Calls (`crate::upstream::rawhttp`) are sent in this client's session.
                 let t = StreamableHttpClientTransport::with_client(
                     Recording::new(client.shared.session.clone()),
                     StreamableHttpClientTransportConfig::with_uri(url.as_str())

@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod basics;
+mod cluster;
 mod model;
 mod outage;
 mod replicas;

@@ -16,6 +16,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod audit;
+#[path = "../../../warden-store/tests/store/cluster.rs"]
+mod cluster;
 mod durable;
 mod serve;
 

@@ -34,8 +34,8 @@ use sse_stream::SseStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::upstream::session::{HttpSession, SessionCell, VERSION_HEADER};
-use crate::upstream::{Note, Relay, UpstreamError};
+use super::session::{HttpSession, SessionCell, VERSION_HEADER};
+use super::{Note, Relay, UpstreamError};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 /// The first id of the calls path's requests: far above the ids rmcp's client gives its own
