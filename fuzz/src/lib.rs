@@ -102,10 +102,11 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// A store that keeps nothing: fuzzing makes millions of decisions. Appends succeed with
-/// growing sequence numbers, mission data swaps always succeed, and reads find nothing.
+/// growing sequence numbers (journals too, per mission), mission data swaps always succeed, and reads find nothing.
 #[derive(Debug, Default)]
 pub struct Discard {
     seq: std::sync::atomic::AtomicU64,
+    journal: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     feed: OnceLock<tokio::sync::broadcast::Sender<Change>>,
 }
 
@@ -147,6 +148,18 @@ impl Store for Discard {
     }
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         Ok(Vec::new())
+    }
+    async fn journal_append(&self, mission: &str, events: &[Value]) -> Result<u64, StoreError> {
+        let mut heads = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let head = heads.entry(mission.to_string()).or_default();
+        *head += events.len() as u64;
+        Ok(*head)
+    }
+    async fn journal_since(&self, _: &str, _: u64, _: u32) -> Result<Vec<(u64, Value)>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn journal_prune(&self, _: &str, _: u64) -> Result<(), StoreError> {
+        Ok(())
     }
     async fn load_mission(&self, _: &str) -> Result<MissionState, StoreError> {
         Ok(MissionState::default())

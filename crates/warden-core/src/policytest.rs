@@ -158,14 +158,16 @@ fn call(tool: &str, args: Option<toml::Value>) -> Call {
 ///
 /// # Errors
 /// A file that does not parse, as one failed case naming the line.
-pub fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, CaseResult> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| CaseResult {
-        file: file.into(),
-        line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
-        name: "(file)".into(),
-        expect: Outcome::Allow,
-        decision: Err(e.message().to_string()),
-        missing_policies: Vec::new(),
+pub fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, Box<CaseResult>> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        Box::new(CaseResult {
+            file: file.into(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+            name: "(file)".into(),
+            expect: Outcome::Allow,
+            decision: Err(e.message().to_string()),
+            missing_policies: Vec::new(),
+        })
     })?;
     let case_lines: Vec<usize> = text
         .lines()

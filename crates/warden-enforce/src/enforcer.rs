@@ -198,10 +198,9 @@ impl Enforcer {
     ) -> Result<Verdict, EnforceError> {
         let mission_id = actor.cell.id();
         let mut local = actor.cell.lock().await;
-        if local.needs_load(self.shared()) {
-            let stored = self.store.load_mission(mission_id).await?;
-            local.apply(mission_id, &stored)?;
-        }
+        local
+            .refresh(&self.engine, self.store.as_ref(), mission_id, self.shared())
+            .await?;
         if local.state.id != actor.session {
             local.state.id = actor.session.to_string();
         }
@@ -267,10 +266,9 @@ impl Enforcer {
             }
         };
         if how.commit {
-            let local = &mut *local;
-            self.engine
-                .commit(&decision, &mut local.state, &mut local.usage);
-            local.dirty = true;
+            local
+                .commit(&self.engine, self.store.as_ref(), mission_id, &decision)
+                .await?;
         }
         let permitted = allowed.map(|a| Permitted::new(a, seq));
         Ok(Verdict {
@@ -303,18 +301,16 @@ impl Enforcer {
         if local.state.id != actor.session {
             local.state.id = actor.session.to_string();
         }
-        {
-            let local = &mut *local;
-            self.engine.absorb(
+        local
+            .absorb(
+                &self.engine,
+                self.store.as_ref(),
+                actor.cell.id(),
                 receipt,
                 text,
-                &mut local.state,
-                &mut local.usage,
                 self.clock.now(),
-            );
-        }
-        local.dirty = true;
-        local.persist(self.store.as_ref(), actor.cell.id()).await
+            )
+            .await
     }
 
     /// Write what the mission's state has that the store does not (after decisions that were
@@ -324,10 +320,9 @@ impl Enforcer {
     /// When the store cannot be written.
     pub async fn flush(&self, cell: &MissionCell) -> Result<(), EnforceError> {
         let mut local = cell.lock().await;
-        if !local.dirty {
-            return Ok(());
-        }
-        local.persist(self.store.as_ref(), cell.id()).await
+        local
+            .flush(&self.engine, self.store.as_ref(), cell.id())
+            .await
     }
 
     /// Record what came of a forward (`outcome`, and a short `reason`), without waiting: the

@@ -23,7 +23,7 @@ pub async fn run_file(
 ) -> Vec<CaseResult> {
     let cases = match parse_file(file, text) {
         Ok(c) => c,
-        Err(failed) => return vec![failed],
+        Err(failed) => return vec![*failed],
     };
     let mut out = Vec::with_capacity(cases.len());
     for case in cases {

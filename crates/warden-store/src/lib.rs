@@ -109,6 +109,7 @@ mod canonical;
 mod checkpoint;
 mod error;
 mod feed;
+mod journal;
 mod memory;
 mod migrations;
 mod mission;
@@ -203,6 +204,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         value: &Value,
         expected: u64,
     ) -> Result<Option<u64>, StoreError>;
+
+    /// Appends events to a mission's journal, in order, and returns the sequence number of
+    /// the last (a mission's numbers start at 1 and have no gaps). Events of one mission become
+    /// visible to readers in sequence order, on every replica.
+    async fn journal_append(&self, mission_id: &str, events: &[Value]) -> Result<u64, StoreError>;
+
+    /// The events of a mission's journal after sequence number `after`, in order, at most
+    /// `limit` of them.
+    async fn journal_since(
+        &self,
+        mission_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Value)>, StoreError>;
+
+    /// Drops the events of a mission's journal up to and including `upto` (a snapshot of the
+    /// state covers them).
+    async fn journal_prune(&self, mission_id: &str, upto: u64) -> Result<(), StoreError>;
 
     /// Spends `amount` of a mission's budget if `spent + amount <= limit`, atomically, and
     /// returns what remains; otherwise spends nothing and says how much was spent.

@@ -26,6 +26,8 @@ struct State {
     missions: BTreeMap<String, MissionState>,
     revocations: BTreeMap<String, Revocation>,
     breakers: BTreeMap<String, Value>,
+    /// Per mission: the last sequence number given out, and the events kept.
+    journals: BTreeMap<String, (u64, BTreeMap<u64, Value>)>,
 }
 
 #[derive(Debug, Default)]
@@ -258,6 +260,43 @@ impl Store for MemoryStore {
             self.feed.send(Change::Mission(mission_id.to_string()));
         }
         Ok(swapped)
+    }
+
+    async fn journal_append(&self, mission_id: &str, events: &[Value]) -> Result<u64, StoreError> {
+        let mut state = self.shared.lock();
+        let (last, kept) = state.journals.entry(mission_id.to_string()).or_default();
+        for e in events {
+            *last += 1;
+            kept.insert(*last, e.clone());
+        }
+        Ok(*last)
+    }
+
+    async fn journal_since(
+        &self,
+        mission_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Value)>, StoreError> {
+        let state = self.shared.lock();
+        Ok(state
+            .journals
+            .get(mission_id)
+            .map(|(_, kept)| {
+                kept.range(after.saturating_add(1)..)
+                    .take(limit as usize)
+                    .map(|(s, v)| (*s, v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn journal_prune(&self, mission_id: &str, upto: u64) -> Result<(), StoreError> {
+        let mut state = self.shared.lock();
+        if let Some((_, kept)) = state.journals.get_mut(mission_id) {
+            *kept = kept.split_off(&upto.saturating_add(1));
+        }
+        Ok(())
     }
 
     async fn spend(

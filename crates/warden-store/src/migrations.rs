@@ -34,6 +34,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "data versions",
         sql: include_str!("../migrations/sqlite/0002_data_versions.sql"),
     },
+    Migration {
+        version: 3,
+        name: "mission journal",
+        sql: include_str!("../migrations/sqlite/0003_mission_journal.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -48,10 +53,15 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "data versions",
         sql: include_str!("../migrations/postgres/0002_data_versions.sql"),
     },
+    Migration {
+        version: 3,
+        name: "mission journal",
+        sql: include_str!("../migrations/postgres/0003_mission_journal.sql"),
+    },
 ];
 
 /// The newest schema version this release knows.
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 3;
 
 /// Checks what the database says it ran against what this release knows, and returns the
 /// migrations still to run.

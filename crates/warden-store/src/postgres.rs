@@ -660,6 +660,23 @@ impl Store for PgStore {
         .await
     }
 
+    async fn journal_append(&self, mission_id: &str, events: &[Value]) -> Result<u64, StoreError> {
+        crate::journal::pg_append(self.pool(), mission_id, events).await
+    }
+
+    async fn journal_since(
+        &self,
+        mission_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Value)>, StoreError> {
+        crate::journal::pg_since(self.pool(), mission_id, after, limit).await
+    }
+
+    async fn journal_prune(&self, mission_id: &str, upto: u64) -> Result<(), StoreError> {
+        crate::journal::pg_prune(self.pool(), mission_id, upto).await
+    }
+
     async fn spend(
         &self,
         mission_id: &str,

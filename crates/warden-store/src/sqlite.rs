@@ -574,6 +574,23 @@ impl Store for SqliteStore {
         Ok(swapped)
     }
 
+    async fn journal_append(&self, mission_id: &str, events: &[Value]) -> Result<u64, StoreError> {
+        crate::journal::sqlite_append(self.pool(), mission_id, events).await
+    }
+
+    async fn journal_since(
+        &self,
+        mission_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Value)>, StoreError> {
+        crate::journal::sqlite_since(self.pool(), mission_id, after, limit).await
+    }
+
+    async fn journal_prune(&self, mission_id: &str, upto: u64) -> Result<(), StoreError> {
+        crate::journal::sqlite_prune(self.pool(), mission_id, upto).await
+    }
+
     async fn spend(
         &self,
         mission_id: &str,

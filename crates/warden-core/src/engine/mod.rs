@@ -34,6 +34,7 @@ pub use absorb::{content_labels, EMAILS_FOR_PII};
 pub(crate) use explain::excerpt;
 pub use explain::{clock_time, exposure_line, refusal_text, thousands};
 pub use flow::{MAX_SOURCES, URL_TOKEN_MIN};
+pub use pipeline::Committed;
 pub use types::{Allowed, Breakers, Call, Decided, Receipt, PRIVILEGED_ADVICE};
 
 use context::Wanted;

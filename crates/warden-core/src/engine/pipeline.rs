@@ -5,11 +5,12 @@ use std::collections::BTreeSet;
 
 use cedar_policy::EntityUid;
 
-use super::context::{Wanted, ARGS, ARG_SUMMARIES};
+use super::context::{ARGS, ARG_SUMMARIES};
 use super::explain::{explain_flow, uid_text};
 use super::types::{Allowed, Breakers, Call, Ctx, Decided, Inner, Receipt};
 use super::Engine;
 use crate::catalog::{Resolved, ToolSpec};
+use crate::detect::fingerprint::SentTails;
 use crate::entity::uid;
 use crate::mission::{Mission, MissionUsage};
 use crate::model::{Decision, Outcome, Reason, Stage};
@@ -238,7 +239,7 @@ impl Engine {
                 exposure.as_ref(),
                 advice,
                 template,
-                &Wanted::ALL,
+                &super::context::Wanted::ALL,
                 Some(&argv),
             );
             let checked = full.and_then(|c| {
@@ -441,19 +442,55 @@ impl Engine {
         session: &mut SessionState,
         usage: &mut MissionUsage,
     ) {
+        self.commit_applied(&Committed::of(decision), session, usage);
+    }
+
+    /// [`Engine::commit`] of a decision as its [`Committed`] event (from a mission's journal).
+    pub fn commit_applied(
+        &self,
+        c: &Committed,
+        session: &mut SessionState,
+        usage: &mut MissionUsage,
+    ) {
         session.calls += 1;
-        if decision.decision == Outcome::Allow {
-            if !decision.flow.sent_tails.is_empty() {
-                session.sent_tails.clone_from(&decision.flow.sent_tails);
+        if c.outcome == Outcome::Allow {
+            if !c.sent_tails.is_empty() {
+                session.sent_tails.clone_from(&c.sent_tails);
             }
             session.allowed += 1;
             usage.calls += 1;
         }
         session.remember(HistoryEntry {
             call: session.calls,
-            tool: decision.tool.clone(),
-            outcome: decision.decision,
-            at_ms: decision.at_ms,
+            tool: c.tool.clone(),
+            outcome: c.outcome,
+            at_ms: c.at_ms,
         });
+    }
+}
+
+/// What committing a decision changes in its mission's state, as a mission's journal keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Committed {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The tool.
+    pub tool: String,
+    /// When it was decided.
+    pub at_ms: i64,
+    /// The fingerprints of what an allowed call sent.
+    #[serde(default, skip_serializing_if = "SentTails::is_empty")]
+    pub sent_tails: SentTails,
+}
+
+impl Committed {
+    /// The event of `decision`.
+    pub fn of(decision: &Decision) -> Committed {
+        Committed {
+            outcome: decision.decision,
+            tool: decision.tool.clone(),
+            at_ms: decision.at_ms,
+            sent_tails: decision.flow.sent_tails.clone(),
+        }
     }
 }

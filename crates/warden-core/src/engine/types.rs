@@ -91,7 +91,11 @@ impl std::io::Write for HashWriter {
 /// What absorbing the output of an allowed call needs: the decision that allowed it, the
 /// catalog tool and the labels of the resource it read. Cheap to clone, so that what an
 /// upstream says while the call runs (progress, log messages) can be absorbed too.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A receipt can be written down (a mission's journal keeps it with the output it absorbed)
+/// and read back to absorb that output again into another copy of the mission's state.
+/// Absorbing only adds taint, so a receipt read back grants nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     pub(super) decision_id: String,
     pub(super) tool: String,

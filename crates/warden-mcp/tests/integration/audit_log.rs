@@ -192,6 +192,20 @@ impl Store for FlakyStore {
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         self.inner.checkpoints().await
     }
+    async fn journal_append(&self, id: &str, events: &[Value]) -> Result<u64, StoreError> {
+        self.inner.journal_append(id, events).await
+    }
+    async fn journal_since(
+        &self,
+        id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Value)>, StoreError> {
+        self.inner.journal_since(id, after, limit).await
+    }
+    async fn journal_prune(&self, id: &str, upto: u64) -> Result<(), StoreError> {
+        self.inner.journal_prune(id, upto).await
+    }
     async fn load_mission(&self, id: &str) -> Result<MissionState, StoreError> {
         self.inner.load_mission(id).await
     }

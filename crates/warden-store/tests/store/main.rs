@@ -19,6 +19,7 @@
 
 mod basics;
 mod cluster;
+mod journal;
 mod model;
 mod outage;
 mod replicas;

@@ -7,14 +7,14 @@
 //! mount and run `initdb`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use warden_store::{open, verify, Change, StoreError, VerifyOptions};
 
-use crate::cluster::{is_root, run, Cluster};
+use crate::cluster::{run, Cluster};
 use crate::support::input;
 
 /// A small tmpfs, unmounted on drop.
