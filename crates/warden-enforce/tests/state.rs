@@ -349,3 +349,68 @@ async fn a_store_that_cannot_be_written_denies_then_recovers() {
     let v = e.decide(&actor, read(), How::call()).await.unwrap();
     assert!(v.permitted.is_some(), "{:?}", v.decision.reasons);
 }
+
+/// A replica that took a mission up long ago, while another made so many calls that the
+/// journal behind the latest snapshot was dropped, notices the gap and starts again from the
+/// snapshot: it then counts exactly what was decided (nothing twice, nothing lost) and holds
+/// the taint absorbed before the snapshot. A replica taking the mission up afresh sees the same.
+#[tokio::test]
+async fn a_replica_far_behind_starts_again_from_the_snapshot() {
+    let url = pg_schema().await;
+    let a = Enforcer::start(acme(), warden_store::open(&url).await.unwrap())
+        .await
+        .unwrap();
+    let b = Enforcer::start(acme(), warden_store::open(&url).await.unwrap())
+        .await
+        .unwrap();
+    let m = forum_mission("m-far-behind");
+    let on_a = MissionCell::new(&m.id);
+    let on_b = MissionCell::new(&m.id);
+    let thread = json!({"channel": "eng-help", "thread_id": "T-1090"});
+    let faq = "T-1090 by bob: where is the VPN FAQ?";
+    assert_eq!(
+        on(&b, &m, &on_b, "s0")
+            .call("forum", "read_thread", thread.clone(), faq)
+            .await,
+        Outcome::Allow
+    );
+    read_logs(&a, &m, &on_a).await;
+    // Past the mission's 50-call budget every call is denied; each still commits (one event).
+    let calls = 1_400;
+    for _ in 0..calls {
+        on(&a, &m, &on_a, "s1")
+            .call("forum", "read_thread", thread.clone(), faq)
+            .await;
+    }
+    a.flush(&on_a).await.unwrap();
+    let store = warden_store::open(&url).await.unwrap();
+    let kept = store.journal_since(&m.id, 0, 1).await.unwrap();
+    assert!(
+        kept.first().is_some_and(|(seq, _)| *seq > 2),
+        "the journal behind the snapshot was not dropped: {kept:?}"
+    );
+
+    // B decides again: it must notice that the events after its position are gone.
+    assert_eq!(
+        on(&b, &m, &on_b, "s0")
+            .call("forum", "read_thread", thread.clone(), faq)
+            .await,
+        Outcome::Deny
+    );
+    let (state_b, usage_b) = on_b.snapshot().await;
+    let total = 1 + 1 + calls + 1;
+    assert_eq!(state_b.calls, total as u64);
+    assert_eq!(usage_b.calls, 50);
+    assert!(!state_b.taint.is_empty(), "the logs' taint was lost");
+    b.flush(&on_b).await.unwrap();
+
+    let c = Enforcer::start(acme(), warden_store::open(&url).await.unwrap())
+        .await
+        .unwrap();
+    let on_c = MissionCell::new(&m.id);
+    assert_eq!(publish(&c, &m, &on_c, "s9").await, Outcome::Deny);
+    let (state_c, usage_c) = on_c.snapshot().await;
+    assert_eq!(state_c.calls, total as u64 + 1);
+    assert_eq!(usage_c, usage_b);
+    assert_eq!(state_c.taint, state_b.taint);
+}
