@@ -12,6 +12,7 @@ use crate::catalog::Catalog;
 use crate::detect::{AdviceRule, Detectors, ScanLimits};
 use crate::directory::{Directory, DirectorySource, GeneratedMembers, PUBLIC};
 use crate::error::{line_of, locate_toml, ConfigError, Issues};
+use crate::identity::{IdentityConfig, RawIdentity, RawUser};
 use crate::mission::{parse_templates, MissionTemplate};
 use crate::pattern::ToolPattern;
 use crate::policy::{build_schema, PolicyEngine, PolicyFile};
@@ -80,6 +81,10 @@ struct RawConfig {
     breakers: Option<toml::Value>,
     #[serde(default)]
     demo: Option<toml::Value>,
+    #[serde(default)]
+    identity: Option<RawIdentity>,
+    #[serde(default)]
+    users: BTreeMap<String, RawUser>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +245,8 @@ pub struct Config {
     pub breakers: Option<toml::Value>,
     /// The `[demo]` table.
     pub demo: Option<toml::Value>,
+    /// How people authenticate: `[identity.oidc]`, `[identity.proxy]`, `[users.NAME]`.
+    pub identity: IdentityConfig,
 }
 
 impl Config {
@@ -402,6 +409,14 @@ impl Config {
                 "limits must be greater than zero",
             );
         }
+        let identity = crate::identity::validate(
+            file,
+            text,
+            raw.identity.as_ref(),
+            &raw.users,
+            directory.as_ref(),
+            &mut issues,
+        );
         let Some(directory) = directory else {
             return Err(ConfigError(issues.0));
         };
@@ -458,6 +473,7 @@ impl Config {
             audit: raw.audit,
             breakers: raw.breakers,
             demo: raw.demo,
+            identity,
         })
     }
 

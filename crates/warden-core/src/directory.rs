@@ -478,6 +478,11 @@ impl Directory {
         self.users.get(id)
     }
 
+    /// The ids of every user, in no particular order.
+    pub fn user_ids(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
     /// Number of users.
     pub fn user_count(&self) -> usize {
         self.users.len()

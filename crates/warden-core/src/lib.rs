@@ -21,6 +21,7 @@ pub mod engine;
 pub mod entity;
 pub mod error;
 pub mod holds;
+pub mod identity;
 pub mod links;
 pub mod mission;
 pub mod model;

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! The MCP gateway, `warden replay` and `warden policy test` call an [`Enforcer`]; none
-//! re-implements a step.
+//! re-implements a step. People (principals, approvers) authenticate through
+//! [`identity::Authenticator`]: a local user token or an OIDC identity provider's JWT.
 //!
 //! - **Logged before forwarded is a type.** Only [`Enforcer::decide`] makes a [`Permitted`], and
 //!   only once the decision's audit record is committed to the store. It is not `Clone`, and
@@ -32,6 +33,7 @@ mod audit;
 mod enforcer;
 mod error;
 mod forward;
+pub mod identity;
 mod mission;
 mod permit;
 pub mod policytest;

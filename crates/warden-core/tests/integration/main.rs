@@ -5,6 +5,9 @@
 //!   every `expect` checked.
 //! - `config_errors`: invalid configurations, catalogs, policies and directories are reported
 //!   with file and line, all at once.
+//! - `identity_config`: `[identity.oidc]`, `[identity.proxy]` and `[users.NAME]` parsed into
+//!   typed settings; shared-secret and unsigned algorithms, unknown users and unknown keys are
+//!   errors with their line.
 //! - `properties`: no input makes `decide` or replay panic, and nothing outside an agent's
 //!   ceiling is ever allowed.
 //! - `slicing`: sliced evaluation agrees with bare Cedar over the whole policy set.
@@ -31,6 +34,7 @@ mod budgets;
 mod common;
 mod config_errors;
 mod encodings;
+mod identity_config;
 mod large_sets;
 mod links;
 mod properties;
