@@ -24,6 +24,7 @@ pub mod holds;
 pub mod links;
 pub mod mission;
 pub mod model;
+pub mod narrow;
 pub mod own;
 pub mod pattern;
 pub mod policy;
