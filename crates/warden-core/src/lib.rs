@@ -25,6 +25,7 @@ pub mod identity;
 pub mod links;
 pub mod mission;
 pub mod model;
+pub mod narrow;
 pub mod own;
 pub mod pattern;
 pub mod policy;

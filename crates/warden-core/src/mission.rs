@@ -51,8 +51,9 @@ struct RawTemplate {
     deny_fields: Vec<String>,
 }
 
-/// Where a mission may publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where a mission may publish. From narrowest to widest: `none`, `principal`, `internal`,
+/// `any` ([`PublishScope::within`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PublishScope {
     /// Anywhere the rest of policy allows.
@@ -74,6 +75,21 @@ impl PublishScope {
             PublishScope::Internal => "internal",
             PublishScope::None => "none",
         }
+    }
+
+    /// Its place from narrowest (0, `none`) to widest (3, `any`).
+    pub fn rank(self) -> u8 {
+        match self {
+            PublishScope::None => 0,
+            PublishScope::Principal => 1,
+            PublishScope::Internal => 2,
+            PublishScope::Any => 3,
+        }
+    }
+
+    /// True when every audience this scope allows is one `other` allows too.
+    pub fn within(self, other: PublishScope) -> bool {
+        self.rank() <= other.rank()
     }
 }
 
@@ -138,6 +154,36 @@ pub struct Mission {
     pub granted_at_ms: i64,
     /// Expires at, ms since the Unix epoch.
     pub expires_at_ms: i64,
+    /// The mission it was narrowed from (`None`: a root, granted by a person).
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// Mission ids from the root to this one, inclusive (see [`Mission::depth`]).
+    #[serde(default)]
+    pub chain: Vec<String>,
+    /// Every narrowing from the root to this one, in order. Each is enforced on every call, on
+    /// top of the template: a narrowing can only take away.
+    #[serde(default)]
+    pub narrowings: Vec<crate::narrow::Narrowing>,
+    /// How the grant was proven: `local` (a local token or a grant in this process), `jwt` (a
+    /// principal's OIDC/JWT) or `trace` (a replayed trace). Set by the caller that grants.
+    #[serde(default = "local_auth")]
+    pub auth: String,
+}
+
+fn local_auth() -> String {
+    "local".to_string()
+}
+
+impl Mission {
+    /// How many narrowings below its root it is (0: a root).
+    pub fn depth(&self) -> usize {
+        self.chain.len().saturating_sub(1)
+    }
+
+    /// The root mission's id: the mission whose state (taint, usage) the whole chain shares.
+    pub fn root(&self) -> &str {
+        self.chain.first().map_or(self.id.as_str(), String::as_str)
+    }
 }
 
 /// What a mission has used so far.
@@ -290,6 +336,16 @@ pub fn parse_templates(
 }
 
 impl MissionTemplate {
+    /// The resource patterns as written (empty: any resource).
+    pub fn resource_patterns(&self) -> &[String] {
+        &self.resource_patterns
+    }
+
+    /// The host patterns as written (empty: any host).
+    pub fn host_patterns(&self) -> &[String] {
+        &self.host_patterns
+    }
+
     /// Whether the template names `host` among the hosts it may reach.
     pub fn names_host(&self, host: &str) -> bool {
         self.hosts.iter().any(|g| g.is_match(host))
@@ -333,15 +389,8 @@ impl MissionTemplate {
                     .join(", ")
             ));
         }
-        // The resource as the upstream reads it (its canonical form, see `crate::canon`) must
-        // be inside; so must the value as written when it carries percent-escapes (an upstream
-        // that does not decode them reads that name).
         let inside = |r: &str| self.resources.iter().any(|g| g.is_match(r));
-        let within = match crate::canon::canonical_in(resource, spec.fold()) {
-            None => inside(resource),
-            Some(c) => inside(&c) && (!resource.contains('%') || inside(resource)),
-        };
-        if !self.resources.is_empty() && !within {
+        if !self.resources.is_empty() && !resource_within(inside, resource, spec) {
             return v(format!(
                 "resource `{resource}` is outside the mission `{}`: it may touch {}",
                 mission.id,
@@ -349,82 +398,34 @@ impl MissionTemplate {
             ));
         }
         if let Some(allowed) = self.arg_values.get(&spec.name) {
-            for (arg, values) in allowed {
-                if let Some(val) = args.get(arg) {
-                    let bad: Vec<String> = spec
-                        .values(arg, val)
-                        .into_iter()
-                        .filter(|x| !values.contains(x))
-                        .collect();
-                    if !bad.is_empty() {
-                        return v(format!(
-                            "`{arg}` = {} is outside the mission `{}`: it allows only {}",
-                            bad.join(", "),
-                            mission.id,
-                            values.join(", ")
-                        ));
-                    }
-                }
+            if let Some(text) = arg_refusal(allowed, spec, args, &mission.id) {
+                return v(text);
             }
         }
-        if spec.effect == Effect::Read {
-            if let Some(ceiling) = &self.read_labels {
-                let over: Vec<&String> = resource_labels
-                    .iter()
-                    .filter(|l| {
-                        !ceiling.contains(*l) && !l.starts_with(crate::entity::CHANNEL_LABEL_PREFIX)
-                    })
-                    .collect();
-                if !over.is_empty() {
-                    return v(format!(
-                        "the mission `{}` may not read data labelled {}",
-                        mission.id,
-                        over.iter()
-                            .map(|l| format!("`{l}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-            }
+        if let Some(text) = label_refusal(
+            self.read_labels.as_ref(),
+            spec,
+            resource_labels,
+            &mission.id,
+        ) {
+            return v(text);
         }
         // A template that names hosts reaches those only (outside the organisation).
-        if let (false, Some(aud)) = (self.hosts.is_empty(), audience) {
-            for rule in &spec.audience {
-                let crate::catalog::AudienceRule::Url(arg) = rule else {
-                    continue;
-                };
-                let Some(url) = args.get(arg).and_then(Value::as_str) else {
-                    continue;
-                };
-                let host = crate::catalog::url_host(url);
-                if aud.external.contains(&host) && !self.names_host(&host) {
-                    return v(format!(
-                        "host `{}` is outside the mission `{}`: it may reach {}",
-                        crate::engine::excerpt(&host),
-                        mission.id,
-                        self.host_patterns.join(", ")
-                    ));
-                }
+        if !self.hosts.is_empty() {
+            let named = |h: &str| self.names_host(h);
+            if let Some(text) = host_refusal(
+                named,
+                &self.host_patterns,
+                spec,
+                args,
+                audience,
+                &mission.id,
+            ) {
+                return v(text);
             }
         }
-        if let Some(aud) = audience {
-            match self.publish_to {
-                PublishScope::Any => {}
-                PublishScope::Principal if aud.only(&mission.principal) => {}
-                PublishScope::Internal if aud.external.is_empty() && aud.unknown.is_empty() => {}
-                scope => {
-                    return v(format!(
-                        "the mission `{}` may publish only to {}",
-                        mission.id,
-                        match scope {
-                            PublishScope::Principal =>
-                                format!("its principal `{}`", mission.principal),
-                            PublishScope::Internal => "people inside the organisation".into(),
-                            _ => "no one".into(),
-                        }
-                    ))
-                }
-            }
+        if let Some(text) = publish_refusal(self.publish_to, audience, mission) {
+            return v(text);
         }
         if let Some(max) = self.budgets.calls {
             if usage.calls >= max {
@@ -458,6 +459,134 @@ impl MissionTemplate {
         self.fields
             .check(&spec.name, &spec.queries, args)
             .map_err(MissionViolation)?;
-        Ok(())
+        // A narrowed mission: every narrowing from its root holds as well.
+        crate::narrow::check(
+            self,
+            mission,
+            usage,
+            spec,
+            args,
+            resource,
+            resource_labels,
+            audience,
+            now_ms,
+        )
+    }
+}
+
+/// True when `resource` is inside what `inside` accepts: the resource as the upstream reads it
+/// (its canonical form, see `crate::canon`), and the value as written when it carries
+/// percent-escapes (an upstream that does not decode them reads that name).
+pub(crate) fn resource_within(
+    inside: impl Fn(&str) -> bool,
+    resource: &str,
+    spec: &ToolSpec,
+) -> bool {
+    match crate::canon::canonical_in(resource, spec.fold()) {
+        None => inside(resource),
+        Some(c) => inside(&c) && (!resource.contains('%') || inside(resource)),
+    }
+}
+
+/// Why the call's arguments are outside `allowed` (argument → values), if they are.
+pub(crate) fn arg_refusal(
+    allowed: &BTreeMap<String, Vec<String>>,
+    spec: &ToolSpec,
+    args: &Value,
+    mission: &str,
+) -> Option<String> {
+    for (arg, values) in allowed {
+        if let Some(val) = args.get(arg) {
+            let bad: Vec<String> = spec
+                .values(arg, val)
+                .into_iter()
+                .filter(|x| !values.contains(x))
+                .collect();
+            if !bad.is_empty() {
+                return Some(format!(
+                    "`{arg}` = {} is outside the mission `{mission}`: it allows only {}",
+                    bad.join(", "),
+                    values.join(", ")
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Why a read is over the label `ceiling`, if it is.
+pub(crate) fn label_refusal(
+    ceiling: Option<&BTreeSet<String>>,
+    spec: &ToolSpec,
+    resource_labels: &BTreeSet<String>,
+    mission: &str,
+) -> Option<String> {
+    let ceiling = ceiling.filter(|_| spec.effect == Effect::Read)?;
+    let over: Vec<String> = resource_labels
+        .iter()
+        .filter(|l| !ceiling.contains(*l) && !l.starts_with(crate::entity::CHANNEL_LABEL_PREFIX))
+        .map(|l| format!("`{l}`"))
+        .collect();
+    (!over.is_empty()).then(|| {
+        format!(
+            "the mission `{mission}` may not read data labelled {}",
+            over.join(", ")
+        )
+    })
+}
+
+/// Why a URL in the call reaches a host outside the organisation that `named` does not accept.
+pub(crate) fn host_refusal(
+    named: impl Fn(&str) -> bool,
+    patterns: &[String],
+    spec: &ToolSpec,
+    args: &Value,
+    audience: Option<&Audience>,
+    mission: &str,
+) -> Option<String> {
+    let aud = audience?;
+    for rule in &spec.audience {
+        let crate::catalog::AudienceRule::Url(arg) = rule else {
+            continue;
+        };
+        let Some(url) = args.get(arg).and_then(Value::as_str) else {
+            continue;
+        };
+        let host = crate::catalog::url_host(url);
+        if aud.external.contains(&host) && !named(&host) {
+            return Some(format!(
+                "host `{}` is outside the mission `{mission}`: it may reach {}",
+                crate::engine::excerpt(&host),
+                if patterns.is_empty() {
+                    "no host outside the organisation".to_string()
+                } else {
+                    patterns.join(", ")
+                }
+            ));
+        }
+    }
+    None
+}
+
+/// Why a publish to `audience` is wider than `scope`, if it is.
+pub(crate) fn publish_refusal(
+    scope: PublishScope,
+    audience: Option<&Audience>,
+    mission: &Mission,
+) -> Option<String> {
+    let aud = audience?;
+    match scope {
+        PublishScope::Any => None,
+        PublishScope::Principal if aud.only(&mission.principal) => None,
+        PublishScope::Internal if aud.external.is_empty() && aud.unknown.is_empty() => None,
+        scope => Some(format!(
+            "the mission `{}` may publish only to {}",
+            mission.id,
+            match scope {
+                PublishScope::Principal => format!("its principal `{}`", mission.principal),
+                PublishScope::Internal => "people inside the organisation".into(),
+                _ => "no one".into(),
+            }
+        )),
     }
 }

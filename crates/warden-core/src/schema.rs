@@ -74,6 +74,12 @@ type Mission = {
   publish_to: String,
   seconds_left: Long,
   calls_left: Long,
+  // Narrowings below the root mission the person granted (0: the root itself).
+  depth: Long,
+  // Seconds since this mission was granted (or narrowed).
+  grant_age_secs: Long,
+  // How the grant was proven: `local`, `jwt` or `trace`.
+  auth: String,
 };
 
 type Session = {

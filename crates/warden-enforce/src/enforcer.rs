@@ -229,24 +229,27 @@ impl Enforcer {
             }
         };
         // The call budget is spent in the store before the decision is recorded: two replicas
-        // cannot both spend its last unit.
-        if let (true, Some(limit)) = (
-            how.commit && allowed.is_some(),
-            self.calls_budget(actor.mission),
-        ) {
-            match self.store.spend(mission_id, CALLS, 1, limit).await? {
-                Ok(left) => local.spent(limit.saturating_sub(left)),
-                Err(exhausted) => {
-                    local.spent(exhausted.spent);
-                    allowed = None;
-                    refuse(
-                        &mut decision,
-                        Stage::Mission,
-                        format!(
-                            "the mission `{}` has used its budget of {limit} calls",
-                            actor.mission.id
-                        ),
-                    );
+        // cannot both spend its last unit. A narrowed mission spends on every mission of its
+        // chain that has a calls cap (its own, its ancestors'), the deepest first: a child's
+        // calls count against its parent's budget, and any exhausted cap denies.
+        if how.commit && allowed.is_some() {
+            for (id, limit) in self.calls_caps(actor.mission).into_iter().rev() {
+                let is_cell = id == mission_id;
+                match self.store.spend(&id, CALLS, 1, limit).await? {
+                    Ok(left) if is_cell => local.spent(limit.saturating_sub(left)),
+                    Ok(_) => {}
+                    Err(exhausted) => {
+                        if is_cell {
+                            local.spent(exhausted.spent);
+                        }
+                        allowed = None;
+                        refuse(
+                            &mut decision,
+                            Stage::Mission,
+                            format!("the mission `{id}` has used its budget of {limit} calls"),
+                        );
+                        break;
+                    }
                 }
             }
         }
@@ -277,13 +280,16 @@ impl Enforcer {
         })
     }
 
-    /// The mission's call budget, if its template has one.
-    fn calls_budget(&self, mission: &Mission) -> Option<u64> {
+    /// The calls caps to spend on, from the root of the mission's chain down (see
+    /// [`warden_core::narrow::calls_caps`]); none when its template is unknown (the decision
+    /// denies then).
+    fn calls_caps(&self, mission: &Mission) -> Vec<(String, u64)> {
         self.engine
             .config()
             .templates
             .get(&mission.template)
-            .and_then(|t| t.budgets.calls)
+            .map(|t| warden_core::narrow::calls_caps(t, mission))
+            .unwrap_or_default()
     }
 
     /// Absorb `text`, read by the call `receipt` allowed, into the mission, and write the

@@ -75,7 +75,8 @@ impl Replayer {
         text: &str,
         start_ms: i64,
     ) -> Result<Vec<Replayed>, TraceError> {
-        let mut missions: HashMap<String, (Mission, MissionCell)> = HashMap::new();
+        // A narrowed mission shares its root's cell: one taint and one usage for the chain.
+        let mut missions: HashMap<String, (Mission, Arc<MissionCell>)> = HashMap::new();
         let mut sessions: HashMap<String, String> = HashMap::new();
         let mut out = Vec::new();
         for step in steps(file, text, start_ms)? {
@@ -83,6 +84,8 @@ impl Replayer {
                 Step::Mission {
                     line,
                     id,
+                    parent,
+                    narrowing,
                     template,
                     agent,
                     principal,
@@ -98,12 +101,27 @@ impl Replayer {
                         return Err(err(format!("mission `{id}` is granted twice")));
                     }
                     self.clock.store(now, Ordering::Relaxed);
-                    let m = self
-                        .enforcer
-                        .engine()
-                        .grant(&id, &template, &agent, &principal, &purpose, now)
-                        .map_err(|e| err(format!("cannot grant mission `{id}`: {e}")))?;
-                    let cell = MissionCell::new(id.clone());
+                    let engine = self.enforcer.engine();
+                    let (mut m, cell) = match parent {
+                        None => {
+                            let m = engine
+                                .grant(&id, &template, &agent, &principal, &purpose, now)
+                                .map_err(|e| err(format!("cannot grant mission `{id}`: {e}")))?;
+                            (m, Arc::new(MissionCell::new(id.clone())))
+                        }
+                        Some(p) => {
+                            let (pm, cell) = missions.get(&p).ok_or_else(|| {
+                                err(format!(
+                                    "mission `{id}` names parent `{p}`, which no earlier line grants"
+                                ))
+                            })?;
+                            let m = engine.attenuate(pm, &id, &narrowing, now).map_err(|e| {
+                                err(format!("cannot narrow mission `{p}` into `{id}`: {e}"))
+                            })?;
+                            (m, cell.clone())
+                        }
+                    };
+                    m.auth = "trace".to_string();
                     missions.insert(id, (m, cell));
                 }
                 Step::Call {

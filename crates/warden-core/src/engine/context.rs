@@ -61,6 +61,9 @@ const CONTEXT_NAMES: [(&str, &[&str]); 17] = [
             "publish_to",
             "seconds_left",
             "calls_left",
+            "depth",
+            "grant_age_secs",
+            "auth",
         ],
     ),
     ("session", &["calls", "untrusted_input", "sensitive_read"]),
@@ -257,6 +260,7 @@ impl Engine {
             .map(|c| c.saturating_sub(cx.usage.calls))
             .unwrap_or(u64::MAX >> 1);
         let seconds_left = ((m.expires_at_ms - cx.now_ms) / 1000).max(0) as u64;
+        let grant_age_secs = (cx.now_ms.saturating_sub(m.granted_at_ms) / 1000).max(0) as u64;
         // Only what the loaded policies read is built (`ContextUse`); `policy_context` builds all.
         let u = want;
         type Field<'f> = (&'static str, &'f dyn Fn() -> CValue);
@@ -335,6 +339,9 @@ impl Engine {
                         ("publish_to", &|| vstr(template.publish_to.as_str())),
                         ("seconds_left", &|| vlong(seconds_left)),
                         ("calls_left", &|| vlong(calls_left)),
+                        ("depth", &|| vlong(m.depth() as u64)),
+                        ("grant_age_secs", &|| vlong(grant_age_secs)),
+                        ("auth", &|| vstr(&m.auth)),
                     ],
                 )
             }),

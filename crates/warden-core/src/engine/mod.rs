@@ -29,6 +29,7 @@ mod types;
 use crate::catalog::ToolSpec;
 use crate::config::Config;
 use crate::mission::Mission;
+use crate::narrow::{Narrowing, WidenError};
 
 pub use absorb::{content_labels, EMAILS_FOR_PII};
 pub(crate) use explain::excerpt;
@@ -95,6 +96,59 @@ impl Engine {
             purpose: purpose.to_string(),
             granted_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(t.lifetime_secs.saturating_mul(1000)),
+            parent: None,
+            chain: vec![id.to_string()],
+            narrowings: Vec::new(),
+            auth: "local".to_string(),
+        })
+    }
+
+    /// Narrow `parent` into a child mission `id` for a sub-agent (see [`crate::narrow`]): the
+    /// same template, principal and purpose, the parent's narrowings and `n`. Granted now; it
+    /// expires with the parent unless `n` says sooner. Shares its root's state.
+    ///
+    /// # Errors
+    /// A [`WidenError`] naming the field and the values when `n` is wider than the parent's
+    /// effective scope (its template ∩ its narrowings) in any field, or names an agent that is
+    /// not configured.
+    pub fn attenuate(
+        &self,
+        parent: &Mission,
+        id: &str,
+        n: &Narrowing,
+        now_ms: i64,
+    ) -> Result<Mission, WidenError> {
+        let t = self
+            .config
+            .templates
+            .get(&parent.template)
+            .ok_or_else(|| WidenError::UnknownTemplate(parent.template.clone()))?;
+        let mut chain = if parent.chain.is_empty() {
+            vec![parent.id.clone()]
+        } else {
+            parent.chain.clone()
+        };
+        if id.is_empty() || id == parent.id || chain.iter().any(|c| c == id) {
+            return Err(WidenError::BadId(id.to_string()));
+        }
+        crate::narrow::within(&self.config, t, parent, n)?;
+        chain.push(id.to_string());
+        let mut narrowings = parent.narrowings.clone();
+        narrowings.push(n.clone());
+        Ok(Mission {
+            id: id.to_string(),
+            template: parent.template.clone(),
+            agent: n.agent.clone().unwrap_or_else(|| parent.agent.clone()),
+            principal: parent.principal.clone(),
+            purpose: parent.purpose.clone(),
+            granted_at_ms: now_ms,
+            expires_at_ms: n
+                .expires_at_ms
+                .map_or(parent.expires_at_ms, |e| e.min(parent.expires_at_ms)),
+            parent: Some(parent.id.clone()),
+            chain,
+            narrowings,
+            auth: parent.auth.clone(),
         })
     }
 
@@ -110,7 +164,10 @@ impl Engine {
         self.config
             .catalog
             .tools()
-            .filter(|s| agent.may_use(&s.name) && t.allows_tool(&s.name))
+            .filter(|s| {
+                agent.may_use(&s.name)
+                    && crate::narrow::allows_tool(t, &mission.narrowings, &s.name)
+            })
             .collect()
     }
 }

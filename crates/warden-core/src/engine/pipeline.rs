@@ -98,10 +98,19 @@ impl Engine {
                 format!("the breaker of session `{}` is tripped", cx.session.id),
             );
         }
-        if b.missions.contains(&mission.id) {
+        // Revoking a mission revokes every mission narrowed from it.
+        let chain = std::iter::once(&mission.id).chain(&mission.chain);
+        if let Some(revoked) = chain.into_iter().find(|id| b.missions.contains(*id)) {
             return cx.deny(
                 Stage::Breaker,
-                format!("the mission `{}` was revoked", mission.id),
+                if *revoked == mission.id {
+                    format!("the mission `{revoked}` was revoked")
+                } else {
+                    format!(
+                        "the mission `{revoked}` was revoked, and with it the mission `{}` narrowed from it",
+                        mission.id
+                    )
+                },
             );
         }
         // 2. Resolve.

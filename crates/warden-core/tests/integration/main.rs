@@ -24,6 +24,8 @@
 //!   its label except for secrets.
 //! - `provenance`: values inside free text are judged like directing arguments, whatever their
 //!   spelling; whole-token matching; negated mentions; `context.origin`.
+//! - `narrowing`: a mission narrowed for a sub-agent never allows what its root does not, and
+//!   `attenuate` refuses every field that would widen (property tests over the Acme catalog).
 //! - `large_sets`: a wrong policy among 10,000 still fails strict validation with its line;
 //!   policies validated once per shape still report their own errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -37,6 +39,7 @@ mod encodings;
 mod identity_config;
 mod large_sets;
 mod links;
+mod narrowing;
 mod properties;
 mod provenance;
 mod slicing;

@@ -65,7 +65,7 @@ fn sliced_evaluation_agrees_with_bare_cedar() {
                          "untrusted_input": false, "untrusted_direction": false, "privileged_advice": false, "fetch": false},
                 "exposure": {"audience": 10, "count": count, "external": 0, "external_exposed": 0, "labels": []},
                 "mission": {"id": "m", "template": "t", "purpose": "", "approval_effects": effects, "publish_to": "any",
-                            "seconds_left": 60, "calls_left": 5},
+                            "seconds_left": 60, "calls_left": 5, "depth": 0, "grant_age_secs": 0, "auth": "local"},
                 "session": {"calls": 0, "untrusted_input": false, "sensitive_read": false},
                 "rule_of_two": {"untrusted_input": false, "sensitive_data": false, "external_action": false, "count": 0},
                 "hour_utc": 9,
