@@ -162,7 +162,9 @@ fn pg_base() -> String {
 /// A schema of its own on the shared server (left for the server's owner to drop).
 async fn pg_schema() -> String {
     let base = pg_base();
-    let name = format!("te_{}_{}", std::process::id(), warden_enforce::now_ms());
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("te_{}_{}_{n}", std::process::id(), warden_enforce::now_ms());
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at `{base}` is unreachable ({e})"));

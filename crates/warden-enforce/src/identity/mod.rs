@@ -4,10 +4,10 @@
 //! [`Authenticator`] names them:
 //!
 //! - a **local user token** (`[users.NAME] token_env = "VAR"`), compared as a SHA-256 digest in
-//!   constant time against every user ([`local`]);
+//!   constant time against every user (`local`);
 //! - an **OIDC/JWT** token from the identity provider of `[identity.oidc]`, checked against its
 //!   published keys, which are refreshed on an unknown key id and periodically, so the provider
-//!   can rotate keys without a restart ([`oidc`], [`jwks`]).
+//!   can rotate keys without a restart (`oidc`, `jwks`).
 //!
 //! `[identity.proxy]` (a trusted authenticating proxy naming the user in a header) is parsed by
 //! the core ([`warden_core::identity::ProxyConfig`]); the HTTP surface that sees the peer
