@@ -23,6 +23,12 @@ enum Op {
     Swap(u8, u8, u8, u64),
     Load(u8),
     Range(u64, u32),
+    /// Append events to a mission's journal.
+    Journal(u8, Vec<u8>),
+    /// Read a mission's journal after a number, at most so many.
+    JournalSince(u8, u64, u32),
+    /// Drop a mission's journal up to a number.
+    JournalPrune(u8, u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -36,6 +42,9 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..3, 0u8..2, 0u8..4, 0u64..4).prop_map(|(m, k, v, e)| Op::Swap(m, k, v, e)),
         (0u8..3).prop_map(Op::Load),
         (0u64..30, 0u32..10).prop_map(|(f, l)| Op::Range(f, l)),
+        (0u8..3, prop::collection::vec(0u8..10, 1..4)).prop_map(|(m, e)| Op::Journal(m, e)),
+        (0u8..3, 0u64..12, 0u32..6).prop_map(|(m, a, l)| Op::JournalSince(m, a, l)),
+        (0u8..3, 0u64..12).prop_map(|(m, u)| Op::JournalPrune(m, u)),
     ]
 }
 
@@ -54,6 +63,12 @@ struct Model {
     missions: BTreeMap<String, MissionState>,
     revoked: BTreeMap<String, String>,
     breakers: BTreeMap<String, Value>,
+    /// Per mission: the last number given out, and the events kept.
+    journals: BTreeMap<String, (u64, BTreeMap<u64, Value>)>,
+}
+
+fn event(e: u8) -> Value {
+    json!({"event": e, "text": format!("output {e}")})
 }
 
 /// What an operation answered, comparable across backends.
@@ -64,6 +79,7 @@ enum Answer {
     Spend(Result<u64, Exhausted>),
     Mission(MissionState),
     Range(Vec<(u64, Value)>),
+    Last(u64),
     Done,
 }
 
@@ -145,6 +161,31 @@ impl Model {
                     .take(*limit as usize)
                     .collect(),
             ),
+            Op::Journal(m, events) => {
+                let (last, kept) = self.journals.entry(mission(*m)).or_default();
+                for e in events {
+                    *last += 1;
+                    kept.insert(*last, event(*e));
+                }
+                Answer::Last(*last)
+            }
+            Op::JournalSince(m, after, limit) => Answer::Range(
+                self.journals
+                    .get(&mission(*m))
+                    .map(|(_, kept)| {
+                        kept.range(after + 1..)
+                            .take(*limit as usize)
+                            .map(|(s, v)| (*s, v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            Op::JournalPrune(m, upto) => {
+                if let Some((_, kept)) = self.journals.get_mut(&mission(*m)) {
+                    kept.retain(|s, _| s > upto);
+                }
+                Answer::Done
+            }
         }
     }
 }
@@ -216,6 +257,25 @@ async fn run(store: &dyn Store, op: &Op) -> Answer {
                 .map(|r| (r.seq, r.body))
                 .collect(),
         ),
+        Op::Journal(m, events) => Answer::Last(
+            store
+                .journal_append(
+                    &mission(*m),
+                    &events.iter().map(|e| event(*e)).collect::<Vec<_>>(),
+                )
+                .await
+                .unwrap(),
+        ),
+        Op::JournalSince(m, after, limit) => Answer::Range(
+            store
+                .journal_since(&mission(*m), *after, *limit)
+                .await
+                .unwrap(),
+        ),
+        Op::JournalPrune(m, upto) => {
+            store.journal_prune(&mission(*m), *upto).await.unwrap();
+            Answer::Done
+        }
     }
 }
 
