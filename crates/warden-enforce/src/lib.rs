@@ -16,12 +16,13 @@
 //!   only once the decision's audit record is committed to the store. It is not `Clone`, and
 //!   [`Forward::forward`] consumes it: a call cannot leave twice, nor without its record.
 //! - **Mission state lives in the store.** Each mission's state (taint with its sources,
-//!   provenance text, fingerprints, counters, history) is kept as one versioned entry and
-//!   written by compare-and-swap after merging what others wrote ([`MissionCell`]), so no
-//!   replica loses another's taint. An output reaches the agent only after what it brought in
-//!   is durable: an agent cannot wash its taint by reconnecting, and a restart loses nothing.
-//!   On a shared store (PostgreSQL) every decision first reads the mission's state, so it sees
-//!   all the taint any replica absorbed before it began. A mission's call budget is spent by
+//!   provenance text, fingerprints, counters, history) is kept as a journal of the decisions
+//!   committed and the outputs absorbed, folded by every process through the engine, with an
+//!   occasional snapshot ([`MissionCell`]), so no replica loses another's taint. An output
+//!   reaches the agent only after what it brought in is durable: an agent cannot wash its taint
+//!   by reconnecting, and a restart loses nothing. On a shared store (PostgreSQL) every
+//!   decision first reads the events added since, so it sees all the taint any replica absorbed
+//!   before it began. A mission's call budget is spent by
 //!   one conditional statement in the store, so two replicas cannot both spend its last unit.
 //! - **Stops reach every replica.** Revocations and breakers are read at start and kept
 //!   current by the store's change feed (LISTEN/NOTIFY on PostgreSQL).
