@@ -39,6 +39,7 @@ mod mission;
 mod permit;
 pub mod policytest;
 pub mod replay;
+pub mod token;
 mod watch;
 
 pub use audit::{decision_body, DECISION_ENTRY, UNEXPOSED_ENTRY};
