@@ -96,7 +96,14 @@ fn a_mismatch_is_printed_and_exits_1() {
 #[test]
 fn malformed_traces_exit_2_with_file_and_line() {
     for (body, needle) in [
-        ("{\"kind\":\"mission\"}\n", "bad.jsonl:1: not a trace line"),
+        (
+            "{\"kind\":\"mission\"}\n",
+            "bad.jsonl:1: not a mission line: missing field `id`",
+        ),
+        (
+            r#"{"kind":"mission","id":"m","template":"answer-forum-question","agent":"forum-helper","principal":"bob","tolls":["forum.*"]}"#,
+            "bad.jsonl:1: not a mission line: unknown field `tolls`",
+        ),
         ("\n\nnot json\n", "bad.jsonl:3: not a trace line"),
         (
             r#"{"kind":"call","mission":"nope","session":"s","server":"a","tool":"b"}"#,
