@@ -46,6 +46,10 @@ pub enum StoreError {
     /// An argument the caller passed is out of range (a value too large for the database).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// What the caller asked to record exists already (a grant's mission id is taken); nothing
+    /// was written.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The database answered with an error that is none of the above.
     #[error("database error: {0}")]
     Database(String),

@@ -1,5 +1,5 @@
-//! Warden's durable store: the tamper-evident audit chain, mission state, revocations and
-//! breakers, behind one [`Store`] trait with three backends chosen by URL:
+//! Warden's durable store: the tamper-evident audit chain, mission state, mission grants,
+//! revocations and breakers, behind one [`Store`] trait with three backends chosen by URL:
 //!
 //! | URL | backend |
 //! | --- | --- |
@@ -90,6 +90,14 @@
 //! conditional statement (two replicas cannot both spend the last unit), revocations and breaker
 //! states are rows. No lock outlives the statement or transaction that takes it.
 //!
+//! # Mission grants
+//!
+//! A mission a person grants is recorded with [`Store::put_grant`] as a [`GrantRecord`]: who
+//! granted which template to which agent for whom, how they authenticated, until when, and
+//! the SHA-256 of the token (never the token). One grant per mission id: a second is
+//! [`StoreError::Conflict`]. [`Store::grants`] lists them by agent, principal and expiry,
+//! newest first.
+//!
 //! # Change feed
 //!
 //! [`Store::subscribe`] gives every [`Change`] (revocations, breakers, mission taint and data)
@@ -109,6 +117,7 @@ mod canonical;
 mod checkpoint;
 mod error;
 mod feed;
+mod grants;
 mod journal;
 mod memory;
 mod migrations;
@@ -136,7 +145,7 @@ pub use error::StoreError;
 pub use mission::{merge_sources, MAX_LABEL_BYTES, MAX_SOURCES_PER_LABEL};
 pub use types::{
     AuditColumns, AuditInput, AuditKind, AuditRecord, AuditRecordMeta, Backend, Budget, Change,
-    Checkpoint, Exhausted, Hash, MissionState, Revocation, Taint,
+    Checkpoint, Exhausted, GrantFilter, GrantRecord, Hash, MissionState, Revocation, Taint,
 };
 pub use verify::{verify, Fault, FaultKind, VerifyOptions, VerifyReport};
 
@@ -247,6 +256,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Every breaker's state, by key.
     async fn breakers(&self) -> Result<BTreeMap<String, Value>, StoreError>;
+
+    /// Records a grant. A second grant with the same mission id is
+    /// [`StoreError::Conflict`], and nothing is written: the first grant stays as it was.
+    async fn put_grant(&self, grant: &GrantRecord) -> Result<(), StoreError>;
+
+    /// The grant of a mission, if one was recorded.
+    async fn grant(&self, mission_id: &str) -> Result<Option<GrantRecord>, StoreError>;
+
+    /// The grants matching `filter`, newest first: by `granted_at_ms` descending, then by
+    /// `mission_id` descending (byte order), so the order is the same on every backend.
+    async fn grants(&self, filter: &GrantFilter) -> Result<Vec<GrantRecord>, StoreError>;
 
     /// Changes made by this or any other replica from now on.
     fn subscribe(&self) -> broadcast::Receiver<Change>;

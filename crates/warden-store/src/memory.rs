@@ -1,5 +1,6 @@
 //! The in-memory backend: everything in one process, gone at exit.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -14,8 +15,8 @@ use crate::error::StoreError;
 use crate::feed::Feed;
 use crate::mission::{check_labels, merge_sources};
 use crate::types::{
-    AuditInput, AuditRecord, AuditRecordMeta, Backend, Budget, Change, Checkpoint, Exhausted, Hash,
-    MissionState, Revocation, Taint,
+    AuditInput, AuditRecord, AuditRecordMeta, Backend, Budget, Change, Checkpoint, Exhausted,
+    GrantFilter, GrantRecord, Hash, MissionState, Revocation, Taint,
 };
 use crate::{Store, MAX_PAGE};
 
@@ -28,6 +29,8 @@ struct State {
     breakers: BTreeMap<String, Value>,
     /// Per mission: the last sequence number given out, and the events kept.
     journals: BTreeMap<String, (u64, BTreeMap<u64, Value>)>,
+    /// Mission grants by mission id.
+    grants: BTreeMap<String, GrantRecord>,
 }
 
 #[derive(Debug, Default)]
@@ -364,6 +367,32 @@ impl Store for MemoryStore {
 
     async fn breakers(&self) -> Result<BTreeMap<String, Value>, StoreError> {
         Ok(self.shared.lock().breakers.clone())
+    }
+
+    async fn put_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
+        match self.shared.lock().grants.entry(grant.mission_id.clone()) {
+            Entry::Occupied(_) => Err(crate::grants::taken(&grant.mission_id)),
+            Entry::Vacant(slot) => {
+                slot.insert(grant.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn grant(&self, mission_id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        Ok(self.shared.lock().grants.get(mission_id).cloned())
+    }
+
+    async fn grants(&self, filter: &GrantFilter) -> Result<Vec<GrantRecord>, StoreError> {
+        let matching = self
+            .shared
+            .lock()
+            .grants
+            .values()
+            .filter(|g| crate::grants::matches(g, filter))
+            .cloned()
+            .collect();
+        Ok(crate::grants::newest_first(matching, filter.limit))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {

@@ -39,6 +39,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "mission journal",
         sql: include_str!("../migrations/sqlite/0003_mission_journal.sql"),
     },
+    Migration {
+        version: 4,
+        name: "mission grants",
+        sql: include_str!("../migrations/sqlite/0004_mission_grants.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -58,10 +63,15 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "mission journal",
         sql: include_str!("../migrations/postgres/0003_mission_journal.sql"),
     },
+    Migration {
+        version: 4,
+        name: "mission grants",
+        sql: include_str!("../migrations/postgres/0004_mission_grants.sql"),
+    },
 ];
 
 /// The newest schema version this release knows.
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 /// Checks what the database says it ran against what this release knows, and returns the
 /// migrations still to run.

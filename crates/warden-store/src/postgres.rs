@@ -34,7 +34,7 @@ use crate::mission::{
 use crate::sqlite::{body_of_column, hash_of_column, RECORD_COLUMNS};
 use crate::types::{
     AuditColumns, AuditInput, AuditKind, AuditRecord, AuditRecordMeta, Backend, Budget, Change,
-    Checkpoint, Exhausted, Hash, MissionState, Revocation, Taint,
+    Checkpoint, Exhausted, GrantFilter, GrantRecord, Hash, MissionState, Revocation, Taint,
 };
 use crate::{Store, MAX_PAGE};
 
@@ -817,6 +817,18 @@ impl Store for PgStore {
                 .collect()
         })
         .await
+    }
+
+    async fn put_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
+        crate::grants::pg_put(self.pool(), grant).await
+    }
+
+    async fn grant(&self, mission_id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        crate::grants::pg_get(self.pool(), mission_id).await
+    }
+
+    async fn grants(&self, filter: &GrantFilter) -> Result<Vec<GrantRecord>, StoreError> {
+        crate::grants::pg_list(self.pool(), filter).await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {

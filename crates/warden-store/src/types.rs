@@ -275,6 +275,49 @@ pub struct Revocation {
     pub at_ms: i64,
 }
 
+/// A mission a person granted (the token itself is never stored, only its digest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// The mission's id, as in its token; one grant per id.
+    pub mission_id: String,
+    /// The mission template it was granted from.
+    pub template: String,
+    /// The agent it was granted to.
+    pub agent: String,
+    /// The person (or service) the agent acts for under it.
+    pub principal: String,
+    /// The purpose, in the words of whoever granted it.
+    pub purpose: String,
+    /// The authenticated user who made the grant.
+    pub granted_by: String,
+    /// How they authenticated (`local`, `jwt`, `proxy`).
+    pub auth: String,
+    /// When it was granted (Unix milliseconds, the granter's clock).
+    pub granted_at_ms: i64,
+    /// When it expires (Unix milliseconds): it is expired from this instant on.
+    pub expires_at_ms: i64,
+    /// The narrowing made at the grant, as JSON.
+    pub narrowing: Option<Value>,
+    /// Hex SHA-256 of the mission token.
+    pub token_digest: String,
+    /// The mission it narrows, for grants of attenuated tokens recorded by Warden.
+    pub parent: Option<String>,
+}
+
+/// Which grants to list (see [`crate::Store::grants`]). The default lists them all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrantFilter {
+    /// Only grants to this agent, when set.
+    pub agent: Option<String>,
+    /// Only grants for this principal, when set.
+    pub principal: Option<String>,
+    /// Only grants not expired at this time (Unix milliseconds), when set: those with
+    /// `expires_at_ms > live_at_ms`.
+    pub live_at_ms: Option<i64>,
+    /// At most this many, newest first (0: no limit).
+    pub limit: u32,
+}
+
 /// A change other replicas must act on, from [`crate::Store::subscribe`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", content = "id", rename_all = "snake_case")]

@@ -13,7 +13,7 @@ use warden_enforce::Enforcer;
 use warden_mcp::{Gateway, GatewaySettings};
 use warden_store::{
     AuditInput, AuditKind, AuditRecord, AuditRecordMeta, Backend, Change, Checkpoint, Exhausted,
-    Hash, MissionState, Revocation, Store, StoreError, Taint,
+    GrantFilter, GrantRecord, Hash, MissionState, Revocation, Store, StoreError, Taint,
 };
 
 /// What kind of decision a record holds.
@@ -247,6 +247,15 @@ impl Store for FlakyStore {
     }
     async fn breakers(&self) -> Result<BTreeMap<String, Value>, StoreError> {
         self.inner.breakers().await
+    }
+    async fn put_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
+        self.inner.put_grant(grant).await
+    }
+    async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        self.inner.grant(id).await
+    }
+    async fn grants(&self, filter: &GrantFilter) -> Result<Vec<GrantRecord>, StoreError> {
+        self.inner.grants(filter).await
     }
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.inner.subscribe()

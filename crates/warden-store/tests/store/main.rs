@@ -6,6 +6,8 @@
 //!   with a model.
 //! - `tamper`: records edited, deleted, reordered, inserted, the tail cut, a checkpoint's
 //!   signature swapped — with plain SQL on SQLite and PostgreSQL; `verify` names each.
+//! - `grants`: mission grants on every backend: round trips, a taken mission id refused, lists
+//!   filtered and newest first; two stores on one PostgreSQL database share them.
 //! - `replicas`: two stores on one PostgreSQL schema: a budget spent concurrently, one chain
 //!   from concurrent appends, a revocation seen on the other's feed within 1 s; group commit of
 //!   1,000 concurrent appends on every backend.
@@ -19,6 +21,7 @@
 
 mod basics;
 mod cluster;
+mod grants;
 mod journal;
 mod model;
 mod outage;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use warden_store::{
-    merge_sources, open, verify, AuditInput, Budget, Exhausted, MissionState, Store, VerifyOptions,
+    merge_sources, open, verify, AuditInput, Budget, Exhausted, GrantFilter, GrantRecord,
+    MissionState, Store, StoreError, VerifyOptions,
 };
 
 use crate::support::{input, PgSchema, SqliteFile};
@@ -29,6 +30,12 @@ enum Op {
     JournalSince(u8, u64, u32),
     /// Drop a mission's journal up to a number.
     JournalPrune(u8, u64),
+    /// Record a grant of a mission to an agent (refused when the mission has one).
+    PutGrant(u8, u8),
+    /// Read a mission's grant.
+    Grant(u8),
+    /// List the grants, of one agent or all, at most so many.
+    Grants(Option<u8>, u32),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -45,6 +52,9 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..3, prop::collection::vec(0u8..10, 1..4)).prop_map(|(m, e)| Op::Journal(m, e)),
         (0u8..3, 0u64..12, 0u32..6).prop_map(|(m, a, l)| Op::JournalSince(m, a, l)),
         (0u8..3, 0u64..12).prop_map(|(m, u)| Op::JournalPrune(m, u)),
+        (0u8..4, 0u8..3).prop_map(|(m, a)| Op::PutGrant(m, a)),
+        (0u8..4).prop_map(Op::Grant),
+        (prop::option::of(0u8..3), 0u32..4).prop_map(|(a, l)| Op::Grants(a, l)),
     ]
 }
 
@@ -65,6 +75,25 @@ struct Model {
     breakers: BTreeMap<String, Value>,
     /// Per mission: the last number given out, and the events kept.
     journals: BTreeMap<String, (u64, BTreeMap<u64, Value>)>,
+    grants: BTreeMap<String, GrantRecord>,
+}
+
+/// A grant of mission `m` to agent `a`; its time depends on the agent only, so grants tie.
+fn grant(m: u8, a: u8) -> GrantRecord {
+    GrantRecord {
+        mission_id: mission(m),
+        template: "t".into(),
+        agent: format!("a{a}"),
+        principal: "bob".into(),
+        purpose: "p".into(),
+        granted_by: "alice".into(),
+        auth: "local".into(),
+        granted_at_ms: i64::from(a) * 10,
+        expires_at_ms: 1_000,
+        narrowing: (a == 1).then(|| json!({"tools": ["x/y"], "a": a})),
+        token_digest: format!("{m}{a}"),
+        parent: (a == 2).then(|| "m0".to_string()),
+    }
 }
 
 fn event(e: u8) -> Value {
@@ -80,6 +109,9 @@ enum Answer {
     Mission(MissionState),
     Range(Vec<(u64, Value)>),
     Last(u64),
+    Granted(bool),
+    Grant(Option<Box<GrantRecord>>),
+    Grants(Vec<String>),
     Done,
 }
 
@@ -186,6 +218,26 @@ impl Model {
                 }
                 Answer::Done
             }
+            Op::PutGrant(m, a) => {
+                let taken = self.grants.contains_key(&mission(*m));
+                if !taken {
+                    self.grants.insert(mission(*m), grant(*m, *a));
+                }
+                Answer::Granted(!taken)
+            }
+            Op::Grant(m) => Answer::Grant(self.grants.get(&mission(*m)).cloned().map(Box::new)),
+            Op::Grants(agent, limit) => {
+                let mut listed: Vec<&GrantRecord> = self
+                    .grants
+                    .values()
+                    .filter(|g| agent.is_none_or(|a| g.agent == format!("a{a}")))
+                    .collect();
+                listed.sort_by_key(|g| std::cmp::Reverse((g.granted_at_ms, g.mission_id.clone())));
+                if *limit > 0 {
+                    listed.truncate(*limit as usize);
+                }
+                Answer::Grants(listed.iter().map(|g| g.mission_id.clone()).collect())
+            }
         }
     }
 }
@@ -276,6 +328,25 @@ async fn run(store: &dyn Store, op: &Op) -> Answer {
             store.journal_prune(&mission(*m), *upto).await.unwrap();
             Answer::Done
         }
+        Op::PutGrant(m, a) => match store.put_grant(&grant(*m, *a)).await {
+            Ok(()) => Answer::Granted(true),
+            Err(StoreError::Conflict(_)) => Answer::Granted(false),
+            Err(other) => panic!("put_grant: {other:?}"),
+        },
+        Op::Grant(m) => Answer::Grant(store.grant(&mission(*m)).await.unwrap().map(Box::new)),
+        Op::Grants(agent, limit) => Answer::Grants(
+            store
+                .grants(&GrantFilter {
+                    agent: agent.map(|a| format!("a{a}")),
+                    limit: *limit,
+                    ..GrantFilter::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|g| g.mission_id)
+                .collect(),
+        ),
     }
 }
 
