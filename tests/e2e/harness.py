@@ -371,8 +371,11 @@ def warden_proxy_args(
     # Each proxy records in an SQLite store of its own: mission state persists by identity, so
     # runs that reuse one (agent, person, template, purpose) must not share a store.
     store = Path(tempfile.mkdtemp(prefix="warden-store-")) / "warden.db"
+    # These sessions name their identity by flags (local development mode); the mission-token
+    # tests (test_mission_tokens.py) present tokens instead.
     return [
         "proxy",
+        "--insecure-identity",
         "--config", str(config),
         "--store", f"sqlite://{store}",
         "--agent", agent,
@@ -455,15 +458,28 @@ class HttpServer:
 
 
 @contextmanager
-def warden_serve(config: Path, workdir: Path, tokens: dict[str, str]) -> Iterator[HttpServer]:
-    """`warden serve --config CONFIG --listen 127.0.0.1:PORT`, with the agents' tokens in env."""
+def warden_serve(
+    config: Path,
+    workdir: Path,
+    tokens: dict[str, str],
+    insecure_identity: bool = True,
+    store: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[HttpServer]:
+    """`warden serve --config CONFIG --listen 127.0.0.1:PORT`, with the agents' tokens in env.
+
+    With `insecure_identity` (the default of the older tests) agents name their identity in
+    headers; without it they must present mission tokens."""
     port = free_port()
     log = workdir / f"warden-serve-{port}.log"
-    env = {**os.environ, **tokens, "RUST_BACKTRACE": "1"}
+    env = {**os.environ, **tokens, **(extra_env or {}), "RUST_BACKTRACE": "1"}
+    args = [str(WARDEN), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+            "--store", store or f"sqlite://{workdir / f'warden-{port}.db'}"]
+    if insecure_identity:
+        args.append("--insecure-identity")
     with open(log, "w") as errlog:
         proc = subprocess.Popen(
-            [str(WARDEN), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
-             "--store", f"sqlite://{workdir / f'warden-{port}.db'}"],
+            args,
             stdin=subprocess.DEVNULL,
             stdout=errlog,
             stderr=subprocess.STDOUT,

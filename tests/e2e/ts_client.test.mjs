@@ -123,7 +123,7 @@ for (const kind of ["stdio", "http"]) {
           ? new StdioClientTransport({ command: ACME_MCP, args: [], cwd: work, stderr: fd })
           : new StdioClientTransport({
               command: WARDEN,
-              args: ["proxy", "--config", config, "--agent", AGENT, "--principal", PRINCIPAL,
+              args: ["proxy", "--insecure-identity", "--config", config, "--agent", AGENT, "--principal", PRINCIPAL,
                 "--mission", MISSION, "--purpose", PURPOSE],
               cwd: work,
               stderr: fd,
@@ -131,7 +131,7 @@ for (const kind of ["stdio", "http"]) {
       } else {
         server = DIRECT
           ? await startHttp([ACME_MCP], "--http", {}, work, "acme-mcp")
-          : await startHttp([WARDEN, "serve", "--config", config], "--listen", tokens, work, "warden serve");
+          : await startHttp([WARDEN, "serve", "--insecure-identity", "--config", config], "--listen", tokens, work, "warden serve");
         const headers = DIRECT ? {} : {
           Authorization: `Bearer ${tokens.WARDEN_TOKEN_FORUM_HELPER}`,
           "X-Warden-Principal": PRINCIPAL,

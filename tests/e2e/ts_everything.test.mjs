@@ -52,7 +52,7 @@ for (const kind of DIRECT ? ["direct"] : ["direct", "proxy", "serve"]) {
       if (kind === "proxy") {
         return new StdioClientTransport({
           command: WARDEN,
-          args: ["proxy", "--config", config, "--agent", "explorer", "--principal", "erin",
+          args: ["proxy", "--insecure-identity", "--config", config, "--agent", "explorer", "--principal", "erin",
             "--mission", "explore", "--purpose", "try everything"],
           cwd: work,
           stderr: log,
@@ -71,7 +71,7 @@ for (const kind of DIRECT ? ["direct"] : ["direct", "proxy", "serve"]) {
         config = renderConfig(join(work, "config"));
         if (kind === "serve") {
           const token = `tok-explorer-${randomBytes(12).toString("hex")}`;
-          server = await startHttp([WARDEN, "serve", "--config", config], "--listen",
+          server = await startHttp([WARDEN, "serve", "--insecure-identity", "--config", config], "--listen",
             { WARDEN_TOKEN_EXPLORER: token }, work, "warden serve");
           headers = {
             Authorization: `Bearer ${token}`,

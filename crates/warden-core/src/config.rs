@@ -60,7 +60,7 @@ struct RawConfig {
     name: Option<String>,
     policy: RawPolicy,
     catalog: RawFile,
-    missions: RawFile,
+    missions: RawMissions,
     directory: RawDirectory,
     labels: RawLabels,
     #[serde(default)]
@@ -99,6 +99,29 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     file: String,
+}
+
+/// `[missions]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMissions {
+    file: String,
+    #[serde(default)]
+    signing_key: Option<String>,
+    #[serde(default)]
+    revokers: Vec<String>,
+}
+
+/// How missions are granted and revoked: the rest of `[missions]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantSettings {
+    /// The Ed25519 key (PKCS#8 PEM, as `warden keygen` writes it) that signs mission tokens,
+    /// as written (relative to the configuration file). Without one, `missions.pem` beside
+    /// the configuration file.
+    pub signing_key: Option<String>,
+    /// Groups whose members may revoke any mission, and every mission of an agent or of
+    /// another person. Anyone may revoke the missions they granted or that act for them.
+    pub revokers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +270,8 @@ pub struct Config {
     pub demo: Option<toml::Value>,
     /// How people authenticate: `[identity.oidc]`, `[identity.proxy]`, `[users.NAME]`.
     pub identity: IdentityConfig,
+    /// How missions are granted and revoked (`[missions]` beside its `file`).
+    pub grants: GrantSettings,
 }
 
 impl Config {
@@ -420,6 +445,19 @@ impl Config {
         let Some(directory) = directory else {
             return Err(ConfigError(issues.0));
         };
+        for g in &raw.missions.revokers {
+            if !directory.has_group(g) {
+                issues.push(
+                    file,
+                    locate_toml(text, &["missions"], Some("revokers")),
+                    format!("missions.revokers: the directory has no group `{g}`"),
+                );
+            }
+        }
+        let grants = GrantSettings {
+            signing_key: raw.missions.signing_key.clone(),
+            revokers: raw.missions.revokers.clone(),
+        };
         let base = Detectors::new(ScanLimits {
             max_bytes: raw.limits.max_scan_bytes,
             max_decode_depth: raw.limits.max_decode_depth,
@@ -473,6 +511,7 @@ impl Config {
             audit: raw.audit,
             breakers: raw.breakers,
             demo: raw.demo,
+            grants,
             identity,
         })
     }

@@ -270,6 +270,10 @@ pub struct Decision {
     pub session: String,
     /// The mission id.
     pub mission: String,
+    /// The mission ids from the root of its chain to this mission, for a narrowed mission (a
+    /// sub-agent's); empty for a mission a person granted directly.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub mission_chain: Vec<String>,
     /// SHA-256 of the canonical call (server, tool, arguments): what an approval is bound to.
     pub call_digest: String,
     /// Time the decision was made, ms since the Unix epoch (passed in by the caller).

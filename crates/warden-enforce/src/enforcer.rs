@@ -181,6 +181,10 @@ impl Enforcer {
         b.agents.extend(local.agents.iter().cloned());
         b.sessions.extend(local.sessions.iter().cloned());
         b.missions.extend(local.missions.iter().cloned());
+        for (k, at) in &local.revoked_scopes {
+            let e = b.revoked_scopes.entry(k.clone()).or_insert(*at);
+            *e = (*e).max(*at);
+        }
         b
     }
 

@@ -10,7 +10,9 @@
 //!
 //! The MCP gateway, `warden replay` and `warden policy test` call an [`Enforcer`]; none
 //! re-implements a step. People (principals, approvers) authenticate through
-//! [`identity::Authenticator`]: a local user token or an OIDC identity provider's JWT.
+//! [`identity::Authenticator`]: a local user token or an OIDC identity provider's JWT. They
+//! grant missions to agents through [`grants::MissionAuthority`], which signs mission tokens
+//! ([`token`]) that agents present and narrow for their sub-agents.
 //!
 //! - **Logged before forwarded is a type.** Only [`Enforcer::decide`] makes a [`Permitted`], and
 //!   only once the decision's audit record is committed to the store. It is not `Clone`, and
@@ -34,6 +36,7 @@ mod audit;
 mod enforcer;
 mod error;
 mod forward;
+pub mod grants;
 pub mod identity;
 mod mission;
 mod permit;

@@ -111,6 +111,44 @@ impl RootKey {
         })
     }
 
+    /// The key of an Ed25519 private key's 32 bytes (as in a PKCS#8 file `warden keygen`
+    /// writes).
+    ///
+    /// # Errors
+    /// When the bytes are not an Ed25519 private key.
+    pub fn from_ed25519_bytes(bytes: &[u8; 32]) -> Result<RootKey, TokenError> {
+        let private = PrivateKey::from_bytes(bytes, biscuit_auth::builder::Algorithm::Ed25519)
+            .map_err(|e| TokenError::Key(e.to_string()))?;
+        Ok(RootKey {
+            pair: KeyPair::from(&private),
+        })
+    }
+
+    /// The key in the PKCS#8 PEM file `path`, made (readable by its owner only) when there is
+    /// none yet. Returns the key and whether it was made now.
+    ///
+    /// # Errors
+    /// When the file cannot be read, is not an Ed25519 private key, or cannot be written.
+    pub fn load_or_create(path: &std::path::Path) -> Result<(RootKey, bool), TokenError> {
+        let key_error = |e: warden_store::StoreError| TokenError::Key(e.to_string());
+        let (signing, made) = if path.exists() {
+            (
+                warden_store::load_signing_key(path).map_err(key_error)?,
+                false,
+            )
+        } else {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    TokenError::Key(format!("cannot make `{}`: {e}", dir.display()))
+                })?;
+            }
+            let key = warden_store::generate_keypair().map_err(key_error)?;
+            warden_store::save_signing_key(path, &key).map_err(key_error)?;
+            (key, true)
+        };
+        Ok((RootKey::from_ed25519_bytes(&signing.to_bytes())?, made))
+    }
+
     /// The private half, hex-encoded (keep it secret: whoever has it can grant any mission).
     pub fn private_hex(&self) -> String {
         self.pair.private().to_bytes_hex()

@@ -14,7 +14,17 @@ pub(crate) async fn reload(enforcer: &Enforcer) -> Result<(), EnforceError> {
     let store = enforcer.store();
     let mut b = Breakers::default();
     for r in store.revocations().await? {
-        b.missions.insert(r.mission_id);
+        if Breakers::is_scope(&r.mission_id) {
+            // `agent:NAME#MS`: each revocation of a scope is its own row; the latest holds.
+            let scope = match r.mission_id.rsplit_once('#') {
+                Some((scope, n)) if n.bytes().all(|c| c.is_ascii_digit()) => scope.to_string(),
+                _ => r.mission_id.clone(),
+            };
+            let at = b.revoked_scopes.entry(scope).or_insert(r.at_ms);
+            *at = (*at).max(r.at_ms);
+        } else {
+            b.missions.insert(r.mission_id);
+        }
     }
     for (key, state) in store.breakers().await? {
         if !tripped(&state) {
@@ -53,6 +63,10 @@ pub(crate) async fn follow(enforcer: Weak<Enforcer>, mut changes: broadcast::Rec
         let change = changes.recv().await;
         let Some(e) = enforcer.upgrade() else { return };
         match change {
+            Ok(Change::Revoked(id)) if Breakers::is_scope(&id) => {
+                // The time it holds from is in the store.
+                reload_until_done(&e).await;
+            }
             Ok(Change::Revoked(id)) => {
                 e.breakers
                     .write()

@@ -1028,6 +1028,7 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
         remove_store(&log);
         let mut cmd = warden_command(env, o);
         cmd.arg("serve")
+            .arg("--insecure-identity")
             .arg("--config")
             .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
@@ -1206,6 +1207,7 @@ async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                     let cs = connect_stdio_many(n, |i| {
                         let mut cmd = warden_command(env, o);
                         cmd.arg("proxy")
+                            .arg("--insecure-identity")
                             .arg("--config")
                             .arg(&config)
                             .args(["--agent", AGENT, "--principal", PRINCIPAL])

@@ -224,6 +224,7 @@ async fn run(calls: usize, rounds: usize) {
         let mut proxy = tokio::process::Command::new(&warden);
         proxy
             .arg("proxy")
+            .arg("--insecure-identity")
             .arg("--config")
             .arg(repo.join("tests/load/warden.toml"))
             .args(["--agent", AGENT, "--principal", PRINCIPAL])

@@ -1,21 +1,30 @@
 //! Who is calling `/mcp`: the agents' bearer tokens, the authentication layer that checks them,
-//! and the identity headers a session names its principal and mission with.
+//! and the mission the agent presents.
 //!
 //! Each agent's token is the value of the environment variable its `token_env` names. A request
 //! without a valid `Authorization: Bearer <token>` gets HTTP 401 and never reaches MCP. Tokens
 //! are compared as SHA-256 digests in constant time, against every agent (no early exit). The
 //! `Authorization` header is removed from the request once checked, so nothing behind the layer
 //! (handler, upstreams, logs) ever sees it.
+//!
+//! The agent then presents its mission: a mission token in `X-Warden-Mission-Token`, granted by
+//! the person it acts for and verified offline ([`warden_enforce::token`]); the mission must be
+//! this agent's. A refused token gets HTTP 403 with the reason, and the refusal is audited.
+//! The identity headers (`X-Warden-Principal`, `X-Warden-Mission`, `X-Warden-Purpose`), with
+//! which an agent could name anyone, are believed only from the authenticating proxy of
+//! `[identity.proxy]`, or when the operator started Warden with `--insecure-identity`
+//! ([`crate::settings::ServeSettings::insecure_identity`]); otherwise they are refused.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use crate::gateway::Identity;
+use crate::gateway::{Claim, Gateway, Identity};
 
 /// Header naming the person the agent acts for.
 pub const PRINCIPAL_HEADER: &str = "x-warden-principal";
@@ -23,6 +32,8 @@ pub const PRINCIPAL_HEADER: &str = "x-warden-principal";
 pub const MISSION_HEADER: &str = "x-warden-mission";
 /// Header with the principal's purpose (trusted text).
 pub const PURPOSE_HEADER: &str = "x-warden-purpose";
+/// Header with the mission token the person granted.
+pub const MISSION_TOKEN_HEADER: &str = "x-warden-mission-token";
 /// Header that separates the sessions of a stateless (2026-07-28) client, which has no
 /// `Mcp-Session-Id`: requests with different values never share taint.
 pub const SESSION_HEADER: &str = "x-warden-session";
@@ -30,13 +41,17 @@ pub const SESSION_HEADER: &str = "x-warden-session";
 /// The path MCP is served at.
 pub const MCP_PATH: &str = "/mcp";
 
-/// Put on a request by the authentication layer: the agent its bearer token belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Put on a request by the authentication layer: the agent its bearer token belongs to, and
+/// the mission it presented.
+#[derive(Debug, Clone)]
 pub struct Authenticated {
     /// The agent.
     pub agent: String,
-    /// SHA-256 of the token (the token itself is not kept).
+    /// SHA-256 of the agent's token and of the mission token it presented (the tokens
+    /// themselves are not kept): a session belongs to both credentials.
     pub token: [u8; 32],
+    /// The mission: verified from a mission token, or named by trusted identity headers.
+    pub claim: Option<Arc<Claim>>,
 }
 
 /// The agents' token digests.
@@ -114,7 +129,11 @@ impl Tokens {
                 found = Some(agent.clone());
             }
         }
-        found.map(|agent| Authenticated { agent, token: d })
+        found.map(|agent| Authenticated {
+            agent,
+            token: d,
+            claim: None,
+        })
     }
 
     /// How many agents can authenticate.
@@ -137,9 +156,20 @@ fn unauthorized(msg: &'static str) -> Response {
         .into_response()
 }
 
-/// The authentication layer: 401 unless the bearer token belongs to an agent.
+/// What the authentication layer needs: the agents' tokens and the gateway (its mission-token
+/// verifier, its settings, its audit).
+#[derive(Debug)]
+pub struct AuthState {
+    /// The agents' tokens.
+    pub tokens: Tokens,
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+}
+
+/// The authentication layer: 401 unless the bearer token belongs to an agent; 403 unless the
+/// agent presents a mission it may act under (see the module doc).
 pub async fn authenticate(
-    State(tokens): State<Arc<Tokens>>,
+    State(state): State<Arc<AuthState>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -156,23 +186,108 @@ pub async fn authenticate(
     else {
         return unauthorized("the Authorization header must be `Bearer <token>`\n");
     };
-    let Some(auth) = tokens.check(token.trim()) else {
+    let Some(mut auth) = state.tokens.check(token.trim()) else {
         return unauthorized("unknown bearer token\n");
     };
     req.headers_mut().remove(header::AUTHORIZATION);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    match claim(&state.gateway, &auth.agent, req.headers(), peer).await {
+        Ok(Some((claim, mission_digest))) => {
+            if let Some(d) = mission_digest {
+                let mut h = Sha256::new();
+                h.update(auth.token);
+                h.update(d);
+                auth.token = h.finalize().into();
+            }
+            auth.claim = Some(Arc::new(claim));
+        }
+        Ok(None) => {}
+        Err(refused) => return forbidden(&refused),
+    }
+    req.headers_mut().remove(MISSION_TOKEN_HEADER);
     req.extensions_mut().insert(auth);
     next.run(req).await
 }
 
-/// The identity of a session from its agent and the identity headers.
+fn forbidden(msg: &str) -> Response {
+    (StatusCode::FORBIDDEN, format!("{msg}\n")).into_response()
+}
+
+/// The mission a request presents, and the digest of its mission token: a verified mission
+/// token, or identity headers where they are trusted; none when it presents nothing (the
+/// session cannot open then, and says why). A refused mission token is audited.
+async fn claim(
+    gateway: &Gateway,
+    agent: &str,
+    headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Option<(Claim, Option<[u8; 32]>)>, String> {
+    let proxy = gateway.engine().config().identity.proxy.as_ref();
+    let named = [PRINCIPAL_HEADER, MISSION_HEADER, PURPOSE_HEADER]
+        .iter()
+        .chain(proxy.map(|p| p.header.as_str()).as_slice().iter())
+        .any(|h| headers.contains_key(*h));
+    if let Some(value) = headers.get(MISSION_TOKEN_HEADER) {
+        if named {
+            return Err(format!(
+                "a request presents either a mission token ({MISSION_TOKEN_HEADER}) or identity headers, not both"
+            ));
+        }
+        let token = value
+            .to_str()
+            .map_err(|_| format!("header `{MISSION_TOKEN_HEADER}` must be visible ASCII"))?;
+        let verified = gateway.verify_mission_token(agent, token).await?;
+        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        return Ok(Some((Claim::Token(Box::new(verified)), Some(digest))));
+    }
+    if !named {
+        return Ok(None);
+    }
+    let from_proxy = matches!((proxy, peer), (Some(p), Some(ip)) if p.trusts(ip));
+    if from_proxy {
+        let p = proxy.map(|p| p.header.as_str()).unwrap_or(PRINCIPAL_HEADER);
+        let mut who = identity_from_headers(agent, headers, p)?;
+        who.proxied = true;
+        return Ok(Some((Claim::Headers(who), None)));
+    }
+    if gateway.settings().serve.insecure_identity {
+        let who = identity_from_headers(agent, headers, PRINCIPAL_HEADER)?;
+        return Ok(Some((Claim::Headers(who), None)));
+    }
+    let reason = "identity headers (X-Warden-Principal, X-Warden-Mission) are not trusted from an \
+                  agent: present the mission token the person granted in X-Warden-Mission-Token";
+    gateway.audit_refusal(agent, None, reason).await;
+    Err(reason.to_string())
+}
+
+/// The claim of an authenticated request, or the reason there is none.
+///
+/// # Errors
+/// A message saying what to present.
+pub fn claim_of(auth: &Authenticated) -> Result<Arc<Claim>, String> {
+    auth.claim.clone().ok_or_else(|| {
+        "no mission: present the mission token the person granted in X-Warden-Mission-Token"
+            .to_string()
+    })
+}
+
+/// The identity of a session from its agent and the identity headers; `principal` is the
+/// header naming the person (the proxy's own header, or `X-Warden-Principal`).
 ///
 /// # Errors
 /// A message naming the missing or unreadable header.
-pub fn identity_from_headers(agent: &str, headers: &HeaderMap) -> Result<Identity, String> {
+pub fn identity_from_headers(
+    agent: &str,
+    headers: &HeaderMap,
+    principal: &str,
+) -> Result<Identity, String> {
     let get = |name: &str, required: bool| -> Result<String, String> {
         match headers.get(name) {
             None if required => Err(format!(
-                "missing header `{name}`: say who the agent acts for (X-Warden-Principal) and under which mission template (X-Warden-Mission)"
+                "missing header `{name}`: say who the agent acts for ({principal}) and under which mission template (X-Warden-Mission)"
             )),
             None => Ok(String::new()),
             Some(v) => v
@@ -183,8 +298,9 @@ pub fn identity_from_headers(agent: &str, headers: &HeaderMap) -> Result<Identit
     };
     Ok(Identity {
         agent: agent.to_string(),
-        principal: get(PRINCIPAL_HEADER, true)?,
+        principal: get(principal, true)?,
         template: get(MISSION_HEADER, true)?,
         purpose: get(PURPOSE_HEADER, false)?,
+        proxied: false,
     })
 }

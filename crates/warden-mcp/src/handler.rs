@@ -23,9 +23,9 @@ use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::OnceCell;
 
-use crate::auth::{identity_from_headers, Authenticated, SESSION_HEADER};
+use crate::auth::{claim_of, Authenticated, SESSION_HEADER};
 use crate::gateway::pipeline::notify_peer;
-use crate::gateway::{Caller, Gateway, Identity, Session};
+use crate::gateway::{Caller, Claim, Gateway, Session};
 
 #[derive(Clone)]
 enum Mode {
@@ -123,8 +123,7 @@ impl WardenHandler {
             }
             Some(sid) => cell
                 .get_or_try_init(|| async {
-                    let who = identity_from_headers(&auth.agent, &parts.headers)
-                        .map_err(|e| ErrorData::invalid_request(e, None))?;
+                    let who = claim_of(auth).map_err(|e| ErrorData::invalid_request(e, None))?;
                     self.gateway
                         .http_session(sid, &who, auth.token)
                         .map_err(|e| ErrorData::invalid_request(e.to_string(), None))
@@ -132,8 +131,7 @@ impl WardenHandler {
                 .await?
                 .clone(),
             None => {
-                let who = identity_from_headers(&auth.agent, &parts.headers)
-                    .map_err(|e| ErrorData::invalid_request(e, None))?;
+                let who = claim_of(auth).map_err(|e| ErrorData::invalid_request(e, None))?;
                 let hint = parts
                     .headers
                     .get(SESSION_HEADER)
@@ -168,8 +166,11 @@ impl WardenHandler {
         if parts.headers.get("mcp-session-id").is_none() {
             let _ = slot.owner.set(auth.token);
         }
-        let who: Identity = identity_from_headers(&auth.agent, &parts.headers)
-            .map_err(|e| ErrorData::invalid_request(e, None))?;
+        let who = claim_of(auth).map_err(|e| ErrorData::invalid_request(e, None))?;
+        let Claim::Headers(who) = &*who else {
+            // A mission token was verified by the authentication layer.
+            return Ok(());
+        };
         self.gateway
             .engine()
             .grant(

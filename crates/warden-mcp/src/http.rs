@@ -3,10 +3,9 @@
 //! Who the caller is (tokens, the authentication layer, the identity headers) is decided in
 //! [`crate::auth`]; its items are re-exported here.
 //!
-//! The person the agent acts for and the mission come from the headers `X-Warden-Principal`,
-//! `X-Warden-Mission` (a template name) and `X-Warden-Purpose`. This is a stand-in: signed
-//! mission tokens will replace these headers, and then a caller can no longer name its own
-//! mission.
+//! The mission comes from the mission token in `X-Warden-Mission-Token`, which the person the
+//! agent acts for granted; identity headers are believed only from a trusted proxy or with
+//! `--insecure-identity` (see [`crate::auth`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,8 +25,8 @@ use crate::tasks_http::TasksHttp;
 use crate::GatewayError;
 
 pub use crate::auth::{
-    authenticate, identity_from_headers, Authenticated, Tokens, MCP_PATH, MISSION_HEADER,
-    PRINCIPAL_HEADER, PURPOSE_HEADER, SESSION_HEADER,
+    authenticate, identity_from_headers, AuthState, Authenticated, Tokens, MCP_PATH,
+    MISSION_HEADER, MISSION_TOKEN_HEADER, PRINCIPAL_HEADER, PURPOSE_HEADER, SESSION_HEADER,
 };
 
 /// The axum router: `/mcp` behind the authentication layer, with the `tools/call` fast path.
@@ -65,6 +64,10 @@ pub fn router_with(
         config = config.disable_allowed_hosts();
     }
     let gw = gateway.clone();
+    let auth = Arc::new(AuthState {
+        tokens,
+        gateway: gateway.clone(),
+    });
     // Idle sessions are closed by `fastpath::sweep`, which sees the calls rmcp does not.
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = None;
@@ -116,10 +119,7 @@ pub fn router_with(
         crate::tasks_http::tasks,
     ));
     app.layer(axum::middleware::from_fn_with_state(front, front::guard))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(tokens),
-            authenticate,
-        ))
+        .layer(axum::middleware::from_fn_with_state(auth, authenticate))
 }
 
 /// Serve `gateway` on `listener` until `shutdown` completes, with the timeouts and connection

@@ -70,7 +70,7 @@ pub mod tasks_http;
 pub mod upstream;
 
 pub use error::GatewayError;
-pub use gateway::{Caller, Gateway, Identity, Session};
+pub use gateway::{Caller, Claim, Gateway, Identity, Session};
 pub use handler::WardenHandler;
 pub use settings::{GatewaySettings, ServeSettings, Transport, UpstreamSettings};
 pub use upstream::{Connector, Deadline, Note, Relay, Upstream, UpstreamError, UpstreamStatus};

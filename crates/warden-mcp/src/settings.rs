@@ -127,6 +127,10 @@ pub struct ServeSettings {
     pub max_sessions: usize,
     /// MCP sessions open at once per agent.
     pub max_sessions_per_agent: usize,
+    /// Believe the identity headers (`X-Warden-Principal`, `X-Warden-Mission`) from any agent:
+    /// for local development only, set by `warden serve --insecure-identity` and never by
+    /// the configuration file. An agent could then name anyone as the person it acts for.
+    pub insecure_identity: bool,
 }
 
 impl Default for ServeSettings {
@@ -143,6 +147,7 @@ impl Default for ServeSettings {
             max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_sessions_per_agent: DEFAULT_MAX_SESSIONS_PER_AGENT,
+            insecure_identity: false,
         }
     }
 }

@@ -20,7 +20,7 @@ use rmcp::transport::streamable_http_server::session::SessionManager;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{identity_from_headers, Authenticated, MCP_PATH};
+use crate::auth::{claim_of, Authenticated, MCP_PATH};
 use crate::front::{header, is_json, read_body};
 use crate::gateway::tasks::{is_task_request, Advertised};
 use crate::gateway::Gateway;
@@ -129,7 +129,7 @@ pub async fn tasks(State(t): State<Arc<TasksHttp>>, req: Request, next: Next) ->
         let session = match t.gateway.find_http_session(&sid) {
             Some(s) => s,
             None => {
-                let who = match identity_from_headers(&auth.agent, &parts.headers) {
+                let who = match claim_of(auth) {
                     Ok(w) => w,
                     Err(e) => return json_response(error(&id, e)),
                 };

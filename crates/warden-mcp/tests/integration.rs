@@ -107,3 +107,6 @@ mod asks;
 
 #[path = "integration/tasks.rs"]
 mod tasks;
+
+#[path = "integration/missions.rs"]
+mod missions;

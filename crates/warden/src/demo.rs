@@ -19,8 +19,11 @@ use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 use warden_core::{Config, Decision, Engine, Outcome, Sources};
+use warden_enforce::grants::{GrantRequest, MissionAuthority};
+use warden_enforce::identity::{AuthMethod, Principal};
+use warden_enforce::token::RootKey;
 use warden_mcp::gateway::{refusal_text, thousands};
-use warden_mcp::{Gateway, GatewaySettings, Identity, UpstreamSettings, WardenHandler};
+use warden_mcp::{Claim, Gateway, GatewaySettings, UpstreamSettings, WardenHandler};
 use warden_store::{AuditKind, Store};
 
 /// Arguments of `warden demo`.
@@ -165,7 +168,43 @@ fn text_of(r: &CallToolResult) -> String {
 
 type Agent = RunningService<RoleClient, ()>;
 
-async fn connect_agent(gw: &Arc<Gateway>, id: &str, who: &Identity) -> anyhow::Result<Agent> {
+/// Alice grants forum-helper a mission, as `warden mission grant` would (she is signed in), and
+/// the agent presents its token: the claim its session opens with.
+async fn alice_grants(gw: &Arc<Gateway>, purpose: &str) -> anyhow::Result<Claim> {
+    let authority = gw
+        .authority()
+        .ok_or_else(|| anyhow::anyhow!("the demo gateway has no mission authority"))?;
+    let alice = Principal {
+        user: "alice".into(),
+        method: AuthMethod::Local,
+        subject: None,
+        issuer: None,
+        expires_at: None,
+    };
+    let req = GrantRequest {
+        template: "answer-forum-question".into(),
+        agent: "forum-helper".into(),
+        purpose: purpose.into(),
+        expires_in_ms: Some(3_600_000),
+        narrowing: None,
+    };
+    let granted = authority
+        .grant(&alice, &req, crate::fs::now_ms())
+        .await
+        .map_err(|e| anyhow::anyhow!("alice cannot grant the mission: {e}"))?;
+    println!(
+        "  alice grants mission {} to forum-helper for 1 h: \"{purpose}\" (token {}…)",
+        granted.mission,
+        granted.token.get(..16).unwrap_or_default()
+    );
+    let verified = gw
+        .verify_mission_token("forum-helper", &granted.token)
+        .await
+        .map_err(|e| anyhow::anyhow!("the mission token was refused: {e}"))?;
+    Ok(Claim::Token(Box::new(verified)))
+}
+
+async fn connect_agent(gw: &Arc<Gateway>, id: &str, who: &Claim) -> anyhow::Result<Agent> {
     let session = gw.open_session(id, who, None)?;
     let handler = WardenHandler::for_session(gw.clone(), session);
     let (server_io, client_io) = tokio::io::duplex(256 * 1024);
@@ -195,12 +234,7 @@ async fn run_steps(
     steps: Vec<Step>,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
-    let who = Identity {
-        agent: "forum-helper".into(),
-        principal: "alice".into(),
-        template: "answer-forum-question".into(),
-        purpose: "Help me answer Bob's question in T-1042".into(),
-    };
+    let who = alice_grants(gw, "Help me answer Bob's question in T-1042").await?;
     let agent = connect_agent(gw, session, &who).await?;
     let mut log_lines: Vec<String> = Vec::new();
     for (i, mut step) in steps.into_iter().enumerate() {
@@ -400,10 +434,15 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             ..GatewaySettings::default()
         };
         let store = crate::store_cfg::open_store(&target).await?;
-        let enforcer = warden_enforce::Enforcer::start(Arc::new(engine), store.clone())
+        let engine = Arc::new(engine);
+        // A mission key for this run only: the tokens it signs mean nothing elsewhere.
+        let authority =
+            MissionAuthority::new(RootKey::generate(), engine.clone(), store.clone());
+        let enforcer = warden_enforce::Enforcer::start(engine, store.clone())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let gw = Gateway::start(enforcer, settings).await;
+        gw.set_authority(Arc::new(authority));
         let down: Vec<String> = gw
             .upstream_status()
             .into_iter()

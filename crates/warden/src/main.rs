@@ -9,6 +9,8 @@ mod demo;
 mod fs;
 mod health;
 mod mcp_cmd;
+mod mission_cmd;
+mod missions_http;
 mod policy_cmd;
 mod replay_cmd;
 mod store_cfg;
@@ -54,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: audit_cmd::AuditCommand,
     },
+    /// Grant, narrow, revoke and list missions (with your credential).
+    Mission {
+        #[command(subcommand)]
+        command: mission_cmd::MissionCommand,
+    },
     /// Bring the store's schema up to date and print its version.
     Migrate(store_cmd::MigrateArgs),
     /// Write a new Ed25519 key pair for signing audit checkpoints.
@@ -74,6 +81,7 @@ fn main() -> ExitCode {
         Command::Proxy(a) => mcp_cmd::proxy(a),
         Command::Serve(a) => mcp_cmd::serve(a),
         Command::Audit { command } => audit_cmd::run(command),
+        Command::Mission { command } => mission_cmd::run(command),
         Command::Migrate(a) => store_cmd::migrate(a),
         Command::Keygen(a) => store_cmd::keygen(a),
         Command::Demo(a) => demo::run(a),

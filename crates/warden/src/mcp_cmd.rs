@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use warden_core::Engine;
+use warden_enforce::grants::MissionAuthority;
 use warden_enforce::Enforcer;
 use warden_mcp::http::Tokens;
-use warden_mcp::{Gateway, GatewaySettings, Identity};
+use warden_mcp::{Claim, Gateway, GatewaySettings, Identity};
 
 use crate::fs::{load_engine, now_ms};
 
@@ -19,16 +20,24 @@ pub struct ProxyArgs {
     /// The configuration file (warden.toml); its `[servers]` are the upstreams.
     #[arg(long, short)]
     pub config: PathBuf,
-    /// The agent this session is for.
+    /// The mission token the person granted (`warden mission grant`): it names the agent, the
+    /// person it acts for and the mission.
+    #[arg(long, env = "WARDEN_MISSION_TOKEN", hide_env_values = true)]
+    pub mission_token: Option<String>,
+    /// Believe `--agent`, `--principal`, `--mission` and `--purpose` instead of a mission
+    /// token: for local development only (anyone starting the proxy could name anyone).
+    #[arg(long)]
+    pub insecure_identity: bool,
+    /// The agent this session is for (with a mission token: must be the token's agent).
     #[arg(long, env = "WARDEN_AGENT")]
-    pub agent: String,
-    /// The person the agent acts for.
+    pub agent: Option<String>,
+    /// The person the agent acts for (`--insecure-identity` only).
     #[arg(long, env = "WARDEN_PRINCIPAL")]
-    pub principal: String,
-    /// The mission template granted to the session.
+    pub principal: Option<String>,
+    /// The mission template granted to the session (`--insecure-identity` only).
     #[arg(long, env = "WARDEN_MISSION")]
-    pub mission: String,
-    /// The principal's own words for the task.
+    pub mission: Option<String>,
+    /// The principal's own words for the task (`--insecure-identity` only).
     #[arg(long, env = "WARDEN_PURPOSE", default_value = "")]
     pub purpose: String,
     /// The store (`memory:`, `sqlite://PATH`, `postgres://…`); default: the configuration's
@@ -53,6 +62,10 @@ pub struct ServeArgs {
     /// Async worker threads (default: `serve.workers`, else one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=warden_mcp::settings::MAX_WORKERS as i64))]
     pub workers: Option<u16>,
+    /// Believe the identity headers (`X-Warden-Principal`, `X-Warden-Mission`) from any agent
+    /// instead of requiring a mission token: for local development only.
+    #[arg(long)]
+    pub insecure_identity: bool,
 }
 
 /// A started gateway and what the commands print about it.
@@ -60,7 +73,12 @@ struct Started {
     gateway: Arc<Gateway>,
     /// The store, as printed (no password).
     store: String,
+    /// Grants and verifies mission tokens (also set on the gateway).
+    authority: Arc<MissionAuthority>,
 }
+
+/// What `--insecure-identity` prints on every start.
+const INSECURE: &str = "warden: WARNING: --insecure-identity: identities are believed as the agent or operator names them, not proven by a mission token; any agent can claim to act for anyone. For local development only.";
 
 /// A multi-threaded runtime with `workers` worker threads (`None`: one per core).
 pub(crate) fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -102,11 +120,12 @@ async fn start(
     }
     let target = crate::store_cfg::store_target(Some(config), store.as_deref())?;
     let store = crate::store_cfg::open_store(&target).await?;
-    let enforcer = Enforcer::start(Arc::new(engine), store)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!("cannot start enforcing on `{}`: {e}", target.display_url())
-        })?;
+    let key = crate::mission_cmd::load_key(config, &engine)?;
+    let engine = Arc::new(engine);
+    let authority = Arc::new(MissionAuthority::new(key, engine.clone(), store.clone()));
+    let enforcer = Enforcer::start(engine, store).await.map_err(|e| {
+        anyhow::anyhow!("cannot start enforcing on `{}`: {e}", target.display_url())
+    })?;
     for w in &settings.warnings {
         eprintln!("warden: warning: {w}");
     }
@@ -117,6 +136,7 @@ async fn start(
         );
     }
     let gateway = Gateway::start(enforcer, settings).await;
+    gateway.set_authority(authority.clone());
     for gap in gateway.catalog_gaps() {
         eprintln!("warden: warning: {gap}");
     }
@@ -137,29 +157,81 @@ async fn start(
     Ok(Started {
         gateway,
         store: target.display_url(),
+        authority,
     })
+}
+
+/// The claim of a `warden proxy` session: its mission token, or (`--insecure-identity`) the
+/// identity flags.
+fn proxy_claim(a: &ProxyArgs, authority: &MissionAuthority) -> anyhow::Result<Claim> {
+    if let Some(token) = &a.mission_token {
+        if a.principal.is_some() || a.mission.is_some() {
+            anyhow::bail!(
+                "give a mission token or the identity flags (--principal, --mission), not both"
+            );
+        }
+        let now = now_ms();
+        let fresh = authority
+            .verifier()
+            .verify_fresh(token, now)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let agent = a
+            .agent
+            .clone()
+            .unwrap_or_else(|| fresh.mission.agent.clone());
+        let verified = authority
+            .verifier()
+            .verify(token, &agent, now)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok(Claim::Token(Box::new(verified)));
+    }
+    if !a.insecure_identity {
+        anyhow::bail!(
+            "present the mission token the person granted (`--mission-token` or WARDEN_MISSION_TOKEN; `warden mission grant` makes one); the identity flags need `--insecure-identity`, for local development only"
+        );
+    }
+    let need = |v: &Option<String>, flag: &str| {
+        v.clone()
+            .ok_or_else(|| anyhow::anyhow!("`--insecure-identity` needs `{flag}`"))
+    };
+    Ok(Claim::Headers(Identity {
+        agent: need(&a.agent, "--agent")?,
+        principal: need(&a.principal, "--principal")?,
+        template: need(&a.mission, "--mission")?,
+        purpose: a.purpose.clone(),
+        proxied: false,
+    }))
 }
 
 /// Run `warden proxy`.
 pub fn proxy(a: ProxyArgs) -> anyhow::Result<ExitCode> {
     let loaded = load(&a.config)?;
+    if a.insecure_identity {
+        eprintln!("{INSECURE}");
+    }
     runtime(None)?.block_on(async move {
         let started = start(&a.config, loaded, a.store.clone(), None).await?;
         let gw = started.gateway;
-        let id = format!("stdio-{}-{}", std::process::id(), now_ms());
-        let who = Identity {
-            agent: a.agent,
-            principal: a.principal,
-            template: a.mission,
-            purpose: a.purpose,
+        let who = match proxy_claim(&a, &started.authority) {
+            Ok(c) => c,
+            Err(e) => {
+                let agent = a.agent.as_deref().unwrap_or("-");
+                gw.audit_refusal(agent, a.mission_token.as_deref(), &format!("{e:#}"))
+                    .await;
+                gw.shutdown();
+                return Err(e.context("cannot open the proxy session"));
+            }
         };
+        let id = format!("stdio-{}-{}", std::process::id(), now_ms());
         let session = gw.open_session(&id, &who, None)?;
+        let m = session.mission();
         eprintln!(
-            "warden: proxy session `{}`: agent `{}` for `{}` on mission `{}`; decisions audited in `{}`",
+            "warden: proxy session `{}`: agent `{}` for `{}` on mission `{}` ({}); decisions audited in `{}`",
             session.name(),
-            who.agent,
-            who.principal,
-            who.template,
+            m.agent,
+            m.principal,
+            m.id,
+            m.template,
             started.store
         );
         let served = warden_mcp::stdio::serve_stdio(gw.clone(), session).await;
@@ -171,8 +243,22 @@ pub fn proxy(a: ProxyArgs) -> anyhow::Result<ExitCode> {
 
 /// Run `warden serve`.
 pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load(&a.config)?;
+    let mut loaded = load(&a.config)?;
     let workers = a.workers.map(usize::from).or(loaded.1.serve.workers);
+    loaded.1.serve.insecure_identity = a.insecure_identity;
+    if a.insecure_identity {
+        eprintln!("{INSECURE}");
+    }
+    let people = match crate::mission_cmd::authenticator(&a.config, &loaded.0) {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            eprintln!(
+                "warden: warning: people cannot authenticate ({e}): {} refuses every request",
+                crate::missions_http::MISSIONS
+            );
+            None
+        }
+    };
     runtime(workers)?.block_on(async move {
         let started = start(&a.config, loaded, a.store.clone(), a.listen.clone()).await?;
         let gw = started.gateway;
@@ -191,14 +277,20 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on `{addr}`"))?;
         let local = listener.local_addr()?;
         eprintln!(
-            "warden: serving http://{local}{} for {} agent(s) (health: {} and {}); decisions audited in `{}`",
+            "warden: serving http://{local}{} for {} agent(s) (missions: {}; health: {} and {}); decisions audited in `{}`",
             warden_mcp::http::MCP_PATH,
             tokens.len(),
+            crate::missions_http::MISSIONS,
             crate::health::HEALTHZ,
             crate::health::READYZ,
             started.store
         );
-        let health = crate::health::routes(gw.clone());
+        let missions = crate::missions_http::routes(Arc::new(crate::missions_http::MissionsApi {
+            authority: started.authority.clone(),
+            people,
+            engine: gw.enforcer().engine_arc().clone(),
+        }));
+        let health = crate::health::routes(gw.clone()).merge(missions);
         let result =
             warden_mcp::http::serve_with(gw.clone(), tokens, listener, health, shutdown_signal())
                 .await;

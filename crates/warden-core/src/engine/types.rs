@@ -1,7 +1,7 @@
 //! What goes into a decision and what comes out of it: the call, the breakers, the decision
 //! with its [`Permitted`] value, and the facts of one call being decided.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -165,6 +165,43 @@ pub struct Breakers {
     pub sessions: BTreeSet<String>,
     /// Missions revoked.
     pub missions: BTreeSet<String>,
+    /// Every mission of an agent or a principal revoked at once: `agent:NAME` or
+    /// `principal:NAME`, with when (Unix ms). A mission granted at or before that time is
+    /// revoked; one granted later is not.
+    #[serde(default)]
+    pub revoked_scopes: BTreeMap<String, i64>,
+}
+
+impl Breakers {
+    /// The key of every mission of agent `name` in [`Breakers::revoked_scopes`].
+    pub fn agent_scope(name: &str) -> String {
+        format!("agent:{name}")
+    }
+
+    /// The key of every mission of principal `name` in [`Breakers::revoked_scopes`].
+    pub fn principal_scope(name: &str) -> String {
+        format!("principal:{name}")
+    }
+
+    /// Whether `key` names a scope of missions (an agent's or a principal's), not one mission.
+    pub fn is_scope(key: &str) -> bool {
+        key.starts_with("agent:") || key.starts_with("principal:")
+    }
+
+    /// Why `mission` is revoked by a scope, if it is: the scope and when it was revoked.
+    pub fn scope_revoking(&self, mission: &crate::mission::Mission) -> Option<(String, i64)> {
+        [
+            Breakers::agent_scope(&mission.agent),
+            Breakers::principal_scope(&mission.principal),
+        ]
+        .into_iter()
+        .find_map(|k| {
+            self.revoked_scopes
+                .get(&k)
+                .filter(|at| mission.granted_at_ms <= **at)
+                .map(|at| (k, *at))
+        })
+    }
 }
 
 /// A decision and, when allowed, the permitted call.
@@ -214,6 +251,11 @@ impl Ctx<'_> {
             principal: self.mission.principal.clone(),
             session: self.session.id.clone(),
             mission: self.mission.id.clone(),
+            mission_chain: if self.mission.chain.len() > 1 {
+                self.mission.chain.clone()
+            } else {
+                Vec::new()
+            },
             call_digest: self.digest.clone(),
             at_ms: self.now_ms,
             elapsed_us: None,

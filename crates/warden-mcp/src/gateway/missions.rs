@@ -5,9 +5,11 @@
 //! history, budgets): a second MCP session, a reconnect, a stateless request. An agent cannot
 //! wash its taint by opening a new session.
 //!
-//! What a mission is, until mission tokens exist, is [`mission_key`]: the agent's token (over
-//! HTTP), the agent, the principal, the template and the purpose. Over stdio it is the one
-//! mission of the proxy process. That function is the one place the key is made.
+//! A mission presented as a mission token is the token's mission ([`token_key`]): every
+//! session, replica and restart presenting it, or a token narrowed from it, finds its state. A
+//! mission named by trusted headers (or, for local development, by the operator) is
+//! [`mission_key`]: the agent's token (over HTTP), the agent, the principal, the template and
+//! the purpose. These two functions are the one place keys are made.
 //!
 //! The states are [`MissionCell`]s of the enforcement pipeline, which keeps them in the store:
 //! the mission id is a hash of the key ([`mission_id`]), the same on every replica and after a
@@ -27,8 +29,7 @@ use super::{lock, Identity};
 /// The most missions kept that no live session uses.
 pub const MAX_DORMANT: usize = 4096;
 
-/// What identifies a mission until mission tokens exist (see the module doc). Mission tokens
-/// replace it with the token's mission id.
+/// What identifies a mission (see the module doc).
 pub type MissionKey = [u8; 32];
 
 /// The key of the mission `who` runs under, opened with the agent token whose digest is
@@ -45,6 +46,15 @@ pub fn mission_key(who: &Identity, token: Option<&[u8; 32]>) -> MissionKey {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
+    h.finalize().into()
+}
+
+/// The key of the mission of a mission token: its mission id (which the token's signature
+/// fixes), apart from every key of [`mission_key`].
+pub fn token_key(mission_id: &str) -> MissionKey {
+    let mut h = Sha256::new();
+    h.update(b"mission-token\0");
+    h.update(mission_id.as_bytes());
     h.finalize().into()
 }
 
@@ -94,9 +104,17 @@ impl Missions {
         }
         let id = mission_id(key);
         let (mission, visible) = grant(&id)?;
+        // A narrowed mission keeps its state in the root of its chain: what a sub-agent reads
+        // taints its parent, and the parent's taint holds for it.
+        let root = mission.chain.first().unwrap_or(&mission.id);
+        let state = map
+            .values()
+            .find(|e| e.state.id() == root)
+            .map(|e| e.state.clone())
+            .unwrap_or_else(|| Arc::new(MissionCell::new(root.clone())));
         let entry = MissionEntry {
             visible: Arc::new(visible),
-            state: Arc::new(MissionCell::new(mission.id.clone())),
+            state,
             mission,
             last_used: Instant::now(),
         };

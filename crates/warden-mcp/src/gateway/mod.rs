@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 use warden_core::mission::Mission;
 use warden_core::session::SessionState;
 use warden_core::{Breakers, Decision, Engine};
+use warden_enforce::grants::MissionAuthority;
+use warden_enforce::token::Verified;
 use warden_enforce::{Actor, Enforcer, MissionCell};
 
 use crate::settings::GatewaySettings;
@@ -59,6 +61,34 @@ pub struct Identity {
     pub template: String,
     /// The principal's own words for the task (trusted text).
     pub purpose: String,
+    /// Named by the trusted authenticating proxy (`[identity.proxy]`), not by the operator.
+    pub proxied: bool,
+}
+
+/// The mission a session runs under, as presented.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// A mission token a person granted, verified (see [`warden_enforce::token`]).
+    Token(Box<Verified>),
+    /// Named by identity headers or flags: from the trusted proxy, or allowed by
+    /// `--insecure-identity` (local development only).
+    Headers(Identity),
+}
+
+impl From<Identity> for Claim {
+    fn from(who: Identity) -> Claim {
+        Claim::Headers(who)
+    }
+}
+
+impl Claim {
+    /// The agent it is for.
+    pub fn agent(&self) -> &str {
+        match self {
+            Claim::Token(v) => &v.mission.agent,
+            Claim::Headers(who) => &who.agent,
+        }
+    }
 }
 
 /// Counts live sessions; the count drops when a session is dropped.
@@ -207,6 +237,8 @@ pub struct Gateway {
     /// Calls waiting for their 2026-07-28 client's answers (see [`rounds`]).
     parked: Mutex<rounds::ParkedCalls>,
     settings: GatewaySettings,
+    /// Grants and verifies mission tokens; without one, no mission token is accepted.
+    authority: std::sync::OnceLock<Arc<MissionAuthority>>,
     stop: CancellationToken,
 }
 
@@ -288,6 +320,7 @@ impl Gateway {
             subscribers: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
             settings,
+            authority: std::sync::OnceLock::new(),
             stop,
         });
         for (name, u) in &gateway.upstreams {
@@ -299,6 +332,55 @@ impl Gateway {
             ));
         }
         gateway
+    }
+
+    /// Grant and verify mission tokens with `authority` (once; later calls are ignored).
+    pub fn set_authority(&self, authority: Arc<MissionAuthority>) {
+        let _ = self.authority.set(authority);
+    }
+
+    /// The mission authority, if one was set.
+    pub fn authority(&self) -> Option<&Arc<MissionAuthority>> {
+        self.authority.get()
+    }
+
+    /// The mission `token` gives agent `agent` now. A refused token is audited before the
+    /// reason is returned (a token that cannot be audited is refused all the same).
+    ///
+    /// # Errors
+    /// Why the token is refused.
+    pub async fn verify_mission_token(&self, agent: &str, token: &str) -> Result<Verified, String> {
+        let Some(authority) = self.authority() else {
+            return Err(
+                "this gateway accepts no mission tokens (no mission key is configured)".into(),
+            );
+        };
+        match authority.verifier().verify(token, agent, crate::now_ms()) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let reason = e.to_string();
+                self.audit_refusal(agent, Some(token), &reason).await;
+                Err(reason)
+            }
+        }
+    }
+
+    /// Audit that agent `agent` presented a mission (`token`, or identity headers: `None`)
+    /// that was refused, and why. Without a mission authority, or when the store fails, the
+    /// refusal is logged instead (it is refused all the same).
+    pub async fn audit_refusal(&self, agent: &str, token: Option<&str>, reason: &str) {
+        let audited = match self.authority() {
+            Some(a) => a
+                .audit_refusal(agent, token, reason, crate::now_ms())
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err("no mission authority".to_string()),
+        };
+        if let Err(e) = audited {
+            tracing::warn!(
+                "audit: cannot record a refused mission of agent `{agent}` ({reason}): {e}"
+            );
+        }
     }
 
     /// The agent of `session` asked for log messages at `level` and above: ask every upstream it
@@ -437,7 +519,7 @@ impl Gateway {
     pub fn http_session(
         &self,
         sid: &str,
-        who: &Identity,
+        who: &Claim,
         token: [u8; 32],
     ) -> Result<Arc<Session>, crate::GatewayError> {
         let mut map = lock(&self.http_sessions);
@@ -493,40 +575,59 @@ impl Gateway {
             .collect()
     }
 
-    /// Open a session: grant the mission for `who`. Its decisions name it by
-    /// [`crate::naming::session_name`] of `id`, its mission `m-` and that name.
+    /// Open a session under the mission `who` presents. Its decisions name it by
+    /// [`crate::naming::session_name`] of `id`. A mission token's session runs under the
+    /// token's mission, with the state of the root of its chain (a sub-agent's taint is its
+    /// parent's); a mission named by headers is granted here, `m-` and a hash of the identity.
     ///
     /// # Errors
     /// When the template, agent or principal is unknown or the template is not for the agent.
     pub fn open_session(
         &self,
         id: &str,
-        who: &Identity,
+        who: &Claim,
         token: Option<[u8; 32]>,
     ) -> Result<Arc<Session>, crate::GatewayError> {
         let now = crate::now_ms();
         let name = crate::naming::session_name(id);
-        let key = missions::mission_key(who, token.as_ref());
-        let entry = self.missions.get_or_grant(&key, now, |mission_id| {
-            let mission = self
-                .engine()
-                .grant(
-                    mission_id,
-                    &who.template,
-                    &who.agent,
-                    &who.principal,
-                    &who.purpose,
-                    now,
-                )
-                .map_err(crate::GatewayError::Mission)?;
-            let visible = self
-                .engine()
-                .visible_tools(&mission)
+        let visible = |mission: &Mission| -> BTreeSet<String> {
+            self.engine()
+                .visible_tools(mission)
                 .into_iter()
                 .map(|s| s.name.clone())
-                .collect();
-            Ok::<_, crate::GatewayError>((mission, visible))
-        })?;
+                .collect()
+        };
+        let entry = match who {
+            Claim::Token(v) => {
+                let key = missions::token_key(&v.mission.id);
+                self.missions.get_or_grant(&key, now, |_| {
+                    let mission = (*v.mission).clone();
+                    let seen = visible(&mission);
+                    Ok::<_, crate::GatewayError>((mission, seen))
+                })?
+            }
+            Claim::Headers(who) => {
+                let key = missions::mission_key(who, token.as_ref());
+                self.missions.get_or_grant(&key, now, |mission_id| {
+                    let mut mission = self
+                        .engine()
+                        .grant(
+                            mission_id,
+                            &who.template,
+                            &who.agent,
+                            &who.principal,
+                            &who.purpose,
+                            now,
+                        )
+                        .map_err(crate::GatewayError::Mission)?;
+                    if who.proxied {
+                        mission.auth = "proxy".into();
+                    }
+                    let seen = visible(&mission);
+                    Ok::<_, crate::GatewayError>((mission, seen))
+                })?
+            }
+        };
         self.live.fetch_add(1, Ordering::SeqCst);
         let session = Arc::new(Session {
             id: id.to_string(),
@@ -558,12 +659,16 @@ impl Gateway {
     /// As [`Gateway::open_session`].
     pub fn stateless_session(
         &self,
-        who: &Identity,
+        who: &Claim,
         token: [u8; 32],
         hint: &str,
     ) -> Result<Arc<Session>, crate::GatewayError> {
         let mut h = Sha256::new();
-        h.update(missions::mission_key(who, Some(&token)));
+        h.update(match who {
+            Claim::Token(v) => missions::token_key(&v.mission.id),
+            Claim::Headers(who) => missions::mission_key(who, Some(&token)),
+        });
+        h.update(token);
         h.update(hint.as_bytes());
         let key: [u8; 32] = h.finalize().into();
         let mut map = lock(&self.stateless);

@@ -103,8 +103,8 @@ async fn roots_are_decided_and_relayed_to_the_client_during_the_call() {
 #[tokio::test]
 async fn a_call_in_rounds_is_resumed_only_by_its_own_session_and_once() {
     let (gw, _log) = start_asking().await;
-    let a = gw.open_session("rounds-a", &alice(), None).unwrap();
-    let b = gw.open_session("rounds-b", &alice(), None).unwrap();
+    let a = gw.open_session("rounds-a", &alice().into(), None).unwrap();
+    let b = gw.open_session("rounds-b", &alice().into(), None).unwrap();
     let mut caps = ClientCapabilities::default();
     caps.roots = Some(Default::default());
     let caller = Caller {
@@ -177,7 +177,9 @@ async fn a_session_parks_a_bounded_number_of_calls() {
         Arc::new(MemoryLog::new()),
     )
     .await;
-    let a = gw.open_session("rounds-cap", &alice(), None).unwrap();
+    let a = gw
+        .open_session("rounds-cap", &alice().into(), None)
+        .unwrap();
     let mut caps = ClientCapabilities::default();
     caps.roots = Some(Default::default());
     let caller = Caller {

@@ -145,16 +145,38 @@ impl MemoryLog {
     }
 }
 
-/// A gateway for `engine` recording in `log`'s store.
+/// A gateway for `engine` recording in `log`'s store, with a mission authority of its own key.
+/// Most tests name their identities by headers, so these are believed
+/// (`insecure_identity`); `missions.rs` holds the gateway to mission tokens with it off.
 pub async fn start_gateway(
+    engine: Arc<Engine>,
+    mut settings: GatewaySettings,
+    log: Arc<MemoryLog>,
+) -> Arc<Gateway> {
+    settings.serve.insecure_identity = true;
+    start_gateway_as(
+        engine,
+        settings,
+        log,
+        warden_enforce::token::RootKey::generate(),
+    )
+    .await
+}
+
+/// [`start_gateway`] with `settings` as they are, signing mission tokens with `key`.
+pub async fn start_gateway_as(
     engine: Arc<Engine>,
     settings: GatewaySettings,
     log: Arc<MemoryLog>,
+    key: warden_enforce::token::RootKey,
 ) -> Arc<Gateway> {
+    let authority = warden_enforce::grants::MissionAuthority::new(key, engine.clone(), log.store());
     let enforcer = Enforcer::start(engine, log.store())
         .await
         .expect("the enforcer starts");
-    Gateway::start(enforcer, settings).await
+    let gw = Gateway::start(enforcer, settings).await;
+    gw.set_authority(Arc::new(authority));
+    gw
 }
 
 #[async_trait]

@@ -68,6 +68,7 @@ pub fn who(agent: &str, principal: &str, template: &str, purpose: &str) -> Ident
         principal: principal.into(),
         template: template.into(),
         purpose: purpose.into(),
+        proxied: false,
     }
 }
 
@@ -142,7 +143,7 @@ pub async fn agent_as<H: rmcp::ClientHandler>(
     client: H,
 ) -> RunningService<RoleClient, H> {
     let id = format!("t-{}", NEXT.fetch_add(1, Ordering::SeqCst));
-    let session = gw.open_session(&id, who, None).unwrap();
+    let session = gw.open_session(&id, &who.clone().into(), None).unwrap();
     let handler = WardenHandler::for_session(gw.clone(), session);
     let (server_io, client_io) = tokio::io::duplex(256 * 1024);
     tokio::spawn(async move {
@@ -381,7 +382,7 @@ impl ServerHandler for Probe {
 /// the forum-question mission, logging to `log`; killed when dropped.
 pub fn spawn_acme_proxy(log: &Path) -> tokio::process::Child {
     tokio::process::Command::new(workspace_bin("warden", "warden"))
-        .args(["proxy", "--config"])
+        .args(["proxy", "--insecure-identity", "--config"])
         .arg(acme_dir().join("warden.toml"))
         .arg("--store")
         .arg(format!("sqlite://{}", log.display()))

@@ -213,7 +213,9 @@ async fn garbage_and_oversized_lines_on_the_stdio_transport_get_errors_and_servi
         ..Default::default()
     };
     let gw = start_gateway(engine(), settings, Arc::new(MemoryLog::new())).await;
-    let session = gw.open_session("stdio-test", &alice(), None).unwrap();
+    let session = gw
+        .open_session("stdio-test", &alice().into(), None)
+        .unwrap();
     let (client_w, server_r) = tokio::io::duplex(1 << 20);
     let (server_w, client_r) = tokio::io::duplex(1 << 20);
     let served = tokio::spawn(warden_mcp::stdio::serve_io(
@@ -257,7 +259,7 @@ async fn warden_proxy_answers_garbage_with_a_parse_error_and_keeps_serving() {
 #[tokio::test]
 async fn a_stdio_session_over_a_real_rmcp_client_works_end_to_end() {
     let (gw, _acme, log) = start_acme().await;
-    let session = gw.open_session("stdio-e2e", &alice(), None).unwrap();
+    let session = gw.open_session("stdio-e2e", &alice().into(), None).unwrap();
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let (sr, sw) = tokio::io::split(server_io);
     tokio::spawn(warden_mcp::stdio::serve_io(gw.clone(), session, sr, sw));

@@ -110,7 +110,9 @@ where
 #[tokio::test]
 async fn every_hostile_stdio_line_is_answered_and_the_session_goes_on() {
     let (gw, _acme, _log) = start_acme().await;
-    let session = gw.open_session("stdio-hostile", &alice(), None).unwrap();
+    let session = gw
+        .open_session("stdio-hostile", &alice().into(), None)
+        .unwrap();
     let (client_w, server_r) = tokio::io::duplex(1 << 20);
     let (server_w, client_r) = tokio::io::duplex(1 << 20);
     let served = tokio::spawn(warden_mcp::stdio::serve_io(

@@ -69,6 +69,7 @@ fn decision(id: &str, outcome: Outcome, reason: &str) -> Decision {
         principal: "bob".into(),
         session: "s1".into(),
         mission: "m1".into(),
+        mission_chain: vec![],
         call_digest: "ab".repeat(32),
         at_ms: 1_763_629_200_000,
         elapsed_us: None,

@@ -21,14 +21,15 @@ use sqlx::{Connection, Executor};
 use crate::cluster::Cluster;
 use crate::{repo, text};
 
-const TOKEN: &str = "durable-test-token";
+/// forum-helper's bearer token.
+pub(crate) const TOKEN: &str = "durable-test-token";
 const TEMPLATE: &str = "answer-forum-question";
 const PURPOSE: &str = "Answer the FAQ question in T-1090";
 /// How long one HTTP exchange may take (a store that is down answers well within it).
 const EXCHANGE: Duration = Duration::from_secs(60);
 
 /// The Acme configuration copied into `dir` (without its scenarios); returns its `warden.toml`.
-fn acme_copy(dir: &Path) -> PathBuf {
+pub(crate) fn acme_copy(dir: &Path) -> PathBuf {
     let from = repo().join("examples/acme");
     for sub in ["", "policies"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -42,22 +43,34 @@ fn acme_copy(dir: &Path) -> PathBuf {
 }
 
 /// A running `warden serve`: killed (SIGKILL) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     /// Its stderr, line by line (read by a thread, so the pipe never fills).
     lines: mpsc::Receiver<String>,
 }
 
 impl Server {
     /// `warden serve` on a free port of 127.0.0.1 with `config` and the store `store`, once it
-    /// says it is serving.
+    /// says it is serving; agents name their identity in headers (`--insecure-identity`).
     fn start(config: &Path, store: &str) -> Server {
+        Server::start_with(config, store, &["--insecure-identity"], &[])
+    }
+
+    /// [`Server::start`] with `args` added and `env` set, agents' identity as `args` say.
+    pub(crate) fn start_with(
+        config: &Path,
+        store: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
             .args(["--store", store])
+            .args(args)
             .env("WARDEN_TOKEN_FORUM_HELPER", TOKEN)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -88,7 +101,7 @@ impl Server {
     }
 
     /// Wait (at most two minutes) for the stderr line containing `needle`; the lines up to it.
-    fn wait_for(&mut self, needle: &str) -> String {
+    pub(crate) fn wait_for(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut seen = String::new();
         loop {
@@ -118,6 +131,13 @@ impl Server {
         Client::new(&self.addr, purpose)
     }
 
+    /// A client presenting the mission token `token` (no identity headers).
+    pub(crate) fn client_with_token(&self, token: &str) -> Client {
+        let mut c = Client::new(&self.addr, "");
+        c.mission_token = Some(token.to_string());
+        c
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     fn kill(mut self) {
         self.child.kill().unwrap();
@@ -138,31 +158,33 @@ impl Drop for Server {
 
 /// One MCP session of `forum-helper` for alice, over HTTP: JSON-RPC posted to `/mcp` with the
 /// bearer token and the identity headers; answers read from a JSON body or an SSE stream.
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     url: String,
     purpose: String,
+    /// Presented instead of the identity headers, when set.
+    mission_token: Option<String>,
     session: Option<String>,
     next: u64,
 }
 
 /// What a `tools/call` came back with.
 #[derive(Debug)]
-struct Answer {
+pub(crate) struct Answer {
     /// The JSON-RPC message.
     message: Value,
 }
 
 impl Answer {
-    fn result(&self) -> &Value {
+    pub(crate) fn result(&self) -> &Value {
         &self.message["result"]
     }
 
-    fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         self.result()["isError"] == json!(true)
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.result()["content"]
             .as_array()
             .map(|c| {
@@ -175,12 +197,12 @@ impl Answer {
     }
 
     /// Allowed and answered by the upstream: a result that is no error and no word of Warden.
-    fn allowed(&self) -> bool {
+    pub(crate) fn allowed(&self) -> bool {
         self.result().is_object() && !self.is_error() && !self.text().starts_with("Warden")
     }
 
     /// Held for approval.
-    fn held(&self) -> bool {
+    pub(crate) fn held(&self) -> bool {
         self.is_error() && self.text().contains("Warden held")
     }
 }
@@ -205,6 +227,7 @@ impl Client {
             http: reqwest::Client::new(),
             url: format!("http://{addr}/mcp"),
             purpose: purpose.to_string(),
+            mission_token: None,
             session: None,
             next: 1,
         }
@@ -212,16 +235,20 @@ impl Client {
 
     /// POST `body`: the status, the session header and the JSON-RPC message; `Err` when the
     /// exchange failed (no answer, connection refused or reset, timeout).
-    async fn post(&self, body: Value) -> Result<(u16, Option<String>, Value), String> {
+    pub(crate) async fn post(&self, body: Value) -> Result<(u16, Option<String>, Value), String> {
         let mut req = self
             .http
             .post(&self.url)
             .header("authorization", format!("Bearer {TOKEN}"))
             .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("x-warden-principal", "alice")
-            .header("x-warden-mission", TEMPLATE)
-            .header("x-warden-purpose", &self.purpose);
+            .header("accept", "application/json, text/event-stream");
+        req = match &self.mission_token {
+            Some(t) => req.header("x-warden-mission-token", t),
+            None => req
+                .header("x-warden-principal", "alice")
+                .header("x-warden-mission", TEMPLATE)
+                .header("x-warden-purpose", &self.purpose),
+        };
         if let Some(s) = &self.session {
             req = req
                 .header("mcp-session-id", s)
@@ -255,7 +282,7 @@ impl Client {
     }
 
     /// `initialize` and `notifications/initialized`: a new MCP session.
-    async fn open(&mut self) -> Result<(), String> {
+    pub(crate) async fn open(&mut self) -> Result<(), String> {
         let id = self.next;
         self.next += 1;
         let init = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
@@ -275,7 +302,7 @@ impl Client {
     }
 
     /// `tools/call`; `Err` when no JSON-RPC result came back.
-    async fn try_call(&mut self, tool: &str, args: Value) -> Result<Answer, String> {
+    pub(crate) async fn try_call(&mut self, tool: &str, args: Value) -> Result<Answer, String> {
         let id = self.next;
         self.next += 1;
         let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -287,12 +314,12 @@ impl Client {
         Ok(Answer { message })
     }
 
-    async fn call(&mut self, tool: &str, args: Value) -> Answer {
+    pub(crate) async fn call(&mut self, tool: &str, args: Value) -> Answer {
         self.try_call(tool, args).await.unwrap()
     }
 
     /// Read the auth logs about bob: security-sensitive output, which taints the mission.
-    async fn read_logs(&mut self) -> Answer {
+    pub(crate) async fn read_logs(&mut self) -> Answer {
         self.call(
             "logs.query_logs",
             json!({"source": "auth", "query": "user=bob", "limit": 50}),
@@ -301,7 +328,7 @@ impl Client {
     }
 
     /// Post a harmless answer in the forum's eng-help channel, read by thousands.
-    async fn post_reply(&mut self) -> Answer {
+    pub(crate) async fn post_reply(&mut self) -> Answer {
         self.call(
             "forum.post_reply",
             json!({"channel": "eng-help", "thread_id": "T-1090",

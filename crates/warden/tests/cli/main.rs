@@ -19,6 +19,7 @@ mod audit;
 #[path = "../../../warden-store/tests/store/cluster.rs"]
 mod cluster;
 mod durable;
+mod missions;
 mod serve;
 
 use std::path::{Path, PathBuf};

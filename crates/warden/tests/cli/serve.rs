@@ -106,7 +106,7 @@ fn acme_upstreams_need_only_the_warden_binary() {
     }
     let config = acme_copy(&dir.path().join("acme"), "");
     let mut child = Command::new(&warden)
-        .args(["proxy", "--config"])
+        .args(["proxy", "--insecure-identity", "--config"])
         .arg(&config)
         .args(["--agent", "forum-helper", "--principal", "alice"])
         .args(["--mission", "answer-forum-question"])
@@ -176,7 +176,13 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 fn serve(dir: &Path, extra: &str) -> (String, Running, String) {
     let config = acme_copy(dir, extra);
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .args([
+            "serve",
+            "--insecure-identity",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
         .arg(&config)
         .env("WARDEN_TOKEN_FORUM_HELPER", "cli-test-token")
         .stdin(Stdio::null())
