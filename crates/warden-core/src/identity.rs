@@ -41,6 +41,8 @@ struct RawOidc {
     user_claim: Option<String>,
     #[serde(default)]
     algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    ca_file: Option<String>,
 }
 
 /// A string or a list of strings.
@@ -92,6 +94,10 @@ pub struct OidcConfig {
     pub user_claim: String,
     /// The signature algorithms accepted (never a shared-secret one, never `none`).
     pub algorithms: Vec<JwtAlgorithm>,
+    /// `ca_file`: a PEM file of certificate authorities trusted for an `https://` JWKS URL
+    /// besides the platform's roots (a private identity provider), relative to the
+    /// configuration file, as written. Only the path: the enforcement side reads the file.
+    pub ca_file: Option<String>,
 }
 
 /// Where the identity provider's JSON Web Key Set is read from.
@@ -99,8 +105,28 @@ pub struct OidcConfig {
 pub enum JwksSource {
     /// A file, relative to the configuration file, as written.
     File(String),
-    /// An `http://` or `https://` URL.
+    /// An `https://` URL, or an `http://` URL of a loopback host (see [`is_loopback_host`]).
     Url(String),
+}
+
+/// True when `host` (a URL's host as written: a name, an IPv4 address or a bracketed IPv6
+/// address) is this machine's loopback: `localhost`, `127.0.0.0/8` or `::1`. The one place a
+/// JWKS may be fetched over plain `http://`: keys fetched in clear over a network could be
+/// replaced in transit, and whoever replaces them can sign any person's token.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => a.is_loopback(),
+        Ok(IpAddr::V6(a)) => a.is_loopback() || a.to_ipv4_mapped().is_some_and(|m| m.is_loopback()),
+        Err(_) => false,
+    }
 }
 
 /// An asymmetric JWT signature algorithm Warden accepts for people's tokens.
@@ -349,6 +375,14 @@ fn validate_oidc(file: &str, text: &str, o: &RawOidc, issues: &mut Issues) -> Op
     let jwks = o.jwks.trim();
     let jwks = if jwks.starts_with("https://") || jwks.starts_with("http://") {
         match url::Url::parse(jwks) {
+            Ok(u) if u.scheme() == "http" && !u.host_str().is_some_and(is_loopback_host) => {
+                issues.push(
+                    file,
+                    at("jwks"),
+                    format!("identity.oidc.jwks: `{jwks}` is plain http: keys fetched in clear could be replaced in transit, and a replaced key signs any person's token; use an https:// URL (http:// is accepted only for a loopback host: localhost, 127.0.0.1, ::1)"),
+                );
+                None
+            }
             Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => {
                 Some(JwksSource::Url(jwks.to_string()))
             }
@@ -377,6 +411,26 @@ fn validate_oidc(file: &str, text: &str, o: &RawOidc, issues: &mut Issues) -> Op
         None
     } else {
         Some(JwksSource::File(jwks.to_string()))
+    };
+    let ca_file = match o.ca_file.as_deref().map(str::trim) {
+        None => None,
+        Some("") => {
+            issues.push(
+                file,
+                at("ca_file"),
+                "identity.oidc.ca_file must name a PEM file (relative to warden.toml); remove it to trust the platform's roots only",
+            );
+            None
+        }
+        Some(f) if !o.jwks.trim().starts_with("https://") => {
+            issues.push(
+                file,
+                at("ca_file"),
+                format!("identity.oidc.ca_file `{f}` is used only to check an https:// jwks URL, and jwks is `{}`; remove ca_file, or give jwks as the provider's https:// URL", o.jwks.trim()),
+            );
+            None
+        }
+        Some(f) => Some(f.to_string()),
     };
     let clock_skew_secs = o.clock_skew_secs.unwrap_or(60);
     if clock_skew_secs > 600 {
@@ -425,6 +479,7 @@ fn validate_oidc(file: &str, text: &str, o: &RawOidc, issues: &mut Issues) -> Op
         clock_skew_secs,
         user_claim,
         algorithms,
+        ca_file,
     })
 }
 
@@ -517,6 +572,34 @@ mod tests {
             .contains("8.8.8.8".parse().unwrap()));
         for bad in ["10.0.0.0/33", "host", "10.0.0/8", "::1/129", ""] {
             assert!(IpNet::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "LocalHost",
+            "localhost.",
+            "127.0.0.1",
+            "127.200.0.9",
+            "[::1]",
+            "::1",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "localhost.example",
+            "example.com",
+            "10.0.0.1",
+            "[::2]",
+            "0.0.0.0",
+            "[::]",
+            "128.0.0.1",
+            "",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! People authenticating, with real parts: RSA and Ed25519 keys made with `openssl` (test-only,
-//! under `tests/fixtures/identity/`), a JWKS served over HTTP by a real server, the Acme
-//! directory. Index:
+//! under `tests/fixtures/identity/`), a JWKS served over HTTP and over HTTPS by a real server
+//! (the HTTPS one with a certificate authority made at test time), the Acme directory. Index:
 //!
 //! - `a_directory_user_signs_in_with_an_oidc_token`: RS256 and EdDSA tokens name Acme users.
 //! - `every_bad_token_is_refused_with_its_own_reason`: wrong audience, wrong issuer, expired,
@@ -10,6 +10,11 @@
 //!   works, the old key is gone, unknown key ids do not hammer the provider.
 //! - `a_jwks_file_is_read_again_when_a_key_is_unknown`.
 //! - `a_jwks_server_down_at_first_use_fails_closed_then_recovers`.
+//! - `keys_over_https_with_the_configured_ca_sign_in_and_rotate`: `ca_file` names the test CA.
+//! - `keys_over_https_from_an_untrusted_ca_are_refused`: without `ca_file`, every token is
+//!   refused and the reason names the certificate.
+//! - `a_missing_or_empty_ca_file_stops_the_start`.
+//! - `plain_http_keys_are_for_loopback_only`: a non-loopback `http://` JWKS is a config error.
 //! - `local_user_tokens`: a user's token names them; any other token is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -17,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use tokio_rustls::rustls;
 
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -128,20 +135,7 @@ impl JwksServer {
 
     async fn on(listener: tokio::net::TcpListener, doc: String) -> JwksServer {
         let addr = listener.local_addr().unwrap();
-        let doc = Arc::new(RwLock::new(doc));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let (d, h) = (doc.clone(), hits.clone());
-        let app = axum::Router::new().route(
-            "/jwks.json",
-            axum::routing::get(move || {
-                let (d, h) = (d.clone(), h.clone());
-                async move {
-                    h.fetch_add(1, Ordering::SeqCst);
-                    let body = d.read().unwrap().clone();
-                    ([("content-type", "application/json")], body)
-                }
-            }),
-        );
+        let (app, doc, hits) = jwks_app(doc);
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -153,8 +147,124 @@ impl JwksServer {
         }
     }
 
+    /// The same server over HTTPS on 127.0.0.1, with a certificate `ca` issued.
+    async fn https(doc: String, ca: &TestCa) -> JwksServer {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = TlsListener {
+            tcp,
+            acceptor: ca.acceptor(),
+        };
+        let (app, doc, hits) = jwks_app(doc);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        JwksServer {
+            url: format!("https://{addr}/jwks.json"),
+            doc,
+            hits,
+            task,
+        }
+    }
+
     fn serve(&self, doc: String) {
         *self.doc.write().unwrap() = doc;
+    }
+}
+
+/// The router serving `/jwks.json`: the document (swappable) and a request count.
+fn jwks_app(doc: String) -> (axum::Router, Arc<RwLock<String>>, Arc<AtomicUsize>) {
+    let doc = Arc::new(RwLock::new(doc));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (d, h) = (doc.clone(), hits.clone());
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let (d, h) = (d.clone(), h.clone());
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                let body = d.read().unwrap().clone();
+                ([("content-type", "application/json")], body)
+            }
+        }),
+    );
+    (app, doc, hits)
+}
+
+/// A certificate authority made for one test, and a server certificate it issued for
+/// `localhost` and `127.0.0.1`.
+struct TestCa {
+    /// The authority's certificate, PEM (what `ca_file` names).
+    pem: String,
+    leaf: rustls::pki_types::CertificateDer<'static>,
+    leaf_key: Vec<u8>,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Warden test CA");
+        ca.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let mut leaf =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap();
+        leaf.distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = leaf.signed_by(&leaf_key, &ca).unwrap();
+        TestCa {
+            pem: ca.pem(),
+            leaf: leaf.der().clone(),
+            leaf_key: leaf_key.serialize_der(),
+        }
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(self.leaf_key.clone());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![self.leaf.clone()], key.into())
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+/// TCP with a TLS handshake on each connection, for `axum::serve`.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            // A client that does not trust the certificate ends the handshake: wait for the next.
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
 
@@ -423,4 +533,135 @@ async fn local_user_tokens() {
     // A configured user whose variable is unset: the authenticator is not built.
     let e = Authenticator::from_config(&config, &repo(), no_env).unwrap_err();
     assert!(matches!(e, IdentityError::MissingUserToken { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn keys_over_https_with_the_configured_ca_sign_in_and_rotate() {
+    let ca = TestCa::new();
+    let server = JwksServer::https(fixture("jwks-1.json"), &ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("idp-ca.pem"), &ca.pem).unwrap();
+    let config = acme_with(&format!(
+        "{}ca_file = \"idp-ca.pem\"\n",
+        oidc_table(&server.url)
+    ));
+    assert_eq!(
+        config.identity.oidc.as_ref().unwrap().ca_file.as_deref(),
+        Some("idp-ca.pem")
+    );
+    let auth = Authenticator::with_refresh(&config, dir.path(), no_env, quick()).unwrap();
+
+    let old = sign(Algorithm::RS256, "test-rsa-1", &rsa(1), &claims("alice"));
+    let p = auth.authenticate(&old).await.unwrap();
+    assert_eq!((p.user.as_str(), p.method), ("alice", AuthMethod::Jwt));
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+
+    // The provider rotates its keys; the new key is fetched over HTTPS, the old one is gone.
+    server.serve(fixture("jwks-2.json"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let new = sign(Algorithm::RS256, "test-rsa-2", &rsa(2), &claims("bob"));
+    assert_eq!(auth.authenticate(&new).await.unwrap().user, "bob");
+    assert_eq!(server.hits.load(Ordering::SeqCst), 2);
+    let e = auth.authenticate(&old).await.unwrap_err();
+    assert_eq!(e, IdentityError::UnknownKeyId("test-rsa-1".into()));
+}
+
+#[tokio::test]
+async fn keys_over_https_from_an_untrusted_ca_are_refused() {
+    let ca = TestCa::new();
+    let server = JwksServer::https(fixture("jwks-1.json"), &ca).await;
+    let config = acme_with(&oidc_table(&server.url));
+    let auth = Authenticator::with_refresh(&config, &repo(), no_env, quick()).unwrap();
+    let t = sign(Algorithm::RS256, "test-rsa-1", &rsa(1), &claims("alice"));
+    let e = auth.authenticate(&t).await.unwrap_err();
+    let IdentityError::JwksUnavailable(why) = &e else {
+        panic!("want JWKS unavailable, got {e}");
+    };
+    assert!(why.contains(&server.url), "{why}");
+    assert!(why.contains("certificate"), "{why}");
+    assert!(why.contains("UnknownIssuer"), "{why}");
+    assert!(why.contains("identity.oidc.ca_file"), "{why}");
+    // The handshake failed before any request reached the server.
+    assert_eq!(server.hits.load(Ordering::SeqCst), 0);
+
+    // Another authority's certificate in `ca_file` does not help either.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("other-ca.pem"), TestCa::new().pem).unwrap();
+    let config = acme_with(&format!(
+        "{}ca_file = \"other-ca.pem\"\n",
+        oidc_table(&server.url)
+    ));
+    let auth = Authenticator::with_refresh(&config, dir.path(), no_env, quick()).unwrap();
+    let e = auth.authenticate(&t).await.unwrap_err();
+    assert!(
+        matches!(&e, IdentityError::JwksUnavailable(w) if w.contains("certificate")),
+        "{e}"
+    );
+    assert_eq!(server.hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_missing_or_empty_ca_file_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = |ca: &str| {
+        acme_with(&format!(
+            "{}ca_file = \"{ca}\"\n",
+            oidc_table("https://id.acme.example/jwks.json")
+        ))
+    };
+    let e = Authenticator::from_config(&table("missing.pem"), dir.path(), no_env).unwrap_err();
+    assert!(
+        matches!(&e, IdentityError::CaFile { path, reason } if path == "missing.pem" && reason.starts_with("cannot read")),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("identity.oidc.ca_file `missing.pem`"),
+        "{e}"
+    );
+
+    std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+    let e = Authenticator::from_config(&table("empty.pem"), dir.path(), no_env).unwrap_err();
+    assert!(e.to_string().contains("no certificate in it"), "{e}");
+
+    // PEM markers around bytes that are no certificate.
+    std::fs::write(
+        dir.path().join("broken.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let e = Authenticator::from_config(&table("broken.pem"), dir.path(), no_env).unwrap_err();
+    assert!(matches!(e, IdentityError::CaFile { .. }), "{e}");
+}
+
+#[test]
+fn plain_http_keys_are_for_loopback_only() {
+    let dir = repo().join("examples/acme");
+    let text = std::fs::read_to_string(dir.join("warden.toml")).unwrap();
+    let load = |jwks: &str| {
+        Config::load(
+            "warden.toml",
+            &format!("{text}\n{}", oidc_table(jwks)),
+            &Files(dir.clone()),
+        )
+    };
+    for remote in [
+        "http://id.acme.example/jwks.json",
+        "http://10.0.0.7:8080/jwks.json",
+        "http://[2001:db8::1]/jwks.json",
+        "http://localhost.evil.example/jwks.json",
+    ] {
+        let e = load(remote).unwrap_err().to_string();
+        assert!(e.contains("identity.oidc.jwks"), "{remote}: {e}");
+        assert!(e.contains("use an https:// URL"), "{remote}: {e}");
+    }
+    for local in [
+        "http://127.0.0.1:8080/jwks.json",
+        "http://127.9.9.9/jwks.json",
+        "http://localhost:9000/jwks.json",
+        "http://[::1]:9000/jwks.json",
+        "https://id.acme.example/jwks.json",
+    ] {
+        assert!(load(local).is_ok(), "{local}");
+    }
 }

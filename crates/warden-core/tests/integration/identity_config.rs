@@ -49,6 +49,75 @@ fn the_oidc_table_with_defaults() {
     assert_eq!(o.clock_skew_secs, 60);
     assert_eq!(o.user_claim, "sub");
     assert_eq!(o.algorithms, DEFAULT_ALGORITHMS.to_vec());
+    assert_eq!(o.ca_file, None);
+}
+
+#[test]
+fn the_oidc_ca_file_is_a_path_for_an_https_jwks() {
+    let (text, _) = with(
+        "[identity.oidc]\nissuer = \"https://id.acme.example\"\naudience = \"warden\"\n\
+         jwks = \"https://id.internal.example/jwks.json\"\nca_file = \"certs/idp-ca.pem\"\n",
+    );
+    let o = load_with(&text, &[]).unwrap().identity.oidc.unwrap();
+    assert_eq!(o.ca_file.as_deref(), Some("certs/idp-ca.pem"));
+
+    // Beside ca_file, an unknown key is still refused with its line.
+    let (text, first) = with(
+        "[identity.oidc]\nissuer = \"https://id.acme.example\"\naudience = \"warden\"\n\
+         jwks = \"https://id.internal.example/jwks.json\"\nca_file = \"ca.pem\"\nca_path = \"certs\"\n",
+    );
+    has(&issues(&text), first + 5, "unknown field `ca_path`");
+
+    // ca_file checks an https URL only; an empty one names nothing.
+    let (text, first) = with(
+        "[identity.oidc]\nissuer = \"https://id.acme.example\"\naudience = \"warden\"\n\
+         jwks = \"keys/jwks.json\"\nca_file = \"ca.pem\"\n",
+    );
+    has(
+        &issues(&text),
+        first + 4,
+        "used only to check an https:// jwks URL",
+    );
+    let (text, first) = with(
+        "[identity.oidc]\nissuer = \"https://id.acme.example\"\naudience = \"warden\"\n\
+         jwks = \"https://id.internal.example/jwks.json\"\nca_file = \" \"\n",
+    );
+    has(&issues(&text), first + 4, "ca_file must name a PEM file");
+}
+
+#[test]
+fn a_plain_http_jwks_url_is_accepted_for_loopback_only() {
+    let table = |jwks: &str| {
+        with(&format!(
+            "[identity.oidc]\nissuer = \"https://id.acme.example\"\naudience = \"warden\"\njwks = \"{jwks}\"\n"
+        ))
+    };
+    for remote in [
+        "http://id.acme.example/jwks.json",
+        "http://192.168.1.10:8080/jwks.json",
+        "http://[fd00::1]/jwks.json",
+        "http://localhost.example/jwks.json",
+    ] {
+        let (text, first) = table(remote);
+        let got = issues(&text);
+        has(
+            &got,
+            first + 3,
+            "keys fetched in clear could be replaced in transit",
+        );
+        has(&got, first + 3, "use an https:// URL");
+    }
+    for local in [
+        "http://127.0.0.1:9000/jwks.json",
+        "http://127.1.2.3/jwks.json",
+        "http://localhost/jwks.json",
+        "http://LOCALHOST:8080/jwks.json",
+        "http://[::1]:9000/jwks.json",
+    ] {
+        let (text, _) = table(local);
+        let o = load_with(&text, &[]).unwrap().identity.oidc.unwrap();
+        assert_eq!(o.jwks, JwksSource::Url(local.into()));
+    }
 }
 
 #[test]

@@ -10,28 +10,109 @@
 //! Only signature keys of the asymmetric kinds are kept (`RSA`, `EC`, `OKP`): a symmetric
 //! (`oct`) key in the set is ignored, so a provider's published document can never turn into an
 //! HMAC secret.
+//!
+//! A URL is fetched over HTTPS (rustls), trusting the platform's root certificates and those of
+//! `identity.oidc.ca_file`; plain `http://` is for a loopback host only (the configuration
+//! refuses any other), and a redirect is followed only to another `https://` URL (or a loopback
+//! one). Whoever can replace the keys in transit can sign any person's token.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::DecodingKey;
-use warden_core::identity::JwtAlgorithm;
+use warden_core::identity::{is_loopback_host, JwtAlgorithm};
 
 use super::IdentityError;
 
 /// Largest JWKS document read, in bytes.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
+/// Largest CA file read, in bytes (a full public bundle is about 200 KiB).
+const MAX_CA_FILE_BYTES: u64 = 4 << 20;
+
+/// Most redirects followed from the JWKS URL.
+const MAX_REDIRECTS: usize = 5;
+
 /// Where the keys come from.
 #[derive(Debug, Clone)]
 pub(crate) enum KeySource {
     /// A file on disk, re-read on refresh.
     File(PathBuf),
-    /// A URL, fetched with `reqwest`.
-    Url(String),
+    /// A URL, fetched with the client built by [`client`].
+    Url {
+        /// The URL, as configured.
+        url: String,
+        /// The HTTP(S) client, with its trust roots.
+        client: reqwest::Client,
+    },
+}
+
+/// The client that fetches a JWKS URL: TLS trusting the platform's roots plus the certificates
+/// of `ca_file` (`shown` is the path as configured, for messages), redirects kept on HTTPS.
+/// A CA file that cannot be read or holds no certificate is an error here, at start, rather
+/// than a refused token later.
+pub(crate) fn client(ca_file: Option<(&Path, &str)>) -> Result<reqwest::Client, IdentityError> {
+    let mut builder =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let url = attempt.url();
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+            } else if url.scheme() == "https" || url.host_str().is_some_and(is_loopback_host) {
+                attempt.follow()
+            } else {
+                let to = url.to_string();
+                attempt.error(format!(
+                    "redirected to `{to}`: the keys are fetched over https only"
+                ))
+            }
+        }));
+    if let Some((path, shown)) = ca_file {
+        let bad = |reason: String| IdentityError::CaFile {
+            path: shown.to_string(),
+            reason,
+        };
+        let len = std::fs::metadata(path)
+            .map_err(|e| bad(format!("cannot read: {e}")))?
+            .len();
+        if len > MAX_CA_FILE_BYTES {
+            return Err(bad(format!("larger than {MAX_CA_FILE_BYTES} bytes")));
+        }
+        let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| bad(format!("not a PEM certificate bundle: {}", chain(&e))))?;
+        if certs.is_empty() {
+            return Err(bad(
+                "no certificate in it (expected PEM `-----BEGIN CERTIFICATE-----` blocks)".into(),
+            ));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(|e| match ca_file {
+        Some((_, shown)) => IdentityError::CaFile {
+            path: shown.to_string(),
+            reason: chain(&e),
+        },
+        None => IdentityError::JwksClient(chain(&e)),
+    })
+}
+
+/// An error and its causes, outermost first: a failed fetch says why (a TLS certificate
+/// problem is in the causes, not in the outermost text).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// How often the key set may and must be refreshed.
@@ -152,7 +233,6 @@ struct State {
 pub(crate) struct KeyCache {
     source: KeySource,
     policy: RefreshPolicy,
-    client: reqwest::Client,
     state: RwLock<State>,
     /// When the last refresh was attempted; held while one runs, so refreshes do not pile up.
     attempt: tokio::sync::Mutex<Option<Instant>>,
@@ -164,7 +244,6 @@ impl KeyCache {
         KeyCache {
             source,
             policy,
-            client: reqwest::Client::new(),
             state: RwLock::new(State::default()),
             attempt: tokio::sync::Mutex::new(None),
         }
@@ -226,7 +305,7 @@ impl KeyCache {
     fn describe(&self) -> String {
         match &self.source {
             KeySource::File(p) => p.display().to_string(),
-            KeySource::Url(u) => u.clone(),
+            KeySource::Url { url, .. } => url.clone(),
         }
     }
 
@@ -243,14 +322,13 @@ impl KeyCache {
                 }
                 Ok(text)
             }
-            KeySource::Url(url) => {
-                let response = self
-                    .client
+            KeySource::Url { url, client } => {
+                let response = client
                     .get(url)
                     .timeout(self.policy.timeout)
                     .send()
                     .await
-                    .map_err(|e| format!("cannot fetch: {e}"))?;
+                    .map_err(|e| fetch_error(&e))?;
                 if !response.status().is_success() {
                     return Err(format!("HTTP status {}", response.status()));
                 }
@@ -264,6 +342,16 @@ impl KeyCache {
                 String::from_utf8(body.to_vec()).map_err(|_| "not UTF-8".to_string())
             }
         }
+    }
+}
+
+/// Why a fetch failed, with a hint when the server's certificate was not trusted.
+fn fetch_error(e: &reqwest::Error) -> String {
+    let text = format!("cannot fetch: {}", chain(e));
+    if text.contains("certificate") {
+        format!("{text} (a provider whose certificate is from a private authority needs that authority in identity.oidc.ca_file)")
+    } else {
+        text
     }
 }
 

@@ -131,6 +131,19 @@ pub enum IdentityError {
     /// No keys of the identity provider could be read: every token is refused until they can.
     #[error("JWKS unavailable: {0}")]
     JwksUnavailable(String),
+    /// `identity.oidc.ca_file` cannot be read or holds no usable certificate (when building the
+    /// authenticator).
+    #[error("identity.oidc.ca_file `{path}`: {reason}")]
+    CaFile {
+        /// The file, as configured.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTPS client for the JWKS URL could not be set up (when building the authenticator),
+    /// such as when the platform has no root certificates and no `ca_file` is configured.
+    #[error("identity.oidc.jwks: cannot set up the HTTPS client: {0} (with no root certificates on this machine, name the provider's certificate authority in identity.oidc.ca_file)")]
+    JwksClient(String),
     /// A user's token variable is not set (when building the authenticator).
     #[error("users.{user}: environment variable `{var}` is not set or empty")]
     MissingUserToken {
@@ -159,9 +172,10 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     /// Build from a loaded configuration. `base_dir` is the folder of `warden.toml` (a JWKS file
-    /// is relative to it); `env` reads an environment variable (the users' tokens). A user whose
-    /// variable is unset or empty is an error: a configured person who cannot sign in is a
-    /// deployment mistake, not something to skip quietly.
+    /// and `identity.oidc.ca_file` are relative to it; the CA file is read here, so a missing or
+    /// broken one is an error at start); `env` reads an environment variable (the users'
+    /// tokens). A user whose variable is unset or empty is an error: a configured person who
+    /// cannot sign in is a deployment mistake, not something to skip quietly.
     pub fn from_config(
         config: &Config,
         base_dir: &Path,
@@ -189,18 +203,28 @@ impl Authenticator {
                 }
             }
         }
-        let oidc = config.identity.oidc.as_ref().map(|o| {
-            let source = match &o.jwks {
-                JwksSource::File(f) => KeySource::File(base_dir.join(f)),
-                JwksSource::Url(u) => KeySource::Url(u.clone()),
-            };
-            let users: HashSet<String> = config.directory.user_ids().map(str::to_string).collect();
-            OidcVerifier {
-                config: o.clone(),
-                keys: KeyCache::new(source, refresh),
-                users: Arc::new(users),
+        let oidc = match config.identity.oidc.as_ref() {
+            None => None,
+            Some(o) => {
+                let source = match &o.jwks {
+                    JwksSource::File(f) => KeySource::File(base_dir.join(f)),
+                    JwksSource::Url(u) => {
+                        let ca = o.ca_file.as_deref().map(|f| (base_dir.join(f), f));
+                        KeySource::Url {
+                            url: u.clone(),
+                            client: jwks::client(ca.as_ref().map(|(p, f)| (p.as_path(), *f)))?,
+                        }
+                    }
+                };
+                let users: HashSet<String> =
+                    config.directory.user_ids().map(str::to_string).collect();
+                Some(OidcVerifier {
+                    config: o.clone(),
+                    keys: KeyCache::new(source, refresh),
+                    users: Arc::new(users),
+                })
             }
-        });
+        };
         Ok(Authenticator {
             local: LocalTokens::new(pairs),
             oidc,
