@@ -113,16 +113,6 @@ impl Engine {
                 },
             );
         }
-        if cx.now_ms >= mission.expires_at_ms {
-            return cx.deny(
-                Stage::Mission,
-                format!(
-                    "the mission `{}` expired {} s ago: ask the person for a new one",
-                    mission.id,
-                    (cx.now_ms - mission.expires_at_ms) / 1000
-                ),
-            );
-        }
         if let Some((scope, _)) = b.scope_revoking(mission) {
             let (what, name) = scope.split_once(':').unwrap_or(("", &scope));
             return cx.deny(

@@ -5,9 +5,22 @@ use warden_core::identity::{IpNet, JwksSource, JwtAlgorithm, DEFAULT_ALGORITHMS}
 
 use crate::common::{acme_text, load_with};
 
-/// The Acme configuration with `extra` appended; the line of the first appended line.
+/// The Acme configuration without its one local user (alice), so that each test says who
+/// authenticates.
+fn base() -> String {
+    let text = acme_text();
+    let user = "[users.alice]\ntoken_env = \"WARDEN_USER_ALICE\"\n";
+    assert!(
+        text.contains(user),
+        "the Acme configuration names alice's token"
+    );
+    text.replace(user, "")
+}
+
+/// The Acme configuration (without its user) with `extra` appended; the line of the first
+/// appended line.
 fn with(extra: &str) -> (String, usize) {
-    let base = acme_text();
+    let base = base();
     let base = base.trim_end_matches('\n');
     (format!("{base}\n{extra}"), base.lines().count() + 1)
 }
@@ -30,10 +43,19 @@ fn has(got: &[String], line: usize, words: &str) {
 
 #[test]
 fn no_identity_tables_means_no_people_authenticate() {
-    let c = load_with(&acme_text(), &[]).unwrap();
+    let c = load_with(&base(), &[]).unwrap();
     assert!(c.identity.oidc.is_none());
     assert!(c.identity.proxy.is_none());
     assert!(c.identity.users.is_empty());
+}
+
+#[test]
+fn the_acme_configuration_signs_alice_in_with_a_local_token() {
+    let c = load_with(&acme_text(), &[]).unwrap();
+    assert!(c.identity.oidc.is_none());
+    assert_eq!(c.identity.users.len(), 1);
+    assert_eq!(c.identity.users["alice"].token_env, "WARDEN_USER_ALICE");
+    assert_eq!(c.grants.revokers, vec!["security".to_string()]);
 }
 
 #[test]
