@@ -118,21 +118,52 @@ async def test_the_sev1_incident_under_a_granted_mission(acme_serve):
         assert post.kind == "ask", f"the sev1 post is held for a person: {post.short()}"
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "warden-e2e-raw", "version": "0"},
+    },
+}
+
+
+def initialize(url: str, headers: dict[str, str]) -> tuple[int, str]:
+    """`initialize` posted raw, so the HTTP status is what is checked."""
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(INITIALIZE).encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            **headers,
+        },
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=h.OP_TIMEOUT) as r:
+            return r.status, r.read(65536).decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(65536).decode(errors="replace")
+
+
 async def test_identity_headers_and_other_agents_missions_are_refused(acme_serve):
     config, srv = acme_serve
     granted = grant(srv)
     ops_token = srv.tokens[h.token_env_of(config, "ops-bot")]
-    # ops-bot presenting forum-helper's mission.
-    with pytest.raises(h.ConnectError) as refused:
-        async with h.http_session(
-            srv.url,
-            {"Authorization": f"Bearer {ops_token}", "X-Warden-Mission-Token": granted["token"]},
-            label="ops-bot with forum-helper's mission",
-        ):
-            pass
-    assert "403" in str(refused.value), str(refused.value)
+    status, body = initialize(
+        srv.url, {"Authorization": f"Bearer {ops_token}", "X-Warden-Mission-Token": granted["token"]}
+    )
+    assert status == 403, f"ops-bot with forum-helper's mission: {status} {body}"
+    assert "is for agent `forum-helper`, not `ops-bot`" in body, body
     # Identity headers: the old way to name anyone.
     fh = srv.tokens[h.token_env_of(config, "forum-helper")]
+    status, body = initialize(srv.url, h.warden_headers(fh, "dave", "ops-change", "x"))
+    assert status == 403, f"identity headers: {status} {body}"
+    assert "X-Warden-Mission-Token" in body, body
+    # The SDK cannot open a session with them either.
     with pytest.raises(h.ConnectError):
         async with h.http_session(
             srv.url, h.warden_headers(fh, "dave", "ops-change", "x"), label="headers"
