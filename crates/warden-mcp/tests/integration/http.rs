@@ -121,7 +121,7 @@ async fn requests_without_a_valid_bearer_token_get_401() {
 }
 
 #[tokio::test]
-async fn a_missing_identity_header_fails_the_handshake_clearly() {
+async fn a_missing_mission_fails_the_handshake_clearly() {
     let (gw, _acme, _log) = start_acme().await;
     let (addr, stop) = serve(gw).await;
     let t = StreamableHttpClientTransport::from_config(
@@ -129,10 +129,10 @@ async fn a_missing_identity_header_fails_the_handshake_clearly() {
             .auth_header(TOKEN),
     );
     let err = match ().serve(t).await {
-        Ok(_) => panic!("no identity, no session"),
+        Ok(_) => panic!("no mission, no session"),
         Err(e) => e.to_string(),
     };
-    assert!(err.contains("x-warden-principal"), "{err}");
+    assert!(err.contains("X-Warden-Mission-Token"), "{err}");
     // A principal the directory does not know is refused too.
     let err = http_agent(addr, TOKEN, "mallory", "answer-forum-question")
         .await
