@@ -226,9 +226,9 @@ async fn claim(
     peer: Option<std::net::IpAddr>,
 ) -> Result<Option<(Claim, Option<[u8; 32]>)>, String> {
     let proxy = gateway.engine().config().identity.proxy.as_ref();
+    // What the agent itself may have written: never believed beside a mission token.
     let named = [PRINCIPAL_HEADER, MISSION_HEADER, PURPOSE_HEADER]
         .iter()
-        .chain(proxy.map(|p| p.header.as_str()).as_slice().iter())
         .any(|h| headers.contains_key(*h));
     if let Some(value) = headers.get(MISSION_TOKEN_HEADER) {
         if named {
@@ -236,6 +236,8 @@ async fn claim(
                 "a request presents either a mission token ({MISSION_TOKEN_HEADER}) or identity headers, not both"
             ));
         }
+        // A proxy's own user header, set on every request it passes on, is not the agent's
+        // claim: the token decides.
         let token = value
             .to_str()
             .map_err(|_| format!("header `{MISSION_TOKEN_HEADER}` must be visible ASCII"))?;
@@ -243,7 +245,8 @@ async fn claim(
         let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
         return Ok(Some((Claim::Token(Box::new(verified)), Some(digest))));
     }
-    if !named {
+    let proxy_named = proxy.is_some_and(|p| headers.contains_key(p.header.as_str()));
+    if !named && !proxy_named {
         return Ok(None);
     }
     let from_proxy = matches!((proxy, peer), (Some(p), Some(ip)) if p.trusts(ip));

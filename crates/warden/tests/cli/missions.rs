@@ -174,7 +174,16 @@ fn a_person_grants_lists_narrows_and_revokes_missions_with_their_credential() {
 
 /// JSON-RPC `initialize` posted to `/mcp` with `headers`: the status and body.
 async fn initialize(addr: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut req = reqwest::Client::new()
+    initialize_from(reqwest::Client::new(), addr, headers).await
+}
+
+/// [`initialize`] over `client` (bound to a chosen local address, say).
+async fn initialize_from(
+    client: reqwest::Client,
+    addr: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut req = client
         .post(format!("http://{addr}/mcp"))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
@@ -273,6 +282,50 @@ async fn serve_grants_over_http_and_holds_agents_to_their_mission_tokens() {
     )
     .await;
     assert_eq!(status, 403, "{body}");
+    // From the proxy's address (127.0.0.2), its user header names the person; beside a
+    // mission token, it is the token that decides.
+    let from_proxy = || {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap()
+    };
+    let (status, body) = initialize_from(
+        from_proxy(),
+        &server.addr,
+        &[
+            ("authorization", &bearer),
+            ("x-forwarded-user", "alice"),
+            ("x-warden-mission", "answer-forum-question"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = initialize_from(
+        from_proxy(),
+        &server.addr,
+        &[
+            ("authorization", &bearer),
+            ("x-forwarded-user", "dave"),
+            ("x-warden-mission-token", &token),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = initialize_from(
+        from_proxy(),
+        &server.addr,
+        &[
+            ("authorization", &bearer),
+            ("x-forwarded-user", "mallory"),
+            ("x-warden-mission", "answer-forum-question"),
+        ],
+    )
+    .await;
+    assert!(
+        body.contains("unknown principal `mallory`"),
+        "a user the directory does not know: {status} {body}"
+    );
 
     // alice revokes over HTTP; the agent's next call is denied.
     let (status, answer) = post_json(
