@@ -179,8 +179,14 @@ impl Enforcer {
             .unwrap_or_else(|p| p.into_inner());
         b.global |= local.global;
         b.agents.extend(local.agents.iter().cloned());
+        b.principals.extend(local.principals.iter().cloned());
         b.sessions.extend(local.sessions.iter().cloned());
         b.missions.extend(local.missions.iter().cloned());
+        b.tripped_missions
+            .extend(local.tripped_missions.iter().cloned());
+        for (k, r) in &local.reasons {
+            b.reasons.entry(k.clone()).or_insert_with(|| r.clone());
+        }
         for (k, at) in &local.revoked_scopes {
             let e = b.revoked_scopes.entry(k.clone()).or_insert(*at);
             *e = (*e).max(*at);

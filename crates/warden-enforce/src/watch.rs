@@ -35,13 +35,22 @@ pub(crate) async fn reload(enforcer: &Enforcer) -> Result<(), EnforceError> {
             Some(("agent", name)) => {
                 b.agents.insert(name.to_string());
             }
+            Some(("principal", name)) => {
+                b.principals.insert(name.to_string());
+            }
             Some(("session", name)) => {
                 b.sessions.insert(name.to_string());
             }
             Some(("mission", name)) => {
-                b.missions.insert(name.to_string());
+                b.tripped_missions.insert(name.to_string());
             }
-            _ => tracing::warn!("store: breaker `{key}` names no scope this release knows"),
+            _ => {
+                tracing::warn!("store: breaker `{key}` names no scope this release knows");
+                continue;
+            }
+        }
+        if let Some(reason) = state.get("reason").and_then(serde_json::Value::as_str) {
+            b.reasons.insert(key.clone(), reason.to_string());
         }
     }
     *enforcer.breakers.write().unwrap_or_else(|p| p.into_inner()) = b;
@@ -78,7 +87,10 @@ pub(crate) async fn follow(enforcer: Weak<Enforcer>, mut changes: broadcast::Rec
             | Err(broadcast::error::RecvError::Lagged(_)) => {
                 reload_until_done(&e).await;
             }
-            Ok(Change::Mission(_)) => {}
+            Ok(Change::Kill(_)) => {
+                reload_until_done(&e).await;
+            }
+            Ok(Change::Mission(_) | Change::Approval(_)) => {}
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }

@@ -328,6 +328,10 @@ pub enum Change {
     Breaker(String),
     /// A mission's taint or data changed.
     Mission(String),
+    /// An approval request was made, answered, used or cancelled (its id).
+    Approval(String),
+    /// The kill switch was thrown (the kill's id): every replica stops the scope and says so.
+    Kill(String),
     /// Changes may have been missed (the feed lagged or reconnected): reload what you cache.
     Resync,
 }

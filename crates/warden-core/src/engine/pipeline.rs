@@ -82,24 +82,57 @@ impl Engine {
         if b.global {
             return cx.deny(
                 Stage::Breaker,
-                "the global kill switch is on: every call is denied until a person resets it"
-                    .into(),
+                format!(
+                    "the global kill switch is on{}: every call is denied until a person resets it",
+                    b.why("global")
+                ),
             );
         }
         if b.agents.contains(&mission.agent) {
+            let key = format!("agent:{}", mission.agent);
             return cx.deny(
                 Stage::Breaker,
-                format!("the breaker of agent `{}` is tripped", mission.agent),
+                format!(
+                    "the breaker of agent `{}` is tripped{}",
+                    mission.agent,
+                    b.why(&key)
+                ),
+            );
+        }
+        if b.principals.contains(&mission.principal) {
+            let key = format!("principal:{}", mission.principal);
+            return cx.deny(
+                Stage::Breaker,
+                format!(
+                    "the breaker of principal `{}` is tripped{}",
+                    mission.principal,
+                    b.why(&key)
+                ),
             );
         }
         if b.sessions.contains(&cx.session.id) {
+            let key = format!("session:{}", cx.session.id);
             return cx.deny(
                 Stage::Breaker,
-                format!("the breaker of session `{}` is tripped", cx.session.id),
+                format!(
+                    "the breaker of session `{}` is tripped{}",
+                    cx.session.id,
+                    b.why(&key)
+                ),
+            );
+        }
+        let chain = std::iter::once(&mission.id).chain(&mission.chain);
+        if let Some(tripped) = chain.clone().find(|id| b.tripped_missions.contains(*id)) {
+            let key = format!("mission:{tripped}");
+            return cx.deny(
+                Stage::Breaker,
+                format!(
+                    "the breaker of mission `{tripped}` is tripped{}",
+                    b.why(&key)
+                ),
             );
         }
         // Revoking a mission revokes every mission narrowed from it.
-        let chain = std::iter::once(&mission.id).chain(&mission.chain);
         if let Some(revoked) = chain.into_iter().find(|id| b.missions.contains(*id)) {
             return cx.deny(
                 Stage::Breaker,

@@ -154,17 +154,27 @@ impl<T> Allowed<T> {
     }
 }
 
-/// Circuit breakers in force (state only; detectors that trip them come with the store).
+/// Circuit breakers in force (state only; what trips them lives outside the core).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Breakers {
     /// Everything is stopped (kill switch).
     pub global: bool,
     /// Agents whose breaker is tripped.
     pub agents: BTreeSet<String>,
+    /// Principals whose breaker is tripped (every mission acting for them).
+    #[serde(default)]
+    pub principals: BTreeSet<String>,
     /// Sessions whose breaker is tripped.
     pub sessions: BTreeSet<String>,
     /// Missions revoked.
     pub missions: BTreeSet<String>,
+    /// Missions whose breaker is tripped (not revoked: a reset lets them go on).
+    #[serde(default)]
+    pub tripped_missions: BTreeSet<String>,
+    /// Why each breaker was tripped, by its key (`global`, `agent:NAME`, `principal:NAME`,
+    /// `session:NAME`, `mission:ID`), when the trip said so.
+    #[serde(default)]
+    pub reasons: BTreeMap<String, String>,
     /// Every mission of an agent or a principal revoked at once: `agent:NAME` or
     /// `principal:NAME`, with when (Unix ms). A mission granted at or before that time is
     /// revoked; one granted later is not.
@@ -173,6 +183,14 @@ pub struct Breakers {
 }
 
 impl Breakers {
+    /// The reason a breaker was tripped, as a suffix for a refusal (`: why`), or nothing.
+    pub fn why(&self, key: &str) -> String {
+        self.reasons
+            .get(key)
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    }
+
     /// The key of every mission of agent `name` in [`Breakers::revoked_scopes`].
     pub fn agent_scope(name: &str) -> String {
         format!("agent:{name}")
