@@ -212,6 +212,25 @@ impl Store for Discard {
     async fn grants(&self, _: &GrantFilter) -> Result<Vec<GrantRecord>, StoreError> {
         Ok(Vec::new())
     }
+    async fn put_approval(&self, _: &warden_store::ApprovalRecord) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn approval(&self, _: &str) -> Result<Option<warden_store::ApprovalRecord>, StoreError> {
+        Ok(None)
+    }
+    async fn approvals(
+        &self,
+        _: &warden_store::ApprovalFilter,
+    ) -> Result<Vec<warden_store::ApprovalRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn swap_approval(
+        &self,
+        _: &warden_store::ApprovalRecord,
+        _: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.feed
             .get_or_init(|| tokio::sync::broadcast::channel(1).0)

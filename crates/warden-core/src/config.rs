@@ -85,6 +85,8 @@ struct RawConfig {
     identity: Option<RawIdentity>,
     #[serde(default)]
     users: BTreeMap<String, RawUser>,
+    #[serde(default)]
+    approvals: crate::approve::RawApprovals,
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +274,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// How missions are granted and revoked (`[missions]` beside its `file`).
     pub grants: GrantSettings,
+    /// Calls held for approval: who may approve, how long requests live (`[approvals]`).
+    pub approvals: crate::approve::ApprovalSettings,
 }
 
 impl Config {
@@ -315,6 +319,24 @@ impl Config {
                 }
             }
             Err(e) => issues.push(&raw.policy.dir, None, format!("cannot list policies: {e}")),
+        }
+        let mut approver_files = Vec::new();
+        if let Some(dir) = &raw.approvals.policies {
+            match sources.list(dir, ".cedar") {
+                Ok(files) if files.is_empty() => issues.push(
+                    dir,
+                    None,
+                    "approvals.policies: no `.cedar` files (leave `policies` out for the built-in approvers)",
+                ),
+                Ok(files) => {
+                    for f in files {
+                        if let Some(t) = read(&f, &mut issues) {
+                            approver_files.push(PolicyFile { file: f, text: t });
+                        }
+                    }
+                }
+                Err(e) => issues.push(dir, None, format!("cannot list approver policies: {e}")),
+            }
         }
 
         // Stage 2: validate.
@@ -454,6 +476,13 @@ impl Config {
                 );
             }
         }
+        let approvals = crate::approve::ApprovalSettings::load(
+            file,
+            &raw.approvals,
+            &approver_files,
+            &agents.keys().cloned().collect(),
+            &mut issues,
+        );
         let grants = GrantSettings {
             signing_key: raw.missions.signing_key.clone(),
             revokers: raw.missions.revokers.clone(),
@@ -513,6 +542,7 @@ impl Config {
             demo: raw.demo,
             grants,
             identity,
+            approvals,
         })
     }
 

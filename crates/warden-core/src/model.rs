@@ -126,6 +126,8 @@ pub enum Stage {
     AgentPolicy,
     /// Cedar evaluated with the person the agent acts for as principal.
     PrincipalPolicy,
+    /// A person's approval of a held call: given, used, or not applicable.
+    Approval,
 }
 
 /// One reason behind a decision: which step, which policy (if any), and plain text a person can read.
@@ -249,6 +251,10 @@ pub struct Decision {
     /// Policy ids of `@warden("ask")` forbids that held the call (an approval lifts exactly these).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub ask_policies: Vec<String>,
+    /// The approval request this decision made or used (held: the request to answer;
+    /// allowed: the approval it used).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub approval: Option<String>,
     /// Exposure, for calls that reach an audience.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub exposure: Option<Exposure>,

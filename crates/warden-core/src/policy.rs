@@ -62,6 +62,12 @@ pub struct PolicyInfo {
     pub permit: bool,
     /// `@reason` text, if any.
     pub reason: Option<String>,
+    /// For an ask: what kind of hold it makes (`@hold("consent")`, `@hold("exposure")`, …;
+    /// `review` when not said). Approver policies see it as `resource.kind`.
+    pub hold: Option<String>,
+    /// For an ask: how many different people must approve its hold (`@approvers("2")`; 1 when
+    /// not said).
+    pub approvers: u32,
 }
 
 /// The most (principal, action) pairs whose merged policy set is remembered; past it the
@@ -377,6 +383,28 @@ impl PolicyEngine {
                     }
                 };
                 let reason = p.annotation("reason").map(String::from);
+                let hold = p.annotation("hold").map(String::from);
+                let approvers = match p.annotation("approvers") {
+                    None => 1,
+                    Some(n) => match n.parse::<u32>() {
+                        Ok(n) if (1..=20).contains(&n) => n,
+                        _ => {
+                            issues.push(
+                                &f.file,
+                                Some(line),
+                                format!("policy `{id}`: @approvers(\"{n}\") is not a number from 1 to 20"),
+                            );
+                            1
+                        }
+                    },
+                };
+                if (hold.is_some() || approvers > 1) && !ask {
+                    issues.push(
+                        &f.file,
+                        Some(line),
+                        format!("policy `{id}`: @hold and @approvers apply to @warden(\"ask\") policies only"),
+                    );
+                }
                 let renamed = p.new_id(PolicyId::new(&id));
                 if let Err(e) = all.add(renamed) {
                     issues.push(&f.file, Some(line), e.to_string());
@@ -392,6 +420,8 @@ impl PolicyEngine {
                         ask,
                         permit: p.effect() == CedarEffect::Permit,
                         reason,
+                        hold,
+                        approvers,
                     },
                 );
             }
@@ -430,6 +460,8 @@ impl PolicyEngine {
                             ask: false,
                             permit: true,
                             reason: Some(format!("within the ceiling of agent `{agent}`")),
+                            hold: None,
+                            approvers: 1,
                         },
                     );
                 }

@@ -9,6 +9,7 @@ use warden_core::model::{Reason, Stage};
 use warden_core::{Breakers, Call, Decided, Decision, Engine, Outcome, Receipt};
 use warden_store::{Backend, Store};
 
+use crate::approvals::{NarrowedCall, Step};
 use crate::audit::{decision_record, outcome_record, DECISION_ENTRY, UNEXPOSED_ENTRY};
 use crate::mission::{MissionCell, CALLS};
 use crate::{now_ms, EnforceError, Forward, Permitted};
@@ -33,6 +34,12 @@ pub struct How {
     /// Count it against the session and the mission (false for what the agent did not ask
     /// for, such as a subscription's updates).
     pub commit: bool,
+    /// The approval request the caller names for this call (a retry after approval). Without
+    /// one, an approved request bound to the identical call is found by its digest.
+    pub approval: Option<String>,
+    /// The request whose approver chose this call in place of the one held (see
+    /// [`Verdict::narrowed`]).
+    pub narrowed_from: Option<String>,
 }
 
 impl How {
@@ -41,6 +48,8 @@ impl How {
         How {
             unexposed: None,
             commit: true,
+            approval: None,
+            narrowed_from: None,
         }
     }
 }
@@ -52,6 +61,9 @@ pub struct Verdict {
     pub decision: Decision,
     /// The call, when allowed: forward it with [`Enforcer::forward`].
     pub permitted: Option<Permitted<Call>>,
+    /// When the call is held and an approver chose a narrower call instead: decide that call
+    /// with [`How::narrowed_from`] naming the request, and forward it if allowed.
+    pub narrowed: Option<crate::approvals::NarrowedCall>,
 }
 
 /// The pipeline: the engine, the store, and the stops in force.
@@ -63,7 +75,9 @@ pub struct Enforcer {
     pub(crate) breakers: RwLock<Breakers>,
     /// Set by the operator or tests, on top of what the store says.
     pub(crate) local_breakers: RwLock<Breakers>,
-    clock: Clock,
+    pub(crate) clock: Clock,
+    /// Tells approvers of new requests (`[approvals.webhook]`).
+    pub(crate) webhook: Option<crate::approvals::webhook::Webhook>,
 }
 
 /// Where the enforcer reads the time.
@@ -118,6 +132,8 @@ impl Enforcer {
         clock: Clock,
     ) -> Result<Arc<Enforcer>, EnforceError> {
         let policy_version = engine.config().policies.version();
+        let webhook = crate::approvals::webhook::Webhook::from_config(engine.config())
+            .map_err(|e| EnforceError::Config(e.to_string()))?;
         let enforcer = Arc::new(Enforcer {
             engine,
             store,
@@ -125,6 +141,7 @@ impl Enforcer {
             breakers: RwLock::new(Breakers::default()),
             local_breakers: RwLock::new(Breakers::default()),
             clock,
+            webhook,
         });
         let changes = enforcer.store.subscribe();
         crate::watch::reload(&enforcer).await?;
@@ -215,21 +232,100 @@ impl Enforcer {
             local.state.id = actor.session.to_string();
         }
         let started = Instant::now();
+        let now = self.clock.now();
+        let b = self.breakers();
+        let usage = local.decision_usage();
         let Decided {
             mut decision,
             mut allowed,
-        } = {
-            let b = self.breakers();
-            let usage = local.decision_usage();
-            self.engine.decide(
-                call,
-                actor.mission,
-                &local.state,
-                &usage,
-                &b,
-                self.clock.now(),
-            )
-        };
+            held,
+        } = self
+            .engine
+            .decide(call, actor.mission, &local.state, &usage, &b, now);
+        let mut narrowed = None;
+        if let (Some(call), true, None) = (held, how.commit, &how.unexposed) {
+            let lifted = match &how.narrowed_from {
+                Some(id) => {
+                    self.narrowed_step(actor, &mut decision, &call, id, now)
+                        .await?
+                }
+                None => match self
+                    .held_step(actor, &mut decision, &call, how.approval.as_deref(), now)
+                    .await?
+                {
+                    Step::Held(id) => {
+                        decision.approval = Some(id);
+                        None
+                    }
+                    Step::Narrowed { id, call, changes } => {
+                        decision.reasons.push(Reason {
+                            stage: Stage::Approval,
+                            outcome: Outcome::Ask,
+                            policy: None,
+                            text: format!(
+                                "an approver chose a narrower call in request `{id}`: {changes}"
+                            ),
+                        });
+                        decision.approval = Some(id.clone());
+                        narrowed = Some(NarrowedCall {
+                            request: id,
+                            call: call.to_call(),
+                            changes,
+                        });
+                        None
+                    }
+                    Step::Lift { stored, lifted } => Some((*stored, lifted)),
+                },
+            };
+            if let Some((stored, lifted)) = lifted {
+                let again = self.engine.decide_lifting(
+                    call,
+                    actor.mission,
+                    &local.state,
+                    &usage,
+                    &b,
+                    now,
+                    &lifted,
+                );
+                if again.decision.is_allow()
+                    && self.use_approval(&stored, &again.decision, now).await?
+                {
+                    decision = again.decision;
+                    allowed = again.allowed;
+                    decision.approval = Some(stored.request.id.clone());
+                    decision
+                        .reasons
+                        .extend(crate::approvals::approved_reasons(&stored));
+                } else {
+                    decision.approval = Some(stored.request.id.clone());
+                    decision.reasons.push(Reason {
+                        stage: Stage::Approval,
+                        outcome: decision.decision,
+                        policy: None,
+                        text: format!(
+                            "the approval `{}` was used by another call first",
+                            stored.request.id
+                        ),
+                    });
+                }
+            }
+        } else if let (Some(id), Outcome::Allow) = (&how.narrowed_from, decision.decision) {
+            // A narrower call allowed on its own still uses the approval that chose it.
+            let used = match allowed.as_ref() {
+                Some(a) => self.use_narrowed(id, a.get(), &decision, now).await?,
+                None => false,
+            };
+            {
+                if !used {
+                    allowed = None;
+                    refuse(
+                        &mut decision,
+                        Stage::Approval,
+                        format!("the approval `{id}` that chose this call is not usable any more"),
+                    );
+                }
+            }
+        }
         let entry = match how.unexposed {
             None => DECISION_ENTRY,
             Some(why) => {
@@ -287,6 +383,7 @@ impl Enforcer {
         Ok(Verdict {
             decision,
             permitted,
+            narrowed,
         })
     }
 
@@ -383,7 +480,7 @@ impl Enforcer {
 }
 
 /// Turn `decision` into a deny for `why`, first among its reasons.
-fn refuse(decision: &mut Decision, stage: Stage, why: String) {
+pub(crate) fn refuse(decision: &mut Decision, stage: Stage, why: String) {
     if decision.decision != Outcome::Deny {
         decision.decision = Outcome::Deny;
         decision.reasons.insert(

@@ -20,6 +20,9 @@ pub enum EnforceError {
     /// an output whose taint is not durable) would fail open.
     #[error("the store is unavailable, so Warden refuses the call: {0}")]
     Store(#[from] StoreError),
+    /// The configuration cannot be used (a webhook without its secret, …).
+    #[error("{0}")]
+    Config(String),
     /// The mission's stored state could not be read back.
     #[error("the stored state of mission `{mission}` cannot be read: {reason}")]
     State {
@@ -45,6 +48,7 @@ impl EnforceError {
             EnforceError::Audit { .. } => "audit",
             EnforceError::Store(_) => "store",
             EnforceError::State { .. } => "state",
+            EnforceError::Config(_) => "config",
         }
     }
 }

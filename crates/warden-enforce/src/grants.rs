@@ -23,7 +23,7 @@ use warden_store::{
     AuditColumns, AuditInput, AuditKind, GrantFilter, GrantRecord, Revocation, Store, StoreError,
 };
 
-use crate::identity::{AuthMethod, Principal};
+use crate::identity::Principal;
 use crate::token::{self, Grant, RootKey, TokenError, Verified, Verifier};
 
 /// Why a grant, a narrowing or a revocation was refused.
@@ -123,14 +123,6 @@ pub fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
-fn method_name(m: AuthMethod) -> &'static str {
-    match m {
-        AuthMethod::Jwt => "jwt",
-        AuthMethod::Local => "local",
-        AuthMethod::Proxy => "proxy",
-    }
-}
-
 /// A new mission id: `m-` and 16 random hex digits.
 fn new_mission_id() -> Result<String, GrantError> {
     let mut bytes = [0u8; 8];
@@ -214,7 +206,7 @@ impl MissionAuthority {
             purpose: req.purpose.clone(),
             granted_at_ms: now_ms,
             expires_at_ms,
-            auth: method_name(by.method).to_string(),
+            auth: by.method.as_str().to_string(),
             narrowing: req.narrowing.clone(),
         };
         let token = token::mint(&self.key, &grant)?;

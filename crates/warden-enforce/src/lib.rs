@@ -32,6 +32,7 @@
 //!   [`EnforceError`], whose text says why; nothing is forwarded. Nothing needs a restart when
 //!   the store comes back.
 
+pub mod approvals;
 mod audit;
 mod enforcer;
 mod error;

@@ -291,13 +291,17 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
     let _tracked = fast.inflight.track(&sid, &call.id, cancel.clone());
+    let approval = approval_of(&call);
     let out = fast
         .gateway
         .call_tool(
             &session,
             &call.params.name,
             call.params.arguments,
-            &Caller::cancel_only(cancel),
+            &Caller {
+                approval,
+                ..Caller::cancel_only(cancel)
+            },
         )
         .await;
     match response_json(&call.id, out.result) {
@@ -338,6 +342,16 @@ fn event(json: &[u8]) -> Bytes {
 /// Answer `call`, whose client may hear notes about it (progress for `progress`, log messages
 /// at the session's level): as one JSON response when the call completes before any note, else
 /// as an SSE stream of the notes and then the response. The client going away cancels the call.
+/// The approval request the call names in its `_meta`, if any.
+fn approval_of(call: &CallRequest) -> Option<String> {
+    call.params
+        .meta
+        .as_ref()
+        .and_then(|m| m.get(crate::handler::APPROVAL_META))
+        .and_then(|v| v.as_str())
+        .map(String::from)
+}
+
 async fn streamed(
     fast: &Arc<FastPath>,
     sid: &str,
@@ -357,6 +371,7 @@ async fn streamed(
         inputs: None,
         offers: None,
         log_level: None,
+        approval: approval_of(&call),
     };
     let gateway = fast.gateway.clone();
     let id = call.id.clone();

@@ -186,6 +186,9 @@ impl WardenHandler {
     }
 }
 
+/// The `_meta` key by which an agent names the approval request of a call it retries.
+pub const APPROVAL_META: &str = "warden/approval";
+
 /// Run `f` with the agent's side of the request `ctx` (its cancellation, progress token and a
 /// channel to its peer); the notifications about the request reach the peer before `f`'s
 /// result is returned.
@@ -199,6 +202,11 @@ async fn with_caller<T>(ctx: &RequestContext<RoleServer>, f: impl AsyncFnOnce(&C
         inputs: None,
         offers: ctx.client_capabilities(),
         log_level: ctx.meta.log_level(),
+        approval: ctx
+            .meta
+            .get(APPROVAL_META)
+            .and_then(|v| v.as_str())
+            .map(String::from),
     };
     let out = f(&caller).await;
     drop(caller);

@@ -112,6 +112,7 @@
 //! [`StoreError::Unavailable`], quickly. The same store value works again once the database is
 //! back: pools reconnect, and the writer re-reads the chain's head in every batch.
 
+mod approvals;
 mod audit;
 mod canonical;
 mod checkpoint;
@@ -144,8 +145,9 @@ pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::StoreError;
 pub use mission::{merge_sources, MAX_LABEL_BYTES, MAX_SOURCES_PER_LABEL};
 pub use types::{
-    AuditColumns, AuditInput, AuditKind, AuditRecord, AuditRecordMeta, Backend, Budget, Change,
-    Checkpoint, Exhausted, GrantFilter, GrantRecord, Hash, MissionState, Revocation, Taint,
+    ApprovalFilter, ApprovalRecord, AuditColumns, AuditInput, AuditKind, AuditRecord,
+    AuditRecordMeta, Backend, Budget, Change, Checkpoint, Exhausted, GrantFilter, GrantRecord,
+    Hash, MissionState, Revocation, Taint,
 };
 pub use verify::{verify, Fault, FaultKind, VerifyOptions, VerifyReport};
 
@@ -267,6 +269,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The grants matching `filter`, newest first: by `granted_at_ms` descending, then by
     /// `mission_id` descending (byte order), so the order is the same on every backend.
     async fn grants(&self, filter: &GrantFilter) -> Result<Vec<GrantRecord>, StoreError>;
+
+    /// Records a new approval request (its `version` is 1). A second request with the same id
+    /// is [`StoreError::Conflict`]. Sends [`Change::Approval`].
+    async fn put_approval(&self, request: &ApprovalRecord) -> Result<(), StoreError>;
+
+    /// The approval request with this id.
+    async fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
+
+    /// The approval requests matching `filter`, newest first (by `created_at_ms`, then id).
+    async fn approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRecord>, StoreError>;
+
+    /// Replaces the state and body of a request if its version is still `expected`, and makes
+    /// its version `expected + 1`; false when another writer changed it first (nothing is
+    /// written then). Sends [`Change::Approval`] when written. This is how an approval is
+    /// answered, and used exactly once.
+    async fn swap_approval(
+        &self,
+        request: &ApprovalRecord,
+        expected: u64,
+    ) -> Result<bool, StoreError>;
 
     /// Changes made by this or any other replica from now on.
     fn subscribe(&self) -> broadcast::Receiver<Change>;

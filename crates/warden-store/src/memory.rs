@@ -31,6 +31,8 @@ struct State {
     journals: BTreeMap<String, (u64, BTreeMap<u64, Value>)>,
     /// Mission grants by mission id.
     grants: BTreeMap<String, GrantRecord>,
+    /// Approval requests by id.
+    approvals: BTreeMap<String, crate::types::ApprovalRecord>,
 }
 
 #[derive(Debug, Default)]
@@ -393,6 +395,57 @@ impl Store for MemoryStore {
             .cloned()
             .collect();
         Ok(crate::grants::newest_first(matching, filter.limit))
+    }
+
+    async fn put_approval(&self, request: &crate::types::ApprovalRecord) -> Result<(), StoreError> {
+        match self.shared.lock().approvals.entry(request.id.clone()) {
+            Entry::Occupied(_) => return Err(crate::approvals::taken(&request.id)),
+            Entry::Vacant(slot) => {
+                slot.insert(request.clone());
+            }
+        }
+        self.feed.send(Change::Approval(request.id.clone()));
+        Ok(())
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<crate::types::ApprovalRecord>, StoreError> {
+        Ok(self.shared.lock().approvals.get(id).cloned())
+    }
+
+    async fn approvals(
+        &self,
+        filter: &crate::types::ApprovalFilter,
+    ) -> Result<Vec<crate::types::ApprovalRecord>, StoreError> {
+        let matching = self
+            .shared
+            .lock()
+            .approvals
+            .values()
+            .filter(|r| crate::approvals::matches(r, filter))
+            .cloned()
+            .collect();
+        Ok(crate::approvals::newest_first(matching, filter.limit))
+    }
+
+    async fn swap_approval(
+        &self,
+        request: &crate::types::ApprovalRecord,
+        expected: u64,
+    ) -> Result<bool, StoreError> {
+        {
+            let mut state = self.shared.lock();
+            let Some(slot) = state.approvals.get_mut(&request.id) else {
+                return Ok(false);
+            };
+            if slot.version != expected {
+                return Ok(false);
+            }
+            slot.state = request.state.clone();
+            slot.body = request.body.clone();
+            slot.version = expected + 1;
+        }
+        self.feed.send(Change::Approval(request.id.clone()));
+        Ok(true)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {

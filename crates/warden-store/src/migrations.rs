@@ -44,6 +44,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "mission grants",
         sql: include_str!("../migrations/sqlite/0004_mission_grants.sql"),
     },
+    Migration {
+        version: 5,
+        name: "approval requests",
+        sql: include_str!("../migrations/sqlite/0005_approval_requests.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -68,10 +73,15 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "mission grants",
         sql: include_str!("../migrations/postgres/0004_mission_grants.sql"),
     },
+    Migration {
+        version: 5,
+        name: "approval requests",
+        sql: include_str!("../migrations/postgres/0005_approval_requests.sql"),
+    },
 ];
 
 /// The newest schema version this release knows.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 /// Checks what the database says it ran against what this release knows, and returns the
 /// migrations still to run.

@@ -831,6 +831,31 @@ impl Store for PgStore {
         crate::grants::pg_list(self.pool(), filter).await
     }
 
+    async fn put_approval(&self, request: &crate::types::ApprovalRecord) -> Result<(), StoreError> {
+        let notice = self.notice(&Change::Approval(request.id.clone()));
+        crate::approvals::pg_put(self.pool(), request, &self.db.channel, &notice).await
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<crate::types::ApprovalRecord>, StoreError> {
+        crate::approvals::pg_get(self.pool(), id).await
+    }
+
+    async fn approvals(
+        &self,
+        filter: &crate::types::ApprovalFilter,
+    ) -> Result<Vec<crate::types::ApprovalRecord>, StoreError> {
+        crate::approvals::pg_list(self.pool(), filter).await
+    }
+
+    async fn swap_approval(
+        &self,
+        request: &crate::types::ApprovalRecord,
+        expected: u64,
+    ) -> Result<bool, StoreError> {
+        let notice = self.notice(&Change::Approval(request.id.clone()));
+        crate::approvals::pg_swap(self.pool(), request, expected, &self.db.channel, &notice).await
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
     }

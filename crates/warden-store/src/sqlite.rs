@@ -740,6 +740,35 @@ impl Store for SqliteStore {
         crate::grants::sqlite_list(self.pool(), filter).await
     }
 
+    async fn put_approval(&self, request: &crate::types::ApprovalRecord) -> Result<(), StoreError> {
+        crate::approvals::sqlite_put(self.pool(), request).await?;
+        self.feed.send(Change::Approval(request.id.clone()));
+        Ok(())
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<crate::types::ApprovalRecord>, StoreError> {
+        crate::approvals::sqlite_get(self.pool(), id).await
+    }
+
+    async fn approvals(
+        &self,
+        filter: &crate::types::ApprovalFilter,
+    ) -> Result<Vec<crate::types::ApprovalRecord>, StoreError> {
+        crate::approvals::sqlite_list(self.pool(), filter).await
+    }
+
+    async fn swap_approval(
+        &self,
+        request: &crate::types::ApprovalRecord,
+        expected: u64,
+    ) -> Result<bool, StoreError> {
+        let done = crate::approvals::sqlite_swap(self.pool(), request, expected).await?;
+        if done {
+            self.feed.send(Change::Approval(request.id.clone()));
+        }
+        Ok(done)
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
     }

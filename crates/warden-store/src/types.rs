@@ -318,6 +318,48 @@ pub struct GrantFilter {
     pub limit: u32,
 }
 
+/// A call held for a person's approval, as stored (see [`crate::Store::put_approval`]). The
+/// store keeps the columns it filters on; what the request says is the enforcer's, in `body`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// The request's id.
+    pub id: String,
+    /// What it is bound to: a digest of the agent, the principal, the mission chain, the
+    /// canonical call and the policy version.
+    pub digest: String,
+    /// `pending`, `approved`, `denied`, `used` or `cancelled`.
+    pub state: String,
+    /// The agent that made the call.
+    pub agent: String,
+    /// The person it acts for.
+    pub principal: String,
+    /// The mission it runs under.
+    pub mission_id: String,
+    /// `server.tool`.
+    pub tool: String,
+    /// When it was made (Unix milliseconds).
+    pub created_at_ms: i64,
+    /// When it lapses unanswered or unused (Unix milliseconds).
+    pub expires_at_ms: i64,
+    /// Grows by one with every change, from 1.
+    pub version: u64,
+    /// The request itself (reasons, exposure, holds, answers).
+    pub body: Value,
+}
+
+/// Which approval requests to list (see [`crate::Store::approvals`]). The default lists all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApprovalFilter {
+    /// Only requests in this state, when set.
+    pub state: Option<String>,
+    /// Only requests bound to this digest, when set.
+    pub digest: Option<String>,
+    /// Only requests of this principal's missions, when set.
+    pub principal: Option<String>,
+    /// At most this many, newest first (0: no limit).
+    pub limit: u32,
+}
+
 /// A change other replicas must act on, from [`crate::Store::subscribe`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", content = "id", rename_all = "snake_case")]

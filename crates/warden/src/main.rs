@@ -2,6 +2,7 @@
 //! prints, and maps outcomes to exit codes (0 ok, 1 a check failed, 2 bad input).
 
 mod acme_cmd;
+mod approvals_cmd;
 mod audit_cmd;
 mod audit_text;
 mod catalog_cmd;
@@ -61,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: mission_cmd::MissionCommand,
     },
+    /// Answer calls held for approval (with your credential).
+    Approvals {
+        #[command(subcommand)]
+        command: approvals_cmd::ApprovalsCommand,
+    },
     /// Bring the store's schema up to date and print its version.
     Migrate(store_cmd::MigrateArgs),
     /// Write a new Ed25519 key pair for signing audit checkpoints.
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => mcp_cmd::serve(a),
         Command::Audit { command } => audit_cmd::run(command),
         Command::Mission { command } => mission_cmd::run(command),
+        Command::Approvals { command } => approvals_cmd::run(command),
         Command::Migrate(a) => store_cmd::migrate(a),
         Command::Keygen(a) => store_cmd::keygen(a),
         Command::Demo(a) => demo::run(a),

@@ -94,6 +94,9 @@ struct RawTool {
     /// Query arguments and their syntax (see `crate::query`).
     #[serde(default)]
     query: Option<OneOrMany<crate::query::RawQuery>>,
+    /// The private version of this call an approver can choose instead (see [`Private`]).
+    #[serde(default)]
+    private: Option<Private>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,6 +270,8 @@ pub struct ToolSpec {
     pub count: Option<crate::budget::CountSpec>,
     /// Query arguments, checked against the mission's fields before the call runs.
     pub queries: Vec<crate::query::QuerySpec>,
+    /// The private version of the call, offered to approvers when it is held.
+    pub private: Option<Private>,
     /// Every argument the tool takes: `required`, `optional`, and those its rules read.
     declared: BTreeSet<String>,
     /// Arguments that are lists: an array, or one string of comma-separated items.
@@ -655,6 +660,7 @@ impl Catalog {
                     records,
                     count,
                     queries,
+                    private: t.private,
                     declared,
                     lists: t.lists.into_iter().collect(),
                     fold,
@@ -990,4 +996,21 @@ impl ToolSpec {
         }
         out
     }
+}
+
+/// The private version of a call that reaches an audience: what an approver can choose, in one
+/// action, instead of the call held (`private = { tool = "forum.send_dm", args = { to =
+/// "{principal}", body = "{body}" }, text = "…" }`). In `args`, `{principal}` is the person the
+/// mission acts for and `{NAME}` the held call's argument `NAME`; anything else is literal.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Private {
+    /// `server.tool` of the private call.
+    pub tool: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+    /// What it does, in words (`{principal}` is filled in).
+    #[serde(default)]
+    pub text: String,
 }

@@ -176,6 +176,7 @@ impl Engine {
         let cfg = &self.config;
         let (call_bytes, digest) = call.canonical();
         let breakers = Breakers::default();
+        let lifted = std::collections::BTreeSet::new();
         let cx = Ctx {
             call,
             name: call.name(),
@@ -186,6 +187,7 @@ impl Engine {
             now_ms,
             digest,
             call_bytes,
+            lifted: &lifted,
         };
         let spec = cfg
             .catalog

@@ -92,6 +92,11 @@ pub fn refusal_text(d: &crate::model::Decision) -> String {
         text.push_str("\nexposure: ");
         text.push_str(&x);
     }
+    if let (crate::model::Outcome::Ask, Some(id)) = (d.decision, &d.approval) {
+        text.push_str(&format!(
+            "\napproval request: {id} (an approver runs `warden approvals approve {id}`; the identical call goes through once after it is approved)"
+        ));
+    }
     text
 }
 

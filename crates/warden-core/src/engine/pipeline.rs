@@ -28,6 +28,31 @@ impl Engine {
         breakers: &Breakers,
         now_ms: i64,
     ) -> Decided {
+        self.decide_lifting(
+            call,
+            mission,
+            session,
+            usage,
+            breakers,
+            now_ms,
+            &BTreeSet::new(),
+        )
+    }
+
+    /// [`Engine::decide`], with the holds of the `@warden("ask")` policies in `lifted` lifted:
+    /// a person approved them for this very call. Nothing else changes: a deny still denies,
+    /// and an ask policy not in `lifted` still holds the call.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_lifting(
+        &self,
+        call: Call,
+        mission: &Mission,
+        session: &SessionState,
+        usage: &MissionUsage,
+        breakers: &Breakers,
+        now_ms: i64,
+        lifted: &BTreeSet<String>,
+    ) -> Decided {
         let name = call.name();
         let (call_bytes, digest) = call.canonical();
         let cx = Ctx {
@@ -40,20 +65,29 @@ impl Engine {
             now_ms,
             digest,
             call_bytes,
+            lifted,
         };
         let (mut decision, permit) = self.decide_inner(&cx);
         decision.tool = name;
-        let allowed = match permit {
-            Some(p) if decision.decision == Outcome::Allow => Some(Allowed {
-                inner: call,
-                receipt: Receipt {
-                    decision_id: decision.id.clone(),
-                    ..p.receipt
-                },
-            }),
-            _ => None,
+        let (allowed, held) = match permit {
+            Some(p) if decision.decision == Outcome::Allow => (
+                Some(Allowed {
+                    inner: call,
+                    receipt: Receipt {
+                        decision_id: decision.id.clone(),
+                        ..p.receipt
+                    },
+                }),
+                None,
+            ),
+            _ if decision.decision == Outcome::Ask => (None, Some(call)),
+            _ => (None, None),
         };
-        Decided { decision, allowed }
+        Decided {
+            decision,
+            allowed,
+            held,
+        }
     }
 
     fn decide_inner(&self, cx: &Ctx<'_>) -> Inner {
@@ -444,6 +478,9 @@ impl Engine {
                 (Stage::PrincipalPolicy, by_user),
             ] {
                 for id in &ev.asks {
+                    if cx.lifted.contains(id) {
+                        continue;
+                    }
                     if asks.insert(id.clone()) {
                         policies.insert(id.clone());
                         reasons.push(Reason {

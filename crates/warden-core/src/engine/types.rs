@@ -229,6 +229,8 @@ pub struct Decided {
     pub decision: Decision,
     /// The call, when the decision is allow.
     pub allowed: Option<Allowed<Call>>,
+    /// The call, when the decision is ask: what an approval request is made of.
+    pub held: Option<Call>,
 }
 
 /// A decision and, when allowed, the facts the permitted call needs (the call itself is
@@ -245,6 +247,8 @@ pub(super) struct Ctx<'a> {
     pub(super) now_ms: i64,
     pub(super) digest: String,
     pub(super) call_bytes: usize,
+    /// Ask policies a person approved for this call (see [`super::Engine::decide_lifting`]).
+    pub(super) lifted: &'a BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -260,6 +264,7 @@ impl Ctx<'_> {
             reasons,
             policies: Vec::new(),
             ask_policies: Vec::new(),
+            approval: None,
             exposure: None,
             flow: FlowFacts::default(),
             tool: self.name.clone(),

@@ -45,6 +45,17 @@ pub enum AuthMethod {
     Proxy,
 }
 
+impl AuthMethod {
+    /// Its name in records: `jwt`, `local` or `proxy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::Local => "local",
+            AuthMethod::Proxy => "proxy",
+        }
+    }
+}
+
 /// An authenticated person: a directory user and how they proved it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Principal {

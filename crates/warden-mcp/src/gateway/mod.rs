@@ -34,6 +34,7 @@ use crate::upstream::{
     Change, ClientAsks, ListKind, Upstream, UpstreamStatus, ELICITATION, ROOTS, SAMPLING,
 };
 
+pub mod held;
 pub mod missions;
 pub mod pipeline;
 pub mod reads;

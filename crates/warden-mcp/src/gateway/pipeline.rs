@@ -76,6 +76,9 @@ pub struct Caller {
     /// The least severe log level the client asked for on this request (2026-07-28:
     /// `io.modelcontextprotocol/logLevel` in `_meta`); the session's level otherwise.
     pub log_level: Option<LoggingLevel>,
+    /// The approval request the agent names for this call (`warden/approval` in `_meta`): a
+    /// retry after approval. Without it, an approval of the identical call is found anyway.
+    pub approval: Option<String>,
 }
 
 impl Caller {
@@ -151,15 +154,29 @@ impl Gateway {
         commit: bool,
     ) -> Result<(Decision, Option<Permitted<Call>>), (Option<Decision>, CallToolResult)> {
         let how = How {
-            unexposed: self.exposed(session, &call).err(),
             commit,
+            ..How::call()
+        };
+        self.decide_with(session, call, how)
+            .await
+            .map(|v| (v.decision, v.permitted))
+    }
+
+    /// Decide `call` for `session` as `how` says (the call's exposure to the session is
+    /// checked here).
+    pub(crate) async fn decide_with(
+        &self,
+        session: &Session,
+        call: Call,
+        how: How,
+    ) -> Result<Verdict, (Option<Decision>, CallToolResult)> {
+        let how = How {
+            unexposed: self.exposed(session, &call).err(),
+            ..how
         };
         let tool = call.name();
         match self.enforcer.decide(&session.actor(), call, how).await {
-            Ok(Verdict {
-                decision,
-                permitted,
-            }) => Ok((decision, permitted)),
+            Ok(v) => Ok(v),
             Err(e) => {
                 tracing::error!("enforcement: {e}");
                 let decision = e.decision().cloned();
@@ -222,9 +239,17 @@ impl Gateway {
         let (server, tool) = name.split_once('.').unwrap_or(("", name));
         let call = Call::new(server, tool, Value::Object(args.unwrap_or_default()));
         session.touch();
-        let (decision, permitted) = match self.decide(session, call).await {
-            Ok(x) => x,
+        let how = How {
+            approval: caller.approval.clone(),
+            ..How::call()
+        };
+        let verdict = match self.decide_with(session, call, how).await {
+            Ok(v) => v,
             Err((decision, result)) => return CallOutcome { decision, result },
+        };
+        let (decision, permitted, changed) = match self.settle(session, verdict, caller).await {
+            Ok(x) => x,
+            Err(out) => return out,
         };
         let Some(p) = permitted else {
             let result = refusal_result(&decision);
@@ -268,8 +293,11 @@ impl Gateway {
         let sent = self.enforcer.forward(&session.actor(), p, to).await;
         flush(relay, drain).await;
         let result = match sent {
-            Ok(Ok(r)) => {
+            Ok(Ok(mut r)) => {
                 self.note_named(&server, &r.content);
+                if let Some(changes) = changed {
+                    super::held::note_changes(&mut r, &changes);
+                }
                 r
             }
             Ok(Err(e)) => upstream_failure(&decision, &e),

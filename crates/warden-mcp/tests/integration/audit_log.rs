@@ -279,6 +279,25 @@ impl Store for FlakyStore {
     async fn grants(&self, filter: &GrantFilter) -> Result<Vec<GrantRecord>, StoreError> {
         self.inner.grants(filter).await
     }
+    async fn put_approval(&self, r: &warden_store::ApprovalRecord) -> Result<(), StoreError> {
+        self.inner.put_approval(r).await
+    }
+    async fn approval(&self, id: &str) -> Result<Option<warden_store::ApprovalRecord>, StoreError> {
+        self.inner.approval(id).await
+    }
+    async fn approvals(
+        &self,
+        f: &warden_store::ApprovalFilter,
+    ) -> Result<Vec<warden_store::ApprovalRecord>, StoreError> {
+        self.inner.approvals(f).await
+    }
+    async fn swap_approval(
+        &self,
+        r: &warden_store::ApprovalRecord,
+        expected: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner.swap_approval(r, expected).await
+    }
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.inner.subscribe()
     }

@@ -53,6 +53,7 @@ fn decision(id: &str, outcome: Outcome, reason: &str) -> Decision {
         }],
         policies: vec!["no-secrets-in-public".into()],
         ask_policies: vec![],
+        approval: None,
         exposure: Some(Exposure {
             audience: 1200,
             count: 1199,

@@ -1,0 +1,174 @@
+//! Calls held for approval: the gateway holds the agent's request while a person decides.
+//!
+//! A held call waits up to `[approvals] wait` for its request to be answered, sending progress
+//! notifications when the agent gave a progress token. Approved in time, the call is decided
+//! again (the approval is used once) and forwarded, and the agent gets the real result; an
+//! approver's narrower call is decided in full in its place, and the result says what changed.
+//! Denied, the agent gets the approver's reason; still pending, an error that names the
+//! request, and the identical call retried after approval goes through once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolResult, ContentBlock, ProgressNotification, ProgressNotificationParam,
+    ServerNotification,
+};
+use warden_core::{Decision, Outcome};
+use warden_enforce::approvals::{Resolution, Stored};
+use warden_enforce::{How, Permitted, Verdict};
+
+use super::pipeline::Caller;
+use super::text::refusal_result;
+use super::{CallOutcome, Gateway, Session};
+use warden_core::Call;
+
+/// The decision to act on, the call permitted (if any), and what an approver changed.
+pub(crate) type Settled = (Decision, Option<Permitted<Call>>, Option<String>);
+
+/// How many times one request goes round (held, approved, decided again) before giving up.
+const ROUNDS: usize = 3;
+
+impl Gateway {
+    /// Settle a verdict: wait for a held call's approval, decide again once it is approved,
+    /// and decide an approver's narrower call in its place. `Err` is what the agent receives
+    /// when the call does not go.
+    pub(crate) async fn settle(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        mut verdict: Verdict,
+        caller: &Caller,
+    ) -> Result<Settled, CallOutcome> {
+        for _ in 0..ROUNDS {
+            if let Some(n) = verdict.narrowed.take() {
+                let how = How {
+                    narrowed_from: Some(n.request.clone()),
+                    ..How::call()
+                };
+                let v = self
+                    .decide_with(session, n.call, how)
+                    .await
+                    .map_err(|(decision, result)| CallOutcome { decision, result })?;
+                return match v.permitted {
+                    Some(p) => Ok((v.decision, Some(p), Some(n.changes))),
+                    None => Err(refused(v.decision)),
+                };
+            }
+            if verdict.permitted.is_some() || verdict.decision.decision != Outcome::Ask {
+                return Ok((verdict.decision, verdict.permitted, None));
+            }
+            let Some(id) = verdict.decision.approval.clone() else {
+                return Ok((verdict.decision, None, None));
+            };
+            let wait = self.engine().config().approvals.wait_secs;
+            if wait <= 0 {
+                return Ok((verdict.decision, None, None));
+            }
+            let wait = Duration::from_secs(u64::try_from(wait).unwrap_or(0));
+            let resolution = self
+                .enforcer
+                .wait_approval(
+                    &id,
+                    wait,
+                    |waited| progress(caller, &id, waited, wait),
+                    caller.cancel.cancelled(),
+                )
+                .await
+                .map_err(|e| CallOutcome {
+                    decision: Some(verdict.decision.clone()),
+                    result: super::text::enforce_failure(&verdict.decision.tool, &e),
+                })?;
+            match resolution {
+                Resolution::Approved => {
+                    let call = self.held_call(&id).await.ok_or_else(|| {
+                        closed(&verdict.decision, &format!("request `{id}` is gone"))
+                    })?;
+                    let how = How {
+                        approval: Some(id.clone()),
+                        ..How::call()
+                    };
+                    verdict = self
+                        .decide_with(session, call, how)
+                        .await
+                        .map_err(|(decision, result)| CallOutcome { decision, result })?;
+                }
+                Resolution::Denied(why) => {
+                    return Err(closed(
+                        &verdict.decision,
+                        &format!("the approval request `{id}` was {why}"),
+                    ))
+                }
+                Resolution::Cancelled(why) => {
+                    return Err(closed(
+                        &verdict.decision,
+                        &format!("the approval request `{id}` was {why}"),
+                    ))
+                }
+                Resolution::Closed(why) => return Err(closed(&verdict.decision, &why)),
+                Resolution::Pending | Resolution::Abandoned => {
+                    return Ok((verdict.decision, None, None));
+                }
+            }
+        }
+        Ok((verdict.decision, verdict.permitted, None))
+    }
+
+    /// The call request `id` holds.
+    async fn held_call(&self, id: &str) -> Option<Call> {
+        let r = self.enforcer.store().approval(id).await.ok()??;
+        Stored::of(r).map(|s| s.request.call.to_call())
+    }
+}
+
+/// A progress notification for a call waiting on request `id`.
+fn progress(caller: &Caller, id: &str, waited: Duration, wait: Duration) {
+    let (Some(notes), Some(token)) = (&caller.notes, &caller.progress) else {
+        return;
+    };
+    let p = ProgressNotificationParam::new(token.clone(), waited.as_secs_f64().floor())
+        .with_total(wait.as_secs_f64())
+        .with_message(format!(
+            "held by Warden: waiting for a person to answer approval request {id}"
+        ));
+    let _ = notes.try_send(ServerNotification::ProgressNotification(
+        ProgressNotification::new(p),
+    ));
+}
+
+fn refused(decision: Decision) -> CallOutcome {
+    let result = refusal_result(&decision);
+    CallOutcome {
+        decision: Some(decision),
+        result,
+    }
+}
+
+/// The error of a held call that will not go: `why`, with the decision as structured content.
+fn closed(decision: &Decision, why: &str) -> CallOutcome {
+    let mut result = CallToolResult::error(vec![ContentBlock::text(format!(
+        "Warden did not forward `{}`: {why} (decision {})",
+        decision.tool, decision.id
+    ))]);
+    result.structured_content = serde_json::to_value(decision).ok();
+    CallOutcome {
+        decision: Some(decision.clone()),
+        result,
+    }
+}
+
+/// Tell the agent what an approver changed: a first text block, and `warden/changed` in the
+/// result's `_meta`.
+pub(crate) fn note_changes(r: &mut CallToolResult, changes: &str) {
+    r.content.insert(
+        0,
+        ContentBlock::text(format!(
+            "Warden: an approver changed this call before it went: {changes}"
+        )),
+    );
+    let mut meta = r.meta.take().unwrap_or_default();
+    meta.0.insert(
+        "warden/changed".into(),
+        serde_json::Value::String(changes.to_string()),
+    );
+    r.meta = Some(meta);
+}
