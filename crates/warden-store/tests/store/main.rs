@@ -6,6 +6,8 @@
 //!   with a model.
 //! - `tamper`: records edited, deleted, reordered, inserted, the tail cut, a checkpoint's
 //!   signature swapped — with plain SQL on SQLite and PostgreSQL; `verify` names each.
+//! - `approvals`: approval requests on every backend: round trips, lists, and a compare-and-swap
+//!   that lets exactly one of many concurrent users (two stores on one PostgreSQL) use one.
 //! - `grants`: mission grants on every backend: round trips, a taken mission id refused, lists
 //!   filtered and newest first; two stores on one PostgreSQL database share them.
 //! - `replicas`: two stores on one PostgreSQL schema: a budget spent concurrently, one chain
@@ -19,6 +21,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod approvals;
 mod basics;
 mod cluster;
 mod grants;
