@@ -43,6 +43,10 @@ pub const ACME_FILES: &[(&str, &str)] = &[
         "policies/people.cedar",
         include_str!("../../examples/acme/policies/people.cedar"),
     ),
+    (
+        "approvers/default.cedar",
+        include_str!("../../examples/acme/approvers/default.cedar"),
+    ),
 ];
 
 /// The small configuration in `fuzz/base/` that the config_loader target starts from: each

@@ -19,6 +19,7 @@ use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 use warden_core::{Config, Decision, Engine, Outcome, Sources};
+use warden_enforce::approvals::Approvals;
 use warden_enforce::grants::{GrantRequest, MissionAuthority};
 use warden_enforce::identity::{AuthMethod, Principal};
 use warden_enforce::token::RootKey;
@@ -144,6 +145,9 @@ struct Step {
     tool: &'static str,
     args: Value,
     expect: Outcome,
+    /// Before this step, dave (security) approves the previous step's held call as its safe
+    /// alternative, and this step retries that call.
+    narrow_held: bool,
 }
 
 /// What one step gave.
@@ -219,12 +223,53 @@ async fn connect_agent(gw: &Arc<Gateway>, id: &str, who: &Claim) -> anyhow::Resu
 }
 
 /// The first decision recorded after audit record `after`, read back from the store.
+/// The last decision recorded after `after` (a retried held call records two: the held one,
+/// then the approved narrower call's).
 async fn decision_after(store: &dyn Store, after: u64) -> Option<Decision> {
     let records = store.audit_range(after + 1, 64).await.ok()?;
     records
         .into_iter()
+        .rev()
         .find(|r| r.kind == AuditKind::Decision)
         .and_then(|r| serde_json::from_value(r.body).ok())
+}
+
+/// dave, of security, approves the held call of `row` as the request's safe alternative (what
+/// `warden approvals approve-narrowed ID --alternative` does with his credential).
+async fn dave_narrows(gw: &Arc<Gateway>, row: Option<&Row>) -> anyhow::Result<()> {
+    let id = row
+        .and_then(|r| r.decision.as_ref())
+        .and_then(|d| d.approval.clone())
+        .ok_or_else(|| anyhow::anyhow!("the held reply made no approval request"))?;
+    let enforcer = gw.enforcer();
+    let approvals = Approvals::new(enforcer.engine_arc().clone(), enforcer.store().clone());
+    let dave = Principal {
+        user: "dave".into(),
+        method: AuthMethod::Local,
+        subject: None,
+        issuer: None,
+        expires_at: None,
+    };
+    let shown = approvals.show(&dave, &id).await?;
+    let alt = shown
+        .request
+        .alternative
+        .ok_or_else(|| anyhow::anyhow!("request {id} offers no alternative"))?;
+    approvals
+        .approve_narrowed(
+            &dave,
+            &id,
+            alt.call.to_call(),
+            "answer alice privately",
+            crate::fs::now_ms(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("dave cannot approve request {id}: {e}"))?;
+    println!(
+        "  dave (security) approves request {id} as narrowed: {}",
+        alt.text
+    );
+    Ok(())
 }
 
 async fn run_steps(
@@ -250,6 +295,9 @@ async fn run_steps(
                     .join("\n");
                 *body = Value::String(b.replace("{log}", &quoted));
             }
+        }
+        if step.narrow_held {
+            dave_narrows(gw, rows.last()).await?;
         }
         let store = gw.enforcer().store().clone();
         let before = store.audit_tail_seq().await.unwrap_or(0);
@@ -463,14 +511,29 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             tool: "forum.read_thread",
             args: json!({"channel": "eng-help", "thread_id": "T-1042"}),
             expect: Outcome::Allow,
+            narrow_held: false,
         };
         let logs = |label| Step {
             label,
             tool: "logs.query_logs",
             args: json!({"source": "auth", "query": "user=bob", "limit": 50}),
             expect: Outcome::Allow,
+            narrow_held: false,
+        };
+        let reply = |label, expect, narrow_held| Step {
+            label,
+            tool: "forum.post_reply",
+            args: json!({
+                "channel": "eng-help",
+                "thread_id": "T-1042",
+                "as_user": "alice",
+                "body": "Bob, your account got locked after failed logins:\n{log}\nReset your password and retry."
+            }),
+            expect,
+            narrow_held,
         };
         let mut rows = Vec::new();
+        let dms_before = acme.direct_messages().len();
         run_steps(
             &gw,
             "sev1 incident: the agent answers in public, as alice",
@@ -478,22 +541,24 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             vec![
                 read("read bob's question T-1042"),
                 logs("query the auth logs for bob"),
-                Step {
-                    label: "reply in #eng-help as alice",
-                    tool: "forum.post_reply",
-                    args: json!({
-                        "channel": "eng-help",
-                        "thread_id": "T-1042",
-                        "as_user": "alice",
-                        "body": "Bob, your account got locked after failed logins:\n{log}\nReset your password and retry."
-                    }),
-                    expect: Outcome::Ask,
-                },
+                reply("reply in #eng-help as alice", Outcome::Ask, false),
+                reply(
+                    "retry after dave approved it as a DM to alice",
+                    Outcome::Allow,
+                    true,
+                ),
             ],
             &mut rows,
         )
         .await?;
-        let dms_before = acme.direct_messages().len();
+        let thread = acme
+            .call(
+                "forum.read_thread",
+                json!({"channel": "eng-help", "thread_id": "T-1042"}).as_object().cloned(),
+            )
+            .map(|r| text_of(&r))
+            .unwrap_or_default();
+        let posted_in_public = thread.contains("got locked after failed logins");
         run_steps(
             &gw,
             "sev1 safe path: the same answer, privately to alice",
@@ -509,6 +574,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                         "body": "Bob's account was locked after repeated failed logins:\n{log}\nSuggest he resets his password."
                     }),
                     expect: Outcome::Allow,
+                    narrow_held: false,
                 },
             ],
             &mut rows,
@@ -528,19 +594,25 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let dms = acme.direct_messages();
-        let landed: Vec<_> = dms.iter().skip(dms_before).collect();
+        let landed: Vec<_> = dms.iter().skip(dms_before).filter(|m| m.to == "alice").collect();
         println!();
-        match landed.iter().find(|m| m.to == "alice") {
-            Some(m) => {
-                println!("The DM landed in Acme's forum: to {}, from {}:", m.to, m.from);
+        if landed.len() == 2 {
+            println!("Both answers reached alice privately in Acme's forum (the approved narrowing, then the safe path):");
+            for m in &landed {
+                println!("  to {}, from {}:", m.to, m.from);
                 for l in m.body.lines() {
                     println!("  | {l}");
                 }
             }
-            None => {
-                println!("The DM to alice did not land in Acme's forum.");
-                ok = false;
-            }
+        } else {
+            println!("Expected two DMs to alice in Acme's forum, found {}.", landed.len());
+            ok = false;
+        }
+        if posted_in_public {
+            println!("The answer was posted in public in #eng-help: it should not have been.");
+            ok = false;
+        } else {
+            println!("Nothing was posted in public: T-1042 in #eng-help has no reply quoting the logs.");
         }
         let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
         let mut decisions = 0usize;

@@ -146,7 +146,7 @@ fn refused(decision: Decision) -> CallOutcome {
 /// The error of a held call that will not go: `why`, with the decision as structured content.
 fn closed(decision: &Decision, why: &str) -> CallOutcome {
     let mut result = CallToolResult::error(vec![ContentBlock::text(format!(
-        "Warden did not forward `{}`: {why} (decision {})",
+        "Warden denied `{}`: {why} (decision {})",
         decision.tool, decision.id
     ))]);
     result.structured_content = serde_json::to_value(decision).ok();

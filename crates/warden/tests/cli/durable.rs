@@ -31,7 +31,7 @@ const EXCHANGE: Duration = Duration::from_secs(60);
 /// The Acme configuration copied into `dir` (without its scenarios); returns its `warden.toml`.
 pub(crate) fn acme_copy(dir: &Path) -> PathBuf {
     let from = repo().join("examples/acme");
-    for sub in ["", "policies"] {
+    for sub in ["", "policies", "approvers"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
         for e in std::fs::read_dir(from.join(sub)).unwrap().flatten() {
             if e.path().is_file() {

@@ -16,7 +16,7 @@ use crate::repo;
 /// its `warden.toml`; returns the copy's `warden.toml`.
 fn acme_copy(dir: &Path, extra: &str) -> PathBuf {
     let from = repo().join("examples/acme");
-    for sub in ["", "policies"] {
+    for sub in ["", "policies", "approvers"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
         for e in std::fs::read_dir(from.join(sub)).unwrap().flatten() {
             if e.path().is_file() {
