@@ -64,6 +64,8 @@ pub struct Enforcer {
     /// Set by the operator or tests, on top of what the store says.
     pub(crate) local_breakers: RwLock<Breakers>,
     clock: Clock,
+    /// This process as a replica, and its requests in flight (see `kill`).
+    pub(crate) local: crate::kill::Local,
 }
 
 /// Where the enforcer reads the time.
@@ -97,7 +99,8 @@ impl std::fmt::Debug for Enforcer {
 
 impl Enforcer {
     /// The pipeline for `engine` on `store`: reads the revocations and breakers in force and
-    /// follows the store's changes from then on (the task ends when the enforcer is dropped).
+    /// follows the store's changes from then on, and registers as a replica with a heartbeat
+    /// (the tasks end when the enforcer is dropped).
     ///
     /// # Errors
     /// When the store cannot be read.
@@ -125,9 +128,11 @@ impl Enforcer {
             breakers: RwLock::new(Breakers::default()),
             local_breakers: RwLock::new(Breakers::default()),
             clock,
+            local: crate::kill::Local::new(),
         });
         let changes = enforcer.store.subscribe();
         crate::watch::reload(&enforcer).await?;
+        crate::kill::start(&enforcer).await?;
         tokio::spawn(crate::watch::follow(Arc::downgrade(&enforcer), changes));
         Ok(enforcer)
     }

@@ -44,6 +44,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "mission grants",
         sql: include_str!("../migrations/sqlite/0004_mission_grants.sql"),
     },
+    Migration {
+        version: 6,
+        name: "kill switch",
+        sql: include_str!("../migrations/sqlite/0006_kill_switch.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -68,10 +73,15 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "mission grants",
         sql: include_str!("../migrations/postgres/0004_mission_grants.sql"),
     },
+    Migration {
+        version: 6,
+        name: "kill switch",
+        sql: include_str!("../migrations/postgres/0006_kill_switch.sql"),
+    },
 ];
 
 /// The newest schema version this release knows.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 6;
 
 /// Checks what the database says it ran against what this release knows, and returns the
 /// migrations still to run.
