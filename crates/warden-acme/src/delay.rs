@@ -27,7 +27,11 @@ fn parse(text: &str) -> BTreeMap<String, Duration> {
 pub(crate) fn of(name: &str) -> Option<Duration> {
     static DELAYS: OnceLock<BTreeMap<String, Duration>> = OnceLock::new();
     DELAYS
-        .get_or_init(|| std::env::var(DELAY_ENV).map(|t| parse(&t)).unwrap_or_default())
+        .get_or_init(|| {
+            std::env::var(DELAY_ENV)
+                .map(|t| parse(&t))
+                .unwrap_or_default()
+        })
         .get(name)
         .copied()
 }

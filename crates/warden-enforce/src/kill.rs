@@ -366,7 +366,10 @@ async fn apply_once(e: &Arc<Enforcer>, kill_id: &str) -> Result<(), StoreError> 
     };
     match KillScope::parse(&kill.scope) {
         Some(scope) => {
-            let fired = e.local.registry.fire(&scope, &kill_reason(&kill.by, &kill.reason));
+            let fired = e
+                .local
+                .registry
+                .fire(&scope, &kill_reason(&kill.by, &kill.reason));
             tracing::warn!(
                 "kill `{}` by {}: {scope} stopped; {fired} request(s) in flight cancelled",
                 kill.id,

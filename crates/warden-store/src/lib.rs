@@ -152,11 +152,11 @@ pub use checkpoint::{
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::StoreError;
 pub use mission::{merge_sources, MAX_LABEL_BYTES, MAX_SOURCES_PER_LABEL};
+pub use replicas::{KillAck, KillRecord, Replica};
 pub use types::{
     AuditColumns, AuditInput, AuditKind, AuditRecord, AuditRecordMeta, Backend, Budget, Change,
     Checkpoint, Exhausted, GrantFilter, GrantRecord, Hash, MissionState, Revocation, Taint,
 };
-pub use replicas::{KillAck, KillRecord, Replica};
 pub use verify::{verify, Fault, FaultKind, VerifyOptions, VerifyReport};
 
 /// The most records [`Store::audit_range`] returns at once.

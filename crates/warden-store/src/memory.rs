@@ -425,7 +425,12 @@ impl Store for MemoryStore {
         Ok(self.shared.lock().kills.kills())
     }
 
-    async fn ack_kill(&self, kill_id: &str, replica_id: &str, at_ms: i64) -> Result<(), StoreError> {
+    async fn ack_kill(
+        &self,
+        kill_id: &str,
+        replica_id: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         self.shared.lock().kills.ack(kill_id, replica_id, at_ms);
         Ok(())
     }

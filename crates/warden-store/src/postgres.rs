@@ -31,8 +31,8 @@ use crate::migrations::{self, failed, pending};
 use crate::mission::{
     check_labels, merge_sources, parse_json, parse_sources, sources_text, to_i64, to_u64,
 };
-use crate::sqlite::{body_of_column, hash_of_column, RECORD_COLUMNS};
 use crate::replicas::{KillAck, KillRecord, Replica};
+use crate::sqlite::{body_of_column, hash_of_column, RECORD_COLUMNS};
 use crate::types::{
     AuditColumns, AuditInput, AuditKind, AuditRecord, AuditRecordMeta, Backend, Budget, Change,
     Checkpoint, Exhausted, GrantFilter, GrantRecord, Hash, MissionState, Revocation, Taint,
@@ -857,7 +857,12 @@ impl Store for PgStore {
         crate::replicas::pg_kills(self.pool()).await
     }
 
-    async fn ack_kill(&self, kill_id: &str, replica_id: &str, at_ms: i64) -> Result<(), StoreError> {
+    async fn ack_kill(
+        &self,
+        kill_id: &str,
+        replica_id: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         crate::replicas::pg_ack(self.pool(), kill_id, replica_id, at_ms).await
     }
 

@@ -767,7 +767,12 @@ impl Store for SqliteStore {
         crate::replicas::sqlite_kills(self.pool()).await
     }
 
-    async fn ack_kill(&self, kill_id: &str, replica_id: &str, at_ms: i64) -> Result<(), StoreError> {
+    async fn ack_kill(
+        &self,
+        kill_id: &str,
+        replica_id: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         crate::replicas::sqlite_ack(self.pool(), kill_id, replica_id, at_ms).await
     }
 

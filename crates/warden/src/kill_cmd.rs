@@ -123,7 +123,12 @@ fn replica_line(r: &Replica) -> String {
     )
 }
 
-fn print(report: &KillReport, scope: &KillScope, format: Format, timeout: &str) -> anyhow::Result<()> {
+fn print(
+    report: &KillReport,
+    scope: &KillScope,
+    format: Format,
+    timeout: &str,
+) -> anyhow::Result<()> {
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(report)?);
     } else {

@@ -48,7 +48,10 @@ async fn kills(store: Arc<dyn Store>) {
     // Again, later: the start time stays, the heartbeat moves.
     store.heartbeat(&replica("r2", 999, 300)).await.unwrap();
     let replicas = store.replicas().await.unwrap();
-    assert_eq!(replicas, vec![replica("r1", 200, 200), replica("r2", 100, 300)]);
+    assert_eq!(
+        replicas,
+        vec![replica("r1", 200, 200), replica("r2", 100, 300)]
+    );
     assert!(replicas[1].live_at(305, 10));
     assert!(!replicas[1].live_at(310, 10));
 
@@ -56,7 +59,10 @@ async fn kills(store: Arc<dyn Store>) {
     assert_eq!(store.kill("k1").await.unwrap(), None);
     store.put_kill(&kill("k2", "all", 20)).await.unwrap();
     assert_eq!(next_kill(&mut feed).await, "k2");
-    store.put_kill(&kill("k1", "agent:forum-helper", 10)).await.unwrap();
+    store
+        .put_kill(&kill("k1", "agent:forum-helper", 10))
+        .await
+        .unwrap();
     assert_eq!(next_kill(&mut feed).await, "k1");
     let taken = store.put_kill(&kill("k1", "all", 30)).await.unwrap_err();
     assert!(matches!(taken, StoreError::Conflict(_)), "{taken:?}");

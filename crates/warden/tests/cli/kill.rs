@@ -158,7 +158,10 @@ async fn kill_all_stops_both_replicas_and_the_call_in_flight_and_returns_when_bo
     );
     let stdout = text(&out.stdout);
     assert_eq!(
-        stdout.lines().filter(|l| l.starts_with("confirmed")).count(),
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("confirmed"))
+            .count(),
         2,
         "{stdout}"
     );
@@ -182,7 +185,10 @@ async fn kill_all_stops_both_replicas_and_the_call_in_flight_and_returns_when_bo
         .expect("the call in flight never came back")
         .unwrap();
     assert!(answer.is_error(), "{answer:?}");
-    assert!(answer.text().contains("killed by dave: runaway agent"), "{answer:?}");
+    assert!(
+        answer.text().contains("killed by dave: runaway agent"),
+        "{answer:?}"
+    );
     assert!(!answer.text().contains("VPN"), "{answer:?}");
     assert_eq!(answer.result()["structuredContent"]["error"], "killed");
     // It was stopped by the kill (long before the tool's 20 s), and cancelled upstream.
@@ -201,7 +207,10 @@ async fn kill_all_stops_both_replicas_and_the_call_in_flight_and_returns_when_bo
             .any(|r| r["outcome"] == "killed" && r["principal"] == "dave"),
         "{kills:?}"
     );
-    assert!(kills.iter().any(|r| r["outcome"] == "confirmed"), "{kills:?}");
+    assert!(
+        kills.iter().any(|r| r["outcome"] == "confirmed"),
+        "{kills:?}"
+    );
     conn.execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
         .await
         .unwrap();
@@ -242,7 +251,11 @@ async fn a_live_replica_that_does_not_confirm_is_named_and_a_stale_one_is_not_wa
         &["kill", "--agent", "ops-bot", "--timeout", "2s"],
     );
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
-    assert!(text(&refused.stderr).contains("not allowed"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("not allowed"),
+        "{}",
+        text(&refused.stderr)
+    );
 
     let out = warden_as(
         &config,
@@ -270,8 +283,16 @@ async fn a_live_replica_that_does_not_confirm_is_named_and_a_stale_one_is_not_wa
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     assert_eq!(missing, vec!["r-silent"]);
-    assert!(text(&out.stderr).contains("r-silent (hung/2)"), "{}", text(&out.stderr));
-    assert!(!text(&out.stderr).contains("r-stale"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("r-silent (hung/2)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("r-stale"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let kills: Vec<Value> = export(&store)
         .into_iter()
@@ -283,7 +304,10 @@ async fn a_live_replica_that_does_not_confirm_is_named_and_a_stale_one_is_not_wa
             .any(|r| r["outcome"] == "refused" && r["principal"] == "alice"),
         "{kills:?}"
     );
-    assert!(kills.iter().any(|r| r["outcome"] == "unconfirmed"), "{kills:?}");
+    assert!(
+        kills.iter().any(|r| r["outcome"] == "unconfirmed"),
+        "{kills:?}"
+    );
     conn.execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
         .await
         .unwrap();
