@@ -358,6 +358,32 @@ pub(crate) async fn apply(e: &Arc<Enforcer>, kill_id: &str) {
     }
 }
 
+/// How far back a replica looks, after it may have missed changes, for kills it has not
+/// confirmed (ms).
+const CATCH_UP_MS: i64 = 60_000;
+
+/// After changes may have been missed (the feed lagged or reconnected): apply and confirm the
+/// recent kills this replica has not confirmed yet.
+pub(crate) async fn catch_up(e: &Arc<Enforcer>) {
+    let store = e.store();
+    let since = now_ms().saturating_sub(CATCH_UP_MS);
+    let kills = match store.kills().await {
+        Ok(kills) => kills,
+        Err(err) => {
+            tracing::warn!("store: cannot read the kills to catch up on: {err}");
+            return;
+        }
+    };
+    for kill in kills.into_iter().filter(|k| k.at_ms >= since) {
+        let mine = &e.replica().id;
+        match store.kill_acks(&kill.id).await {
+            Ok(acks) if acks.iter().any(|a| &a.replica_id == mine) => {}
+            Ok(_) => apply(e, &kill.id).await,
+            Err(err) => tracing::warn!("store: cannot read the confirmations of a kill: {err}"),
+        }
+    }
+}
+
 async fn apply_once(e: &Arc<Enforcer>, kill_id: &str) -> Result<(), StoreError> {
     let store = e.store();
     let Some(kill) = store.kill(kill_id).await? else {
