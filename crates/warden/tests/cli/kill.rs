@@ -257,6 +257,29 @@ async fn a_live_replica_that_does_not_confirm_is_named_and_a_stale_one_is_not_wa
         text(&refused.stderr)
     );
 
+    // The silent replica keeps its heartbeat going (it is hung, not gone), however long the
+    // command takes to start.
+    let beating = {
+        let mut conn = PgConnection::connect(&pg_base()).await.unwrap();
+        let name = name.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as i64;
+                conn.execute(
+                    format!(
+                        "UPDATE {name}.replicas SET heartbeat_at_ms = {now} WHERE id = 'r-silent'"
+                    )
+                    .as_str(),
+                )
+                .await
+                .unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
     let out = warden_as(
         &config,
         &store,
@@ -271,6 +294,7 @@ async fn a_live_replica_that_does_not_confirm_is_named_and_a_stale_one_is_not_wa
             "json",
         ],
     );
+    beating.abort();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["kill"]["scope"], "session:s-1234");
