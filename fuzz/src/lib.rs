@@ -14,7 +14,8 @@ use warden_enforce::Enforcer;
 use warden_mcp::{Connector, Gateway, GatewaySettings, UpstreamSettings};
 use warden_store::{
     AuditInput, AuditRecord, AuditRecordMeta, Backend, Change, Checkpoint, Exhausted, GrantFilter,
-    GrantRecord, Hash, MissionState, Revocation, Store, StoreError, Taint,
+    GrantRecord, Hash, KillAck, KillRecord, MissionState, Replica, Revocation, Store, StoreError,
+    Taint,
 };
 
 /// The Acme configuration files, by path relative to `warden.toml`.
@@ -239,6 +240,27 @@ impl Store for Discard {
         self.feed
             .get_or_init(|| tokio::sync::broadcast::channel(1).0)
             .subscribe()
+    }
+    async fn heartbeat(&self, _: &Replica) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn put_kill(&self, _: &KillRecord) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn kill(&self, _: &str) -> Result<Option<KillRecord>, StoreError> {
+        Ok(None)
+    }
+    async fn kills(&self) -> Result<Vec<KillRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn ack_kill(&self, _: &str, _: &str, _: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn kill_acks(&self, _: &str) -> Result<Vec<KillAck>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

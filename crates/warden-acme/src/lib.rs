@@ -25,6 +25,7 @@
 //! `acme-mcp` binary and `warden acme-mcp` share.
 
 pub mod cli;
+mod delay;
 mod filter;
 mod rng;
 mod seed;
@@ -41,6 +42,7 @@ use rmcp::transport::{IntoTransport, StreamableHttpServerConfig, StreamableHttpS
 use rmcp::{RoleServer, ServiceExt};
 use tokio_util::sync::CancellationToken;
 
+pub use delay::DELAY_ENV;
 pub use server::AcmeServer;
 pub use state::{DirectMessage, SentEmail};
 

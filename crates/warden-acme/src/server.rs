@@ -206,8 +206,17 @@ impl ServerHandler for AcmeServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(wait) = crate::delay::of(&request.name) {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = context.ct.cancelled() => {
+                    eprintln!("acme-mcp: `{}` was cancelled by the client", request.name);
+                    return Err(ErrorData::internal_error("cancelled by the client", None));
+                }
+            }
+        }
         self.call(&request.name, request.arguments)
             .map(CallToolResponse::from)
     }

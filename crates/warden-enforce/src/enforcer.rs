@@ -78,6 +78,8 @@ pub struct Enforcer {
     pub(crate) clock: Clock,
     /// Tells approvers of new requests (`[approvals.webhook]`).
     pub(crate) webhook: Option<crate::approvals::webhook::Webhook>,
+    /// This process as a replica, and its requests in flight (see `kill`).
+    pub(crate) local: crate::kill::Local,
 }
 
 /// Where the enforcer reads the time.
@@ -111,7 +113,8 @@ impl std::fmt::Debug for Enforcer {
 
 impl Enforcer {
     /// The pipeline for `engine` on `store`: reads the revocations and breakers in force and
-    /// follows the store's changes from then on (the task ends when the enforcer is dropped).
+    /// follows the store's changes from then on, and registers as a replica with a heartbeat
+    /// (the tasks end when the enforcer is dropped).
     ///
     /// # Errors
     /// When the store cannot be read.
@@ -142,9 +145,11 @@ impl Enforcer {
             local_breakers: RwLock::new(Breakers::default()),
             clock,
             webhook,
+            local: crate::kill::Local::new(),
         });
         let changes = enforcer.store.subscribe();
         crate::watch::reload(&enforcer).await?;
+        crate::kill::start(&enforcer).await?;
         tokio::spawn(crate::watch::follow(Arc::downgrade(&enforcer), changes));
         Ok(enforcer)
     }

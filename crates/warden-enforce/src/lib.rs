@@ -27,7 +27,9 @@
 //!   before it began. A mission's call budget is spent by
 //!   one conditional statement in the store, so two replicas cannot both spend its last unit.
 //! - **Stops reach every replica.** Revocations and breakers are read at start and kept
-//!   current by the store's change feed (LISTEN/NOTIFY on PostgreSQL).
+//!   current by the store's change feed (LISTEN/NOTIFY on PostgreSQL). Each enforcer is a
+//!   replica with a heartbeat in the store; a kill ([`kill`]) stops its scope on every live
+//!   replica, cancels what is in flight there, and returns once each has confirmed.
 //! - **Fail closed.** When the store cannot be read or written, the call is refused with
 //!   [`EnforceError`], whose text says why; nothing is forwarded. Nothing needs a restart when
 //!   the store comes back.
@@ -39,6 +41,8 @@ mod error;
 mod forward;
 pub mod grants;
 pub mod identity;
+pub mod kill;
+pub mod killswitch;
 mod mission;
 mod permit;
 pub mod policytest;

@@ -83,12 +83,14 @@ pub(crate) async fn follow(enforcer: Weak<Enforcer>, mut changes: broadcast::Rec
                     .missions
                     .insert(id);
             }
-            Ok(Change::Breaker(_) | Change::Resync)
-            | Err(broadcast::error::RecvError::Lagged(_)) => {
+            Ok(Change::Breaker(_)) => reload_until_done(&e).await,
+            Ok(Change::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                 reload_until_done(&e).await;
+                crate::kill::catch_up(&e).await;
             }
-            Ok(Change::Kill(_)) => {
+            Ok(Change::Kill(id)) => {
                 reload_until_done(&e).await;
+                crate::kill::apply(&e, &id).await;
             }
             Ok(Change::Mission(_) | Change::Approval(_)) => {}
             Err(broadcast::error::RecvError::Closed) => return,

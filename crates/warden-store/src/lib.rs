@@ -98,6 +98,14 @@
 //! [`StoreError::Conflict`]. [`Store::grants`] lists them by agent, principal and expiry,
 //! newest first.
 //!
+//! # Replicas and the kill switch
+//!
+//! Each replica registers with [`Store::heartbeat`] and writes it again every few seconds;
+//! [`Store::replicas`] lists them with their last heartbeat. A kill ([`KillRecord`]: scope, who,
+//! why, when) is recorded with [`Store::put_kill`], which announces [`Change::Kill`] on the
+//! feed; each replica that made it hold there records [`Store::ack_kill`], and the thrower
+//! reads [`Store::kill_acks`].
+//!
 //! # Change feed
 //!
 //! [`Store::subscribe`] gives every [`Change`] (revocations, breakers, mission taint and data)
@@ -124,6 +132,7 @@ mod memory;
 mod migrations;
 mod mission;
 mod postgres;
+mod replicas;
 mod sqlite;
 mod types;
 mod verify;
@@ -144,6 +153,7 @@ pub use checkpoint::{
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::StoreError;
 pub use mission::{merge_sources, MAX_LABEL_BYTES, MAX_SOURCES_PER_LABEL};
+pub use replicas::{KillAck, KillRecord, Replica};
 pub use types::{
     ApprovalFilter, ApprovalRecord, AuditColumns, AuditInput, AuditKind, AuditRecord,
     AuditRecordMeta, Backend, Budget, Change, Checkpoint, Exhausted, GrantFilter, GrantRecord,
@@ -292,6 +302,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Changes made by this or any other replica from now on.
     fn subscribe(&self) -> broadcast::Receiver<Change>;
+
+    /// Registers a replica, or writes its heartbeat again: its name and `heartbeat_at_ms`
+    /// are updated, its `started_at_ms` is kept from the first call.
+    async fn heartbeat(&self, replica: &Replica) -> Result<(), StoreError>;
+
+    /// Every replica that ever wrote a heartbeat, by id (see [`Replica::live_at`]).
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError>;
+
+    /// Records a kill and announces it to every replica ([`Change::Kill`] with its id). A
+    /// second kill with the same id is [`StoreError::Conflict`], and nothing is written.
+    async fn put_kill(&self, kill: &KillRecord) -> Result<(), StoreError>;
+
+    /// The kill with this id.
+    async fn kill(&self, id: &str) -> Result<Option<KillRecord>, StoreError>;
+
+    /// Every kill, oldest first (by `at_ms`, then id).
+    async fn kills(&self) -> Result<Vec<KillRecord>, StoreError>;
+
+    /// Records that a replica confirmed a kill holds there; again is nothing (the first time
+    /// is kept).
+    async fn ack_kill(&self, kill_id: &str, replica_id: &str, at_ms: i64)
+        -> Result<(), StoreError>;
+
+    /// The confirmations of a kill, by replica id.
+    async fn kill_acks(&self, kill_id: &str) -> Result<Vec<KillAck>, StoreError>;
 }
 
 /// What a URL names.

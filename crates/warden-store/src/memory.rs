@@ -14,6 +14,7 @@ use crate::checkpoint::AuditConfig;
 use crate::error::StoreError;
 use crate::feed::Feed;
 use crate::mission::{check_labels, merge_sources};
+use crate::replicas::{KillAck, KillRecord, Replica};
 use crate::types::{
     AuditInput, AuditRecord, AuditRecordMeta, Backend, Budget, Change, Checkpoint, Exhausted,
     GrantFilter, GrantRecord, Hash, MissionState, Revocation, Taint,
@@ -33,6 +34,8 @@ struct State {
     grants: BTreeMap<String, GrantRecord>,
     /// Approval requests by id.
     approvals: BTreeMap<String, crate::types::ApprovalRecord>,
+    /// Replicas, kills and their acknowledgements.
+    kills: crate::replicas::MemoryKills,
 }
 
 #[derive(Debug, Default)]
@@ -450,5 +453,42 @@ impl Store for MemoryStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
+    }
+
+    async fn heartbeat(&self, replica: &Replica) -> Result<(), StoreError> {
+        self.shared.lock().kills.heartbeat(replica);
+        Ok(())
+    }
+
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        Ok(self.shared.lock().kills.replicas())
+    }
+
+    async fn put_kill(&self, kill: &KillRecord) -> Result<(), StoreError> {
+        self.shared.lock().kills.put_kill(kill)?;
+        self.feed.send(Change::Kill(kill.id.clone()));
+        Ok(())
+    }
+
+    async fn kill(&self, id: &str) -> Result<Option<KillRecord>, StoreError> {
+        Ok(self.shared.lock().kills.kill(id))
+    }
+
+    async fn kills(&self) -> Result<Vec<KillRecord>, StoreError> {
+        Ok(self.shared.lock().kills.kills())
+    }
+
+    async fn ack_kill(
+        &self,
+        kill_id: &str,
+        replica_id: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.shared.lock().kills.ack(kill_id, replica_id, at_ms);
+        Ok(())
+    }
+
+    async fn kill_acks(&self, kill_id: &str) -> Result<Vec<KillAck>, StoreError> {
+        Ok(self.shared.lock().kills.acks(kill_id))
     }
 }

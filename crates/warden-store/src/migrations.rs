@@ -49,6 +49,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "approval requests",
         sql: include_str!("../migrations/sqlite/0005_approval_requests.sql"),
     },
+    Migration {
+        version: 6,
+        name: "kill switch",
+        sql: include_str!("../migrations/sqlite/0006_kill_switch.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -78,10 +83,15 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "approval requests",
         sql: include_str!("../migrations/postgres/0005_approval_requests.sql"),
     },
+    Migration {
+        version: 6,
+        name: "kill switch",
+        sql: include_str!("../migrations/postgres/0006_kill_switch.sql"),
+    },
 ];
 
 /// The newest schema version this release knows.
-pub(crate) const LATEST: i64 = 5;
+pub(crate) const LATEST: i64 = 6;
 
 /// Checks what the database says it ran against what this release knows, and returns the
 /// migrations still to run.

@@ -31,6 +31,7 @@ use crate::migrations::{self, failed, pending};
 use crate::mission::{
     check_labels, merge_sources, parse_json, parse_sources, sources_text, to_i64, to_u64,
 };
+use crate::replicas::{KillAck, KillRecord, Replica};
 use crate::sqlite::{body_of_column, hash_of_column, RECORD_COLUMNS};
 use crate::types::{
     AuditColumns, AuditInput, AuditKind, AuditRecord, AuditRecordMeta, Backend, Budget, Change,
@@ -858,5 +859,39 @@ impl Store for PgStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
+    }
+
+    async fn heartbeat(&self, replica: &Replica) -> Result<(), StoreError> {
+        crate::replicas::pg_heartbeat(self.pool(), replica).await
+    }
+
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        crate::replicas::pg_replicas(self.pool()).await
+    }
+
+    async fn put_kill(&self, kill: &KillRecord) -> Result<(), StoreError> {
+        let notice = self.notice(&Change::Kill(kill.id.clone()));
+        crate::replicas::pg_put_kill(self.pool(), kill, &self.db.channel, &notice).await
+    }
+
+    async fn kill(&self, id: &str) -> Result<Option<KillRecord>, StoreError> {
+        crate::replicas::pg_kill(self.pool(), id).await
+    }
+
+    async fn kills(&self) -> Result<Vec<KillRecord>, StoreError> {
+        crate::replicas::pg_kills(self.pool()).await
+    }
+
+    async fn ack_kill(
+        &self,
+        kill_id: &str,
+        replica_id: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        crate::replicas::pg_ack(self.pool(), kill_id, replica_id, at_ms).await
+    }
+
+    async fn kill_acks(&self, kill_id: &str) -> Result<Vec<KillAck>, StoreError> {
+        crate::replicas::pg_acks(self.pool(), kill_id).await
     }
 }

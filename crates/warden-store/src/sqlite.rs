@@ -27,6 +27,7 @@ use crate::migrations::{self, failed, pending};
 use crate::mission::{
     check_labels, merge_sources, parse_json, parse_sources, sources_text, to_i64, to_u64,
 };
+use crate::replicas::{KillAck, KillRecord, Replica};
 use crate::types::{
     AuditColumns, AuditInput, AuditKind, AuditRecord, AuditRecordMeta, Backend, Budget, Change,
     Checkpoint, Exhausted, GrantFilter, GrantRecord, Hash, MissionState, Revocation, Taint,
@@ -771,5 +772,40 @@ impl Store for SqliteStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
+    }
+
+    async fn heartbeat(&self, replica: &Replica) -> Result<(), StoreError> {
+        crate::replicas::sqlite_heartbeat(self.pool(), replica).await
+    }
+
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        crate::replicas::sqlite_replicas(self.pool()).await
+    }
+
+    async fn put_kill(&self, kill: &KillRecord) -> Result<(), StoreError> {
+        crate::replicas::sqlite_put_kill(self.pool(), kill).await?;
+        self.feed.send(Change::Kill(kill.id.clone()));
+        Ok(())
+    }
+
+    async fn kill(&self, id: &str) -> Result<Option<KillRecord>, StoreError> {
+        crate::replicas::sqlite_kill(self.pool(), id).await
+    }
+
+    async fn kills(&self) -> Result<Vec<KillRecord>, StoreError> {
+        crate::replicas::sqlite_kills(self.pool()).await
+    }
+
+    async fn ack_kill(
+        &self,
+        kill_id: &str,
+        replica_id: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        crate::replicas::sqlite_ack(self.pool(), kill_id, replica_id, at_ms).await
+    }
+
+    async fn kill_acks(&self, kill_id: &str) -> Result<Vec<KillAck>, StoreError> {
+        crate::replicas::sqlite_acks(self.pool(), kill_id).await
     }
 }

@@ -9,6 +9,7 @@ mod catalog_cmd;
 mod demo;
 mod fs;
 mod health;
+mod kill_cmd;
 mod mcp_cmd;
 mod mission_cmd;
 mod missions_http;
@@ -67,6 +68,8 @@ enum Command {
         #[command(subcommand)]
         command: approvals_cmd::ApprovalsCommand,
     },
+    /// Stop a session, mission, agent, principal or everything on every replica, now.
+    Kill(kill_cmd::KillArgs),
     /// Bring the store's schema up to date and print its version.
     Migrate(store_cmd::MigrateArgs),
     /// Write a new Ed25519 key pair for signing audit checkpoints.
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         Command::Audit { command } => audit_cmd::run(command),
         Command::Mission { command } => mission_cmd::run(command),
         Command::Approvals { command } => approvals_cmd::run(command),
+        Command::Kill(a) => kill_cmd::run(a),
         Command::Migrate(a) => store_cmd::migrate(a),
         Command::Keygen(a) => store_cmd::keygen(a),
         Command::Demo(a) => demo::run(a),

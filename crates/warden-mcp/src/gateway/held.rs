@@ -16,6 +16,7 @@ use rmcp::model::{
 };
 use warden_core::{Decision, Outcome};
 use warden_enforce::approvals::{Resolution, Stored};
+use warden_enforce::kill::Tracked;
 use warden_enforce::{How, Permitted, Verdict};
 
 use super::pipeline::Caller;
@@ -65,13 +66,17 @@ impl Gateway {
                 return Ok((verdict.decision, None, None));
             }
             let wait = Duration::from_secs(u64::try_from(wait).unwrap_or(0));
+            // A kill that covers the session ends the wait at once.
+            let guard = self
+                .enforcer
+                .track(Tracked::of_actor(&session.actor()), &caller.cancel);
             let resolution = self
                 .enforcer
                 .wait_approval(
                     &id,
                     wait,
                     |waited| progress(caller, &id, waited, wait),
-                    caller.cancel.cancelled(),
+                    guard.token().cancelled(),
                 )
                 .await
                 .map_err(|e| CallOutcome {
@@ -105,6 +110,10 @@ impl Gateway {
                     ))
                 }
                 Resolution::Closed(why) => return Err(closed(&verdict.decision, &why)),
+                _ if guard.killed().is_some() => {
+                    let why = guard.killed().unwrap_or_default().to_string();
+                    return Err(closed(&verdict.decision, &why));
+                }
                 Resolution::Pending | Resolution::Abandoned => {
                     return Ok((verdict.decision, None, None));
                 }

@@ -25,11 +25,12 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use warden_core::{Call, Decision, Receipt};
+use warden_enforce::kill::{KillGuard, Tracked};
 use warden_enforce::{Forward, Forwarded, How, Permitted, Verdict};
 
 use super::text::{
-    enforce_failure, enforce_failure_data, first_text, refusal_result, refusal_text, result_text,
-    upstream_error_data, upstream_failure,
+    enforce_failure, enforce_failure_data, first_text, killed_error_data, killed_result,
+    refusal_result, refusal_text, result_text, upstream_error_data, upstream_failure,
 };
 use super::{CallOutcome, Gateway, Session, PROMPTS_GET, RESOURCES_READ};
 use crate::upstream::relay::NoteSink;
@@ -226,6 +227,20 @@ impl Gateway {
         )
     }
 
+    /// Register a permitted request of `session` with the kill switch: the returned caller's
+    /// cancellation fires when the agent gives up or a kill covers the session, and then the
+    /// request is cancelled upstream.
+    fn track(&self, session: &Session, caller: &Caller) -> (KillGuard, Caller) {
+        let guard = self
+            .enforcer
+            .track(Tracked::of_actor(&session.actor()), &caller.cancel);
+        let caller = Caller {
+            cancel: guard.token().clone(),
+            ..caller.clone()
+        };
+        (guard, caller)
+    }
+
     /// Handle one `tools/call`: decide, log, commit; forward when allowed and absorb the
     /// output. Never a protocol error: refusals and upstream failures are tool results with
     /// `isError`.
@@ -281,7 +296,8 @@ impl Gateway {
             .get(&p.get().name())
             .is_some_and(|s| !s.untrusted_fields.is_empty() || s.subject.is_some());
         let server = p.get().server.clone();
-        let (relay, drain) = self.relay(session, &p, caller);
+        let (guard, caller) = self.track(session, caller);
+        let (relay, drain) = self.relay(session, &p, &caller);
         let to = ToUpstream {
             up,
             relay: &relay,
@@ -289,9 +305,16 @@ impl Gateway {
             split,
             text_of: call_text,
             ok_outcome: call_outcome,
+            guard: &guard,
         };
         let sent = self.enforcer.forward(&session.actor(), p, to).await;
         flush(relay, drain).await;
+        if let Some(why) = guard.killed() {
+            return CallOutcome {
+                result: killed_result(&decision, why),
+                decision: Some(decision),
+            };
+        }
         let result = match sent {
             Ok(Ok(mut r)) => {
                 self.note_named(&server, &r.content);
@@ -345,7 +368,8 @@ impl Gateway {
         if let Some(level) = caller.log_level.filter(|_| up.logs()) {
             up.want_logs(level).await;
         }
-        let (relay, drain) = self.relay(session, &p, caller);
+        let (guard, caller) = self.track(session, caller);
+        let (relay, drain) = self.relay(session, &p, &caller);
         let to = ToUpstream {
             up,
             relay: &relay,
@@ -353,9 +377,13 @@ impl Gateway {
             split: false,
             text_of,
             ok_outcome: read_outcome::<R>,
+            guard: &guard,
         };
         let sent = self.enforcer.forward(&session.actor(), p, to).await;
         flush(relay, drain).await;
+        if let Some(why) = guard.killed() {
+            return Err(killed_error_data(&decision, why));
+        }
         match sent {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(upstream_error_data(&decision, &e)),
@@ -390,6 +418,9 @@ struct ToUpstream<'u, R> {
     split: bool,
     text_of: fn(&R, bool) -> String,
     ok_outcome: fn(&R) -> &'static str,
+    /// The request's registration with the kill switch: once it fired, nothing the upstream
+    /// answered is read or returned, even an answer that arrived as the kill did.
+    guard: &'u KillGuard,
 }
 
 impl<'u, R: std::marker::Send + 'static> Forward for ToUpstream<'u, R> {
@@ -398,6 +429,14 @@ impl<'u, R: std::marker::Send + 'static> Forward for ToUpstream<'u, R> {
 
     async fn forward(self, call: Permitted<Call>) -> Forwarded<R, UpstreamError> {
         let result = (self.send)(self.up, call, self.relay).await;
+        if let Some(why) = self.guard.killed() {
+            return Forwarded {
+                outcome: "killed".into(),
+                reason: why.to_string(),
+                text: None,
+                result: Err(UpstreamError::Cancelled),
+            };
+        }
         match result {
             Ok(r) => Forwarded {
                 outcome: (self.ok_outcome)(&r).to_string(),

@@ -112,3 +112,32 @@ pub(crate) fn upstream_error_data(d: &Decision, e: &UpstreamError) -> ErrorData 
         ),
     }
 }
+
+/// The text an agent reads when the kill switch stopped its call in flight.
+fn killed_text(d: &Decision, why: &str) -> String {
+    format!(
+        "Warden stopped `{}` (decision {}) while it ran: {why}. The call was cancelled \
+         upstream and its result is withheld.",
+        d.tool, d.id
+    )
+}
+
+/// [`killed_text`] as a tool result, with the kill in its structured content.
+pub(crate) fn killed_result(d: &Decision, why: &str) -> CallToolResult {
+    let mut r = CallToolResult::error(vec![ContentBlock::text(killed_text(d, why))]);
+    r.structured_content = Some(serde_json::json!({
+        "decision": "allow",
+        "decision_id": d.id,
+        "error": "killed",
+        "message": why,
+    }));
+    r
+}
+
+/// [`killed_text`] as a JSON-RPC error.
+pub(crate) fn killed_error_data(d: &Decision, why: &str) -> ErrorData {
+    ErrorData::invalid_request(
+        killed_text(d, why),
+        Some(serde_json::json!({ "error": "killed", "decision_id": d.id })),
+    )
+}

@@ -13,7 +13,8 @@ use warden_enforce::Enforcer;
 use warden_mcp::{Gateway, GatewaySettings};
 use warden_store::{
     AuditInput, AuditKind, AuditRecord, AuditRecordMeta, Backend, Change, Checkpoint, Exhausted,
-    GrantFilter, GrantRecord, Hash, MissionState, Revocation, Store, StoreError, Taint,
+    GrantFilter, GrantRecord, Hash, KillAck, KillRecord, MissionState, Replica, Revocation, Store,
+    StoreError, Taint,
 };
 
 /// What kind of decision a record holds.
@@ -300,5 +301,26 @@ impl Store for FlakyStore {
     }
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.inner.subscribe()
+    }
+    async fn heartbeat(&self, replica: &Replica) -> Result<(), StoreError> {
+        self.inner.heartbeat(replica).await
+    }
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        self.inner.replicas().await
+    }
+    async fn put_kill(&self, kill: &KillRecord) -> Result<(), StoreError> {
+        self.inner.put_kill(kill).await
+    }
+    async fn kill(&self, id: &str) -> Result<Option<KillRecord>, StoreError> {
+        self.inner.kill(id).await
+    }
+    async fn kills(&self) -> Result<Vec<KillRecord>, StoreError> {
+        self.inner.kills().await
+    }
+    async fn ack_kill(&self, kill_id: &str, replica_id: &str, at: i64) -> Result<(), StoreError> {
+        self.inner.ack_kill(kill_id, replica_id, at).await
+    }
+    async fn kill_acks(&self, kill_id: &str) -> Result<Vec<KillAck>, StoreError> {
+        self.inner.kill_acks(kill_id).await
     }
 }

@@ -240,10 +240,10 @@ async fn a_newer_schema_is_refused() {
 #[tokio::test]
 async fn migrate_alone_and_bad_urls() {
     let file = SqliteFile::new();
-    assert_eq!(warden_store::migrate(&file.url).await.unwrap(), 5);
+    assert_eq!(warden_store::migrate(&file.url).await.unwrap(), 6);
     let schema = PgSchema::new().await;
-    assert_eq!(warden_store::migrate(&schema.url).await.unwrap(), 5);
-    assert_eq!(warden_store::migrate(&schema.url).await.unwrap(), 5);
+    assert_eq!(warden_store::migrate(&schema.url).await.unwrap(), 6);
+    assert_eq!(warden_store::migrate(&schema.url).await.unwrap(), 6);
     for url in ["mysql://x", "sqlite://", "memory"] {
         assert!(matches!(
             open(url).await.unwrap_err(),

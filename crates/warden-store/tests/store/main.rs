@@ -10,6 +10,8 @@
 //!   that lets exactly one of many concurrent users (two stores on one PostgreSQL) use one.
 //! - `grants`: mission grants on every backend: round trips, a taken mission id refused, lists
 //!   filtered and newest first; two stores on one PostgreSQL database share them.
+//! - `kills`: replicas' heartbeats, kills announced on the feed, their acknowledgements, on
+//!   every backend and across two stores on one PostgreSQL schema.
 //! - `replicas`: two stores on one PostgreSQL schema: a budget spent concurrently, one chain
 //!   from concurrent appends, a revocation seen on the other's feed within 1 s; group commit of
 //!   1,000 concurrent appends on every backend.
@@ -26,6 +28,7 @@ mod basics;
 mod cluster;
 mod grants;
 mod journal;
+mod kills;
 mod model;
 mod outage;
 mod replicas;

@@ -127,7 +127,7 @@ impl Server {
         self.lines.try_iter().collect::<Vec<_>>().join("\n")
     }
 
-    fn client(&self, purpose: &str) -> Client {
+    pub(crate) fn client(&self, purpose: &str) -> Client {
         Client::new(&self.addr, purpose)
     }
 

@@ -13,12 +13,17 @@
 //! - durable: over real MCP, a mission's taint holds in a second session, after a restart and
 //!   on another replica; a SIGKILL under load loses no record of an allowed call; a store
 //!   outage refuses calls, and its return is noticed without a restart.
+//! - kill: two `warden serve` replicas on one PostgreSQL; `warden kill --all` with a call in
+//!   flight returns once both confirmed, the call comes back as the kill's error, and nothing
+//!   is allowed after; a live replica that does not confirm is named (exit 1); refusals are
+//!   audited.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod audit;
 #[path = "../../../warden-store/tests/store/cluster.rs"]
 mod cluster;
 mod durable;
+mod kill;
 mod missions;
 mod serve;
 
