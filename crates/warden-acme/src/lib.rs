@@ -26,6 +26,7 @@
 
 pub mod cli;
 mod filter;
+mod hr;
 mod rng;
 mod seed;
 mod server;

@@ -33,6 +33,7 @@
 //!   the store comes back.
 
 mod audit;
+pub mod breakers;
 mod enforcer;
 mod error;
 mod forward;
@@ -46,6 +47,7 @@ pub mod token;
 mod watch;
 
 pub use audit::{decision_body, DECISION_ENTRY, UNEXPOSED_ENTRY};
+pub use breakers::{BreakerControl, BreakerError, BreakerState};
 pub use enforcer::{Actor, Clock, Enforcer, How, Verdict};
 pub use error::EnforceError;
 pub use forward::{Forward, Forwarded};

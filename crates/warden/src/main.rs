@@ -4,6 +4,7 @@
 mod acme_cmd;
 mod audit_cmd;
 mod audit_text;
+mod breaker_cmd;
 mod catalog_cmd;
 mod demo;
 mod fs;
@@ -61,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: mission_cmd::MissionCommand,
     },
+    /// List the circuit breakers and reset a tripped one (with your credential).
+    Breaker {
+        #[command(subcommand)]
+        command: breaker_cmd::BreakerCommand,
+    },
     /// Bring the store's schema up to date and print its version.
     Migrate(store_cmd::MigrateArgs),
     /// Write a new Ed25519 key pair for signing audit checkpoints.
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => mcp_cmd::serve(a),
         Command::Audit { command } => audit_cmd::run(command),
         Command::Mission { command } => mission_cmd::run(command),
+        Command::Breaker { command } => breaker_cmd::run(command),
         Command::Migrate(a) => store_cmd::migrate(a),
         Command::Keygen(a) => store_cmd::keygen(a),
         Command::Demo(a) => demo::run(a),

@@ -13,9 +13,12 @@
 //! - durable: over real MCP, a mission's taint holds in a second session, after a restart and
 //!   on another replica; a SIGKILL under load loses no record of an allowed call; a store
 //!   outage refuses calls, and its return is noticed without a restart.
+//! - breakers: paging through a 5,000-employee HR directory trips the records breaker before
+//!   1,000 records; it holds in a new session and across a restart until a resetter resets it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod audit;
+mod breakers;
 #[path = "../../../warden-store/tests/store/cluster.rs"]
 mod cluster;
 mod durable;
