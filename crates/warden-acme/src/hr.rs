@@ -140,13 +140,15 @@ pub(crate) fn search_employees(state: &mut State, args: &JsonObject) -> Result<O
     }
     Ok(Output::with(
         text,
+        // `employees` first: a catalog that counts records as a JSON array counts the first
+        // array of an object, and `fields` is one too.
         json!({
+            "employees": rows,
             "query": query,
             "fields": fields,
             "count": rows.len(),
             "offset": skip,
             "next_cursor": next,
-            "employees": rows,
         }),
     ))
 }

@@ -89,7 +89,10 @@ pub fn run(command: BreakerCommand) -> anyhow::Result<ExitCode> {
                         Ok(ExitCode::SUCCESS)
                     }
                     Err(BreakerError::Forbidden(why)) => {
-                        eprintln!("cannot reset `{}`: {why} (this refusal is audited)", a.key);
+                        eprintln!(
+                            "cannot reset `{}`: not allowed: {why} (this refusal is audited)",
+                            a.key
+                        );
                         Ok(ExitCode::from(1))
                     }
                     Err(e) => Err(anyhow::anyhow!("cannot reset `{}`: {e}", a.key)),

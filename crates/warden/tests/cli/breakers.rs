@@ -14,18 +14,19 @@ use serde_json::{json, Value};
 use crate::durable::{acme_copy, Answer, Client, Server, TOKEN};
 use crate::text;
 
-const ALICE: &str = "alice-breaker-test-token";
+const FRANK: &str = "frank-breaker-test-token";
 const DAVE: &str = "dave-breaker-test-token";
 const PAGE: u64 = 100;
 
 /// The Acme configuration in `dir`, with an HR directory of 5,000 people, a roster budget of
-/// 6,000 records and 200 calls, dave as a local user, and `security` as the resetters.
+/// 6,000 records and 200 calls, dave and frank as local users, and `security` as the resetters.
 fn config(dir: &Path) -> std::path::PathBuf {
     let config = acme_copy(dir);
     let toml = std::fs::read_to_string(&config).unwrap().replace(
         "args = [\"--server\", \"hr\"]",
         "args = [\"--server\", \"hr\", \"--employees\", \"5000\"]",
     ) + "\n[users.dave]\ntoken_env = \"WARDEN_USER_DAVE\"\n"
+        + "\n[users.frank]\ntoken_env = \"WARDEN_USER_FRANK\"\n"
         + "\n[breakers]\nresetters = [\"security\"]\n";
     assert!(toml.contains("\"--employees\", \"5000\""));
     std::fs::write(&config, toml).unwrap();
@@ -50,7 +51,8 @@ fn as_person(config: &Path, store: &str, who: &str, args: &[&str]) -> Output {
         .arg("--config")
         .arg(config)
         .args(["--store", store])
-        .env("WARDEN_USER_ALICE", ALICE)
+        .env("WARDEN_USER_FRANK", FRANK)
+        .env("WARDEN_USER_ALICE", "alice-breaker-test-token")
         .env("WARDEN_USER_DAVE", DAVE)
         .env("WARDEN_USER_TOKEN", who)
         .output()
@@ -66,7 +68,8 @@ fn start(config: &Path, store: &str) -> Server {
             // The test client's bearer token is hr-assistant's here.
             ("WARDEN_TOKEN_FORUM_HELPER", "forum-helper-breaker-test"),
             ("WARDEN_TOKEN_HR_ASSISTANT", TOKEN),
-            ("WARDEN_USER_ALICE", ALICE),
+            ("WARDEN_USER_FRANK", FRANK),
+            ("WARDEN_USER_ALICE", "alice-breaker-test-token"),
             ("WARDEN_USER_DAVE", DAVE),
         ],
     )
@@ -101,11 +104,11 @@ async fn paging_through_hr_trips_the_records_breaker_until_a_resetter_resets_it(
     let config = config(dir.path());
     let store = format!("sqlite://{}", dir.path().join("w.db").display());
 
-    // alice grants hr-assistant a roster mission.
+    // frank grants hr-assistant a roster mission.
     let granted = as_person(
         &config,
         &store,
-        ALICE,
+        FRANK,
         &[
             "mission",
             "grant",
@@ -114,7 +117,7 @@ async fn paging_through_hr_trips_the_records_breaker_until_a_resetter_resets_it(
             "--agent",
             "hr-assistant",
             "--purpose",
-            "Compile the company roster",
+            "Roster of everyone for the offsite",
             "--expires",
             "1h",
             "--format",
@@ -147,7 +150,10 @@ async fn paging_through_hr_trips_the_records_breaker_until_a_resetter_resets_it(
         assert!(cursor.is_some(), "the directory ended first: {returned}");
     }
     let stopped = stopped.expect("the agent paged through 5,000 employees unstopped");
-    assert!(returned > 0 && returned < 1_000, "returned {returned}");
+    assert!(
+        returned > 0 && returned < 1_000,
+        "returned {returned}: {stopped:?}"
+    );
     let why = stopped.text();
     assert!(
         why.contains(&format!("the breaker of mission `{mission}` is tripped"))
@@ -173,7 +179,7 @@ async fn paging_through_hr_trips_the_records_breaker_until_a_resetter_resets_it(
     let listed = as_person(
         &config,
         &store,
-        ALICE,
+        FRANK,
         &["breaker", "list", "--format", "json"],
     );
     assert!(listed.status.success(), "{}", text(&listed.stderr));
@@ -188,8 +194,8 @@ async fn paging_through_hr_trips_the_records_breaker_until_a_resetter_resets_it(
     assert_eq!(entry["detector"], "records");
     assert_eq!(entry["by"], "warden");
 
-    // alice is not in `security`: refused, and audited.
-    let refused = as_person(&config, &store, ALICE, &["breaker", "reset", &key]);
+    // frank is not in `security`: refused, and audited.
+    let refused = as_person(&config, &store, FRANK, &["breaker", "reset", &key]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
     assert!(text(&refused.stderr).contains("not allowed"));
     let a = agent.call("hr.search_employees", page(None)).await;
@@ -230,7 +236,7 @@ async fn paging_through_hr_trips_the_records_breaker_until_a_resetter_resets_it(
         .lines()
         .find(|l| l.contains("breaker/reset-refused"))
         .unwrap_or_else(|| panic!("{all}"));
-    assert!(refusal.contains("alice"), "{refusal}");
+    assert!(refusal.contains("frank"), "{refusal}");
     let done = all
         .lines()
         .find(|l| l.contains("\"breaker/reset\""))
