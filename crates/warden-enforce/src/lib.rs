@@ -28,6 +28,10 @@
 //!   one conditional statement in the store, so two replicas cannot both spend its last unit.
 //! - **Stops reach every replica.** Revocations and breakers are read at start and kept
 //!   current by the store's change feed (LISTEN/NOTIFY on PostgreSQL).
+//! - **Anomalies trip breakers.** Every decision and every absorbed output feeds the anomaly
+//!   detectors ([`warden_core::anomaly`]); a trip holds at once in this process, in the store
+//!   for every replica, and in the audit chain, until a member of `[breakers] resetters` resets
+//!   it through [`BreakerControl`] ([`breakers`]).
 //! - **Fail closed.** When the store cannot be read or written, the call is refused with
 //!   [`EnforceError`], whose text says why; nothing is forwarded. Nothing needs a restart when
 //!   the store comes back.
