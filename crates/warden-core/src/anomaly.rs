@@ -15,6 +15,7 @@ mod settings;
 mod window;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 pub use settings::{
     BreakerSettings, CallRate, DeniedRatio, ExposureAttempts, NewTools, Returned, Scope,
@@ -158,7 +159,9 @@ const MAX_BASELINE_TOOLS: usize = 4_096;
 /// The detectors and their windows.
 #[derive(Debug)]
 pub struct Anomalies {
-    settings: BreakerSettings,
+    settings: Arc<BreakerSettings>,
+    /// When idle keys are next looked for.
+    next_sweep: i64,
     sensitive: BTreeSet<String>,
     keys: HashMap<String, KeyState>,
     baselines: HashMap<String, Baseline>,
@@ -179,7 +182,8 @@ impl Anomalies {
                 .collect()
         };
         Anomalies {
-            settings,
+            settings: Arc::new(settings),
+            next_sweep: i64::MIN,
             sensitive,
             keys: HashMap::new(),
             baselines: HashMap::new(),
@@ -188,7 +192,7 @@ impl Anomalies {
 
     /// The settings.
     pub fn settings(&self) -> &BreakerSettings {
-        &self.settings
+        self.settings.as_ref()
     }
 
     /// How many scope keys have windows now.
@@ -222,6 +226,7 @@ impl Anomalies {
         let found = self.each(&s.call_rate.scopes, d.who, now, |k, key| {
             let n = k.rate.add(now, w, 1);
             (n > s.call_rate.max_calls).then(|| {
+                let key = describe(key);
                 format!(
                     "{key} made {} calls in {}; the limit is {}",
                     thousands(n),
@@ -239,6 +244,7 @@ impl Anomalies {
             let no = k.denied.add(now, w, u64::from(denied));
             let over = calls >= r.min_calls.max(1) && (no as f64) > r.max_ratio * calls as f64;
             (denied && over).then(|| {
+                let key = describe(key);
                 format!(
                     "{key} had {} of its last {} calls denied in {} ({}); the limit is {} once {} calls are made",
                     thousands(no),
@@ -258,6 +264,7 @@ impl Anomalies {
             let found = self.each(&s.sensitive_resources.scopes, d.who, now, |k, key| {
                 let n = k.sensitive.add(now, w, resource, max);
                 (n > max).then(|| {
+                    let key = describe(key);
                     format!(
                         "{key} touched {} distinct sensitive resources in {}; the limit is {}",
                         thousands(n),
@@ -275,6 +282,7 @@ impl Anomalies {
             let found = self.each(&s.exposure.scopes, d.who, now, |k, key| {
                 let n = k.exposure.add(now, w, 1);
                 (n > max).then(|| {
+                    let key = describe(key);
                     format!(
                         "{key} made {} calls in {} that were held or denied because they would expose data; the limit is {}",
                         thousands(n),
@@ -292,6 +300,7 @@ impl Anomalies {
             let found = self.each(&s.new_tools.scopes, d.who, now, |k, key| {
                 let n = k.new_tools.add(now, w, d.tool, max);
                 (n > max).then(|| {
+                    let key = describe(key);
                     format!(
                         "{key} used {} tools in {} that agent `{}` did not use in its first {} calls (the latest: `{}`); the limit is {}",
                         thousands(n),
@@ -315,7 +324,8 @@ impl Anomalies {
         }
         let now = r.now_ms;
         self.evict(now);
-        let s = self.settings.returned.clone();
+        let all = Arc::clone(&self.settings);
+        let s = &all.returned;
         let w = ms(s.window_secs);
         let mut trips = Vec::new();
         let mut recs = Vec::new();
@@ -329,7 +339,7 @@ impl Anomalies {
                 continue;
             }
             let key = r.who.key(scope);
-            let k = self.entry(&key, now);
+            let k = self.entry(key.clone(), now);
             let n = k.records.add(now, w, r.records);
             let b = k.bytes.add(now, w, r.bytes);
             if s.max_records > 0 && n > s.max_records {
@@ -394,8 +404,8 @@ impl Anomalies {
                 continue;
             }
             let key = who.key(scope);
-            let k = self.entry(&key, now);
-            if let Some(reason) = check(k, &describe(&key)) {
+            let k = self.entry(key.clone(), now);
+            if let Some(reason) = check(k, &key) {
                 first.get_or_insert((key, reason));
             }
         }
@@ -405,15 +415,20 @@ impl Anomalies {
     /// Learn `tool` for `agent`; whether it is new to the agent (after learning).
     fn learn(&mut self, agent: &str, tool: &str, now: i64) -> bool {
         let learn = self.settings.new_tools.learn_calls;
-        let max = self.settings.max_keys;
-        if !self.baselines.contains_key(agent) && self.baselines.len() >= max {
-            evict_idlest(&mut self.baselines, |b| b.last_ms);
+        if !self.baselines.contains_key(agent) {
+            if self.baselines.len() >= self.settings.max_keys {
+                evict_idlest(&mut self.baselines, |b| b.last_ms);
+            }
+            self.baselines
+                .insert(agent.to_string(), Baseline::default());
         }
-        let b = self.baselines.entry(agent.to_string()).or_default();
+        let Some(b) = self.baselines.get_mut(agent) else {
+            return false;
+        };
         b.last_ms = now;
         if b.calls < learn {
             b.calls += 1;
-            if b.tools.len() < MAX_BASELINE_TOOLS {
+            if b.tools.len() < MAX_BASELINE_TOOLS && !b.tools.contains(tool) {
                 b.tools.insert(tool.to_string());
             }
             return false;
@@ -421,22 +436,26 @@ impl Anomalies {
         !b.tools.contains(tool)
     }
 
-    fn entry(&mut self, key: &str, now: i64) -> &mut KeyState {
-        if !self.keys.contains_key(key) && self.keys.len() >= self.settings.max_keys {
+    fn entry(&mut self, key: String, now: i64) -> &mut KeyState {
+        if !self.keys.contains_key(&key) && self.keys.len() >= self.settings.max_keys {
             evict_idlest(&mut self.keys, |k| k.last_ms);
         }
-        let k = self.keys.entry(key.to_string()).or_default();
+        let k = self.keys.entry(key).or_default();
         k.last_ms = k.last_ms.max(now);
         k
     }
 
-    /// Forget the keys idle for longer than `idle_secs`.
+    /// Forget the scope keys idle for longer than `idle_secs` (agents' baselines stay: only
+    /// `max_keys` bounds them), looked for at most ten times per
+    /// `idle_secs` so that an event does not walk every key.
     fn evict(&mut self, now: i64) {
-        let idle = ms(self.settings.idle_secs);
-        let horizon = now.saturating_sub(idle);
-        if self.keys.values().any(|k| k.last_ms < horizon) {
-            self.keys.retain(|_, k| k.last_ms >= horizon);
+        if now < self.next_sweep {
+            return;
         }
+        let idle = ms(self.settings.idle_secs);
+        self.next_sweep = now.saturating_add((idle / 10).max(1));
+        let horizon = now.saturating_sub(idle);
+        self.keys.retain(|_, k| k.last_ms >= horizon);
     }
 }
 
@@ -479,7 +498,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -499,11 +518,11 @@ fn percent(x: f64) -> String {
 
 /// A window in words: `10 minutes`, `1 hour`, `90 seconds`.
 pub fn span(secs: u64) -> String {
-    let (n, unit) = if secs % 86_400 == 0 {
+    let (n, unit) = if secs.is_multiple_of(86_400) {
         (secs / 86_400, "day")
-    } else if secs % 3_600 == 0 {
+    } else if secs.is_multiple_of(3_600) {
         (secs / 3_600, "hour")
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         (secs / 60, "minute")
     } else {
         (secs, "second")

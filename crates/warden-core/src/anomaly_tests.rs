@@ -346,8 +346,10 @@ fn keys_are_bounded_and_idle_ones_forgotten() {
 
 #[test]
 fn settings_problems_are_reported() {
-    let mut s = BreakerSettings::default();
-    s.resetters = vec!["security".into(), "nobody".into()];
+    let mut s = BreakerSettings {
+        resetters: vec!["security".into(), "nobody".into()],
+        ..BreakerSettings::default()
+    };
     s.denied_ratio.max_ratio = 1.5;
     s.call_rate.window_secs = 0;
     let p = s.problems(&|g| g == "security");

@@ -61,21 +61,32 @@ impl Detectors {
     }
 
     /// Run `f` on the detectors, after forgetting the keys whose breakers were reset; keep only
-    /// the trips of breakers not already tripped.
-    fn run(&self, now: &Breakers, f: impl FnOnce(&mut Anomalies) -> Vec<Trip>) -> Vec<Trip> {
+    /// the trips of breakers not already tripped. `now` (the breakers in force) is read only
+    /// when there is something to compare with it.
+    fn run(
+        &self,
+        now: impl Fn() -> Breakers,
+        f: impl FnOnce(&mut Anomalies) -> Vec<Trip>,
+    ) -> Vec<Trip> {
         let mut inner = self.lock();
-        let reset: Vec<String> = inner
-            .tripped
-            .iter()
-            .filter(|k| !holds(now, k))
-            .cloned()
-            .collect();
-        for k in reset {
-            inner.anomalies.reset(&k);
-            inner.tripped.remove(&k);
+        if !inner.tripped.is_empty() {
+            let b = now();
+            let reset: Vec<String> = inner
+                .tripped
+                .iter()
+                .filter(|k| !holds(&b, k))
+                .cloned()
+                .collect();
+            for k in reset {
+                inner.anomalies.reset(&k);
+                inner.tripped.remove(&k);
+            }
         }
         let mut trips = f(&mut inner.anomalies);
-        trips.retain(|t| !holds(now, &t.scope_key));
+        if !trips.is_empty() {
+            let b = now();
+            trips.retain(|t| !holds(&b, &t.scope_key));
+        }
         for t in &trips {
             inner.tripped.insert(t.scope_key.clone());
         }
@@ -155,7 +166,7 @@ impl Enforcer {
             exposed: decision.exposure.as_ref().map_or(0, |e| e.count),
             now_ms: decision.at_ms,
         };
-        let trips = self.detectors.run(&self.breakers(), |a| a.decided(&seen));
+        let trips = self.detectors.run(|| self.breakers(), |a| a.decided(&seen));
         self.trip(actor, trips, decision.at_ms).await;
     }
 
@@ -180,7 +191,9 @@ impl Enforcer {
             records_budget,
             now_ms,
         };
-        let trips = self.detectors.run(&self.breakers(), |a| a.returned(&seen));
+        let trips = self
+            .detectors
+            .run(|| self.breakers(), |a| a.returned(&seen));
         self.trip(actor, trips, now_ms).await;
     }
 
