@@ -16,7 +16,10 @@
 //!
 //! One [`AcmeServer`] exposes every tool as `server.tool` (e.g. `forum.read_thread`);
 //! [`AcmeServer::only`] exposes one server's tools under their bare names (e.g. `read_thread`),
-//! which is how Warden runs Acme as several upstream servers.
+//! which is how Warden runs Acme as several upstream servers. [`AcmeServer::with_employees`]
+//! (`--employees N` on the command line) serves an HR directory of N people, the seeded ones
+//! then generated ones, which `search_employees` pages through (`limit`, and `cursor` from a
+//! page's `next_cursor`, or `offset`).
 //!
 //! Transports: [`serve_stdio`] / [`serve_stdio_for`] (one session over stdin/stdout),
 //! [`serve_http`] / [`serve_http_for`] / [`serve_http_with_shutdown`] (streamable HTTP at
@@ -27,6 +30,7 @@
 pub mod cli;
 mod delay;
 mod filter;
+mod hr;
 mod rng;
 mod seed;
 mod server;

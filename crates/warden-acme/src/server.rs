@@ -55,6 +55,16 @@ impl AcmeServer {
         }
     }
 
+    /// [`AcmeServer::new`], with an HR directory of `employees` people: the seeded ones, then
+    /// generated ones (the same on every run), for paging through a large directory.
+    pub fn with_employees(employees: usize) -> Self {
+        let server = Self::new();
+        if let Ok(mut state) = server.state.lock() {
+            state.employees = crate::seed::hr::with_generated(employees);
+        }
+        server
+    }
+
     /// A server with freshly seeded data that exposes only the tools of `server` (one of
     /// [`SERVERS`]: `forum`, `logs`, `hr`, `files`, `acl`, `web`, `mail`) under their bare names.
     ///

@@ -209,7 +209,7 @@ pub(crate) static SPECS: &[ToolSpec] = &[
         server: "hr",
         tool: "search_employees",
         title: "Search the employee directory",
-        description: "Search hr.employees by name, team or title (case-insensitive substring; \"*\" for everyone), optionally narrowed by an SQL `filter` over the fields (e.g. team = 'Payments' AND title LIKE '%Engineer%'), and return only the requested fields: name, title, team, email, phone, salary, ssn, home_address. `limit` defaults to 50.",
+        description: "Search hr.employees by name, team or title (case-insensitive substring; \"*\" for everyone), optionally narrowed by an SQL `filter` over the fields (e.g. team = 'Payments' AND title LIKE '%Engineer%'), and return only the requested fields: name, title, team, email, phone, salary, ssn, home_address. `limit` defaults to 50; a page that is not the last gives a `next_cursor` to pass as `cursor` (or skip records with `offset`).",
         effect: Effect::Read,
         open_world: false,
         schema: || {
@@ -219,6 +219,8 @@ pub(crate) static SPECS: &[ToolSpec] = &[
                     "query": string("Substring of name, team or title; \"*\" for everyone"),
                     "filter": string("SQL condition over the fields, as after WHERE"),
                     "limit": { "type": "integer", "minimum": 1, "default": DEFAULT_EMPLOYEE_LIMIT, "description": "Most records to return" },
+                    "cursor": string("Where to go on: the `next_cursor` of the previous page"),
+                    "offset": { "type": "integer", "minimum": 0, "description": "Matching records to skip (instead of `cursor`)" },
                     "fields": {
                         "description": "Fields to return: a list, or one comma-separated string",
                         "anyOf": [
@@ -329,7 +331,7 @@ impl Output {
         }
     }
 
-    fn with(text: String, structured: Value) -> Self {
+    pub(crate) fn with(text: String, structured: Value) -> Self {
         Output {
             text,
             structured: Some(structured),
@@ -351,7 +353,7 @@ pub(crate) fn run(
         ("forum", "create_post") => create_post(state, args),
         ("forum", "send_dm") => send_dm(state, args),
         ("logs", "query_logs") => query_logs(state, args),
-        ("hr", "search_employees") => search_employees(state, args),
+        ("hr", "search_employees") => crate::hr::search_employees(state, args),
         ("files", "read_file") => read_file(state, args),
         ("files", "write_file") => write_file(state, args),
         ("acl", "get_acl") => get_acl(state, args),
@@ -364,7 +366,7 @@ pub(crate) fn run(
 
 // ----- arguments -----
 
-fn required(args: &JsonObject, key: &str) -> Result<String, String> {
+pub(crate) fn required(args: &JsonObject, key: &str) -> Result<String, String> {
     match args.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Null) | None => Err(format!("missing required argument `{key}`")),
@@ -397,7 +399,7 @@ fn optional(args: &JsonObject, key: &str) -> Result<Option<String>, String> {
 }
 
 /// A list given as a JSON array of strings or as one comma-separated string.
-fn list(args: &JsonObject, key: &str) -> Result<Vec<String>, String> {
+pub(crate) fn list(args: &JsonObject, key: &str) -> Result<Vec<String>, String> {
     let items: Vec<String> = match args.get(key) {
         Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_string()).collect(),
         Some(Value::Array(values)) => {
@@ -727,105 +729,6 @@ fn query_logs(state: &mut State, args: &JsonObject) -> Result<Output, String> {
 }
 
 // ----- hr -----
-
-fn search_employees(state: &mut State, args: &JsonObject) -> Result<Output, String> {
-    let query = match args.get("query") {
-        None | Some(Value::Null) => String::new(),
-        Some(_) => required(args, "query")?,
-    };
-    let mut fields: Vec<&'static str> = Vec::new();
-    for field in list(args, "fields")? {
-        let field = field.to_ascii_lowercase();
-        let known = EMPLOYEE_FIELDS
-            .iter()
-            .find(|f| **f == field)
-            .ok_or_else(|| {
-                format!(
-                    "unknown field `{field}` (fields: {})",
-                    EMPLOYEE_FIELDS.join(", ")
-                )
-            })?;
-        if !fields.contains(known) {
-            fields.push(known);
-        }
-    }
-    let filter = match args.get("filter") {
-        None | Some(Value::Null) => None,
-        Some(_) => Some(crate::filter::Filter::parse(&required(args, "filter")?)?),
-    };
-    let limit = match args.get("limit") {
-        None | Some(Value::Null) => DEFAULT_EMPLOYEE_LIMIT,
-        Some(v) => match v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        {
-            Some(n) if n >= 1 => n,
-            _ => return Err("`limit` must be a positive integer".into()),
-        },
-    };
-    let needle = query.trim().to_ascii_lowercase();
-    let all = needle.is_empty() || needle == "*";
-    let mut rows = Vec::new();
-    let mut lines = Vec::new();
-    for e in &state.employees {
-        let hit = all
-            || [&e.name, &e.team, &e.title]
-                .iter()
-                .any(|v| v.to_ascii_lowercase().contains(&needle));
-        if !hit {
-            continue;
-        }
-        if let Some(f) = &filter {
-            if !f.matches(e)? {
-                continue;
-            }
-        }
-        if rows.len() as u64 >= limit {
-            break;
-        }
-        let mut row = serde_json::Map::new();
-        let mut parts = Vec::new();
-        for field in &fields {
-            let value: Value = match *field {
-                "name" => e.name.clone().into(),
-                "title" => e.title.clone().into(),
-                "team" => e.team.clone().into(),
-                "email" => e.email.clone().into(),
-                "phone" => e.phone.clone().into(),
-                "salary" => e.salary.into(),
-                "ssn" => e.ssn.clone().into(),
-                _ => e.home_address.clone().into(),
-            };
-            let shown = match &value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            parts.push(format!("{field}: {shown}"));
-            row.insert((*field).to_string(), value);
-        }
-        lines.push(parts.join(" | "));
-        rows.push(Value::Object(row));
-    }
-    let mut text = format!(
-        "{} employee{} match \"{query}\" (fields: {}):\n",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" },
-        fields.join(", ")
-    );
-    for line in lines {
-        text.push_str(&line);
-        text.push('\n');
-    }
-    Ok(Output::with(
-        text,
-        json!({
-            "query": query,
-            "fields": fields,
-            "count": rows.len(),
-            "employees": rows,
-        }),
-    ))
-}
 
 // ----- files -----
 

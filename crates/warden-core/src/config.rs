@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+use crate::anomaly::BreakerSettings;
 use crate::catalog::Catalog;
 use crate::detect::{AdviceRule, Detectors, ScanLimits};
 use crate::directory::{Directory, DirectorySource, GeneratedMembers, PUBLIC};
@@ -78,7 +79,7 @@ struct RawConfig {
     #[serde(default)]
     audit: Option<toml::Value>,
     #[serde(default)]
-    breakers: Option<toml::Value>,
+    breakers: BreakerSettings,
     #[serde(default)]
     demo: Option<toml::Value>,
     #[serde(default)]
@@ -266,8 +267,8 @@ pub struct Config {
     pub store: Option<String>,
     /// The `[audit]` table (signing key and checkpoints), read by the binary.
     pub audit: Option<toml::Value>,
-    /// The `[breakers]` table.
-    pub breakers: Option<toml::Value>,
+    /// `[breakers]`: the anomaly detectors' thresholds and who may reset a breaker.
+    pub breakers: BreakerSettings,
     /// The `[demo]` table.
     pub demo: Option<toml::Value>,
     /// How people authenticate: `[identity.oidc]`, `[identity.proxy]`, `[users.NAME]`.
@@ -483,6 +484,9 @@ impl Config {
             &agents.keys().cloned().collect(),
             &mut issues,
         );
+        for p in raw.breakers.problems(&|g| directory.has_group(g)) {
+            issues.push(file, locate_toml(text, &["breakers"], None), p);
+        }
         let grants = GrantSettings {
             signing_key: raw.missions.signing_key.clone(),
             revokers: raw.missions.revokers.clone(),

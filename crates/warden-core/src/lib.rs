@@ -9,6 +9,7 @@
 //! [`engine::Engine::commit`] → forward the [`engine::Allowed`] call → [`engine::Engine::absorb`]
 //! the output. `warden-enforce` runs these steps, with the log durable before anything leaves.
 
+pub mod anomaly;
 pub mod approve;
 pub mod args;
 pub mod budget;

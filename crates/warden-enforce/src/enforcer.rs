@@ -71,6 +71,8 @@ pub struct Enforcer {
     engine: Arc<Engine>,
     store: Arc<dyn Store>,
     policy_version: String,
+    /// The anomaly detectors that trip breakers (see `breakers`).
+    pub(crate) detectors: crate::breakers::Detectors,
     /// Breakers and revocations in force, kept current from the store (see `watch`).
     pub(crate) breakers: RwLock<Breakers>,
     /// Set by the operator or tests, on top of what the store says.
@@ -137,10 +139,12 @@ impl Enforcer {
         let policy_version = engine.config().policies.version();
         let webhook = crate::approvals::webhook::Webhook::from_config(engine.config())
             .map_err(|e| EnforceError::Config(e.to_string()))?;
+        let detectors = crate::breakers::Detectors::new(&engine);
         let enforcer = Arc::new(Enforcer {
             engine,
             store,
             policy_version,
+            detectors,
             breakers: RwLock::new(Breakers::default()),
             local_breakers: RwLock::new(Breakers::default()),
             clock,
@@ -384,6 +388,9 @@ impl Enforcer {
                 .commit(&self.engine, self.store.as_ref(), mission_id, &decision)
                 .await?;
         }
+        let labels = allowed.as_ref().map(|a| a.receipt().resource_labels());
+        self.watch_decision(actor, &decision, labels, how.commit)
+            .await;
         let permitted = allowed.map(|a| Permitted::new(a, seq));
         Ok(Verdict {
             decision,
@@ -419,6 +426,7 @@ impl Enforcer {
         if local.state.id != actor.session {
             local.state.id = actor.session.to_string();
         }
+        let (before, now) = (local.usage.records, self.clock.now());
         local
             .absorb(
                 &self.engine,
@@ -426,9 +434,14 @@ impl Enforcer {
                 actor.cell.id(),
                 receipt,
                 text,
-                self.clock.now(),
+                now,
             )
-            .await
+            .await?;
+        let records = local.usage.records.saturating_sub(before);
+        drop(local);
+        self.watch_output(actor, records, text.len() as u64, now)
+            .await;
+        Ok(())
     }
 
     /// Write what the mission's state has that the store does not (after decisions that were

@@ -30,12 +30,17 @@
 //!   current by the store's change feed (LISTEN/NOTIFY on PostgreSQL). Each enforcer is a
 //!   replica with a heartbeat in the store; a kill ([`kill`]) stops its scope on every live
 //!   replica, cancels what is in flight there, and returns once each has confirmed.
+//! - **Anomalies trip breakers.** Every decision and every absorbed output feeds the anomaly
+//!   detectors ([`warden_core::anomaly`]); a trip holds at once in this process, in the store
+//!   for every replica, and in the audit chain, until a member of `[breakers] resetters` resets
+//!   it through [`BreakerControl`] ([`breakers`]).
 //! - **Fail closed.** When the store cannot be read or written, the call is refused with
 //!   [`EnforceError`], whose text says why; nothing is forwarded. Nothing needs a restart when
 //!   the store comes back.
 
 pub mod approvals;
 mod audit;
+pub mod breakers;
 mod enforcer;
 mod error;
 mod forward;
@@ -51,6 +56,7 @@ pub mod token;
 mod watch;
 
 pub use audit::{decision_body, DECISION_ENTRY, UNEXPOSED_ENTRY};
+pub use breakers::{BreakerControl, BreakerError, BreakerState};
 pub use enforcer::{Actor, Clock, Enforcer, How, Verdict};
 pub use error::EnforceError;
 pub use forward::{Forward, Forwarded};

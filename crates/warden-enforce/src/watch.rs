@@ -5,7 +5,7 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::broadcast;
 use warden_core::Breakers;
-use warden_store::Change;
+use warden_store::{Backend, Change};
 
 use crate::{EnforceError, Enforcer};
 
@@ -66,10 +66,25 @@ fn tripped(state: &serde_json::Value) -> bool {
         .unwrap_or(false)
 }
 
+/// How often the stops are read again from an SQLite store, which other processes may write.
+const SQLITE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Follow the store's changes until the enforcer is gone.
 pub(crate) async fn follow(enforcer: Weak<Enforcer>, mut changes: broadcast::Receiver<Change>) {
+    // Another process writing the same SQLite file (`warden breaker reset`, `warden mission
+    // revoke`) is not in this process's change feed: read the stops again now and then.
+    let poll = match enforcer.upgrade().map(|e| e.store().backend()) {
+        Some(Backend::Sqlite) => Some(SQLITE_POLL),
+        _ => None,
+    };
     loop {
-        let change = changes.recv().await;
+        let change = match poll {
+            None => changes.recv().await,
+            Some(every) => match tokio::time::timeout(every, changes.recv()).await {
+                Ok(change) => change,
+                Err(_) => Ok(Change::Resync),
+            },
+        };
         let Some(e) = enforcer.upgrade() else { return };
         match change {
             Ok(Change::Revoked(id)) if Breakers::is_scope(&id) => {

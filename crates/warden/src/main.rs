@@ -5,6 +5,7 @@ mod acme_cmd;
 mod approvals_cmd;
 mod audit_cmd;
 mod audit_text;
+mod breaker_cmd;
 mod catalog_cmd;
 mod demo;
 mod fs;
@@ -70,6 +71,11 @@ enum Command {
     },
     /// Stop a session, mission, agent, principal or everything on every replica, now.
     Kill(kill_cmd::KillArgs),
+    /// List the circuit breakers and reset a tripped one (with your credential).
+    Breaker {
+        #[command(subcommand)]
+        command: breaker_cmd::BreakerCommand,
+    },
     /// Bring the store's schema up to date and print its version.
     Migrate(store_cmd::MigrateArgs),
     /// Write a new Ed25519 key pair for signing audit checkpoints.
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
         Command::Mission { command } => mission_cmd::run(command),
         Command::Approvals { command } => approvals_cmd::run(command),
         Command::Kill(a) => kill_cmd::run(a),
+        Command::Breaker { command } => breaker_cmd::run(command),
         Command::Migrate(a) => store_cmd::migrate(a),
         Command::Keygen(a) => store_cmd::keygen(a),
         Command::Demo(a) => demo::run(a),

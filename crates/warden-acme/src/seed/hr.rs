@@ -98,3 +98,99 @@ pub(crate) fn seed() -> Vec<Employee> {
         })
         .collect()
 }
+
+/// Given names of the generated employees.
+const GIVEN: &[&str] = &[
+    "Ada", "Ben", "Cleo", "Dmitri", "Elena", "Femi", "Greta", "Hamid", "Ines", "Jakob", "Keiko",
+    "Lars", "Mina", "Nils", "Olga", "Pedro", "Qing", "Rosa", "Sanjay", "Tess", "Umar", "Vera",
+    "Wen", "Ximena", "Yara", "Zeke",
+];
+/// Family names of the generated employees.
+const FAMILY: &[&str] = &[
+    "Abbott",
+    "Baptiste",
+    "Castillo",
+    "Dubois",
+    "Eriksen",
+    "Fujita",
+    "Garcia",
+    "Horvat",
+    "Ivanova",
+    "Jensen",
+    "Kim",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Osei",
+    "Petrov",
+    "Quinn",
+    "Reyes",
+    "Schmidt",
+    "Tran",
+    "Ueda",
+    "Vargas",
+    "Weber",
+    "Xu",
+    "Yilmaz",
+    "Zhang",
+];
+/// (title, team, base salary) of the generated employees.
+const ROLES: &[(&str, &str, u64)] = &[
+    ("Software Engineer", "Payments", 145_000),
+    ("Senior Software Engineer", "Platform", 178_000),
+    ("Site Reliability Engineer", "Platform", 168_000),
+    ("Data Engineer", "Data", 155_000),
+    ("Product Manager", "Billing", 160_000),
+    ("Support Engineer", "Support", 96_000),
+    ("Account Executive", "Sales", 120_000),
+    ("Financial Analyst", "Finance", 110_000),
+    ("Product Designer", "Design", 135_000),
+    ("Security Analyst", "Security", 136_000),
+    ("Mobile Engineer", "Mobile", 152_000),
+    ("Technical Writer", "Docs", 105_000),
+];
+
+/// The seeded directory, then generated employees up to `total` in all (a directory large
+/// enough to page through; the same on every run). Fewer than the seeded people: the seeded
+/// directory as it is.
+pub(crate) fn with_generated(total: usize) -> Vec<Employee> {
+    let mut out = seed();
+    let mut rng = Rng::new(0xACE0_5000);
+    let mut i = 0usize;
+    while out.len() < total {
+        i += 1;
+        let given = rng.pick(GIVEN).copied().unwrap_or("Ada");
+        let family = rng.pick(FAMILY).copied().unwrap_or("Abbott");
+        let (title, team, base) =
+            rng.pick(ROLES)
+                .copied()
+                .unwrap_or(("Software Engineer", "Payments", 145_000));
+        let user = format!(
+            "{}.{}{i}",
+            given.to_ascii_lowercase(),
+            family.to_ascii_lowercase()
+        );
+        let street = rng.pick(STREETS).copied().unwrap_or("Alder Street");
+        let (city, zip) = rng
+            .pick(CITIES)
+            .copied()
+            .unwrap_or(("Oakland, CA", "94612"));
+        out.push(Employee {
+            name: format!("{given} {family}"),
+            title: title.to_string(),
+            team: team.to_string(),
+            email: format!("{user}@acme.example"),
+            phone: format!("+1-415-555-01{:02}", i % 100),
+            salary: base + rng.range(0, 40) * 250,
+            ssn: format!(
+                "{:03}-{:02}-{:04}",
+                rng.range(101, 665),
+                rng.range(1, 99),
+                rng.range(1, 9999)
+            ),
+            home_address: format!("{} {street}, {city} {zip}", rng.range(100, 4999)),
+            user,
+        });
+    }
+    out
+}

@@ -17,9 +17,12 @@
 //!   flight returns once both confirmed, the call comes back as the kill's error, and nothing
 //!   is allowed after; a live replica that does not confirm is named (exit 1); refusals are
 //!   audited.
+//! - breakers: paging through a 5,000-employee HR directory trips the records breaker before
+//!   1,000 records; it holds in a new session and across a restart until a resetter resets it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod audit;
+mod breakers;
 #[path = "../../../warden-store/tests/store/cluster.rs"]
 mod cluster;
 mod durable;
