@@ -40,9 +40,21 @@ pub struct How {
     /// The request whose approver chose this call in place of the one held (see
     /// [`Verdict::narrowed`]).
     pub narrowed_from: Option<String>,
+    /// Make an approval request when the call is held (false for offline evaluation: trace
+    /// replay and policy tests, where nobody answers).
+    pub request: bool,
 }
 
 impl How {
+    /// A call decided offline (trace replay, policy tests): counted like the agent's, but a
+    /// held call makes no approval request.
+    pub fn offline() -> How {
+        How {
+            request: false,
+            ..How::call()
+        }
+    }
+
     /// A call the agent made, on a tool it was offered.
     pub fn call() -> How {
         How {
@@ -50,6 +62,7 @@ impl How {
             commit: true,
             approval: None,
             narrowed_from: None,
+            request: true,
         }
     }
 }
@@ -252,7 +265,7 @@ impl Enforcer {
             .engine
             .decide(call, actor.mission, &local.state, &usage, &b, now);
         let mut narrowed = None;
-        if let (Some(call), true, None) = (held, how.commit, &how.unexposed) {
+        if let (Some(call), true, true, None) = (held, how.commit, how.request, &how.unexposed) {
             let lifted = match &how.narrowed_from {
                 Some(id) => {
                     self.narrowed_step(actor, &mut decision, &call, id, now)

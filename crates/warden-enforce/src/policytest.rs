@@ -64,7 +64,7 @@ async fn run_case(engine: &Arc<Engine>, c: &Case, now_ms: i64) -> Result<Decisio
         clock.store(now, Ordering::Relaxed);
         let name = call.name();
         let verdict = enforcer
-            .decide(&actor, call.clone(), How::call())
+            .decide(&actor, call.clone(), How::offline())
             .await
             .map_err(|e| e.to_string())?;
         match (verdict.permitted, output) {
@@ -86,7 +86,7 @@ async fn run_case(engine: &Arc<Engine>, c: &Case, now_ms: i64) -> Result<Decisio
     }
     clock.store(now + 1000, Ordering::Relaxed);
     let verdict = enforcer
-        .decide(&actor, c.call.clone(), How::call())
+        .decide(&actor, c.call.clone(), How::offline())
         .await
         .map_err(|e| e.to_string())?;
     Ok(verdict.decision)

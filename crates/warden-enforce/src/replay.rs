@@ -157,7 +157,7 @@ impl Replayer {
                     };
                     let verdict = self
                         .enforcer
-                        .decide(&actor, call, How::call())
+                        .decide(&actor, call, How::offline())
                         .await
                         .map_err(|e| err(e.to_string()))?;
                     if let Some(p) = verdict.permitted {
