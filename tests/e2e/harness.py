@@ -273,8 +273,10 @@ class Session:
         return f"\n--- stderr of {self.label} (last {n} chars) ---\n{t[-n:]}" if t else ""
 
 
-def _client(transport: Any, mode: str | None) -> Client:
-    return Client(transport, cache=None, read_timeout_seconds=OP_TIMEOUT, mode=mode or MODE)
+def _client(transport: Any, mode: str | None, **callbacks: Any) -> Client:
+    return Client(
+        transport, cache=None, read_timeout_seconds=OP_TIMEOUT, mode=mode or MODE, **callbacks
+    )
 
 
 @asynccontextmanager
@@ -314,8 +316,10 @@ async def http_session(
     mode: str | None = None,
     label: str | None = None,
     log: Path | None = None,
+    **callbacks: Any,
 ) -> AsyncIterator[Session]:
-    """Talk to a streamable HTTP MCP endpoint with the given headers."""
+    """Talk to a streamable HTTP MCP endpoint with the given headers (`callbacks`: the
+    client's `elicitation_callback`, … )."""
     label = label or url
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
@@ -323,7 +327,7 @@ async def http_session(
         )
         try:
             client = await stack.enter_async_context(
-                _client(streamable_http_client(url, http_client=http), mode)
+                _client(streamable_http_client(url, http_client=http), mode, **callbacks)
             )
         except Exception as e:
             raise ConnectError(label, e, log) from e

@@ -13,15 +13,15 @@ import time
 from pathlib import Path
 
 import anyio
+import mcp_types as types
 import pytest
 
 import harness as h
 from conftest import warden_only
-from test_mission_tokens import LOGS, READ, grant, session
+from test_mission_tokens import ALICE, LOGS, READ, grant, session
 
 pytestmark = pytest.mark.anyio
 
-ALICE = "alice-e2e-" + secrets.token_hex(8)
 DAVE = "dave-e2e-" + secrets.token_hex(8)
 BOB = "bob-e2e-" + secrets.token_hex(8)
 
@@ -161,3 +161,36 @@ async def test_the_held_sev1_post_is_denied_approved_or_narrowed_by_people(appro
     assert json.loads(shown.stdout)["state"] == "used", shown.stdout
     shown = approvals(config, store, DAVE, "show", r1["id"], "--format", "json")
     assert json.loads(shown.stdout)["state"] == "denied", shown.stdout
+
+
+async def test_act_as_consent_is_asked_of_a_client_its_principal_operates(tmp_path, gateway):
+    """With `[approvals] elicit_consent = ["forum-helper"]`, a post under alice's name (held only
+    for her consent) is put to the agent's own client as an elicitation; her yes lets it go."""
+    warden_only()
+    config = h.render_acme_config(tmp_path / "acme")
+    config.write_text(config.read_text().replace(
+        'expires = "1h"', 'expires = "1h"\nwait = "20s"\nelicit_consent = ["forum-helper"]', 1
+    ))
+    asked: list[str] = []
+
+    async def elicitation(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"consent": True})
+
+    tokens = h.agent_tokens(config)
+    with h.warden_serve(config, tmp_path, tokens, insecure_identity=False,
+                        extra_env={"WARDEN_USER_ALICE": ALICE}) as srv:
+        granted = grant(srv)
+        headers = {
+            "Authorization": f"Bearer {srv.tokens[h.token_env_of(config, 'forum-helper')]}",
+            "X-Warden-Mission-Token": granted["token"],
+        }
+        async with h.http_session(srv.url, headers, label="alice's own client", log=srv.log,
+                                  elicitation_callback=elicitation) as s:
+            post = await s.call("forum.post_reply", {
+                "channel": "eng-help", "thread_id": "T-1042", "as_user": "alice",
+                "body": "Try resetting your password from the login page.",
+            })
+    assert len(asked) == 1, asked
+    assert "under your name" in asked[0] and "forum.post_reply" in asked[0], asked
+    assert post.kind == "allow" and not post.is_error, post.short()

@@ -126,7 +126,51 @@ impl Approvals {
         note: &str,
         now_ms: i64,
     ) -> Result<Answered, ApprovalError> {
-        self.answer(who, id, note, None, now_ms).await
+        self.answer(who, id, note, None, false, now_ms).await
+    }
+
+    /// The principal's act-as consent to request `id`, given through the agent's own MCP client
+    /// (an elicitation the client answered). Only the consent holds are approved, and only when
+    /// the configuration says this agent's client is operated by its principal.
+    pub async fn consent_through_client(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Answered, ApprovalError> {
+        let s = self
+            .store
+            .approval(id)
+            .await?
+            .and_then(Stored::of)
+            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+        if !self
+            .engine
+            .config()
+            .approvals
+            .elicit_consent
+            .contains(&s.request.agent)
+        {
+            return Err(ApprovalError::Forbidden(format!(
+                "the client of agent `{}` is not one its principal operates (`[approvals] elicit_consent`)",
+                s.request.agent
+            )));
+        }
+        let who = Principal {
+            user: s.request.principal.clone(),
+            method: crate::identity::AuthMethod::Client,
+            subject: None,
+            issuer: None,
+            expires_at: None,
+        };
+        self.answer(
+            &who,
+            id,
+            "consent given through the agent's MCP client",
+            None,
+            true,
+            now_ms,
+        )
+        .await
     }
 
     /// Approve a narrower call instead of request `id`'s: `who` must be allowed to approve
@@ -148,7 +192,7 @@ impl Approvals {
                 "the catalog does not describe `{name}`"
             )));
         }
-        self.answer(who, id, note, Some(call), now_ms).await
+        self.answer(who, id, note, Some(call), false, now_ms).await
     }
 
     /// Deny request `id`: anyone who may approve one of its holds, or its principal, may.
@@ -264,6 +308,7 @@ impl Approvals {
         id: &str,
         note: &str,
         narrowed: Option<Call>,
+        consent_only: bool,
         now_ms: i64,
     ) -> Result<Answered, ApprovalError> {
         let verdict = if narrowed.is_some() {
@@ -290,6 +335,9 @@ impl Approvals {
             let mut refusals = Vec::new();
             let mut already = Vec::new();
             for hold in &mut next.request.holds {
+                if consent_only && hold.facts.kind != CONSENT {
+                    continue;
+                }
                 let may =
                     cfg.approvals
                         .policies

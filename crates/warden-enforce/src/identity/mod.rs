@@ -43,6 +43,9 @@ pub enum AuthMethod {
     Local,
     /// A header set by the trusted authenticating proxy (`[identity.proxy]`).
     Proxy,
+    /// The agent's own MCP client, answering an elicitation: only for act-as consent, and only
+    /// for agents whose client is operated by their principal (`[approvals] elicit_consent`).
+    Client,
 }
 
 impl AuthMethod {
@@ -52,6 +55,7 @@ impl AuthMethod {
             AuthMethod::Jwt => "jwt",
             AuthMethod::Local => "local",
             AuthMethod::Proxy => "proxy",
+            AuthMethod::Client => "mcp-elicitation",
         }
     }
 }

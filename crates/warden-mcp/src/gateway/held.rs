@@ -14,8 +14,10 @@ use rmcp::model::{
     CallToolResult, ContentBlock, ProgressNotification, ProgressNotificationParam,
     ServerNotification,
 };
+use rmcp::model::{ClientResult, ElicitationAction, ServerRequest};
+use warden_core::approve::CONSENT;
 use warden_core::{Decision, Outcome};
-use warden_enforce::approvals::{Resolution, Stored};
+use warden_enforce::approvals::{Approvals, Resolution, Stored};
 use warden_enforce::kill::Tracked;
 use warden_enforce::{How, Permitted, Verdict};
 
@@ -66,6 +68,7 @@ impl Gateway {
                 return Ok((verdict.decision, None, None));
             }
             let wait = Duration::from_secs(u64::try_from(wait).unwrap_or(0));
+            self.elicit_consent(session, caller, &id, wait).await;
             // A kill that covers the session ends the wait at once.
             let guard = self
                 .enforcer
@@ -120,6 +123,98 @@ impl Gateway {
             }
         }
         Ok((verdict.decision, verdict.permitted, None))
+    }
+
+    /// Ask the agent's own client for the principal's act-as consent to request `id`
+    /// (an MCP elicitation), when the configuration says the agent's client is operated by its
+    /// principal and the client accepts elicitations. Anything but an explicit yes leaves the
+    /// request as it was.
+    async fn elicit_consent(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        caller: &Caller,
+        id: &str,
+        wait: Duration,
+    ) {
+        let actor = session.actor();
+        let cfg = self.engine().config();
+        if !cfg.approvals.elicit_consent.contains(&actor.mission.agent) {
+            return;
+        }
+        let Some(peer) = caller.peer.clone().or_else(|| session.peer().cloned()) else {
+            return;
+        };
+        let accepts = peer
+            .peer_info()
+            .is_some_and(|i| i.capabilities.elicitation.is_some());
+        let Some(s) = self
+            .enforcer
+            .store()
+            .approval(id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(Stored::of)
+        else {
+            return;
+        };
+        let consent: Vec<&str> = s
+            .request
+            .holds
+            .iter()
+            .filter(|h| h.facts.kind == CONSENT && !h.met())
+            .map(|h| h.text.as_str())
+            .collect();
+        if !accepts || consent.is_empty() {
+            return;
+        }
+        let message = format!(
+            "Warden: {} wants to run `{}` under your name, {} ({}). Do you consent? (request {id})",
+            s.request.agent,
+            s.request.call.name(),
+            s.request.principal,
+            consent.join("; ")
+        );
+        let Ok(request) = serde_json::from_value::<ServerRequest>(serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "elicitation/create",
+            "params": {
+                "mode": "form",
+                "message": message,
+                "requestedSchema": {
+                    "type": "object",
+                    "properties": {
+                        "consent": {
+                            "type": "boolean",
+                            "title": "I consent",
+                            "description": format!("let {} act under my name for this call", s.request.agent),
+                        }
+                    },
+                    "required": ["consent"],
+                },
+            },
+        })) else {
+            tracing::warn!("approvals: cannot build the consent elicitation for {id}");
+            return;
+        };
+        let answer = tokio::time::timeout(wait, peer.send_request(request)).await;
+        let yes = matches!(&answer, Ok(Ok(ClientResult::ElicitResult(r)))
+            if r.action == ElicitationAction::Accept
+                && r.content.as_ref().and_then(|c| c.get("consent")).and_then(serde_json::Value::as_bool) == Some(true));
+        if !yes {
+            return;
+        }
+        let approvals = Approvals::new(
+            self.enforcer.engine_arc().clone(),
+            self.enforcer.store().clone(),
+        );
+        if let Err(e) = approvals
+            .consent_through_client(id, warden_enforce::now_ms())
+            .await
+        {
+            tracing::warn!("approvals: consent through the client for {id} not recorded: {e}");
+        }
     }
 
     /// The call request `id` holds.

@@ -183,6 +183,11 @@ impl Session {
         }
     }
 
+    /// The agent's MCP peer, once one was seen.
+    pub fn peer(&self) -> Option<&Peer<RoleServer>> {
+        self.peer.get()
+    }
+
     /// The agent's open `subscriptions/listen` streams.
     pub(crate) fn sinks(&self) -> Vec<rmcp::service::SubscriptionSink> {
         lock(&self.sinks).iter().map(|(_, s)| s.clone()).collect()
