@@ -7,6 +7,7 @@ public post does not. bob, and alice for the exposure, are refused."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import time
@@ -38,18 +39,20 @@ def approvals_serve(tmp_path, gateway):
     config.write_text(text)
     store = f"sqlite://{tmp_path / 'approvals.db'}"
     tokens = h.agent_tokens(config)
-    env = {"WARDEN_USER_ALICE": ALICE, "WARDEN_USER_DAVE": DAVE, "WARDEN_USER_BOB": BOB}
     with h.warden_serve(
-        config, tmp_path, tokens, insecure_identity=False, store=store, extra_env=env
+        config, tmp_path, tokens, insecure_identity=False, store=store, extra_env=PEOPLE
     ) as srv:
         yield config, srv, store
+
+
+PEOPLE = {"WARDEN_USER_ALICE": ALICE, "WARDEN_USER_DAVE": DAVE, "WARDEN_USER_BOB": BOB}
 
 
 def approvals(config: Path, store: str, token: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(h.WARDEN), "approvals", *args, "--config", str(config), "--store", store,
          "--token", token],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, env={**os.environ, **PEOPLE},
     )
 
 
@@ -163,9 +166,11 @@ async def test_the_held_sev1_post_is_denied_approved_or_narrowed_by_people(appro
     assert json.loads(shown.stdout)["state"] == "denied", shown.stdout
 
 
-async def test_act_as_consent_is_asked_of_a_client_its_principal_operates(tmp_path, gateway):
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_act_as_consent_is_asked_of_a_client_its_principal_operates(tmp_path, gateway, mode):
     """With `[approvals] elicit_consent = ["forum-helper"]`, a post under alice's name (held only
-    for her consent) is put to the agent's own client as an elicitation; her yes lets it go."""
+    for her consent) is put to the agent's own client as an elicitation (an `input_required`
+    round on 2026-07-28, a request of the server on 2025-11-25); her yes lets it go."""
     warden_only()
     config = h.render_acme_config(tmp_path / "acme")
     config.write_text(config.read_text().replace(
@@ -185,8 +190,8 @@ async def test_act_as_consent_is_asked_of_a_client_its_principal_operates(tmp_pa
             "Authorization": f"Bearer {srv.tokens[h.token_env_of(config, 'forum-helper')]}",
             "X-Warden-Mission-Token": granted["token"],
         }
-        async with h.http_session(srv.url, headers, label="alice's own client", log=srv.log,
-                                  elicitation_callback=elicitation) as s:
+        async with h.http_session(srv.url, headers, mode=mode, label="alice's own client",
+                                  log=srv.log, elicitation_callback=elicitation) as s:
             post = await s.call("forum.post_reply", {
                 "channel": "eng-help", "thread_id": "T-1042", "as_user": "alice",
                 "body": "Try resetting your password from the login page.",

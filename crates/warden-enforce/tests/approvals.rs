@@ -451,3 +451,28 @@ async fn a_denial_closes_the_request_and_only_people_who_may_approve_deny() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_same_arguments_in_another_order_are_the_same_call() {
+    let s = Sev1::start().await;
+    let id = s.post(BODY, How::call()).await.decision.approval.unwrap();
+    s.people
+        .approve(&person("alice"), &id, "", NOW)
+        .await
+        .unwrap();
+    s.people
+        .approve(&person("dave"), &id, "", NOW)
+        .await
+        .unwrap();
+    let reordered =
+        json!({"body": BODY, "as_user": "alice", "thread_id": "T-1042", "channel": "eng-help"});
+    let v = s
+        .decide("forum", "post_reply", reordered, How::call())
+        .await;
+    assert_eq!(
+        v.decision.decision,
+        Outcome::Allow,
+        "{:?}",
+        v.decision.reasons
+    );
+}

@@ -168,6 +168,9 @@ enum Route {
     /// HTTP only, with `--reference`: Warden (log on the first placement) with a pooled client.
     WardenPooled(Place),
     Warden(Place),
+    /// HTTP only, with `--held N`: Warden while N other calls of other sessions wait for an
+    /// approval (each held call is waiting on the store's change feed the whole window).
+    WardenHeld(Place, usize),
     /// HTTP only, with `--reference`: a bare TCP relay in front of the same upstream (no HTTP,
     /// no policy, no log), on Warden's CPUs: what one more hop costs on this machine; with
     /// rmcp's default client (`false`) or a pooled one (`true`).
@@ -184,6 +187,12 @@ impl Route {
                 "reference: in-process Acme with TCP_NODELAY, pooled HTTP client".into()
             }
             Route::Warden(p) => format!("Warden, log on {}", p.name()),
+            Route::WardenHeld(p, n) => {
+                format!(
+                    "Warden, log on {}, {n} calls held for approval meanwhile",
+                    p.name()
+                )
+            }
             Route::Relay(false) => "reference: bare TCP relay, no policy".into(),
             Route::Relay(true) => "reference: bare TCP relay, no policy, pooled HTTP client".into(),
             Route::WardenPooled(p) => {
@@ -205,6 +214,8 @@ struct Opts {
     reference: bool,
     /// `warden serve --workers`; `None` leaves Warden's default (one per core).
     workers: Option<usize>,
+    /// `--held N`: an HTTP row per placement with N calls held for approval meanwhile.
+    held: usize,
     /// `--warden-cpus LIST`: Warden runs on these CPUs (`taskset -c LIST`) and this process,
     /// its clients and the upstream on the others, as on a machine of Warden's own.
     warden_cpus: Option<String>,
@@ -226,6 +237,7 @@ fn parse_opts() -> Option<Opts> {
         reference: false,
         workers: None,
         warden_cpus: None,
+        held: 0,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -238,6 +250,7 @@ fn parse_opts() -> Option<Opts> {
             "--reference" => o.reference = true,
             "--workers" => o.workers = Some(val().parse().expect("--workers N")),
             "--warden-cpus" => o.warden_cpus = Some(val()),
+            "--held" => o.held = val().parse().expect("--held N"),
             "--clients" => {
                 o.clients = val()
                     .split(',')
@@ -460,6 +473,40 @@ async fn connect_http(url: &str, warden: bool, pooled: bool) -> Client {
         .await
         .expect("HTTP session: timed out")
         .unwrap_or_else(|e| panic!("HTTP session with {url}: {e}"))
+}
+
+/// Calls held for approval, each in a session of its own, waiting while the window runs.
+struct Held {
+    clients: Vec<Client>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Open `k` sessions on Warden at `url` and make in each a call that is held for approval (a
+/// reply under the principal's name: act-as consent), each with other words, so each waits on a
+/// request of its own; returns once every request is made (2 s after the last call).
+async fn hold_calls(url: &str, k: usize) -> Held {
+    let mut clients = Vec::with_capacity(k);
+    let mut tasks = Vec::with_capacity(k);
+    for i in 0..k {
+        let c = connect_http(url, true, false).await;
+        let peer = c.peer().clone();
+        let Value::Object(args) = json!({
+            "channel": CHANNEL,
+            "thread_id": "T-1042",
+            "as_user": PRINCIPAL,
+            "body": format!("Held reply number {i}: try resetting your password."),
+        }) else {
+            unreachable!()
+        };
+        tasks.push(tokio::spawn(async move {
+            let _ = peer
+                .call_tool(CallToolRequestParams::new("forum.post_reply").with_arguments(args))
+                .await;
+        }));
+        clients.push(c);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Held { clients, tasks }
 }
 
 /// A stdio client with its child process (pid) and the child's stderr tail.
@@ -1051,6 +1098,9 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
     for &n in &o.clients {
         let mut routes = vec![Route::Direct];
         routes.extend(o.places.iter().map(|p| Route::Warden(*p)));
+        if o.held > 0 {
+            routes.extend(o.places.iter().map(|p| Route::WardenHeld(*p, o.held)));
+        }
         if o.reference {
             routes.extend([
                 Route::DirectPooled,
@@ -1089,7 +1139,7 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                         logs: vec![],
                     },
                 ),
-                Route::Warden(place) | Route::WardenPooled(place) => {
+                Route::Warden(place) | Route::WardenPooled(place) | Route::WardenHeld(place, _) => {
                     let (_, s, log) = wardens.iter().find(|(p, _, _)| *p == place).unwrap();
                     (
                         s.url.clone(),
@@ -1107,7 +1157,10 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                 clients.push(
                     connect_http(
                         &url,
-                        matches!(route, Route::Warden(_) | Route::WardenPooled(_)),
+                        matches!(
+                            route,
+                            Route::Warden(_) | Route::WardenPooled(_) | Route::WardenHeld(..)
+                        ),
                         matches!(
                             route,
                             Route::DirectPooled
@@ -1128,6 +1181,10 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                 | Route::Relay(_) => o.secs.min(10.0),
                 _ => o.secs,
             };
+            let held = match route {
+                Route::WardenHeld(_, k) => Some(hold_calls(&url, k).await),
+                _ => None,
+            };
             let m = drive(
                 peers,
                 tool,
@@ -1139,6 +1196,22 @@ async fn run_http(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
             )
             .await;
             close_all(clients).await;
+            if let Some(held) = held {
+                let waiting = held.tasks.iter().filter(|t| !t.is_finished()).count();
+                eprintln!(
+                    "    {waiting} of {} held calls were still waiting for approval at the end of the window",
+                    held.tasks.len()
+                );
+                assert_eq!(
+                    waiting,
+                    held.tasks.len(),
+                    "a held call ended during the window"
+                );
+                for t in &held.tasks {
+                    t.abort();
+                }
+                close_all(held.clients).await;
+            }
             let cell = Cell {
                 net: Net::Http,
                 clients: n,
@@ -1195,6 +1268,7 @@ async fn run_stdio(env: &Env, o: &Opts, cells: &mut Vec<Cell>) {
                 Route::DirectPooled
                 | Route::NoDelay(_)
                 | Route::WardenPooled(_)
+                | Route::WardenHeld(..)
                 | Route::Relay(_) => {
                     unreachable!("HTTP only")
                 }
@@ -1545,7 +1619,7 @@ fn report(cells: &[Cell], o: &Opts) -> String {
             .find(|d| d.net == c.net && d.clients == c.clients && d.route == Route::Direct)
             .map(|d| &d.m);
         let (added50, added99) = match (c.route, direct) {
-            (Route::Warden(_) | Route::Relay(false), Some(d)) => {
+            (Route::Warden(_) | Route::WardenHeld(..) | Route::Relay(false), Some(d)) => {
                 (f(m.pct(50.0) - d.pct(50.0)), f(m.pct(99.0) - d.pct(99.0)))
             }
             _ => ("".into(), "".into()),

@@ -272,7 +272,16 @@ pub async fn fast_call(State(fast): State<Arc<FastPath>>, req: Request, next: Ne
         .has_session(&sid.clone().into())
         .await
         .unwrap_or(false);
-    if !open {
+    // A session whose agent's client may be asked for its principal's consent goes to rmcp,
+    // which can put an elicitation to the client while the call is held.
+    let elicits = fast
+        .gateway
+        .engine()
+        .config()
+        .approvals
+        .elicit_consent
+        .contains(&session.actor().mission.agent);
+    if !open || elicits {
         return next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;

@@ -49,7 +49,7 @@ impl Call {
     pub(super) fn canonical(&self) -> (usize, String) {
         #[derive(Serialize)]
         struct Canon<'a> {
-            args: &'a Value,
+            args: Sorted<'a>,
             server: &'a str,
             tool: &'a str,
         }
@@ -59,13 +59,45 @@ impl Call {
             len: 0,
         };
         let canon = Canon {
-            args: &self.args,
+            args: Sorted(&self.args),
             server: &self.server,
             tool: &self.tool,
         };
         match serde_json::to_writer(&mut w, &canon) {
             Ok(()) => (w.len, hex::encode(w.hash.finalize())),
             Err(_) => (0, hex::encode(Sha256::digest(b""))),
+        }
+    }
+}
+
+/// A JSON value serialized with every object's keys in byte order, whatever order they came
+/// in (`serde_json` here keeps insertion order): the same arguments always make the same
+/// canonical call.
+struct Sorted<'a>(&'a Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                let mut map = s.serialize_map(Some(keys.len()))?;
+                for k in keys {
+                    if let Some(v) = m.get(k) {
+                        map.serialize_entry(k, &Sorted(v))?;
+                    }
+                }
+                map.end()
+            }
+            Value::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(&Sorted(v))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
         }
     }
 }
@@ -353,5 +385,30 @@ mod tests {
                 format!("d-{}", &full[..20])
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod canonical_call_tests {
+    use super::Call;
+
+    #[test]
+    fn the_order_of_argument_keys_does_not_change_the_digest() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"y": [{"q": 1, "p": 2}], "x": "s"}}"#)
+                .unwrap_or_default();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a": {"x": "s", "y": [{"p": 2, "q": 1}]}, "b": 1}"#)
+                .unwrap_or_default();
+        assert_eq!(
+            Call::new("s", "t", a.clone()).digest(),
+            Call::new("s", "t", b).digest()
+        );
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"b": 2, "a": {"x": "s"}}"#).unwrap_or_default();
+        assert_ne!(
+            Call::new("s", "t", a).digest(),
+            Call::new("s", "t", c).digest()
+        );
     }
 }

@@ -141,12 +141,13 @@ impl Gateway {
         if !cfg.approvals.elicit_consent.contains(&actor.mission.agent) {
             return;
         }
-        let Some(peer) = caller.peer.clone().or_else(|| session.peer().cloned()) else {
-            return;
-        };
-        let accepts = peer
-            .peer_info()
-            .is_some_and(|i| i.capabilities.elicitation.is_some());
+        let peer = caller.peer.clone().or_else(|| session.peer().cloned());
+        let caps = caller.offers.clone().or_else(|| {
+            peer.as_ref()
+                .and_then(|p| p.peer_info())
+                .map(|i| i.capabilities.clone())
+        });
+        let accepts = caps.is_some_and(|c| c.elicitation.is_some());
         let Some(s) = self
             .enforcer
             .store()
@@ -198,8 +199,20 @@ impl Gateway {
             tracing::warn!("approvals: cannot build the consent elicitation for {id}");
             return;
         };
-        let answer = tokio::time::timeout(wait, peer.send_request(request)).await;
-        let yes = matches!(&answer, Ok(Ok(ClientResult::ElicitResult(r)))
+        // A 2026-07-28 client is asked through `input_required`; an earlier one directly.
+        let ask = async {
+            if let Some(inputs) = &caller.inputs {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if inputs.send((request, tx)).await.is_err() {
+                    return None;
+                }
+                rx.await.ok().and_then(Result::ok)
+            } else {
+                peer?.send_request(request).await.ok()
+            }
+        };
+        let answer = tokio::time::timeout(wait, ask).await;
+        let yes = matches!(&answer, Ok(Some(ClientResult::ElicitResult(r)))
             if r.action == ElicitationAction::Accept
                 && r.content.as_ref().and_then(|c| c.get("consent")).and_then(serde_json::Value::as_bool) == Some(true));
         if !yes {
