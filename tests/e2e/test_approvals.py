@@ -19,7 +19,7 @@ import pytest
 
 import harness as h
 from conftest import warden_only
-from test_mission_tokens import ALICE, LOGS, READ, grant, session
+from test_mission_tokens import ALICE, LOGS, READ, grant, post_json, session
 
 pytestmark = pytest.mark.anyio
 
@@ -124,13 +124,19 @@ async def test_the_held_sev1_post_is_denied_approved_or_narrowed_by_people(appro
         assert "it quotes auth logs to 3,000 people" in denied.text, denied.text
         assert r1["id"] in denied.text
 
-        # 2. Approved: alice consents, alice may not approve the exposure, dave does.
+        # 2. Approved: alice consents (over HTTP), alice may not approve the exposure, dave
+        # does (on the CLI).
+        api = srv.url.removesuffix("/mcp") + "/v1/approvals"
+
         async def approve():
             r = await wait_for_request(config, store, seen)
             seen.add(r["id"])
-            out = approvals(config, store, ALICE, "approve", r["id"])
-            assert out.returncode == 0, out.stderr
-            assert "still waiting for: ask-exposure" in out.stdout, out.stdout
+            status, bob_sees = await anyio.to_thread.run_sync(
+                lambda: post_json(f"{api}/{r['id']}/approve", BOB, {}))
+            assert status == 403, (status, bob_sees)
+            status, answer = await anyio.to_thread.run_sync(
+                lambda: post_json(f"{api}/{r['id']}/approve", ALICE, {"reason": "yes, as me"}))
+            assert status == 200 and answer["state"] == "pending", (status, answer)
             again = approvals(config, store, ALICE, "approve", r["id"])
             assert again.returncode != 0 and "no-self-approval" in again.stderr, again.stderr
             out = approvals(config, store, DAVE, "approve", r["id"], "--reason", "ok, bob asked")

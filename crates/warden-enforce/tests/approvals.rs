@@ -63,7 +63,11 @@ struct Sev1 {
 impl Sev1 {
     /// alice's forum-helper, which has read bob's thread and the auth logs.
     async fn start() -> Sev1 {
-        let engine = acme();
+        Sev1::start_with(acme()).await
+    }
+
+    /// The same on another engine.
+    async fn start_with(engine: Arc<warden_core::Engine>) -> Sev1 {
         let store = warden_store::open("memory:").await.unwrap();
         let clock = Arc::new(AtomicI64::new(NOW));
         let e = Enforcer::start_with(engine.clone(), store.clone(), Clock::Manual(clock.clone()))
@@ -474,5 +478,160 @@ async fn the_same_arguments_in_another_order_are_the_same_call() {
         Outcome::Allow,
         "{:?}",
         v.decision.reasons
+    );
+}
+
+/// A webhook receiver: answers 500 to the first post, then 200; keeps every post.
+async fn receiver() -> (
+    String,
+    Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+) {
+    use axum::http::StatusCode;
+    let got: Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>> = Arc::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let mut all = seen.lock().unwrap();
+                all.push((headers, body));
+                if all.len() == 1 {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+#[tokio::test]
+async fn approvers_are_told_by_a_signed_webhook_that_retries() {
+    const SECRET: &str = "a-webhook-secret-of-some-length";
+    std::env::set_var("WARDEN_TEST_WEBHOOK_SECRET", SECRET);
+    for format in ["json", "slack"] {
+        let (url, got) = receiver().await;
+        let engine = support::acme_with(&format!(
+            "\n[approvals.webhook]\nurl = \"{url}\"\nsecret_env = \"WARDEN_TEST_WEBHOOK_SECRET\"\nformat = \"{format}\"\n"
+        ));
+        let s = Sev1::start_with(engine).await;
+        let id = s.post(BODY, How::call()).await.decision.approval.unwrap();
+        // The first post fails (500) and is retried after 500 ms.
+        for _ in 0..100 {
+            if got.lock().unwrap().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let posts = got.lock().unwrap().clone();
+        assert_eq!(posts.len(), 2, "{format}: one failure, one retry");
+        assert_eq!(posts[0].1, posts[1].1, "the retry posts the same body");
+        let (headers, body) = &posts[1];
+        let ts: i64 = headers["x-warden-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let sig = headers["x-warden-signature"].to_str().unwrap();
+        assert_eq!(
+            sig,
+            warden_enforce::approvals::webhook::signature(SECRET.as_bytes(), ts, body)
+        );
+        assert_ne!(
+            sig,
+            warden_enforce::approvals::webhook::signature(b"another secret entirely", ts, body)
+        );
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["event"], "approval.requested");
+        assert_eq!(v["request"], id.as_str());
+        assert_eq!(v["principal"], "alice");
+        assert!(v["exposure"]["count"].as_u64().unwrap() > 2_000);
+        if format == "slack" {
+            let text = v["text"].as_str().unwrap();
+            assert!(
+                text.contains(&id) && text.contains("forum.post_reply"),
+                "{text}"
+            );
+        } else {
+            assert!(v.get("text").is_none());
+        }
+    }
+}
+
+#[tokio::test]
+async fn policy_can_ask_for_two_approvers_of_a_group() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two approvers for an exposure; frank joins security (and its clearances) beside dave.
+    let engine = support::acme_edited(dir.path(), |name, text| match name {
+        "policies/default.cedar" => text.replace(
+            "@hold(\"exposure\")",
+            "@hold(\"exposure\")\n@approvers(\"2\")",
+        ),
+        "directory.json" => {
+            let mut d: Value = serde_json::from_str(&text).unwrap();
+            for e in d.as_array_mut().unwrap() {
+                if e["uid"]["id"] == "frank" {
+                    e["parents"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"type": "Group", "id": "security"}));
+                    e["attrs"]["clearances"] =
+                        json!(["internal", "security-sensitive", "user-data"]);
+                }
+            }
+            d.to_string()
+        }
+        _ => text,
+    });
+    let s = Sev1::start_with(engine).await;
+    let id = s.post(BODY, How::call()).await.decision.approval.unwrap();
+    let exposure = |st: &Stored| {
+        st.request
+            .holds
+            .iter()
+            .find(|h| h.facts.kind == "exposure")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(exposure(&s.request(&id).await).needs, 2);
+    s.people
+        .approve(&person("alice"), &id, "", NOW)
+        .await
+        .unwrap();
+    let one = s
+        .people
+        .approve(&person("dave"), &id, "", NOW)
+        .await
+        .unwrap();
+    assert_eq!(one.request.state, "pending");
+    assert_eq!(
+        one.waiting,
+        vec!["ask-exposure (1 of 2 approvals)".to_string()]
+    );
+    // The same person twice is still one approver.
+    assert!(s
+        .people
+        .approve(&person("dave"), &id, "", NOW)
+        .await
+        .is_err());
+    assert_eq!(
+        s.post(BODY, How::call()).await.decision.decision,
+        Outcome::Ask
+    );
+    let two = s
+        .people
+        .approve(&person("frank"), &id, "", NOW)
+        .await
+        .unwrap();
+    assert_eq!(two.request.state, APPROVED);
+    assert_eq!(exposure(&two.request).approved_by, vec!["dave", "frank"]);
+    assert_eq!(
+        s.post(BODY, How::call()).await.decision.decision,
+        Outcome::Allow
     );
 }

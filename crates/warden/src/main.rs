@@ -3,6 +3,7 @@
 
 mod acme_cmd;
 mod approvals_cmd;
+mod approvals_http;
 mod audit_cmd;
 mod audit_text;
 mod breaker_cmd;

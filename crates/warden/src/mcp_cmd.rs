@@ -277,20 +277,32 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on `{addr}`"))?;
         let local = listener.local_addr()?;
         eprintln!(
-            "warden: serving http://{local}{} for {} agent(s) (missions: {}; health: {} and {}); decisions audited in `{}`",
+            "warden: serving http://{local}{} for {} agent(s) (missions: {}; approvals: {}; health: {} and {}); decisions audited in `{}`",
             warden_mcp::http::MCP_PATH,
             tokens.len(),
             crate::missions_http::MISSIONS,
+            crate::approvals_http::APPROVALS,
             crate::health::HEALTHZ,
             crate::health::READYZ,
             started.store
         );
+        let engine = gw.enforcer().engine_arc().clone();
+        let approvals = crate::approvals_http::routes(Arc::new(crate::approvals_http::ApprovalsApi {
+            approvals: warden_enforce::approvals::Approvals::new(
+                engine.clone(),
+                gw.enforcer().store().clone(),
+            ),
+            people: people.clone(),
+            engine: engine.clone(),
+        }));
         let missions = crate::missions_http::routes(Arc::new(crate::missions_http::MissionsApi {
             authority: started.authority.clone(),
             people,
-            engine: gw.enforcer().engine_arc().clone(),
+            engine,
         }));
-        let health = crate::health::routes(gw.clone()).merge(missions);
+        let health = crate::health::routes(gw.clone())
+            .merge(missions)
+            .merge(approvals);
         let result =
             warden_mcp::http::serve_with(gw.clone(), tokens, listener, health, shutdown_signal())
                 .await;

@@ -60,7 +60,7 @@ pub fn routes(api: Arc<MissionsApi>) -> Router {
         .with_state(api)
 }
 
-fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
+pub(crate) fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
     (status, Json(json!({ "error": msg.to_string() }))).into_response()
 }
 
@@ -73,13 +73,15 @@ fn refused(e: GrantError) -> Response {
     error(status, e)
 }
 
-/// The person calling, or the response that says why there is none.
-async fn person(
-    api: &MissionsApi,
+/// The person calling, or the response that says why there is none: the trusted proxy's user
+/// on a connection from it, else the bearer credential checked by `people`.
+pub(crate) async fn person(
+    engine: &Engine,
+    people: Option<&Authenticator>,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
 ) -> Result<Principal, Response> {
-    let cfg = api.engine.config();
+    let cfg = engine.config();
     if let (Some(proxy), Some(peer)) = (&cfg.identity.proxy, peer) {
         if proxy.trusts(peer.ip()) {
             if let Some(user) = headers.get(proxy.header.as_str()) {
@@ -106,7 +108,7 @@ async fn person(
                 "present your credential: `Authorization: Bearer <token>` (a user token or your identity provider's JWT)",
             )
         })?;
-    let people = api.people.as_ref().ok_or_else(|| {
+    let people = people.ok_or_else(|| {
         error(
             StatusCode::SERVICE_UNAVAILABLE,
             "people cannot authenticate on this server: see its start-up warnings",
@@ -137,7 +139,14 @@ async fn grant(
     headers: HeaderMap,
     body: Result<Json<GrantBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let who = match person(&api, &headers, peer.map(|c| c.0 .0)).await {
+    let who = match person(
+        &api.engine,
+        api.people.as_deref(),
+        &headers,
+        peer.map(|c| c.0 .0),
+    )
+    .await
+    {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -225,7 +234,14 @@ async fn revoke(
     headers: HeaderMap,
     body: Result<Json<RevokeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let who = match person(&api, &headers, peer.map(|c| c.0 .0)).await {
+    let who = match person(
+        &api.engine,
+        api.people.as_deref(),
+        &headers,
+        peer.map(|c| c.0 .0),
+    )
+    .await
+    {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -272,7 +288,14 @@ async fn list(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let who = match person(&api, &headers, peer.map(|c| c.0 .0)).await {
+    let who = match person(
+        &api.engine,
+        api.people.as_deref(),
+        &headers,
+        peer.map(|c| c.0 .0),
+    )
+    .await
+    {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -298,7 +321,14 @@ async fn show(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    let who = match person(&api, &headers, peer.map(|c| c.0 .0)).await {
+    let who = match person(
+        &api.engine,
+        api.people.as_deref(),
+        &headers,
+        peer.map(|c| c.0 .0),
+    )
+    .await
+    {
         Ok(p) => p,
         Err(r) => return r,
     };

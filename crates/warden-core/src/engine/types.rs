@@ -354,6 +354,23 @@ fn decision_id(session: &str, call: u64, digest: &str, now_ms: i64) -> String {
 mod tests {
     use super::*;
 
+    /// `v` with every object's keys inserted in byte order (what canonical JSON writes).
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+
     #[test]
     fn digest_is_the_hash_of_the_canonical_json() {
         for args in [
@@ -364,7 +381,7 @@ mod tests {
             let call = Call::new("srv", "t\"ool", args.clone());
             let text = format!(
                 "{{\"args\":{},\"server\":\"srv\",\"tool\":\"t\\\"ool\"}}",
-                serde_json::to_string(&args).unwrap_or_default()
+                serde_json::to_string(&sorted(&args)).unwrap_or_default()
             );
             assert_eq!(call.canonical().0, text.len());
             assert_eq!(call.digest(), hex::encode(Sha256::digest(text.as_bytes())));

@@ -44,3 +44,36 @@ pub fn acme() -> Arc<Engine> {
         })
         .clone()
 }
+
+/// The Acme configuration with `extra` appended to its `warden.toml`.
+pub fn acme_with(extra: &str) -> Arc<Engine> {
+    let dir = repo().join("examples/acme");
+    let text = std::fs::read_to_string(dir.join("warden.toml")).unwrap() + extra;
+    Arc::new(Engine::new(
+        Config::load("warden.toml", &text, &Files(dir)).unwrap(),
+    ))
+}
+
+/// A copy of the Acme configuration in `dir`, each file passed through `edit(path, text)`;
+/// returns its engine.
+pub fn acme_edited(dir: &Path, edit: impl Fn(&str, String) -> String) -> Arc<Engine> {
+    let from = repo().join("examples/acme");
+    for sub in ["", "policies", "approvers"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for e in std::fs::read_dir(from.join(sub)).unwrap().flatten() {
+            if e.path().is_file() {
+                let name = if sub.is_empty() {
+                    e.file_name().to_string_lossy().to_string()
+                } else {
+                    format!("{sub}/{}", e.file_name().to_string_lossy())
+                };
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                std::fs::write(dir.join(&name), edit(&name, text)).unwrap();
+            }
+        }
+    }
+    let text = std::fs::read_to_string(dir.join("warden.toml")).unwrap();
+    Arc::new(Engine::new(
+        Config::load("warden.toml", &text, &Files(dir.to_path_buf())).unwrap(),
+    ))
+}

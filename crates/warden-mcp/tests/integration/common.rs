@@ -426,6 +426,8 @@ pub fn engine_editing_catalog(edit: impl Fn(String) -> String) -> Arc<Engine> {
     copy(&acme_dir(), dir.path());
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     copy(&acme_dir().join("policies"), &dir.path().join("policies"));
+    std::fs::create_dir(dir.path().join("approvers")).unwrap();
+    copy(&acme_dir().join("approvers"), &dir.path().join("approvers"));
     let catalog = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
     std::fs::write(dir.path().join("catalog.toml"), edit(catalog)).unwrap();
     let text = std::fs::read_to_string(dir.path().join("warden.toml")).unwrap();
