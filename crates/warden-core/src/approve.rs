@@ -239,8 +239,8 @@ impl ApprovePolicies {
             Ok(e) => e,
             Err(e) => return refuse(format!("the hold cannot be evaluated: {e}")),
         };
-        let uid = |t: &str, id: &str| EntityUid::from_str(&format!("{t}::{}", json!(id)));
-        let (Ok(p), Ok(a), Ok(r)) = (
+        let uid = |t: &str, id: &str| EntityUid::from_str(&format!("{t}::{}", json!(id))).ok();
+        let (Some(p), Some(a), Some(r)) = (
             uid("User", approver),
             uid("Action", "approve"),
             uid("Hold", &hold.policy),

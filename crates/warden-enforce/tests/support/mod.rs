@@ -46,6 +46,7 @@ pub fn acme() -> Arc<Engine> {
 }
 
 /// The Acme configuration with `extra` appended to its `warden.toml`.
+#[allow(dead_code)]
 pub fn acme_with(extra: &str) -> Arc<Engine> {
     let dir = repo().join("examples/acme");
     let text = std::fs::read_to_string(dir.join("warden.toml")).unwrap() + extra;
@@ -56,6 +57,7 @@ pub fn acme_with(extra: &str) -> Arc<Engine> {
 
 /// A copy of the Acme configuration in `dir`, each file passed through `edit(path, text)`;
 /// returns its engine.
+#[allow(dead_code)]
 pub fn acme_edited(dir: &Path, edit: impl Fn(&str, String) -> String) -> Arc<Engine> {
     let from = repo().join("examples/acme");
     for sub in ["", "policies", "approvers"] {
