@@ -499,9 +499,10 @@ async fn hold_calls(url: &str, k: usize) -> Held {
             unreachable!()
         };
         tasks.push(tokio::spawn(async move {
-            let _ = peer
+            let r = peer
                 .call_tool(CallToolRequestParams::new("forum.post_reply").with_arguments(args))
                 .await;
+            eprintln!("    a held call ended: {:?}", r.map(|r| r.content));
         }));
         clients.push(c);
     }
