@@ -95,6 +95,8 @@ pub struct Enforcer {
     pub(crate) webhook: Option<crate::approvals::webhook::Webhook>,
     /// This process as a replica, and its requests in flight (see `kill`).
     pub(crate) local: crate::kill::Local,
+    /// Calls waiting for approval, woken by the feed follower (see `approvals::wait`).
+    pub(crate) waiters: crate::approvals::Waiters,
 }
 
 /// Where the enforcer reads the time.
@@ -163,6 +165,7 @@ impl Enforcer {
             clock,
             webhook,
             local: crate::kill::Local::new(),
+            waiters: crate::approvals::Waiters::default(),
         });
         let changes = enforcer.store.subscribe();
         crate::watch::reload(&enforcer).await?;

@@ -100,6 +100,7 @@ pub(crate) async fn follow(enforcer: Weak<Enforcer>, mut changes: broadcast::Rec
             }
             Ok(Change::Breaker(_)) => reload_until_done(&e).await,
             Ok(Change::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                e.waiters.wake_all();
                 reload_until_done(&e).await;
                 crate::kill::catch_up(&e).await;
             }
@@ -107,7 +108,8 @@ pub(crate) async fn follow(enforcer: Weak<Enforcer>, mut changes: broadcast::Rec
                 reload_until_done(&e).await;
                 crate::kill::apply(&e, &id).await;
             }
-            Ok(Change::Mission(_) | Change::Approval(_)) => {}
+            Ok(Change::Approval(id)) => e.waiters.wake(&id),
+            Ok(Change::Mission(_)) => {}
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }

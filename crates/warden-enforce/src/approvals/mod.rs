@@ -35,6 +35,7 @@ pub use held::NarrowedCall;
 pub(crate) use held::{approved_reasons, Step};
 pub use people::{Answered, ApprovalError, Approvals};
 pub use wait::Resolution;
+pub(crate) use wait::Waiters;
 
 /// Waiting for a person.
 pub const PENDING: &str = "pending";

@@ -1,12 +1,13 @@
 //! Waiting for a person: a held call waits on the store's change feed for its request to be
 //! answered, on every replica alike.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::Notify;
 use tokio::time::Instant;
-use warden_store::Change;
 
 use super::{Stored, APPROVED, CANCELLED, DENIED, PENDING, USED};
 use crate::{EnforceError, Enforcer};
@@ -28,6 +29,53 @@ pub enum Resolution {
     Abandoned,
 }
 
+/// The calls waiting on approval requests, by request id. The enforcer's one follower of the
+/// store's change feed wakes the waiters of a request when it changes (and every waiter after a
+/// resync): a waiting call does not wake for the changes of other requests or of missions.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters(Mutex<HashMap<String, Weak<Notify>>>);
+
+impl Waiters {
+    /// The notifier of request `id`, shared by every call waiting on it.
+    fn register(&self, id: &str) -> Arc<Notify> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, w| w.strong_count() > 0);
+        if let Some(n) = map.get(id).and_then(Weak::upgrade) {
+            return n;
+        }
+        let n = Arc::new(Notify::new());
+        map.insert(id.to_string(), Arc::downgrade(&n));
+        n
+    }
+
+    /// Wake the calls waiting on request `id`.
+    pub(crate) fn wake(&self, id: &str) {
+        let n = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .and_then(Weak::upgrade);
+        if let Some(n) = n {
+            n.notify_waiters();
+        }
+    }
+
+    /// Wake every waiting call (changes may have been missed).
+    pub(crate) fn wake_all(&self) {
+        let all: Vec<Arc<Notify>> = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for n in all {
+            n.notify_waiters();
+        }
+    }
+}
+
 /// How often a waiting call looks at its request even without news (a missed notification
 /// costs at most this).
 const POLL: Duration = Duration::from_secs(1);
@@ -46,11 +94,15 @@ impl Enforcer {
         mut tick: impl FnMut(Duration),
         abandoned: impl Future<Output = ()>,
     ) -> Result<Resolution, EnforceError> {
-        let mut changes = self.store().subscribe();
+        let notify = self.waiters.register(id);
         let start = Instant::now();
         let deadline = start + wait;
         tokio::pin!(abandoned);
         loop {
+            // Listen before looking, so that a change made in between is not missed.
+            let news = notify.notified();
+            tokio::pin!(news);
+            news.as_mut().enable();
             let now = self.clock.now();
             let Some(s) = self.store().approval(id).await?.and_then(Stored::of) else {
                 return Ok(Resolution::Closed(format!("no approval request `{id}`")));
@@ -79,23 +131,10 @@ impl Enforcer {
             }
             // Wait for news of this request, a poll, the deadline or the caller.
             let next_poll = (Instant::now() + POLL).min(deadline);
-            loop {
-                tokio::select! {
-                    change = changes.recv() => match change {
-                        Ok(Change::Approval(c)) if c == id => break,
-                        Ok(Change::Resync) | Err(RecvError::Lagged(_)) => break,
-                        Ok(_) => continue,
-                        Err(RecvError::Closed) => {
-                            tokio::time::sleep_until(next_poll).await;
-                            break;
-                        }
-                    },
-                    () = tokio::time::sleep_until(next_poll) => {
-                        tick(start.elapsed());
-                        break;
-                    }
-                    () = &mut abandoned => return Ok(Resolution::Abandoned),
-                }
+            tokio::select! {
+                () = &mut news => {}
+                () = tokio::time::sleep_until(next_poll) => tick(start.elapsed()),
+                () = &mut abandoned => return Ok(Resolution::Abandoned),
             }
             if Instant::now() >= deadline {
                 // One last look: an answer that came in just now still counts.
